@@ -1,0 +1,85 @@
+import { ConfigError } from "../config/load.ts";
+import { CairnError, describeError, toError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { UsageError } from "./args.ts";
+import { backupCommand } from "./backup.ts";
+import { configCheckCommand } from "./config_check.ts";
+import { daemonCommand } from "./daemon.ts";
+import { jobsCommand } from "./jobs.ts";
+import { listCommand } from "./list.ts";
+import { err, out } from "./output.ts";
+import { pruneCommand } from "./prune.ts";
+import { restoreCommand } from "./restore.ts";
+import { verifyCommand } from "./verify.ts";
+
+export const USAGE = `cairn ${VERSION}: backups for one host
+
+Usage:
+  cairn daemon            [--config FILE]
+  cairn backup  CLIENT    [--label L] [--json] [--config FILE]
+  cairn restore KEY       [--client C] [--target T] [--yes] [--json] [--config FILE]
+  cairn verify  KEY       [--json] [--config FILE]
+  cairn list              [--client C] [--json] [--config FILE]
+  cairn jobs              [--status S] [--client C] [--limit N] [--json] [--config FILE]
+  cairn prune             [--client C] [--dry-run] [--json] [--config FILE]
+  cairn config check      [--config FILE]
+  cairn version
+
+The config file is --config FILE, else $CAIRN_CONFIG, else ./cairn.yaml.`;
+
+/** Errors that mean "you asked wrongly" rather than "the job failed": exit 2. */
+const USAGE_CODES = new Set(["CONFIG_INVALID", "UNKNOWN_CLIENT", "INVALID_KEY", "VALIDATION_FAILED", "STORE_LOCKED"]);
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "daemon":
+        return await daemonCommand(rest);
+      case "backup":
+        return await backupCommand(rest);
+      case "restore":
+        return await restoreCommand(rest);
+      case "verify":
+        return await verifyCommand(rest);
+      case "list":
+        return await listCommand(rest);
+      case "jobs":
+        return await jobsCommand(rest);
+      case "prune":
+        return await pruneCommand(rest);
+      case "config":
+        if (rest[0] !== "check") throw new UsageError(`Unknown command: config ${rest[0] ?? ""}`.trim() + " (did you mean: cairn config check?)");
+        return await configCheckCommand(rest.slice(1));
+      case "version":
+      case "--version":
+        out(`cairn ${VERSION} (deno ${Deno.version.deno})`);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        out(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`Unknown command: ${command}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`cairn: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      for (const p of error.problems) err(`${p.path || "(config)"}: ${p.message}`);
+      return 2;
+    }
+    if (error instanceof CairnError) {
+      err(`cairn: ${error.message}`);
+      return USAGE_CODES.has(error.code) ? 2 : 1;
+    }
+    const e = toError(error);
+    err(`cairn: unexpected error: ${describeError(e)}`);
+    if (Deno.env.get("CAIRN_DEBUG")) err(e.stack ?? "");
+    return 1;
+  }
+}

@@ -1,0 +1,69 @@
+import { loadConfig } from "../config/load.ts";
+import { describeError } from "../errors.ts";
+import type { Job, NewJob } from "../jobs/types.ts";
+import { jobRecord } from "../jobs/types.ts";
+import { configureLog } from "../log.ts";
+import { runHere } from "../runtime/run_here.ts";
+import { openServices, type Services } from "../runtime/services.ts";
+import { err, out, ProgressLine } from "./output.ts";
+
+/**
+ * Log lines as a person reads them. Job transitions are left out: the command
+ * reports its own job (retries, result, failure) in plainer words.
+ */
+function humanLogSink(line: string): void {
+  try {
+    const { ts: _ts, level, msg, job_id, ...fields } = JSON.parse(line);
+    if (job_id !== undefined) return;
+    const extra = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");
+    err(`cairn: ${level}: ${msg}${extra ? ` (${extra})` : ""}`);
+  } catch {
+    err(line);
+  }
+}
+
+/**
+ * backup, restore, verify and prune share this: open the same store the daemon uses,
+ * run the job here, print the record (--json) or a summary. Exit 0 or 1.
+ */
+export async function runJobCommand(
+  flags: { config?: string; json?: boolean },
+  makeJob: (services: Services) => Promise<NewJob> | NewJob,
+  summarize: (job: Job) => string,
+): Promise<number> {
+  configureLog({ to: humanLogSink, level: Deno.env.get("CAIRN_LOG_LEVEL") as never ?? "warn" });
+  const config = await loadConfig(flags.config);
+  const services = await openServices(config);
+  const progress = new ProgressLine();
+  const interrupt = new AbortController();
+  const onSignal = () => {
+    err("\nInterrupted: cancelling the job…");
+    interrupt.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    const input = await makeJob(services);
+    const job = await runHere(services, input, {
+      signal: interrupt.signal,
+      onProgress: (j, p) => progress.update(j, p),
+      onRetry: (j) => {
+        progress.clear();
+        err(`Attempt ${j.attempts} of ${j.max_attempts} failed: ${j.error}; retrying in ${Math.max(0, Math.round((j.run_after - Date.now()) / 1000))}s`);
+      },
+    });
+    progress.clear();
+    if (flags.json) out(JSON.stringify(jobRecord(job)));
+    else if (job.status === "completed") out(summarize(job));
+    if (job.status !== "completed") {
+      err(`Job ${job.id} ${job.status}: ${describeError(job.error ?? "no error recorded")}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    progress.clear();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await services.store.close();
+  }
+}

@@ -1,0 +1,26 @@
+import { MASK, redactUrl } from "../redact.ts";
+import type { ClientConfig, Config } from "./schema.ts";
+
+/** A client as it may be shown anywhere: passwords and keys replaced by ***. */
+export function redactClient(client: ClientConfig): Record<string, unknown> {
+  switch (client.kind) {
+    case "postgres":
+    case "redis":
+      return { ...client, url: redactUrl(client.url) };
+    case "s3":
+      return { ...client, access_key_id: MASK, secret_access_key: MASK };
+    default:
+      return { ...client };
+  }
+}
+
+export function redactConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    server: { ...config.server, admin_key: config.server.admin_key ? MASK : undefined },
+    repository: config.repository.kind === "s3"
+      ? { ...config.repository, access_key_id: MASK, secret_access_key: MASK }
+      : config.repository,
+    clients: Object.fromEntries(Object.entries(config.clients).map(([n, c]) => [n, redactClient(c)])),
+  };
+}

@@ -1,0 +1,94 @@
+import { z } from "zod";
+import { CLIENT_NAME } from "../repository/keys.ts";
+
+const nonEmpty = z.string().min(1, "must not be empty");
+
+function urlWithScheme(schemes: string[]) {
+  return nonEmpty.refine((v) => {
+    try {
+      return schemes.includes(new URL(v).protocol.replace(/:$/, ""));
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${schemes.map((s) => s + "://").join(" or ")}`);
+}
+
+const HostPort = nonEmpty.regex(
+  /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/,
+  "must be host:port, for example 127.0.0.1:4052",
+).refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
+
+const PostgresClient = z.strictObject({ kind: z.literal("postgres"), url: urlWithScheme(["postgres", "postgresql"]) });
+const RedisClient = z.strictObject({ kind: z.literal("redis"), url: urlWithScheme(["redis", "rediss"]) });
+const S3Client = z.strictObject({
+  kind: z.literal("s3"),
+  endpoint: urlWithScheme(["http", "https"]),
+  region: nonEmpty.default("us-east-1"),
+  bucket: z.string().min(3, "bucket names have at least 3 characters"),
+  prefixes: z.array(z.string()).default([]),
+  access_key_id: nonEmpty,
+  secret_access_key: nonEmpty,
+  remove: z.boolean().default(false),
+  concurrency: z.number().int().min(1).max(256).default(8),
+  force_path_style: z.boolean().default(true),
+});
+const DirectoryClient = z.strictObject({ kind: z.literal("directory"), path: nonEmpty });
+const SqliteClient = z.strictObject({ kind: z.literal("sqlite"), path: nonEmpty });
+
+export const ClientSchema = z.discriminatedUnion("kind", [
+  PostgresClient,
+  RedisClient,
+  S3Client,
+  DirectoryClient,
+  SqliteClient,
+]);
+export type ClientConfig = z.infer<typeof ClientSchema>;
+export type ClientKind = ClientConfig["kind"];
+
+const FsRepository = z.strictObject({ kind: z.literal("fs"), path: nonEmpty.default("data/backups") });
+const S3Repository = z.strictObject({
+  kind: z.literal("s3"),
+  endpoint: urlWithScheme(["http", "https"]).optional(),
+  region: nonEmpty.default("us-east-1"),
+  bucket: z.string().min(3, "bucket names have at least 3 characters"),
+  prefix: z.string().default(""),
+  access_key_id: nonEmpty,
+  secret_access_key: nonEmpty,
+  force_path_style: z.boolean().default(true),
+});
+
+export const ConfigSchema = z.strictObject({
+  server: z.strictObject({
+    listen: HostPort.default("127.0.0.1:4052"),
+    admin_key: z.string().optional(),
+    max_body_bytes: z.number().int().positive().default(1048576),
+  }).prefault({}),
+  store: z.strictObject({
+    kind: z.enum(["sqlite", "jsonl"]).default("sqlite"),
+    path: nonEmpty.optional(),
+  }).prefault({}).transform((s) => ({
+    kind: s.kind,
+    path: s.path ?? (s.kind === "sqlite" ? "data/cairn.db" : "data/jobs.jsonl"),
+  })),
+  repository: z.discriminatedUnion("kind", [FsRepository, S3Repository]).prefault({ kind: "fs" }),
+  backup: z.strictObject({
+    worker_enabled: z.boolean().default(true),
+    worker_concurrency: z.number().int().min(1).max(64).default(2),
+    execution_worker_poll_ms: z.number().int().positive().default(1500).transform((v) => Math.max(v, 250)),
+    schedule_worker_poll_ms: z.number().int().positive().default(30000).transform((v) => Math.max(v, 1000)),
+    worker_max_attempts: z.number().int().min(1).max(100).default(3),
+    worker_lease_ttl_minutes: z.number().positive().max(24 * 60).default(15),
+    retry_backoff_ms: z.number().int().nonnegative().default(5000),
+  }).prefault({}),
+  tools: z.strictObject({
+    pg_dump: nonEmpty.default("pg_dump"),
+    pg_restore: nonEmpty.default("pg_restore"),
+  }).prefault({}),
+  clients: z.record(
+    z.string().regex(CLIENT_NAME, "client names are 1-63 of a-z, 0-9, _ and -"),
+    ClientSchema,
+  ).default({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type RepositoryConfig = Config["repository"];

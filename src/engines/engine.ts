@@ -1,0 +1,61 @@
+import type { ClientConfig, Config } from "../config/schema.ts";
+import type { Extension } from "../repository/keys.ts";
+import type { Manifest } from "../repository/manifest.ts";
+import type { Repository } from "../repository/repository.ts";
+
+export interface ProgressUpdate {
+  bytes_done: number;
+  bytes_total?: number | null;
+  phase?: string;
+}
+
+/** What every engine call gets. Engines never touch the job store or HTTP. */
+export interface EngineContext<C extends ClientConfig = ClientConfig> {
+  jobId: number;
+  clientName: string;
+  client: C;
+  signal: AbortSignal;
+  progress: (update: ProgressUpdate) => void;
+  tools: Config["tools"];
+  repository: Repository;
+}
+
+/** Facts a backup reports for its manifest and job result. */
+export interface BackupFacts {
+  tool_versions: Record<string, string>;
+  /** Kind-specific manifest facts (row counts, key counts, file counts...). */
+  facts: Record<string, unknown>;
+  /** The kind's counters for the job result (SPEC section 4). */
+  counters: Record<string, number>;
+}
+
+export interface BackupOutput {
+  /** The artifact bytes; the caller streams them into the repository. */
+  body: ReadableStream<Uint8Array>;
+  /** Settles once the body has been fully read: the facts, or why the backup is bad. */
+  facts: Promise<BackupFacts>;
+  /** Releases temporary resources (child processes, scratch files) whatever happened. */
+  cleanup?: () => Promise<void>;
+}
+
+export interface RestoreRequest {
+  manifest: Manifest;
+  /** Opens the artifact; the stream errors at its end if the bytes do not match the manifest. */
+  open: () => Promise<ReadableStream<Uint8Array>>;
+  target: string | null;
+  replace: boolean;
+  flush: boolean;
+}
+
+export interface VerifyRequest {
+  manifest: Manifest;
+  open: () => Promise<ReadableStream<Uint8Array>>;
+}
+
+export interface Engine<C extends ClientConfig = ClientConfig> {
+  readonly kind: C["kind"];
+  readonly extension: Extension;
+  backup(ctx: EngineContext<C>): Promise<BackupOutput>;
+  restore(ctx: EngineContext<C>, request: RestoreRequest): Promise<Record<string, unknown>>;
+  verify(ctx: EngineContext<C>, request: VerifyRequest): Promise<Record<string, unknown>>;
+}

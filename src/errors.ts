@@ -1,0 +1,82 @@
+import { redact } from "./redact.ts";
+
+/** Stable error codes: scripts and the HTTP API rely on them, so never rename one. */
+export type ErrorCode =
+  | "UNAUTHORIZED"
+  | "VALIDATION_FAILED"
+  | "CONFIG_INVALID"
+  | "INVALID_KEY"
+  | "UNKNOWN_CLIENT"
+  | "BACKUP_NOT_FOUND"
+  | "JOB_NOT_FOUND"
+  | "SCHEDULE_NOT_FOUND"
+  | "JOB_NOT_CANCELLABLE"
+  | "JOB_NOT_REQUEUEABLE"
+  | "PAYLOAD_TOO_LARGE"
+  | "NOT_FOUND"
+  | "TARGET_NOT_EMPTY"
+  | "SOURCE_UNAVAILABLE"
+  | "REPOSITORY_UNAVAILABLE"
+  | "DISK_FULL"
+  | "CHECKSUM_MISMATCH"
+  | "VERIFY_FAILED"
+  | "STORE_LOCKED"
+  | "STORE_CORRUPT"
+  | "CANCELLED"
+  | "INTERNAL";
+
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  UNAUTHORIZED: 401,
+  VALIDATION_FAILED: 400,
+  INVALID_KEY: 400,
+  UNKNOWN_CLIENT: 400,
+  BACKUP_NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  SCHEDULE_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  JOB_NOT_CANCELLABLE: 409,
+  JOB_NOT_REQUEUEABLE: 409,
+  TARGET_NOT_EMPTY: 409,
+  PAYLOAD_TOO_LARGE: 413,
+};
+
+/** An error a user can act on: a stable code, a sentence, optional structured details. */
+export class CairnError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super(redact(message), { cause: options.cause });
+    this.name = "CairnError";
+    this.code = code;
+    this.details = options.details ?? null;
+  }
+  get httpStatus(): number {
+    return HTTP_STATUS[this.code] ?? 500;
+  }
+}
+
+/** Every caught value goes through here, so callers only ever see an Error. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === "string") return new Error(value);
+  try {
+    return new Error(JSON.stringify(value));
+  } catch {
+    return new Error(String(value));
+  }
+}
+
+export function isCairnError(value: unknown, code?: ErrorCode): value is CairnError {
+  return value instanceof CairnError && (code === undefined || value.code === code);
+}
+
+/** The message to store or print for any failure, with secrets removed. */
+export function describeError(value: unknown): string {
+  const err = toError(value);
+  return redact(err.message || err.name);
+}
+
+export function isAbortError(value: unknown): boolean {
+  return value instanceof Error &&
+    (value.name === "AbortError" || isCairnError(value, "CANCELLED"));
+}

@@ -1,0 +1,203 @@
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { CairnError } from "../errors.ts";
+import { syncDirSync } from "../store/jsonl.ts";
+import { hashingStream } from "./hashing.ts";
+import { assertSafeKey } from "./paths.ts";
+import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
+
+const TMP_DIR = ".tmp";
+
+/** Turns an OS error on the repository into one an operator can act on. */
+function repositoryError(error: unknown, action: string, root: string): Error {
+  if (error instanceof CairnError) return error;
+  const e = error as Error & { code?: string };
+  const text = `${e?.name ?? ""} ${e?.message ?? ""} ${e?.code ?? ""}`;
+  if (/ENOSPC|No space left|StorageFull|os error 28/i.test(text)) {
+    return new CairnError("DISK_FULL", `No space left on device while ${action} in the repository ${root}`, { cause: error });
+  }
+  if (e instanceof Deno.errors.PermissionDenied || /EACCES|EPERM|EROFS|Read-only|os error 13|os error 30/i.test(text)) {
+    return new CairnError(
+      "REPOSITORY_UNAVAILABLE",
+      `The repository ${root} is not writable (${e.message}): fix its permissions or repository.path`,
+      { cause: error },
+    );
+  }
+  if (e?.name === "AbortError") return e;
+  return new CairnError("REPOSITORY_UNAVAILABLE", `Failed ${action} in the repository ${root}: ${e?.message ?? e}`, {
+    cause: error,
+  });
+}
+
+/**
+ * A repository in a local directory. A put writes `.tmp/<random>.part`, fsyncs it,
+ * renames it into place and fsyncs the directory, so a key is either absent or whole.
+ */
+export class FsRepository implements Repository {
+  readonly kind = "fs" as const;
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  get location(): string {
+    return this.root;
+  }
+
+  #path(key: string): string {
+    assertSafeKey(key);
+    const full = join(this.root, ...key.split("/"));
+    const rel = relative(this.root, full);
+    if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
+      throw new CairnError("INVALID_KEY", "Invalid repository key: it leaves the repository");
+    }
+    return full;
+  }
+
+  async put(key: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
+    const final = this.#path(key);
+    const tmpDir = join(this.root, TMP_DIR);
+    const tmp = join(tmpDir, `${crypto.randomUUID()}.part`);
+    const hasher = hashingStream(options.onProgress);
+    let file: Deno.FsFile | null = null;
+    try {
+      await Deno.mkdir(tmpDir, { recursive: true });
+      file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o640 });
+      const reader = body.pipeThrough(hasher.stream, { signal: options.signal }).getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        let off = 0;
+        while (off < value.byteLength) off += await file.write(value.subarray(off));
+      }
+      await file.sync();
+      file.close();
+      file = null;
+      await Deno.mkdir(dirname(final), { recursive: true });
+      await Deno.rename(tmp, final);
+      syncDirSync(dirname(final));
+      return hasher.result();
+    } catch (error) {
+      try {
+        file?.close();
+      } catch { /* already closed */ }
+      await Deno.remove(tmp).catch(() => {});
+      if (options.signal?.aborted) throw options.signal.reason ?? error;
+      throw repositoryError(error, `writing ${key}`, this.root);
+    }
+  }
+
+  async get(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>> {
+    const path = this.#path(key);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new CairnError("BACKUP_NOT_FOUND", `Not found in the repository: ${key}`);
+      }
+      throw repositoryError(error, `reading ${key}`, this.root);
+    }
+    if (!range) return file.readable;
+    await file.seek(range.start, Deno.SeekMode.Start);
+    let left = range.end === undefined ? Infinity : range.end - range.start + 1;
+    const buf = new Uint8Array(256 * 1024);
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (left <= 0) {
+          file.close();
+          controller.close();
+          return;
+        }
+        const n = await file.read(buf.subarray(0, Math.min(buf.length, left)));
+        if (n === null) {
+          file.close();
+          controller.close();
+          return;
+        }
+        left -= n;
+        controller.enqueue(buf.slice(0, n));
+      },
+      cancel() {
+        file.close();
+      },
+    });
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const info = await Deno.stat(this.#path(key));
+      return info.isFile ? { key, size: info.size } : null;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return null;
+      throw repositoryError(error, `reading ${key}`, this.root);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only the directory the prefix names, then filter by the rest of it.
+    const slash = prefix.lastIndexOf("/");
+    const dirKey = slash === -1 ? "" : prefix.slice(0, slash);
+    const start = dirKey ? this.#path(dirKey) : this.root;
+    yield* this.#walk(start, dirKey, prefix);
+  }
+
+  async *#walk(dir: string, dirKey: string, prefix: string): AsyncIterable<ObjectInfo> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [];
+      for await (const e of Deno.readDir(dir)) entries.push(e);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw repositoryError(error, `listing ${dirKey || "/"}`, this.root);
+    }
+    entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    for (const e of entries) {
+      if (!dirKey && e.name === TMP_DIR) continue;
+      const key = dirKey ? `${dirKey}/${e.name}` : e.name;
+      if (e.isDirectory) {
+        if (key.startsWith(prefix) || prefix.startsWith(key + "/")) yield* this.#walk(join(dir, e.name), key, prefix);
+      } else if (e.isFile && key.startsWith(prefix)) {
+        const info = await Deno.stat(join(dir, e.name)).catch(() => null);
+        if (info) yield { key, size: info.size };
+      }
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    const path = this.#path(key);
+    try {
+      await Deno.remove(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw repositoryError(error, `deleting ${key}`, this.root);
+    }
+    syncDirSync(dirname(path));
+  }
+
+  async checkWritable(): Promise<void> {
+    const probe = `${TMP_DIR}/probe-${crypto.randomUUID()}`;
+    try {
+      await Deno.mkdir(join(this.root, TMP_DIR), { recursive: true });
+      await Deno.writeFile(join(this.root, probe), new Uint8Array([1]));
+      await Deno.remove(join(this.root, probe));
+    } catch (error) {
+      throw repositoryError(error, "checking that it is writable", this.root);
+    }
+  }
+
+  async cleanupPartial(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    const dir = join(this.root, TMP_DIR);
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        const path = join(dir, e.name);
+        const info = await Deno.stat(path).catch(() => null);
+        if (info?.mtime && Date.now() - info.mtime.getTime() > olderThanMs) {
+          await Deno.remove(path).then(() => removed++).catch(() => {});
+        }
+      }
+    } catch { /* no tmp dir: nothing to clean */ }
+    return removed;
+  }
+}

@@ -1,0 +1,73 @@
+import { createHash } from "node:crypto";
+import { CairnError } from "../errors.ts";
+
+/**
+ * A pass-through stream that hashes and counts what flows through it, so an
+ * artifact is hashed while it is written instead of being read twice.
+ */
+export function hashingStream(onProgress?: (bytes: number) => void): {
+  stream: TransformStream<Uint8Array, Uint8Array>;
+  result: () => { size: number; sha256: string };
+} {
+  const hash = createHash("sha256");
+  let size = 0;
+  let digest: string | null = null;
+  const stream = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      hash.update(chunk);
+      size += chunk.byteLength;
+      onProgress?.(size);
+      controller.enqueue(chunk);
+    },
+  });
+  return {
+    stream,
+    result: () => {
+      digest ??= hash.digest("hex");
+      return { size, sha256: digest };
+    },
+  };
+}
+
+/**
+ * Passes bytes through and errors at the very end when their sha256 or size differ
+ * from what the manifest promised, before the consumer can treat the data as whole.
+ */
+export function verifyingStream(
+  expected: { sha256: string; size: number; key: string },
+  onProgress?: (bytes: number) => void,
+): TransformStream<Uint8Array, Uint8Array> {
+  const hash = createHash("sha256");
+  let size = 0;
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      hash.update(chunk);
+      size += chunk.byteLength;
+      onProgress?.(size);
+      controller.enqueue(chunk);
+    },
+    flush(controller) {
+      const actual = hash.digest("hex");
+      if (size !== expected.size || actual !== expected.sha256) {
+        controller.error(
+          new CairnError(
+            "CHECKSUM_MISMATCH",
+            `Artifact ${expected.key} is damaged: sha256 ${actual} (${size} bytes) does not match the manifest's ${expected.sha256} (${expected.size} bytes)`,
+          ),
+        );
+      }
+    },
+  });
+}
+
+/** Rate-limits progress callbacks: a 50 GB stream must not write to the store per chunk. */
+export function throttle(fn: (bytes: number) => void, everyMs = 500): (bytes: number) => void {
+  let last = 0;
+  return (bytes) => {
+    const now = Date.now();
+    if (now - last >= everyMs) {
+      last = now;
+      fn(bytes);
+    }
+  };
+}

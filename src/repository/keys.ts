@@ -1,0 +1,97 @@
+import { CairnError } from "../errors.ts";
+
+/** Pure key grammar for the repository (SPEC section 3). No I/O here. */
+
+export const CLIENT_NAME = /^[a-z0-9_-]{1,63}$/;
+export const LABEL = /^[a-z0-9_-]{1,40}$/;
+export const EXTENSIONS = ["dump", "rdb", "sqlite", "tar.gz", "mirror.json"] as const;
+export type Extension = typeof EXTENSIONS[number];
+
+const MANIFEST_SUFFIX = ".manifest.json";
+const STAMP = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z$/;
+const KEY = new RegExp(
+  "^backups/([a-z0-9_-]{1,63})/(\\d{8}T\\d{9}Z)-([a-z0-9_-]{1,40})\\.(" +
+    EXTENSIONS.map((e) => e.replace(".", "\\.")).join("|") + ")$",
+);
+
+export interface ParsedKey {
+  key: string;
+  client: string;
+  stamp: string;
+  label: string;
+  ext: Extension;
+  createdAt: Date;
+}
+
+export function formatStamp(date: Date): string {
+  const iso = date.toISOString(); // 2026-11-21T02:00:00.000Z
+  return iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + "T" + iso.slice(11, 13) +
+    iso.slice(14, 16) + iso.slice(17, 19) + iso.slice(20, 23) + "Z";
+}
+
+export function parseStamp(stamp: string): Date | null {
+  const m = STAMP.exec(stamp);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s, ms] = m;
+  const date = new Date(Date.UTC(+y, +mo - 1, +d, +h, +mi, +s, +ms));
+  return formatStamp(date) === stamp ? date : null;
+}
+
+export function backupKey(client: string, createdAt: Date, label: string, ext: Extension): string {
+  if (!CLIENT_NAME.test(client)) {
+    throw new CairnError("UNKNOWN_CLIENT", `Invalid client name: ${JSON.stringify(client)}`);
+  }
+  if (!LABEL.test(label)) {
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `Invalid label: ${JSON.stringify(label)} (use 1-40 of a-z, 0-9, _ and -)`,
+    );
+  }
+  return `backups/${client}/${formatStamp(createdAt)}-${label}.${ext}`;
+}
+
+/** Why a key was refused, in words an operator can act on; null when it is valid. */
+export function keyProblem(key: string): string | null {
+  if (typeof key !== "string" || key.length === 0) return "the key is empty";
+  if (key.includes("\0")) return "the key contains a NUL byte";
+  if (key.startsWith("/")) return "the key starts with '/'";
+  if (key.includes("\\")) return "the key contains a backslash";
+  if (key.split("/").some((part) => part === ".." || part === ".")) {
+    return "the key contains a '.' or '..' path segment";
+  }
+  if (key.endsWith(MANIFEST_SUFFIX)) return "the key names a manifest, not a backup";
+  if (!KEY.test(key)) {
+    return "the key does not match backups/<client>/<YYYYMMDDTHHMMSSmmmZ>-<label>.<ext>";
+  }
+  const stamp = KEY.exec(key)![2];
+  if (!parseStamp(stamp)) return "the key's timestamp is not a real date";
+  return null;
+}
+
+export function parseKey(key: string): ParsedKey {
+  const problem = keyProblem(key);
+  if (problem) {
+    throw new CairnError("INVALID_KEY", `Invalid backup key: ${problem}`, {
+      details: { key: printable(key) },
+    });
+  }
+  const [, client, stamp, label, ext] = KEY.exec(key)!;
+  return { key, client, stamp, label, ext: ext as Extension, createdAt: parseStamp(stamp)! };
+}
+
+export function manifestKey(key: string): string {
+  return key + MANIFEST_SUFFIX;
+}
+
+export function isManifestKey(key: string): boolean {
+  return key.endsWith(MANIFEST_SUFFIX);
+}
+
+export function artifactKeyOf(manifest: string): string {
+  return manifest.slice(0, -MANIFEST_SUFFIX.length);
+}
+
+/** Keys echoed back in errors must not carry control bytes into terminals or logs. */
+function printable(key: unknown): string {
+  return String(key).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}

@@ -1,0 +1,37 @@
+/**
+ * Where backups live. Small on purpose (after restic's backend interface): the
+ * callers never learn whether bytes land on a disk or in a bucket.
+ */
+export interface PutResult {
+  size: number;
+  sha256: string;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+export interface PutOptions {
+  signal?: AbortSignal;
+  /** Called with the bytes stored so far, at most a few times a second. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface Repository {
+  readonly kind: "fs" | "s3";
+  /** Where it is, for messages (never with credentials). */
+  readonly location: string;
+  /** Streams `body` into `key`; the key appears only once every byte is durable. */
+  put(key: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult>;
+  /** Reads `key` as a stream, optionally the byte range [start, end]. */
+  get(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>>;
+  stat(key: string): Promise<ObjectInfo | null>;
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removing a missing key is not an error. */
+  remove(key: string): Promise<void>;
+  /** Fails with a message naming the problem when the repository cannot be written. */
+  checkWritable(): Promise<void>;
+  /** Removes leftovers of interrupted writes older than `olderThanMs`. */
+  cleanupPartial(olderThanMs: number): Promise<number>;
+}

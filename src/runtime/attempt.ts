@@ -1,0 +1,136 @@
+import { CairnError, describeError, isCairnError, toError } from "../errors.ts";
+import type { ProgressUpdate } from "../engines/engine.ts";
+import { retryDelayMs } from "../jobs/backoff.ts";
+import type { Job } from "../jobs/types.ts";
+import { logger } from "../log.ts";
+import { LeaseLostError } from "../store/store.ts";
+import { executeJob } from "./execute.ts";
+import { leaseMs, type Services } from "./services.ts";
+
+/** Why a running job was stopped from outside, which decides how it is recorded. */
+export type StopReason = "cancel" | "shutdown" | "lease-lost";
+
+export class JobStop extends Error {
+  readonly reason: StopReason;
+  constructor(reason: StopReason) {
+    super(reason === "cancel" ? "Cancelled" : reason === "shutdown" ? "Stopped for shutdown" : "Lease lost");
+    this.name = "AbortError";
+    this.reason = reason;
+  }
+}
+
+/** Failures that another attempt cannot fix go straight to the dead-letter queue. */
+const PERMANENT = new Set([
+  "UNKNOWN_CLIENT",
+  "INVALID_KEY",
+  "BACKUP_NOT_FOUND",
+  "TARGET_NOT_EMPTY",
+  "VALIDATION_FAILED",
+  "CHECKSUM_MISMATCH",
+  "VERIFY_FAILED",
+]);
+
+export function isPermanent(error: unknown): boolean {
+  return error instanceof CairnError && PERMANENT.has(error.code);
+}
+
+export interface AttemptOptions {
+  /** Stops the attempt from outside (pool shutdown, CLI Ctrl-C, local cancel). */
+  controller: AbortController;
+  onProgress?: (job: Job, progress: ProgressUpdate) => void;
+  /** How often the lease is renewed and the cancel flag looked at. */
+  heartbeatMs?: number;
+}
+
+/**
+ * Runs one claimed attempt of a job to its end and records the outcome: completed,
+ * retry scheduled, dead-lettered, cancelled, or released for shutdown. Never throws
+ * for the job's own failure; the returned job says what happened.
+ */
+export async function runAttempt(services: Services, claimed: Job, options: AttemptOptions): Promise<Job> {
+  const { store } = services;
+  const token = claimed.lease_token!;
+  const ttl = leaseMs(services.config);
+  const controller = options.controller;
+  const heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.min(ttl / 3, 2000));
+  let progress: ProgressUpdate & { bytes_total: number | null } = { bytes_done: 0, bytes_total: null };
+  let progressDirty = false;
+  let key = claimed.key;
+  logger.info("Job started", { job_id: claimed.id, kind: claimed.kind, client: claimed.client_name, attempt: claimed.attempts, max_attempts: claimed.max_attempts });
+
+  const beat = async () => {
+    try {
+      const patch = progressDirty ? { progress: { ...progress } } : undefined;
+      progressDirty = false;
+      const job = await store.renew(claimed.id, token, ttl, patch);
+      if (job.cancel_requested && !controller.signal.aborted) controller.abort(new JobStop("cancel"));
+    } catch (error) {
+      if (error instanceof LeaseLostError && !controller.signal.aborted) controller.abort(new JobStop("lease-lost"));
+    }
+  };
+  const timer = setInterval(beat, heartbeatMs);
+
+  const started = Date.now();
+  let outcome: Job;
+  try {
+    const result = await executeJob(services, { ...claimed, key }, {
+      signal: controller.signal,
+      progress: (update) => {
+        progress = {
+          ...progress,
+          ...update,
+          bytes_total: update.bytes_total !== undefined ? update.bytes_total : progress.bytes_total,
+        };
+        progressDirty = true;
+        options.onProgress?.(claimed, progress);
+      },
+      setKey: async (k) => {
+        key = k;
+        await store.update(claimed.id, token, { key: k });
+      },
+    });
+    controller.signal.throwIfAborted();
+    if (progressDirty) await store.update(claimed.id, token, { progress: { ...progress } });
+    outcome = await store.complete(claimed.id, token, result);
+    logger.info("Job completed", { job_id: claimed.id, kind: claimed.kind, client: claimed.client_name, key: outcome.key, duration_ms: Date.now() - started });
+  } catch (caught) {
+    const error = toError(caught);
+    const stop = controller.signal.aborted ? controller.signal.reason : null;
+    try {
+      outcome = await recordFailure(services, claimed, token, error, stop);
+    } catch (recordError) {
+      if (recordError instanceof LeaseLostError) {
+        logger.warn("Job lost its lease; another worker owns it now", { job_id: claimed.id });
+        outcome = (await store.get(claimed.id)) ?? claimed;
+      } else throw recordError;
+    }
+  } finally {
+    clearInterval(timer);
+  }
+  return outcome;
+}
+
+async function recordFailure(services: Services, job: Job, token: string, error: Error, stop: unknown): Promise<Job> {
+  const { store, config } = services;
+  if (stop instanceof JobStop && stop.reason === "cancel") {
+    const out = await store.markCancelled(job.id, token);
+    logger.info("Job cancelled", { job_id: job.id, kind: job.kind, client: job.client_name });
+    return out;
+  }
+  if (stop instanceof JobStop && stop.reason === "shutdown") {
+    const out = await store.release(job.id, token);
+    logger.info("Job released for shutdown; it will run again on restart", { job_id: job.id, kind: job.kind });
+    return out;
+  }
+  if (stop instanceof JobStop && stop.reason === "lease-lost") throw new LeaseLostError(job.id);
+  const message = describeError(error);
+  const permanent = isPermanent(error);
+  const delay = retryDelayMs(job.attempts, { baseMs: config.backup.retry_backoff_ms });
+  const out = await store.fail(job.id, token, message, { retryDelayMs: delay, permanent });
+  if (out.status === "failed") {
+    logger.error("Job failed", { job_id: job.id, kind: job.kind, client: job.client_name, attempts: out.attempts, error: message, code: isCairnError(error) ? error.code : undefined, stack: isCairnError(error) ? undefined : error.stack });
+  } else {
+    logger.warn("Job attempt failed; retry scheduled", { job_id: job.id, kind: job.kind, client: job.client_name, attempt: job.attempts, retry_in_ms: delay, error: message });
+  }
+  return out;
+}

@@ -1,0 +1,163 @@
+import { CairnError } from "../errors.ts";
+import type { Engine, EngineContext, ProgressUpdate } from "../engines/engine.ts";
+import { engineFor } from "../engines/registry.ts";
+import type { Job } from "../jobs/types.ts";
+import { logger } from "../log.ts";
+import { verifyingStream } from "../repository/hashing.ts";
+import { backupKey, manifestKey, parseKey } from "../repository/keys.ts";
+import { type Manifest, MANIFEST_FORMAT, readManifest, writeManifest } from "../repository/manifest.ts";
+import { VERSION } from "../version.ts";
+import { prune } from "./prune.ts";
+import { requireClient, type Services } from "./services.ts";
+
+/** What the attempt runner hands to a job while it runs. */
+export interface RunHooks {
+  signal: AbortSignal;
+  progress: (update: ProgressUpdate) => void;
+  /** Records the artifact key on the job as soon as it is chosen. */
+  setKey: (key: string) => Promise<void>;
+}
+
+export function executeJob(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+  switch (job.kind) {
+    case "backup":
+      return runBackup(services, job, hooks);
+    case "restore":
+      return runRestore(services, job, hooks);
+    case "verify":
+      return runVerify(services, job, hooks);
+    case "prune":
+      return prune(services, job, hooks.signal);
+  }
+}
+
+function engineContext(services: Services, job: Job, hooks: RunHooks, clientName: string): EngineContext<any> {
+  return {
+    jobId: job.id,
+    clientName,
+    client: requireClient(services.config, clientName),
+    signal: hooks.signal,
+    progress: hooks.progress,
+    tools: services.config.tools,
+    repository: services.repository,
+  };
+}
+
+async function freshKey(services: Services, client: string, label: string, engine: Engine): Promise<string> {
+  // Two backups of one client in the same millisecond must not share a key.
+  let at = Date.now();
+  for (;;) {
+    const key = backupKey(client, new Date(at), label, engine.extension);
+    if (!(await services.repository.stat(key)) && !(await services.repository.stat(manifestKey(key)))) return key;
+    at++;
+  }
+}
+
+async function runBackup(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+  const clientName = job.client_name!;
+  const client = requireClient(services.config, clientName);
+  const engine = engineFor(client, clientName);
+  const started = Date.now();
+  const key = await freshKey(services, clientName, job.label ?? "manual", engine);
+  await hooks.setKey(key);
+  const ctx = engineContext(services, job, hooks, clientName);
+  const output = await engine.backup(ctx);
+  let stored = false;
+  try {
+    const put = await services.repository.put(key, output.body, {
+      signal: hooks.signal,
+      onProgress: (bytes) => hooks.progress({ bytes_done: bytes, phase: "storing" }),
+    });
+    stored = true;
+    const facts = await output.facts;
+    hooks.signal.throwIfAborted();
+    const manifest: Manifest = {
+      format_version: MANIFEST_FORMAT,
+      key,
+      client_name: clientName,
+      kind: client.kind,
+      label: job.label ?? "manual",
+      created_at: parseKey(key).createdAt.toISOString(),
+      size_bytes: put.size,
+      sha256: put.sha256,
+      job_id: job.id,
+      schedule_id: job.schedule_id,
+      tool_versions: { cairn: VERSION, ...facts.tool_versions },
+      facts: facts.facts,
+    };
+    // The manifest is written last: until it exists, the backup does not.
+    await writeManifest(services.repository, manifest);
+    return {
+      key,
+      size_bytes: put.size,
+      sha256: put.sha256,
+      duration_ms: Date.now() - started,
+      ...facts.counters,
+    };
+  } catch (error) {
+    output.body.cancel(error).catch(() => {});
+    if (stored) await services.repository.remove(key).catch((e) => logger.warn("Could not remove a partial artifact", { key, error: String(e) }));
+    throw error;
+  } finally {
+    await output.cleanup?.();
+  }
+}
+
+async function loadForRestore(services: Services, job: Job) {
+  const key = job.key;
+  if (!key) throw new CairnError("VALIDATION_FAILED", `Job ${job.id} has no backup key`);
+  parseKey(key);
+  const manifest = await readManifest(services.repository, key);
+  const clientName = job.client_name ?? manifest.client_name;
+  const client = requireClient(services.config, clientName);
+  if (client.kind !== manifest.kind) {
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `Backup ${key} is a ${manifest.kind} backup; client ${clientName} is of kind ${client.kind}`,
+    );
+  }
+  if (!(await services.repository.stat(key))) {
+    throw new CairnError("BACKUP_NOT_FOUND", `The artifact of ${key} is missing from the repository (its manifest exists)`);
+  }
+  return { key, manifest, clientName, engine: engineFor(client, clientName) };
+}
+
+function opener(services: Services, manifest: Manifest, hooks: RunHooks) {
+  return async () =>
+    (await services.repository.get(manifest.key)).pipeThrough(
+      verifyingStream(
+        { sha256: manifest.sha256, size: manifest.size_bytes, key: manifest.key },
+        (bytes) => hooks.progress({ bytes_done: bytes, bytes_total: manifest.size_bytes, phase: "reading" }),
+      ),
+    );
+}
+
+async function runRestore(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const { key, manifest, clientName, engine } = await loadForRestore(services, job);
+  const out = await engine.restore(engineContext(services, job, hooks, clientName), {
+    manifest,
+    open: opener(services, manifest, hooks),
+    target: job.params.target ?? null,
+    replace: job.params.replace ?? false,
+    flush: job.params.flush ?? false,
+  });
+  return { key, duration_ms: Date.now() - started, ...out };
+}
+
+async function runVerify(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const { key, manifest, clientName, engine } = await loadForRestore(services, job);
+  // First the bytes against the manifest's sha256, then the content: a damaged
+  // artifact is reported as damaged, not as whatever its parser trips over.
+  const whole = (await opener(services, manifest, hooks)()).getReader();
+  for (;;) {
+    hooks.signal.throwIfAborted();
+    if ((await whole.read()).done) break;
+  }
+  const checks = await engine.verify(engineContext(services, job, hooks, clientName), {
+    manifest,
+    open: opener(services, manifest, hooks),
+  });
+  return { key, sha256: manifest.sha256, size_bytes: manifest.size_bytes, sha256_ok: true, duration_ms: Date.now() - started, checks };
+}

@@ -1,0 +1,86 @@
+import type { Job, Schedule } from "../jobs/types.ts";
+import { logger } from "../log.ts";
+import { parseKey } from "../repository/keys.ts";
+import { deleteBackup, listBackupKeys, readManifest } from "../repository/manifest.ts";
+import { applyPolicy, type Decision, hasAnyRule } from "../retention/policy.ts";
+import type { Services } from "./services.ts";
+
+export interface SchedulePlan {
+  schedule_id: number;
+  client_name: string;
+  timezone: string;
+  keep: Decision[];
+  remove: Decision[];
+}
+
+/**
+ * What retention would keep and remove for each schedule in scope. Only backups
+ * made by a schedule are ever considered for it; manual backups are never pruned.
+ */
+export async function planPrune(
+  services: Services,
+  scope: { client_name?: string | null; schedule_id?: number | null },
+  signal?: AbortSignal,
+): Promise<SchedulePlan[]> {
+  let schedules: Schedule[] = await services.store.listSchedules();
+  if (scope.schedule_id != null) schedules = schedules.filter((s) => s.id === scope.schedule_id);
+  if (scope.client_name) schedules = schedules.filter((s) => s.client_name === scope.client_name);
+  const plans: SchedulePlan[] = [];
+  const byClient = new Map<string, Array<{ key: string; schedule_id: number | null }>>();
+  for (const schedule of schedules) {
+    if (!hasAnyRule(schedule.retention)) continue;
+    let backups = byClient.get(schedule.client_name);
+    if (!backups) {
+      backups = [];
+      for (const key of await listBackupKeys(services.repository, schedule.client_name)) {
+        signal?.throwIfAborted();
+        const m = await readManifest(services.repository, key).catch(() => null);
+        if (m) backups.push({ key, schedule_id: m.schedule_id });
+      }
+      byClient.set(schedule.client_name, backups);
+    }
+    const mine = backups.filter((b) => b.schedule_id === schedule.id)
+      .map((b) => ({ key: b.key, created_at: parseKey(b.key).createdAt }));
+    const plan = applyPolicy(mine, schedule.retention, { timeZone: schedule.timezone });
+    // Whatever the policy says, the newest backup of a schedule is never deleted.
+    if (plan.keep.length === 0 && plan.remove.length > 0) {
+      const newest = plan.remove.shift()!;
+      plan.keep.push({ ...newest, keep: true, reasons: ["newest backup is always kept"] });
+    }
+    plans.push({ schedule_id: schedule.id, client_name: schedule.client_name, timezone: schedule.timezone, ...plan });
+  }
+  return plans;
+}
+
+export async function prune(services: Services, job: Job, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const plans = await planPrune(services, { client_name: job.client_name, schedule_id: job.schedule_id }, signal);
+  const dryRun = job.params.dry_run ?? false;
+  let removed = 0;
+  const failures: Array<{ key: string; error: string }> = [];
+  if (!dryRun) {
+    for (const plan of plans) {
+      for (const d of plan.remove) {
+        signal.throwIfAborted();
+        try {
+          await deleteBackup(services.repository, d.key);
+          removed++;
+          logger.info("Pruned backup", { key: d.key, schedule_id: plan.schedule_id });
+        } catch (error) {
+          failures.push({ key: d.key, error: (error as Error).message });
+        }
+      }
+    }
+  }
+  if (failures.length) {
+    throw new Error(`Prune removed ${removed} backups but failed on ${failures.length}: ${failures.map((f) => `${f.key}: ${f.error}`).join("; ")}`);
+  }
+  return {
+    dry_run: dryRun,
+    removed,
+    kept: plans.reduce((n, p) => n + p.keep.length, 0),
+    would_remove: dryRun ? plans.reduce((n, p) => n + p.remove.length, 0) : 0,
+    duration_ms: Date.now() - started,
+    schedules: plans,
+  };
+}

@@ -1,0 +1,56 @@
+/** Numbered migrations; PRAGMA user_version records how many have run. */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     kind TEXT NOT NULL,
+     client_name TEXT,
+     key TEXT,
+     label TEXT,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     max_attempts INTEGER NOT NULL,
+     progress TEXT,
+     error TEXT,
+     schedule_id INTEGER,
+     params TEXT NOT NULL,
+     result TEXT,
+     created_at INTEGER NOT NULL,
+     started_at INTEGER,
+     finished_at INTEGER,
+     run_after INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     lease_owner TEXT,
+     lease_token TEXT,
+     lease_expires_at INTEGER,
+     cancel_requested INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX jobs_due ON jobs(status, run_after, id);
+   CREATE INDEX jobs_lease ON jobs(status, lease_expires_at);
+   CREATE INDEX jobs_client ON jobs(client_name, id);
+   CREATE INDEX jobs_schedule ON jobs(schedule_id);
+   CREATE TABLE schedules (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     client_name TEXT NOT NULL,
+     cron TEXT NOT NULL,
+     timezone TEXT NOT NULL,
+     label TEXT NOT NULL,
+     enabled INTEGER NOT NULL,
+     retention TEXT NOT NULL,
+     next_run_at INTEGER,
+     last_run_at INTEGER,
+     last_job_id INTEGER,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );`,
+];
+
+export const JOB_COLUMNS = [
+  "id", "kind", "client_name", "key", "label", "status", "attempts", "max_attempts", "progress",
+  "error", "schedule_id", "params", "result", "created_at", "started_at", "finished_at",
+  "run_after", "updated_at", "lease_owner", "lease_token", "lease_expires_at", "cancel_requested",
+] as const;
+
+export const SCHEDULE_COLUMNS = [
+  "id", "client_name", "cron", "timezone", "label", "enabled", "retention", "next_run_at",
+  "last_run_at", "last_job_id", "created_at", "updated_at",
+] as const;

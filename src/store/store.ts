@@ -1,0 +1,100 @@
+import type {
+  Job,
+  JobKind,
+  JobStatus,
+  NewJob,
+  NewSchedule,
+  Progress,
+  Schedule,
+  SchedulePatch,
+} from "../jobs/types.ts";
+
+export interface JobFilter {
+  status?: JobStatus;
+  client_name?: string;
+  kind?: JobKind;
+  schedule_id?: number;
+  /** Only jobs that finished before this instant (ms). */
+  finished_before?: number;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  next_cursor: string | null;
+}
+
+export interface PageOptions {
+  limit: number;
+  /** Opaque cursor from a previous page (newest first). */
+  cursor?: string | null;
+  offset?: number;
+}
+
+export interface Lease {
+  owner: string;
+  leaseMs: number;
+}
+
+export interface StoreStats {
+  by_status: Record<JobStatus, number>;
+  by_kind: Record<string, Record<JobStatus, number>>;
+  total: number;
+}
+
+/** A new occurrence of a due schedule: the job to enqueue and where the schedule moves on. */
+export interface ScheduleFiring {
+  job: NewJob;
+  next_run_at: number | null;
+}
+
+/**
+ * Where jobs and schedules live. Every method that changes state is durable before
+ * its promise resolves; lease-holding calls fail with LeaseLostError when the
+ * caller no longer owns the job.
+ */
+export interface JobStore {
+  readonly kind: "sqlite" | "jsonl";
+  enqueue(input: NewJob, options?: { claimAs?: Lease }): Promise<Job>;
+  get(id: number): Promise<Job | null>;
+  list(filter: JobFilter, page: PageOptions): Promise<JobPage>;
+  count(filter: JobFilter): Promise<number>;
+  stats(): Promise<StoreStats>;
+  claim(lease: Lease, options?: { id?: number }): Promise<Job | null>;
+  /** Extends the lease (and saves progress, when given): the worker's heartbeat. */
+  renew(id: number, token: string, leaseMs: number, patch?: { progress?: Progress }): Promise<Job>;
+  update(id: number, token: string, patch: { progress?: Progress; key?: string }): Promise<Job>;
+  complete(id: number, token: string, result: Record<string, unknown>): Promise<Job>;
+  fail(
+    id: number,
+    token: string,
+    error: string,
+    options: { retryDelayMs: number; permanent?: boolean },
+  ): Promise<Job>;
+  markCancelled(id: number, token: string): Promise<Job>;
+  release(id: number, token: string): Promise<Job>;
+  requestCancel(id: number): Promise<Job>;
+  requeue(id: number): Promise<Job>;
+  requeueMany(filter: Omit<JobFilter, "status">): Promise<number>;
+  deleteJob(id: number, options?: { onlyStatus?: JobStatus }): Promise<boolean>;
+  deleteJobs(filter: JobFilter): Promise<number>;
+
+  createSchedule(input: NewSchedule): Promise<Schedule>;
+  getSchedule(id: number): Promise<Schedule | null>;
+  listSchedules(): Promise<Schedule[]>;
+  updateSchedule(id: number, patch: SchedulePatch): Promise<Schedule>;
+  deleteSchedule(id: number): Promise<boolean>;
+  /**
+   * Atomically takes every enabled schedule due at `now`, enqueues one job for each
+   * (as `fire` describes) and moves it on, so two daemons never fire one occurrence twice.
+   */
+  fireDueSchedules(fire: (s: Schedule) => ScheduleFiring): Promise<Job[]>;
+
+  close(): Promise<void>;
+}
+
+export class LeaseLostError extends Error {
+  constructor(id: number) {
+    super(`Lost the lease on job ${id}: another worker owns it now or it was finalized`);
+    this.name = "LeaseLostError";
+  }
+}
