@@ -33,8 +33,8 @@ export function zodProblems(error: z.ZodError, prefix = ""): ConfigProblem[] {
     const base = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) out.push({ path: base ? `${base}.${key}` : key, message: "unknown key" });
-    } else if (issue.code === "invalid_union" && "note" in issue && issue.note === "No matching discriminator") {
-      out.push({ path: base ? `${base}.kind` : "kind", message: issue.message });
+    } else if (issue.code === "invalid_key") {
+      out.push({ path: base, message: `invalid name: ${issue.issues[0]?.message ?? issue.message}` });
     } else {
       out.push({ path: base, message: issue.message });
     }

@@ -13,10 +13,10 @@ function urlWithScheme(schemes: string[]) {
   }, `must be a URL starting with ${schemes.map((s) => s + "://").join(" or ")}`);
 }
 
-const HostPort = nonEmpty.regex(
-  /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/,
-  "must be host:port, for example 127.0.0.1:4052",
-).refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
+const HostPort = nonEmpty.refine((v) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  return m !== null && Number(m[2]) <= 65535;
+}, "must be host:port with a port up to 65535, for example 127.0.0.1:4052");
 
 const PostgresClient = z.strictObject({ kind: z.literal("postgres"), url: urlWithScheme(["postgres", "postgresql"]) });
 const RedisClient = z.strictObject({ kind: z.literal("redis"), url: urlWithScheme(["redis", "rediss"]) });

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { CairnError } from "../../src/errors.ts";
+import type { Repository } from "../../src/repository/repository.ts";
+
+const bytes = (n: number, seed = 1) => {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed) & 0xff;
+  return out;
+};
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const chunked = (b: Uint8Array, size = 7000) =>
+  ReadableStream.from((function* () {
+    for (let i = 0; i < b.length; i += size) yield b.slice(i, i + size);
+  })());
+const read = async (s: ReadableStream<Uint8Array>) => new Uint8Array(await new Response(s).arrayBuffer());
+
+/** The contract every Repository keeps (fs now, s3 later). */
+export function repositoryConformance(name: string, make: () => Promise<{ repo: Repository; cleanup: () => Promise<void> }>): void {
+  const test = (title: string, fn: (repo: Repository) => Promise<void>) =>
+    Deno.test(`${name} repository: ${title}`, async () => {
+      const { repo, cleanup } = await make();
+      try {
+        await fn(repo);
+      } finally {
+        await cleanup();
+      }
+    });
+
+  test("put streams, hashes and stores; get and stat read it back", async (repo) => {
+    const data = bytes(300_000);
+    const put = await repo.put("backups/c/a.bin", chunked(data));
+    assert.equal(put.size, data.length);
+    assert.equal(put.sha256, sha(data));
+    assert.deepEqual(await repo.stat("backups/c/a.bin"), { key: "backups/c/a.bin", size: data.length });
+    assert.deepEqual(await read(await repo.get("backups/c/a.bin")), data);
+  });
+
+  test("ranged reads", async (repo) => {
+    const data = bytes(100_000);
+    await repo.put("r/x", chunked(data));
+    assert.deepEqual(await read(await repo.get("r/x", { start: 10, end: 19 })), data.slice(10, 20));
+    assert.deepEqual(await read(await repo.get("r/x", { start: 99_990 })), data.slice(99_990));
+  });
+
+  test("a missing key: stat is null, get is BACKUP_NOT_FOUND, remove is fine", async (repo) => {
+    assert.equal(await repo.stat("nope/x"), null);
+    await assert.rejects(repo.get("nope/x"), (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND");
+    await repo.remove("nope/x");
+  });
+
+  test("list by prefix, sorted, nothing outside the prefix", async (repo) => {
+    for (const k of ["backups/a/1", "backups/a/2", "backups/b/1", "mirrors/a/x y/z"]) await repo.put(k, chunked(bytes(10)));
+    const keys = async (p: string) => {
+      const out: string[] = [];
+      for await (const o of repo.list(p)) out.push(o.key);
+      return out;
+    };
+    assert.deepEqual(await keys("backups/a/"), ["backups/a/1", "backups/a/2"]);
+    assert.deepEqual(await keys("backups/"), ["backups/a/1", "backups/a/2", "backups/b/1"]);
+    assert.deepEqual(await keys("mirrors/a/x y/"), ["mirrors/a/x y/z"]);
+    assert.deepEqual(await keys("backups/zz/"), []);
+  });
+
+  test("remove deletes", async (repo) => {
+    await repo.put("d/x", chunked(bytes(10)));
+    await repo.remove("d/x");
+    assert.equal(await repo.stat("d/x"), null);
+  });
+
+  test("a failing source stream leaves no key and no partial object", async (repo) => {
+    const failing = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(bytes(50_000));
+      },
+      pull(c) {
+        c.error(new Error("source died"));
+      },
+    });
+    await assert.rejects(repo.put("f/x", failing), /source died/);
+    assert.equal(await repo.stat("f/x"), null);
+    assert.equal(await repo.cleanupPartial(-1), 0, "no leftovers");
+  });
+
+  test("an aborted put leaves no key", async (repo) => {
+    const controller = new AbortController();
+    const endless = new ReadableStream<Uint8Array>({
+      pull(c) {
+        c.enqueue(bytes(64 * 1024));
+        controller.abort(new Error("stop"));
+      },
+    });
+    await assert.rejects(repo.put("g/x", endless, { signal: controller.signal }));
+    assert.equal(await repo.stat("g/x"), null);
+  });
+
+  test("keys that could escape are refused", async (repo) => {
+    for (const key of ["../x", "/etc/passwd", "a/../../x", "a\0b", ""]) {
+      await assert.rejects(repo.put(key, chunked(bytes(1))), (e) => e instanceof CairnError && e.code === "INVALID_KEY", key);
+      await assert.rejects(repo.get(key), (e) => e instanceof CairnError && e.code === "INVALID_KEY", key);
+    }
+  });
+
+  test("checkWritable passes on a healthy repository", async (repo) => {
+    await repo.checkWritable();
+  });
+}

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CairnError } from "../../src/errors.ts";
+import { FsRepository } from "../../src/repository/fs.ts";
+import { listBackups, writeManifest, deleteBackup } from "../../src/repository/manifest.ts";
+import { mountTmpfs, skipFaults } from "../helpers/mounts.ts";
+import { tempDir, withTempDir } from "../helpers/tmp.ts";
+import { repositoryConformance } from "./conformance.ts";
+
+repositoryConformance("fs", async () => {
+  const dir = await tempDir();
+  return { repo: new FsRepository(dir), cleanup: () => Deno.remove(dir, { recursive: true }) };
+});
+
+Deno.test("fs repository: disk full fails with DISK_FULL and leaves nothing behind", async () => {
+  if (skipFaults()) return;
+  await withTempDir(async (dir) => {
+    const mnt = join(dir, "small");
+    const unmount = await mountTmpfs(mnt, { sizeBytes: 256 * 1024 });
+    try {
+      const repo = new FsRepository(mnt);
+      const big = ReadableStream.from((function* () {
+        for (let i = 0; i < 64; i++) yield new Uint8Array(64 * 1024).fill(i);
+      })());
+      await assert.rejects(repo.put("backups/c/x", big), (e) => e instanceof CairnError && e.code === "DISK_FULL" && /No space left/.test(e.message));
+      assert.equal(await repo.stat("backups/c/x"), null);
+      const left = [...Deno.readDirSync(join(mnt, ".tmp"))];
+      assert.deepEqual(left, [], "the temporary file was removed");
+    } finally {
+      await unmount();
+    }
+  });
+});
+
+Deno.test("fs repository: a read-only repository says it is not writable", async () => {
+  if (skipFaults()) return;
+  await withTempDir(async (dir) => {
+    const mnt = join(dir, "ro");
+    const unmount = await mountTmpfs(mnt, { sizeBytes: 64 * 1024, readOnly: true });
+    try {
+      const repo = new FsRepository(mnt);
+      await assert.rejects(repo.checkWritable(), (e) => e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE" && /not writable/.test(e.message));
+      await assert.rejects(repo.put("a/b", ReadableStream.from([new Uint8Array(3)])), (e) => e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE");
+    } finally {
+      await unmount();
+    }
+  });
+});
+
+Deno.test("catalog: only backups whose manifest exists are listed, newest first, paged", async () => {
+  await withTempDir(async (dir) => {
+    const repo = new FsRepository(dir);
+    const mk = async (key: string, client: string, withManifest = true) => {
+      await repo.put(key, ReadableStream.from([new Uint8Array([1, 2, 3])]));
+      if (withManifest) {
+        await writeManifest(repo, {
+          format_version: 1, key, client_name: client, kind: "directory", label: "manual",
+          created_at: "2026-01-01T00:00:00.000Z", size_bytes: 3,
+          sha256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81",
+          job_id: 1, schedule_id: null, tool_versions: {}, facts: {},
+        });
+      }
+    };
+    await mk("backups/a/20260101T000000000Z-manual.tar.gz", "a");
+    await mk("backups/a/20260103T000000000Z-manual.tar.gz", "a");
+    await mk("backups/b/20260102T000000000Z-manual.tar.gz", "b");
+    await mk("backups/a/20260104T000000000Z-manual.tar.gz", "a", false); // half-written: no manifest
+    await Deno.writeTextFile(join(dir, "backups/a/stray.txt"), "not a backup");
+    const all = await listBackups(repo);
+    assert.deepEqual(all.backups.map((b) => b.key), [
+      "backups/a/20260103T000000000Z-manual.tar.gz",
+      "backups/b/20260102T000000000Z-manual.tar.gz",
+      "backups/a/20260101T000000000Z-manual.tar.gz",
+    ]);
+    const p1 = await listBackups(repo, { limit: 2 });
+    assert.equal(p1.backups.length, 2);
+    const p2 = await listBackups(repo, { limit: 2, cursor: p1.next_cursor });
+    assert.deepEqual(p2.backups.map((b) => b.key), ["backups/a/20260101T000000000Z-manual.tar.gz"]);
+    assert.equal(p2.next_cursor, null);
+    assert.equal((await listBackups(repo, { client: "b" })).backups.length, 1);
+    await deleteBackup(repo, "backups/b/20260102T000000000Z-manual.tar.gz");
+    assert.equal((await listBackups(repo, { client: "b" })).backups.length, 0);
+    await assert.rejects(deleteBackup(repo, "backups/b/20260102T000000000Z-manual.tar.gz"), (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND");
+    await assert.rejects(deleteBackup(repo, "backups/../x"), (e) => e instanceof CairnError && e.code === "INVALID_KEY");
+  });
+});

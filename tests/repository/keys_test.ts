@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { backupKey, formatStamp, keyProblem, manifestKey, parseKey, parseStamp } from "../../src/repository/keys.ts";
+import { CairnError } from "../../src/errors.ts";
+import { assertSafeKey } from "../../src/repository/paths.ts";
+
+const VALID = "backups/app_db/20261121T020000000Z-daily.dump";
+
+Deno.test("stamps are UTC YYYYMMDDTHHMMSSmmmZ and round-trip", () => {
+  const d = new Date("2026-11-21T02:00:00.123Z");
+  assert.equal(formatStamp(d), "20261121T020000123Z");
+  assert.equal(parseStamp("20261121T020000123Z")?.getTime(), d.getTime());
+  assert.equal(parseStamp("20261341T020000123Z"), null, "month 13 is not a date");
+});
+
+Deno.test("a backup key is built and parsed per the grammar", () => {
+  const key = backupKey("app_db", new Date("2026-11-21T02:00:00Z"), "daily", "dump");
+  assert.equal(key, VALID);
+  const p = parseKey(key);
+  assert.deepEqual([p.client, p.label, p.ext], ["app_db", "daily", "dump"]);
+  assert.equal(parseKey("backups/u/20261121T020000000Z-my-label_2.tar.gz").ext, "tar.gz");
+  assert.equal(parseKey("backups/s/20261121T020000000Z-x.mirror.json").ext, "mirror.json");
+  assert.equal(manifestKey(VALID), VALID + ".manifest.json");
+});
+
+Deno.test("keys that could leave the repository or break the grammar are rejected", () => {
+  const bad = [
+    "",
+    "/backups/app_db/20261121T020000000Z-daily.dump",
+    "backups/../etc/20261121T020000000Z-daily.dump",
+    "backups/app_db/../../20261121T020000000Z-daily.dump",
+    "backups/app_db/20261121T020000000Z-daily.dump\0",
+    "backups\\app_db\\20261121T020000000Z-daily.dump",
+    "backups/app_db/./20261121T020000000Z-daily.dump",
+    "backups/APP/20261121T020000000Z-daily.dump",
+    "backups/app_db/20261121T020000000Z-daily.exe",
+    "backups/app_db/20261121T020000000Z-.dump",
+    "backups/app_db/2026112T020000000Z-daily.dump",
+    "backups/app_db/20261121T020000000Z-daily.dump.manifest.json",
+    "mirrors/app_db/20261121T020000000Z-daily.dump",
+    "backups/app_db/sub/20261121T020000000Z-daily.dump",
+  ];
+  for (const key of bad) {
+    assert.notEqual(keyProblem(key), null, `should reject ${JSON.stringify(key)}`);
+    assert.throws(() => parseKey(key), (e) => e instanceof CairnError && e.code === "INVALID_KEY");
+  }
+  assert.match(keyProblem("backups/../x")!, /'\.\.'/);
+  assert.match(keyProblem("/x")!, /starts with/);
+  assert.match(keyProblem("a\0b")!, /NUL/);
+});
+
+Deno.test("invalid labels and client names never make a key", () => {
+  assert.throws(() => backupKey("app", new Date(), "Bad Label", "dump"), CairnError);
+  assert.throws(() => backupKey("../x", new Date(), "ok", "dump"), CairnError);
+  assert.throws(() => backupKey("app", new Date(), "x".repeat(41), "dump"), CairnError);
+});
+
+Deno.test("any repository key must stay inside", () => {
+  for (const k of ["", "/a", "a/../b", "a//b", "a/./b", "a\0", "a\\b", ".."]) {
+    assert.throws(() => assertSafeKey(k), CairnError, k);
+  }
+  assertSafeKey("mirrors/c/some key+with%odd/ünïcode");
+});
