@@ -72,7 +72,7 @@ export async function makeTree(root: string): Promise<void> {
   await Deno.mkdir(join(root, "sub/deeper"), { recursive: true });
   await Deno.writeTextFile(join(root, "a.txt"), "alpha\n");
   await Deno.writeTextFile(join(root, "sub/b.txt"), "bravo ".repeat(1000));
-  await Deno.writeFile(join(root, "sub/deeper/bin.dat"), crypto.getRandomValues(new Uint8Array(70_000)));
+  await Deno.writeFile(join(root, "sub/deeper/bin.dat"), randomBytes(70_000));
   await Deno.writeTextFile(join(root, "empty"), "");
   await Deno.writeTextFile(join(root, "sub/ünïcødé name with spaces.txt"), "unicode\n");
   const long = "l".repeat(120);
@@ -81,4 +81,11 @@ export async function makeTree(root: string): Promise<void> {
   await Deno.symlink("a.txt", join(root, "link-to-a"));
   await Deno.symlink("/etc/hostname", join(root, "link-outside"));
   await Deno.utime(join(root, "a.txt"), new Date("2020-01-02T03:04:05Z"), new Date("2020-01-02T03:04:05Z"));
+}
+
+/** Random bytes of any size (getRandomValues gives at most 64 KiB per call). */
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  return out;
 }

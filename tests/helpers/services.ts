@@ -1,0 +1,22 @@
+import { join } from "node:path";
+import { parseConfig } from "../../src/config/load.ts";
+import type { Job, NewJob } from "../../src/jobs/types.ts";
+import { configureLog } from "../../src/log.ts";
+import { runHere } from "../../src/runtime/run_here.ts";
+import { openServices, type Services } from "../../src/runtime/services.ts";
+
+/** Real services (sqlite store, fs repository) in a temp dir, for in-process job tests. */
+export async function testServices(dir: string, clients: Record<string, unknown>, backup: Record<string, unknown> = {}): Promise<Services> {
+  configureLog({ to: () => {} });
+  const config = parseConfig(JSON.stringify({
+    store: { kind: "sqlite", path: join(dir, "cairn.db") },
+    repository: { kind: "fs", path: join(dir, "repo") },
+    backup: { worker_max_attempts: 1, retry_backoff_ms: 10, ...backup },
+    clients,
+  }));
+  return await openServices(config);
+}
+
+export function run(services: Services, job: Partial<NewJob> & Pick<NewJob, "kind">, signal?: AbortSignal): Promise<Job> {
+  return runHere(services, { client_name: null, max_attempts: services.config.backup.worker_max_attempts, ...job }, { signal });
+}
