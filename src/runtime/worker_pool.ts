@@ -1,5 +1,5 @@
 import { toError } from "../errors.ts";
-import type { Job } from "../jobs/types.ts";
+import { type Job, TERMINAL } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { JobStop, runAttempt } from "./attempt.ts";
 import { leaseMs, type Services } from "./services.ts";
@@ -80,7 +80,7 @@ export class WorkerPool {
     const done = (async () => {
       try {
         const final = await runAttempt(this.#services, job, { controller, heartbeatMs: this.#options.heartbeatMs });
-        await this.#options.onSettled?.(final);
+        if (TERMINAL.has(final.status)) await this.#options.onSettled?.(final);
       } catch (error) {
         logger.error("Worker crashed while finishing a job", { job_id: job.id, error: toError(error).message, stack: toError(error).stack });
       } finally {
