@@ -40,6 +40,8 @@ export interface AttemptOptions {
   onProgress?: (job: Job, progress: ProgressUpdate) => void;
   /** How often the lease is renewed and the cancel flag looked at. */
   heartbeatMs?: number;
+  /** What runs the job; injected by benchmarks and tests, the real executor otherwise. */
+  execute?: typeof executeJob;
 }
 
 /**
@@ -73,7 +75,8 @@ export async function runAttempt(services: Services, claimed: Job, options: Atte
   const started = Date.now();
   let outcome: Job;
   try {
-    const result = await executeJob(services, { ...claimed, key }, {
+    const execute = options.execute ?? executeJob;
+    const result = await execute(services, { ...claimed, key }, {
       signal: controller.signal,
       progress: (update) => {
         progress = {

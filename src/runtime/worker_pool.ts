@@ -1,13 +1,14 @@
 import { toError } from "../errors.ts";
 import { type Job, TERMINAL } from "../jobs/types.ts";
 import { logger } from "../log.ts";
-import { JobStop, runAttempt } from "./attempt.ts";
+import { type AttemptOptions, JobStop, runAttempt } from "./attempt.ts";
 import { leaseMs, type Services } from "./services.ts";
 
 export interface PoolOptions {
   concurrency: number;
   pollMs: number;
   heartbeatMs?: number;
+  execute?: AttemptOptions["execute"];
   /** Called after a job reaches its final state in this process. */
   onSettled?: (job: Job) => Promise<void> | void;
 }
@@ -79,7 +80,11 @@ export class WorkerPool {
     const controller = new AbortController();
     const done = (async () => {
       try {
-        const final = await runAttempt(this.#services, job, { controller, heartbeatMs: this.#options.heartbeatMs });
+        const final = await runAttempt(this.#services, job, {
+          controller,
+          heartbeatMs: this.#options.heartbeatMs,
+          execute: this.#options.execute,
+        });
         if (TERMINAL.has(final.status)) await this.#options.onSettled?.(final);
       } catch (error) {
         logger.error("Worker crashed while finishing a job", { job_id: job.id, error: toError(error).message, stack: toError(error).stack });

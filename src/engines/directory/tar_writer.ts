@@ -12,7 +12,7 @@ export interface ArchiveStats {
   changed_while_reading: number;
 }
 
-const CHUNK = 1 << 20;
+const CHUNK = 1 << 18;
 
 function sourceError(error: unknown, path: string): CairnError {
   const e = error as Error;
