@@ -1,26 +1,59 @@
+import { createApp } from "../api/app.ts";
 import type { Config } from "../config/schema.ts";
+import { isLoopbackHost } from "../config/load.ts";
 import { toError } from "../errors.ts";
+import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
+import { ScheduleWorker } from "./scheduler.ts";
 import { leaseMs, openServices, type Services } from "./services.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
 export interface DaemonHandle {
   services: Services;
   pool: WorkerPool;
+  scheduler: ScheduleWorker;
+  /** The address actually bound (the port is real even when the config said 0). */
+  address: { hostname: string; port: number };
   /** Resolves once the daemon has shut down. */
   finished: Promise<void>;
   shutdown(reason: string): Promise<void>;
 }
 
 export function shutdownGraceMs(): number {
-  const raw = Number(Deno.env.get("CAIRN_SHUTDOWN_GRACE_MS"));
-  return Number.isFinite(raw) && raw >= 0 ? raw : 25_000;
+  const raw = Deno.env.get("CAIRN_SHUTDOWN_GRACE_MS");
+  const ms = raw === undefined || raw.trim() === "" ? NaN : Number(raw);
+  return Number.isFinite(ms) && ms >= 0 ? ms : 25_000;
 }
 
-/** Starts the worker loops; SIGTERM or SIGINT stops them gracefully. */
+function splitListen(listen: string): { hostname: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  return { hostname: listen.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(listen.slice(i + 1)) };
+}
+
+/** A successful scheduled backup is followed by a prune of that schedule's backups. */
+async function pruneAfter(services: Services, pool: WorkerPool, job: Job): Promise<void> {
+  if (job.kind !== "backup" || job.status !== "completed" || job.schedule_id === null) return;
+  const prune = await services.store.enqueue({
+    kind: "prune",
+    client_name: job.client_name,
+    schedule_id: job.schedule_id,
+    max_attempts: services.config.backup.worker_max_attempts,
+    params: { dry_run: false },
+  });
+  logger.info("Prune queued after scheduled backup", { job_id: prune.id, after_job_id: job.id, schedule_id: job.schedule_id });
+  pool.wake();
+}
+
+/** Starts the HTTP admin API and the worker loops; SIGTERM or SIGINT stops them gracefully. */
 export async function startDaemon(config: Config): Promise<DaemonHandle> {
+  const { hostname, port } = splitListen(config.server.listen);
+  if (!isLoopbackHost(hostname) && !config.server.admin_key) {
+    // Config validation refuses this too; this guard keeps the promise if that ever changes.
+    throw new Error(`Refusing to listen on ${config.server.listen} without server.admin_key`);
+  }
   const services = await openServices(config);
+  const startedAt = Date.now();
   try {
     await services.repository.checkWritable();
   } catch (error) {
@@ -29,11 +62,36 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
   const cleaned = await services.repository.cleanupPartial(leaseMs(config) * 2).catch(() => 0);
   if (cleaned) logger.info("Removed leftovers of interrupted writes", { files: cleaned });
 
-  const pool = new WorkerPool(services, {
+  let pool!: WorkerPool;
+  pool = new WorkerPool(services, {
     concurrency: config.backup.worker_concurrency,
     pollMs: config.backup.execution_worker_poll_ms,
+    onSettled: (job) => pruneAfter(services, pool, job).catch((e) => logger.error("Could not queue a prune", { error: toError(e).message })),
   });
-  if (config.backup.worker_enabled) pool.start();
+  const scheduler = new ScheduleWorker(services, { pollMs: config.backup.schedule_worker_poll_ms, onEnqueued: () => pool.wake() });
+  if (config.backup.worker_enabled) {
+    pool.start();
+    scheduler.start();
+  }
+  if (!config.server.admin_key) {
+    logger.warn("No server.admin_key is set: the admin API on loopback accepts requests without a key");
+  }
+
+  const app = createApp({ services, pool, scheduler, startedAt });
+  const abort = new AbortController();
+  let address = { hostname, port };
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname,
+      port,
+      signal: abort.signal,
+      onListen: (addr) => (address = { hostname: addr.hostname, port: addr.port }),
+    }, app.fetch);
+  } catch (error) {
+    await services.store.close();
+    throw new Error(`Cannot listen on ${config.server.listen}: ${toError(error).message}`);
+  }
 
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
@@ -41,7 +99,10 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
   const shutdown = (reason: string) => {
     stopping ??= (async () => {
       logger.info("Shutting down", { reason });
+      await scheduler.stop();
       await pool.stop(shutdownGraceMs());
+      abort.abort();
+      await server.finished.catch(() => {});
       await services.store.close();
       logger.info("Stopped");
       resolveFinished();
@@ -54,9 +115,11 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
   logger.info("cairn daemon started", {
     version: VERSION,
     pid: Deno.pid,
+    listen: `${address.hostname}:${address.port}`,
     store: config.store.kind,
     repository: services.repository.location,
     workers: config.backup.worker_enabled ? config.backup.worker_concurrency : 0,
+    startup_ms: Math.round(performance.now()),
   });
-  return { services, pool, finished, shutdown };
+  return { services, pool, scheduler, address, finished, shutdown };
 }

@@ -1,0 +1,72 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { CairnError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { requireAdminKey } from "./auth.ts";
+import type { ApiDeps, AppEnv } from "./deps.ts";
+import { errorBody } from "./envelope.ts";
+import { backupRoutes } from "./routes/backups.ts";
+import { dlqRoutes } from "./routes/dlq.ts";
+import { jobRoutes } from "./routes/jobs.ts";
+import { scheduleRoutes } from "./routes/schedules.ts";
+import { systemRoutes } from "./routes/system.ts";
+
+/** The admin API. Routes throw; this one place turns errors into the envelope. */
+export function createApp(deps: ApiDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { config } = deps.services;
+
+  app.use("*", async (c, next) => {
+    const requestId = c.req.header("x-request-id")?.slice(0, 100) || crypto.randomUUID();
+    c.set("requestId", requestId);
+    c.set("deps", deps);
+    const started = performance.now();
+    await next();
+    c.header("x-request-id", requestId);
+    logger.info("request", {
+      request_id: requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      duration_ms: Math.round((performance.now() - started) * 10) / 10,
+    });
+  });
+  app.use("*", requireAdminKey(config.server.admin_key || undefined));
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: config.server.max_body_bytes,
+      onError: (c) => c.json(errorBody("PAYLOAD_TOO_LARGE", `Request body exceeds server.max_body_bytes (${config.server.max_body_bytes} bytes)`), 413),
+    }),
+  );
+
+  // Fixed paths before the key routes, whose {key} may contain slashes.
+  app.route("/admin", systemRoutes());
+  app.route("/admin/backups/jobs", jobRoutes());
+  app.route("/admin/backups/schedules", scheduleRoutes());
+  app.route("/admin/backups/dlq", dlqRoutes());
+  app.route("/admin/backups", backupRoutes());
+
+  app.notFound((c) => c.json(errorBody("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.onError((error, c) => {
+    if (error instanceof CairnError) {
+      return c.json(errorBody(error.code, error.message, error.details), error.httpStatus as ContentfulStatusCode);
+    }
+    if (error instanceof HTTPException && error.status < 500) {
+      return c.json(errorBody(error.status === 413 ? "PAYLOAD_TOO_LARGE" : "VALIDATION_FAILED", error.message || "Bad request"), error.status as ContentfulStatusCode);
+    }
+    logger.error("Unhandled error in request", {
+      request_id: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      error: error.message,
+      stack: error.stack,
+    });
+    return c.json(errorBody("INTERNAL", `Internal error (request ${c.get("requestId")}); see the daemon log`), 500);
+  });
+
+  return app;
+}

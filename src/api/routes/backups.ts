@@ -1,0 +1,139 @@
+import { Hono } from "hono";
+import { stream } from "hono/streaming";
+import { CairnError } from "../../errors.ts";
+import { parseKey } from "../../repository/keys.ts";
+import { deleteBackup, listBackups, manifestSummary, readManifest } from "../../repository/manifest.ts";
+import { requireClient } from "../../runtime/services.ts";
+import { type AppEnv, clientFrom, enqueue } from "../deps.ts";
+import { ok } from "../envelope.ts";
+import { CreateBackupBody, ListBackupsQuery, RestoreBody, VerifyBody } from "../schemas.ts";
+import { jsonBody, queryOf } from "../validate.ts";
+
+/** The key from the path: URL-encoded (backups%2Fapp_db%2F...) or, leniently, with raw slashes. */
+function keyParam(raw: string): string {
+  let key = raw;
+  try {
+    key = decodeURIComponent(raw);
+  } catch {
+    throw new CairnError("INVALID_KEY", "Invalid backup key: it is not valid URL encoding");
+  }
+  parseKey(key);
+  return key;
+}
+
+function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | "invalid" {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
+  let start: number, end: number;
+  if (m[1] === "") {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  return start > end || start >= size ? "invalid" : { start, end };
+}
+
+export function backupRoutes(): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.post("/", async (c) => {
+    const { services } = c.get("deps");
+    const body = await jsonBody(c, CreateBackupBody);
+    const client = clientFrom(c, body.client_name);
+    requireClient(services.config, client);
+    const job = await enqueue(c.get("deps"), {
+      kind: "backup",
+      client_name: client!,
+      label: body.label ?? "manual",
+      max_attempts: services.config.backup.worker_max_attempts,
+    });
+    return ok(c, { job_id: job.id, client_name: job.client_name, status: job.status }, { status: 202, message: "Backup queued" });
+  });
+
+  app.get("/", async (c) => {
+    const q = queryOf(c, ListBackupsQuery);
+    const page = await listBackups(c.get("deps").services.repository, { client: q.client_name, limit: q.limit, cursor: q.cursor });
+    return ok(c, { backups: page.backups.map(manifestSummary), next_cursor: page.next_cursor });
+  });
+
+  app.post("/:key{.+}/restore", async (c) => {
+    const { services } = c.get("deps");
+    const key = keyParam(c.req.param("key"));
+    const body = await jsonBody(c, RestoreBody);
+    const manifest = await readManifest(services.repository, key);
+    const client = clientFrom(c, body.client_name) ?? manifest.client_name;
+    const config = requireClient(services.config, client);
+    if (config.kind !== manifest.kind) {
+      throw new CairnError("VALIDATION_FAILED", `Backup ${key} is a ${manifest.kind} backup; client ${client} is of kind ${config.kind}`, {
+        details: [{ path: "client_name", message: `must name a ${manifest.kind} client` }],
+      });
+    }
+    const job = await enqueue(c.get("deps"), {
+      kind: "restore",
+      client_name: client,
+      key,
+      max_attempts: services.config.backup.worker_max_attempts,
+      params: {
+        ...(body.target !== undefined ? { target: body.target } : {}),
+        ...(body.replace !== undefined ? { replace: body.replace } : {}),
+        ...(body.flush !== undefined ? { flush: body.flush } : {}),
+      },
+    });
+    return ok(c, { job_id: job.id, key, client_name: client, status: job.status }, { status: 202, message: "Restore queued" });
+  });
+
+  app.post("/:key{.+}/verify", async (c) => {
+    const { services } = c.get("deps");
+    const key = keyParam(c.req.param("key"));
+    const body = await jsonBody(c, VerifyBody);
+    const manifest = await readManifest(services.repository, key);
+    const client = body.client_name ?? manifest.client_name;
+    requireClient(services.config, client);
+    const job = await enqueue(c.get("deps"), {
+      kind: "verify",
+      client_name: client,
+      key,
+      max_attempts: services.config.backup.worker_max_attempts,
+    });
+    return ok(c, { job_id: job.id, key, status: job.status }, { status: 202, message: "Verification queued" });
+  });
+
+  app.get("/:key{.+}/download", async (c) => {
+    const { repository } = c.get("deps").services;
+    const key = keyParam(c.req.param("key"));
+    const manifest = await readManifest(repository, key);
+    const info = await repository.stat(key);
+    if (!info) throw new CairnError("BACKUP_NOT_FOUND", `The artifact of ${key} is missing from the repository`);
+    const range = parseRange(c.req.header("range"), info.size);
+    if (range === "invalid") {
+      c.header("content-range", `bytes */${info.size}`);
+      return c.body(null, 416);
+    }
+    const body = await repository.get(key, range ?? undefined);
+    const filename = key.slice(key.lastIndexOf("/") + 1);
+    c.header("content-type", "application/octet-stream");
+    c.header("content-disposition", `attachment; filename="${filename}"`);
+    c.header("x-checksum-sha256", manifest.sha256);
+    c.header("accept-ranges", "bytes");
+    c.header("content-length", String(range ? range.end - range.start + 1 : info.size));
+    if (range) {
+      c.header("content-range", `bytes ${range.start}-${range.end}/${info.size}`);
+      c.status(206);
+    }
+    return stream(c, async (s) => {
+      s.onAbort(() => void body.cancel().catch(() => {}));
+      await s.pipe(body);
+    });
+  });
+
+  app.delete("/:key{.+}", async (c) => {
+    const key = keyParam(c.req.param("key"));
+    await deleteBackup(c.get("deps").services.repository, key);
+    return ok(c, { key, deleted: true }, { message: "Backup deleted" });
+  });
+
+  return app;
+}

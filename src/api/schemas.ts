@@ -1,0 +1,79 @@
+import { z } from "zod";
+import { JOB_KINDS, JOB_STATUSES, RetentionSchema } from "../jobs/types.ts";
+import { cronProblem, timezoneProblem } from "../jobs/cron.ts";
+import { CLIENT_NAME, LABEL } from "../repository/keys.ts";
+
+export const ClientName = z.string().regex(CLIENT_NAME, "must be 1-63 of a-z, 0-9, _ and -");
+export const Label = z.string().regex(LABEL, "must be 1-40 of a-z, 0-9, _ and -");
+const Limit = z.coerce.number().int().min(1).max(1000);
+const Cursor = z.string().min(1).max(500);
+
+export const IdParam = z.coerce.number().int().positive("must be a positive integer");
+
+export const CreateBackupBody = z.strictObject({ client_name: ClientName.optional(), label: Label.optional() });
+
+export const ListBackupsQuery = z.strictObject({
+  client_name: ClientName.optional(),
+  limit: Limit.default(50),
+  cursor: Cursor.optional(),
+});
+
+export const RestoreBody = z.strictObject({
+  client_name: ClientName.optional(),
+  target: z.string().min(1).max(4096).optional(),
+  replace: z.boolean().optional(),
+  flush: z.boolean().optional(),
+});
+
+export const VerifyBody = z.strictObject({ client_name: ClientName.optional() });
+
+export const ListJobsQuery = z.strictObject({
+  status: z.enum(JOB_STATUSES).optional(),
+  client_name: ClientName.optional(),
+  kind: z.enum(JOB_KINDS).optional(),
+  limit: Limit.default(50),
+  cursor: Cursor.optional(),
+});
+
+export const DlqQuery = z.strictObject({
+  client_name: ClientName.optional(),
+  kind: z.enum(JOB_KINDS).optional(),
+  limit: Limit.default(50),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+export const BulkRequeueBody = z.strictObject({ client_name: ClientName.optional(), kind: z.enum(JOB_KINDS).optional() });
+
+export const CleanupBody = z.strictObject({ older_than_days: z.number().nonnegative() });
+
+export const PruneBody = z.strictObject({ client_name: ClientName.optional(), dry_run: z.boolean().optional() });
+
+const Cron = z.string().superRefine((v, ctx) => {
+  const problem = cronProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+const TimeZone = z.string().superRefine((v, ctx) => {
+  const problem = timezoneProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+export const CreateScheduleBody = z.strictObject({
+  client_name: ClientName.optional(),
+  cron: Cron,
+  timezone: TimeZone.default("UTC"),
+  label: Label.default("scheduled"),
+  enabled: z.boolean().default(true),
+  retention: RetentionSchema.default({}),
+});
+
+export const PatchScheduleBody = z.strictObject({
+  client_name: ClientName.optional(),
+  cron: Cron.optional(),
+  timezone: TimeZone.optional(),
+  label: Label.optional(),
+  enabled: z.boolean().optional(),
+  retention: RetentionSchema.optional(),
+  next_run_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  last_run_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  last_job_id: z.number().int().positive().nullable().optional(),
+});
