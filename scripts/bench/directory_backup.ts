@@ -18,6 +18,7 @@ const { values } = parseArgs({
   },
 });
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CAIRN_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys"];
 const root = await Deno.makeTempDir({ prefix: "cairn-bench-dir-" });
 const tree = join(root, "tree");
 
@@ -68,7 +69,7 @@ async function cairnBackup(tag: string): Promise<{ seconds: number; rssMiB: numb
   }));
   // The same V8 flag the compile and start tasks bake in (a small young generation
   // frees streamed buffers sooner).
-  const r = await timed([Deno.execPath(), "run", "--allow-all", "--v8-flags=--max-semi-space-size=1", MAIN, "backup", "tree", "--config", config]);
+  const r = await timed([Deno.execPath(), "run", ...CAIRN_PERMISSIONS, "--v8-flags=--max-semi-space-size=1", MAIN, "backup", "tree", "--config", config]);
   await Deno.remove(dir, { recursive: true });
   return r;
 }

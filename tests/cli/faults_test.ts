@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { mountTmpfs, skipFaults, withoutDacOverride } from "../helpers/mounts.ts";
-import { cairn, MAIN, makeTree, randomBytes, withTempDir, writeConfig } from "../helpers/tmp.ts";
+import { CAIRN_PERMISSIONS, cairn, MAIN, makeTree, randomBytes, withTempDir, writeConfig } from "../helpers/tmp.ts";
 
 Deno.test("fault: a client directory that cannot be read fails the job clearly", async () => {
   if (skipFaults()) return;
@@ -14,7 +14,7 @@ Deno.test("fault: a client directory that cannot be read fails the job clearly",
     await Deno.chmod(dir, 0o755);
     try {
       const out = await new Deno.Command(withoutDacOverride([Deno.execPath()])[0], {
-        args: [...withoutDacOverride([Deno.execPath()]).slice(1), "run", "--allow-all", MAIN, "backup", "locked", "--config", config],
+        args: [...withoutDacOverride([Deno.execPath()]).slice(1), "run", ...CAIRN_PERMISSIONS, MAIN, "backup", "locked", "--config", config],
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -84,7 +84,7 @@ Deno.test("fault: a second process opening the same JSONL store is refused at on
     await makeTree(src);
     const config = await writeConfig(dir, { clients: { files: { kind: "directory", path: src } }, store: "jsonl" });
     const daemon = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN, "daemon", "--config", config],
+      args: ["run", ...CAIRN_PERMISSIONS, MAIN, "daemon", "--config", config],
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -130,7 +130,7 @@ Deno.test("fault: a CLI backup killed with SIGKILL mid-job is finished by the da
       backup: { worker_lease_ttl_minutes: 0.05, worker_max_attempts: 3, execution_worker_poll_ms: 250 },
     });
     const cli = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN, "backup", "big", "--config", config],
+      args: ["run", ...CAIRN_PERMISSIONS, MAIN, "backup", "big", "--config", config],
       stdout: "null",
       stderr: "null",
     }).spawn();
@@ -145,7 +145,7 @@ Deno.test("fault: a CLI backup killed with SIGKILL mid-job is finished by the da
       const partial = [...Deno.readDirSync(join(dir, "repo", ".tmp"))];
       assert.ok(partial.length >= 1, "a half-written temp file is what a kill leaves");
       const daemon = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-all", MAIN, "daemon", "--config", config],
+        args: ["run", ...CAIRN_PERMISSIONS, MAIN, "daemon", "--config", config],
         stdout: "null",
         stderr: "null",
       }).spawn();
@@ -181,7 +181,7 @@ Deno.test("daemon: SIGTERM stops claiming, releases a running job past the grace
     const store = await SqliteStore.open(join(dir, "cairn.db"));
     const job = await store.enqueue({ kind: "backup", client_name: "big", max_attempts: 3 });
     const daemon = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN, "daemon", "--config", config],
+      args: ["run", ...CAIRN_PERMISSIONS, MAIN, "daemon", "--config", config],
       env: { CAIRN_SHUTDOWN_GRACE_MS: "200" },
       stdout: "null",
       stderr: "null",

@@ -1,4 +1,4 @@
-import { MAIN } from "./tmp.ts";
+import { CAIRN_PERMISSIONS, MAIN } from "./tmp.ts";
 
 export interface RunningDaemon {
   url: string;
@@ -19,7 +19,7 @@ export async function spawnDaemon(
   options: { adminKey?: string; env?: Record<string, string> } = {},
 ): Promise<RunningDaemon> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "daemon", "--config", config],
+    args: ["run", ...CAIRN_PERMISSIONS, MAIN, "daemon", "--config", config],
     env: { NO_COLOR: "1", ...(options.env ?? {}) },
     stdout: "piped",
     stderr: "piped",

@@ -40,6 +40,9 @@ export async function writeConfig(
 
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/** The permissions the compiled binary gets (deno.json "compile"): tests run cairn with exactly these. */
+export const CAIRN_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys"];
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -49,7 +52,7 @@ export interface CliResult {
 /** Runs the real `cairn` entry point as a child process. */
 export async function cairn(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
+    args: ["run", ...CAIRN_PERMISSIONS, MAIN, ...args],
     env: { NO_COLOR: "1", ...(options.env ?? {}) },
     cwd: options.cwd,
     stdout: "piped",

@@ -36,8 +36,8 @@ function reword(error: unknown, path: string, clientName: string): unknown {
 }
 
 /**
- * A SQLite database copied online with VACUUM INTO (a consistent snapshot even
- * while another process writes), never with a plain file copy.
+ * A SQLite database copied online with SQLite's backup API (a consistent snapshot
+ * even while another process writes), never with a plain file copy.
  */
 export const sqliteEngine: Engine<SqliteClient> = {
   kind: "sqlite",

@@ -1,8 +1,8 @@
 /// <reference lib="deno.worker" />
-import { DatabaseSync } from "node:sqlite";
+import { backup, DatabaseSync } from "node:sqlite";
 
 /**
- * Runs the blocking SQLite work (VACUUM INTO, integrity_check, counting) off the
+ * Runs the blocking SQLite work (the snapshot, integrity_check, counting) off the
  * main thread, so the daemon keeps serving and renewing leases meanwhile, and a
  * cancelled job can simply terminate this worker.
  */
@@ -31,13 +31,19 @@ function countTables(db: DatabaseSync): Record<string, number> {
   return out;
 }
 
-function handle(req: SqliteRequest): SqliteReply {
+/** Pages per backup step: all of them, so the copy is taken inside one read transaction. */
+const ALL_PAGES = 2 ** 31 - 1;
+
+async function handle(req: SqliteRequest): Promise<SqliteReply> {
   if (req.op === "snapshot") {
+    // The online backup API, not VACUUM INTO: VACUUM INTO needs ATTACH, which Deno
+    // forbids unless the process holds every permission. One step copies every page
+    // under a single read transaction, so a concurrent writer cannot tear the copy.
     // Read-only: cairn must never leave its own -wal or -shm files beside an app's database.
     const src = new DatabaseSync(req.source, { readOnly: true });
     try {
       src.exec("PRAGMA busy_timeout = 30000");
-      src.prepare("VACUUM INTO ?").run(req.dest);
+      await backup(src, req.dest, { rate: ALL_PAGES });
     } finally {
       src.close();
     }
@@ -60,10 +66,10 @@ function handle(req: SqliteRequest): SqliteReply {
   }
 }
 
-self.onmessage = (event: MessageEvent<SqliteRequest>) => {
+self.onmessage = async (event: MessageEvent<SqliteRequest>) => {
   let reply: SqliteReply;
   try {
-    reply = handle(event.data);
+    reply = await handle(event.data);
   } catch (error) {
     reply = { ok: false, error: (error as Error).message };
   }
