@@ -131,7 +131,10 @@ export class JsonlStore extends BaseStore {
     let nextScheduleId = this.#nextScheduleId;
     const getJob = (id: number) => jobs.has(id) ? jobs.get(id)! : this.#jobs.get(id) ?? null;
     const getSchedule = (id: number) => schedules.has(id) ? schedules.get(id)! : this.#schedules.get(id) ?? null;
+    // Newest first. Ids only grow and a job first appears when it is created, so the
+    // map is already in id order; only a transaction's own writes need a sort.
     const allJobs = () => {
+      if (jobs.size === 0) return [...this.#jobs.values()].reverse();
       const out: Job[] = [];
       for (const [id, job] of this.#jobs) if (!jobs.has(id)) out.push(job);
       for (const job of jobs.values()) if (job) out.push(job);

@@ -1,0 +1,29 @@
+# Build a single executable with Deno, then run it on a slim Debian with the
+# external tools cairn calls (pg_dump / pg_restore).
+#   docker build -t cairn .
+#   docker run -e CAIRN_ADMIN_KEY=change-me -p 127.0.0.1:4052:4052 -v cairn-data:/var/lib/cairn -v /srv/data:/data:ro cairn
+FROM denoland/deno:2.9.6 AS build
+WORKDIR /src
+COPY deno.json deno.lock ./
+COPY main.ts ./
+COPY src ./src
+RUN deno install --frozen && deno task compile
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home /var/lib/cairn --shell /usr/sbin/nologin cairn \
+ && mkdir -p /var/lib/cairn /etc/cairn \
+ && chown cairn:cairn /var/lib/cairn
+COPY --from=build /src/dist/cairn /usr/local/bin/cairn
+COPY config/docker.yaml /etc/cairn/cairn.yaml
+USER cairn
+WORKDIR /var/lib/cairn
+ENV CAIRN_CONFIG=/etc/cairn/cairn.yaml CAIRN_TMPDIR=/var/lib/cairn DENO_NO_UPDATE_CHECK=1
+VOLUME ["/var/lib/cairn"]
+EXPOSE 4052
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s CMD curl -fsS http://127.0.0.1:4052/admin/health || exit 1
+ENTRYPOINT ["/usr/local/bin/cairn"]
+CMD ["daemon"]
