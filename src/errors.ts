@@ -44,7 +44,11 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
 export class CairnError extends Error {
   readonly code: ErrorCode;
   readonly details: unknown;
-  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; cause?: unknown } = {},
+  ) {
     super(redact(message), { cause: options.cause });
     this.name = "CairnError";
     this.code = code;

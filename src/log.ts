@@ -34,7 +34,10 @@ export function log(level: LogLevel, msg: string, fields: LogFields = {}): void 
   const record = { ts: new Date().toISOString(), level, msg, ...fields };
   let line: string;
   try {
-    line = JSON.stringify(record, (_k, v) => v instanceof Error ? { message: v.message, stack: v.stack } : v);
+    line = JSON.stringify(
+      record,
+      (_k, v) => v instanceof Error ? { message: v.message, stack: v.stack } : v,
+    );
   } catch {
     line = JSON.stringify({ ts: record.ts, level, msg });
   }

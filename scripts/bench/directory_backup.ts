@@ -18,14 +18,23 @@ const { values } = parseArgs({
   },
 });
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CAIRN_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys"];
+const CAIRN_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
 const root = await Deno.makeTempDir({ prefix: "cairn-bench-dir-" });
 const tree = join(root, "tree");
 
 /** Text-like data with a random quarter: compressible, but not trivially. */
 function block(): Uint8Array {
   const b = new Uint8Array(1 << 20);
-  const words = new TextEncoder().encode("backup restore verify prune lease worker manifest sha256 ");
+  const words = new TextEncoder().encode(
+    "backup restore verify prune lease worker manifest sha256 ",
+  );
   for (let i = 0; i < b.length; i++) b[i] = words[i % words.length];
   for (let i = 0; i < b.length; i += 4096) crypto.getRandomValues(b.subarray(i, i + 1024));
   return b;
@@ -48,9 +57,17 @@ async function makeTree(): Promise<void> {
   await writeBig(join(tree, "big.bin"), Number(values["big-mib"]));
 }
 
-async function timed(cmd: string[], env: Record<string, string> = {}): Promise<{ seconds: number; rssMiB: number }> {
+async function timed(
+  cmd: string[],
+  env: Record<string, string> = {},
+): Promise<{ seconds: number; rssMiB: number }> {
   const started = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", { args: ["-v", ...cmd], env, stdout: "null", stderr: "piped" }).output();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-v", ...cmd],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
   const seconds = (performance.now() - started) / 1000;
   const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr}`);
@@ -62,14 +79,27 @@ async function cairnBackup(tag: string): Promise<{ seconds: number; rssMiB: numb
   const dir = join(root, `cairn-${tag}`);
   await Deno.mkdir(dir, { recursive: true });
   const config = join(dir, "cairn.yaml");
-  await Deno.writeTextFile(config, JSON.stringify({
-    store: { kind: "sqlite", path: join(dir, "cairn.db") },
-    repository: { kind: "fs", path: join(dir, "repo") },
-    clients: { tree: { kind: "directory", path: tree } },
-  }));
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      store: { kind: "sqlite", path: join(dir, "cairn.db") },
+      repository: { kind: "fs", path: join(dir, "repo") },
+      clients: { tree: { kind: "directory", path: tree } },
+    }),
+  );
   // The same V8 flag the compile and start tasks bake in (a small young generation
   // frees streamed buffers sooner).
-  const r = await timed([Deno.execPath(), "run", ...CAIRN_PERMISSIONS, "--v8-flags=--max-semi-space-size=1", MAIN, "backup", "tree", "--config", config]);
+  const r = await timed([
+    Deno.execPath(),
+    "run",
+    ...CAIRN_PERMISSIONS,
+    "--v8-flags=--max-semi-space-size=1",
+    MAIN,
+    "backup",
+    "tree",
+    "--config",
+    config,
+  ]);
   await Deno.remove(dir, { recursive: true });
   return r;
 }
@@ -93,7 +123,9 @@ try {
     bestTar = Math.min(bestTar, t.seconds);
     bestCairn = Math.min(bestCairn, c.seconds);
     rss = Math.max(rss, c.rssMiB);
-    console.log(`  round ${i + 1}: tar -czf ${t.seconds.toFixed(1)} s, cairn ${c.seconds.toFixed(1)} s`);
+    console.log(
+      `  round ${i + 1}: tar -czf ${t.seconds.toFixed(1)} s, cairn ${c.seconds.toFixed(1)} s`,
+    );
   }
   console.log(`  cairn / tar time ratio: ${(bestCairn / bestTar).toFixed(2)} (target <= 1.30)`);
   console.log(`  cairn peak RSS: ${rss.toFixed(0)} MiB (target < 150)`);
@@ -103,7 +135,11 @@ try {
     await Deno.remove(join(tree, "big.bin"));
     await writeBig(join(tree, "big.bin"), hugeMiB);
     const c = await cairnBackup("huge");
-    console.log(`  with a ${hugeMiB} MiB file: cairn ${c.seconds.toFixed(1)} s, peak RSS ${c.rssMiB.toFixed(0)} MiB (target < 150, flat in size: ${(c.rssMiB / rss).toFixed(2)}x the 1 GiB run)`);
+    console.log(
+      `  with a ${hugeMiB} MiB file: cairn ${c.seconds.toFixed(1)} s, peak RSS ${
+        c.rssMiB.toFixed(0)
+      } MiB (target < 150, flat in size: ${(c.rssMiB / rss).toFixed(2)}x the 1 GiB run)`,
+    );
   }
 } finally {
   await Deno.remove(root, { recursive: true });

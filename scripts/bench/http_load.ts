@@ -27,5 +27,16 @@ async function worker() {
 await Promise.all(Array.from({ length: concurrency }, worker));
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
-const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
-console.log(JSON.stringify({ count, errors, seconds, rate: count / seconds, p50: pct(50), p99: pct(99), max: latencies.at(-1) }));
+const pct = (p: number) =>
+  latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+console.log(
+  JSON.stringify({
+    count,
+    errors,
+    seconds,
+    rate: count / seconds,
+    p50: pct(50),
+    p99: pct(99),
+    max: latencies.at(-1),
+  }),
+);

@@ -12,7 +12,12 @@ import { configureLog } from "../../src/log.ts";
 import { openServices } from "../../src/runtime/services.ts";
 import { WorkerPool } from "../../src/runtime/worker_pool.ts";
 
-const { values } = parseArgs({ options: { jobs: { type: "string", default: "10000" }, concurrency: { type: "string", default: "4" } } });
+const { values } = parseArgs({
+  options: {
+    jobs: { type: "string", default: "10000" },
+    concurrency: { type: "string", default: "4" },
+  },
+});
 const N = Number(values.jobs);
 const concurrency = Number(values.concurrency);
 configureLog({ to: () => {} });
@@ -54,9 +59,15 @@ async function measure(kind: "sqlite" | "jsonl"): Promise<number> {
   }
 }
 
-console.log(`store throughput: ${N} no-op jobs, enqueue -> claim -> complete, worker_concurrency ${concurrency}`);
+console.log(
+  `store throughput: ${N} no-op jobs, enqueue -> claim -> complete, worker_concurrency ${concurrency}`,
+);
 for (const kind of ["sqlite", "jsonl"] as const) {
   const rate = await measure(kind);
   const target = kind === "sqlite" ? " (target >= 500/s)" : "";
-  console.log(`  ${kind.padEnd(6)} ${rate.toFixed(0).padStart(6)} jobs/s${target}  ratio to target ${(rate / 500).toFixed(2)}`);
+  console.log(
+    `  ${kind.padEnd(6)} ${rate.toFixed(0).padStart(6)} jobs/s${target}  ratio to target ${
+      (rate / 500).toFixed(2)
+    }`,
+  );
 }

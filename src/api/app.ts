@@ -38,7 +38,14 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
     "*",
     bodyLimit({
       maxSize: config.server.max_body_bytes,
-      onError: (c) => c.json(errorBody("PAYLOAD_TOO_LARGE", `Request body exceeds server.max_body_bytes (${config.server.max_body_bytes} bytes)`), 413),
+      onError: (c) =>
+        c.json(
+          errorBody(
+            "PAYLOAD_TOO_LARGE",
+            `Request body exceeds server.max_body_bytes (${config.server.max_body_bytes} bytes)`,
+          ),
+          413,
+        ),
     }),
   );
 
@@ -49,14 +56,25 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   app.route("/admin/backups/dlq", dlqRoutes());
   app.route("/admin/backups", backupRoutes());
 
-  app.notFound((c) => c.json(errorBody("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) =>
+    c.json(errorBody("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), 404)
+  );
 
   app.onError((error, c) => {
     if (error instanceof CairnError) {
-      return c.json(errorBody(error.code, error.message, error.details), error.httpStatus as ContentfulStatusCode);
+      return c.json(
+        errorBody(error.code, error.message, error.details),
+        error.httpStatus as ContentfulStatusCode,
+      );
     }
     if (error instanceof HTTPException && error.status < 500) {
-      return c.json(errorBody(error.status === 413 ? "PAYLOAD_TOO_LARGE" : "VALIDATION_FAILED", error.message || "Bad request"), error.status as ContentfulStatusCode);
+      return c.json(
+        errorBody(
+          error.status === 413 ? "PAYLOAD_TOO_LARGE" : "VALIDATION_FAILED",
+          error.message || "Bad request",
+        ),
+        error.status as ContentfulStatusCode,
+      );
     }
     logger.error("Unhandled error in request", {
       request_id: c.get("requestId"),
@@ -65,7 +83,10 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
       error: error.message,
       stack: error.stack,
     });
-    return c.json(errorBody("INTERNAL", `Internal error (request ${c.get("requestId")}); see the daemon log`), 500);
+    return c.json(
+      errorBody("INTERNAL", `Internal error (request ${c.get("requestId")}); see the daemon log`),
+      500,
+    );
   });
 
   return app;

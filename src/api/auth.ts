@@ -25,7 +25,9 @@ export function requireAdminKey(adminKey: string | undefined): MiddlewareHandler
       if (!given || !keyMatches(given.trim(), adminKey)) {
         throw new CairnError(
           "UNAUTHORIZED",
-          given ? "Invalid admin key" : "Missing admin key: send Authorization: Bearer <key> or x-athena-admin-key",
+          given
+            ? "Invalid admin key"
+            : "Missing admin key: send Authorization: Bearer <key> or x-athena-admin-key",
         );
       }
     }

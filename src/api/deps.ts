@@ -16,7 +16,12 @@ export interface ApiDeps {
 /** Enqueues and wakes a local worker, so an API job starts now rather than at the next poll. */
 export async function enqueue(deps: ApiDeps, input: NewJob): Promise<Job> {
   const job = await deps.services.store.enqueue(input);
-  logger.info("Job queued", { job_id: job.id, kind: job.kind, client: job.client_name, key: job.key });
+  logger.info("Job queued", {
+    job_id: job.id,
+    kind: job.kind,
+    client: job.client_name,
+    key: job.key,
+  });
   deps.pool?.wake();
   return job;
 }

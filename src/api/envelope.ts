@@ -4,8 +4,15 @@ import type { ErrorCode } from "../errors.ts";
 import { redact } from "../redact.ts";
 
 /** {"status":"success","message":...,"data":...} (SPEC section 6). */
-export function ok(c: Context, data: unknown, options: { message?: string; status?: ContentfulStatusCode } = {}) {
-  return c.json({ status: "success", message: options.message ?? "OK", data: scrub(data) }, options.status ?? 200);
+export function ok(
+  c: Context,
+  data: unknown,
+  options: { message?: string; status?: ContentfulStatusCode } = {},
+) {
+  return c.json(
+    { status: "success", message: options.message ?? "OK", data: scrub(data) },
+    options.status ?? 200,
+  );
 }
 
 export function errorBody(code: ErrorCode, message: string, details: unknown = null) {

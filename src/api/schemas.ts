@@ -10,7 +10,10 @@ const Cursor = z.string().min(1).max(500);
 
 export const IdParam = z.coerce.number().int().positive("must be a positive integer");
 
-export const CreateBackupBody = z.strictObject({ client_name: ClientName.optional(), label: Label.optional() });
+export const CreateBackupBody = z.strictObject({
+  client_name: ClientName.optional(),
+  label: Label.optional(),
+});
 
 export const ListBackupsQuery = z.strictObject({
   client_name: ClientName.optional(),
@@ -42,11 +45,17 @@ export const DlqQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0),
 });
 
-export const BulkRequeueBody = z.strictObject({ client_name: ClientName.optional(), kind: z.enum(JOB_KINDS).optional() });
+export const BulkRequeueBody = z.strictObject({
+  client_name: ClientName.optional(),
+  kind: z.enum(JOB_KINDS).optional(),
+});
 
 export const CleanupBody = z.strictObject({ older_than_days: z.number().nonnegative() });
 
-export const PruneBody = z.strictObject({ client_name: ClientName.optional(), dry_run: z.boolean().optional() });
+export const PruneBody = z.strictObject({
+  client_name: ClientName.optional(),
+  dry_run: z.boolean().optional(),
+});
 
 const Cron = z.string().superRefine((v, ctx) => {
   const problem = cronProblem(v);

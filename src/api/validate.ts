@@ -25,7 +25,11 @@ export function invalid(fields: FieldProblem[]): CairnError {
   );
 }
 
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "query" | "path"): z.infer<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: "body" | "query" | "path",
+): z.infer<S> {
   const result = schema.safeParse(value);
   if (!result.success) throw invalid(problems(result.error, where === "body" ? "" : where));
   return result.data;

@@ -17,12 +17,24 @@ export function parseFlags<S extends Spec>(
 ) {
   let parsed;
   try {
-    parsed = nodeParseArgs({ args: argv, options: { ...spec, config: { type: "string" } }, allowPositionals: true, strict: true });
+    parsed = nodeParseArgs({
+      args: argv,
+      options: { ...spec, config: { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     throw new UsageError((error as Error).message.replace(/\. To specify.*$/s, ""));
   }
   const pos = parsed.positionals;
-  if (pos.length < positionals.min) throw new UsageError(`Missing argument: ${positionals.names[pos.length]}`);
-  if (pos.length > positionals.max) throw new UsageError(`Unexpected argument: ${pos[positionals.max]}`);
-  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: pos };
+  if (pos.length < positionals.min) {
+    throw new UsageError(`Missing argument: ${positionals.names[pos.length]}`);
+  }
+  if (pos.length > positionals.max) {
+    throw new UsageError(`Unexpected argument: ${pos[positionals.max]}`);
+  }
+  return {
+    values: parsed.values as Record<string, string | boolean | undefined>,
+    positionals: pos,
+  };
 }

@@ -5,13 +5,18 @@ import { formatBytes, formatDuration } from "./output.ts";
 import { runJobCommand } from "./run_job.ts";
 
 export function backupCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { label: { type: "string" }, json: { type: "boolean" } }, {
+  const { values, positionals } = parseFlags(argv, {
+    label: { type: "string" },
+    json: { type: "boolean" },
+  }, {
     min: 1,
     max: 1,
     names: ["CLIENT"],
   });
   const label = (values.label as string | undefined) ?? "manual";
-  if (!LABEL.test(label)) throw new UsageError(`Invalid --label ${JSON.stringify(label)}: use 1-40 of a-z, 0-9, _ and -`);
+  if (!LABEL.test(label)) {
+    throw new UsageError(`Invalid --label ${JSON.stringify(label)}: use 1-40 of a-z, 0-9, _ and -`);
+  }
   return runJobCommand(
     { config: values.config as string | undefined, json: values.json as boolean | undefined },
     (services) => {
@@ -24,8 +29,15 @@ export function backupCommand(argv: string[]): Promise<number> {
       };
     },
     (job) => {
-      const r = job.result as { key: string; size_bytes: number; sha256: string; duration_ms: number };
-      return `Backup completed: ${r.key}\n  size ${formatBytes(r.size_bytes)}, sha256 ${r.sha256}, took ${formatDuration(r.duration_ms)} (job ${job.id})`;
+      const r = job.result as {
+        key: string;
+        size_bytes: number;
+        sha256: string;
+        duration_ms: number;
+      };
+      return `Backup completed: ${r.key}\n  size ${
+        formatBytes(r.size_bytes)
+      }, sha256 ${r.sha256}, took ${formatDuration(r.duration_ms)} (job ${job.id})`;
     },
   );
 }

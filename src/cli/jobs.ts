@@ -14,10 +14,16 @@ export async function jobsCommand(argv: string[]): Promise<number> {
   }, { min: 0, max: 0, names: [] });
   const status = values.status as string | undefined;
   if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
-    throw new UsageError(`Invalid --status ${JSON.stringify(status)}: one of ${JOB_STATUSES.join(", ")}`);
+    throw new UsageError(
+      `Invalid --status ${JSON.stringify(status)}: one of ${JOB_STATUSES.join(", ")}`,
+    );
   }
   const limit = z.coerce.number().int().min(1).max(1000).safeParse(values.limit ?? "50");
-  if (!limit.success) throw new UsageError(`Invalid --limit ${JSON.stringify(values.limit)}: a whole number from 1 to 1000`);
+  if (!limit.success) {
+    throw new UsageError(
+      `Invalid --limit ${JSON.stringify(values.limit)}: a whole number from 1 to 1000`,
+    );
+  }
   const config = await loadConfig(values.config as string | undefined);
   const store = await openStore(config.store);
   try {

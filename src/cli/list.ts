@@ -7,9 +7,15 @@ import { formatBytes, out, table } from "./output.ts";
 
 /** Lists from the repository alone, so a fresh host sees every backup. */
 export async function listCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { client: { type: "string" }, json: { type: "boolean" } }, { min: 0, max: 0, names: [] });
+  const { values } = parseFlags(argv, { client: { type: "string" }, json: { type: "boolean" } }, {
+    min: 0,
+    max: 0,
+    names: [],
+  });
   const client = values.client as string | undefined;
-  if (client !== undefined && !CLIENT_NAME.test(client)) throw new UsageError(`Invalid --client ${JSON.stringify(client)}`);
+  if (client !== undefined && !CLIENT_NAME.test(client)) {
+    throw new UsageError(`Invalid --client ${JSON.stringify(client)}`);
+  }
   const config = await loadConfig(values.config as string | undefined);
   const { backups } = await listBackups(openRepository(config.repository), { client });
   if (values.json) {
@@ -22,7 +28,9 @@ export async function listCommand(argv: string[]): Promise<number> {
   }
   out(table([
     ["KEY", "CLIENT", "KIND", "LABEL", "SIZE", "CREATED"],
-    ...backups.map((b) => [b.key, b.client_name, b.kind, b.label, formatBytes(b.size_bytes), b.created_at]),
+    ...backups.map((
+      b,
+    ) => [b.key, b.client_name, b.kind, b.label, formatBytes(b.size_bytes), b.created_at]),
   ]));
   return 0;
 }

@@ -28,7 +28,13 @@ Usage:
 The config file is --config FILE, else $CAIRN_CONFIG, else ./cairn.yaml.`;
 
 /** Errors that mean "you asked wrongly" rather than "the job failed": exit 2. */
-const USAGE_CODES = new Set(["CONFIG_INVALID", "UNKNOWN_CLIENT", "INVALID_KEY", "VALIDATION_FAILED", "STORE_LOCKED"]);
+const USAGE_CODES = new Set([
+  "CONFIG_INVALID",
+  "UNKNOWN_CLIENT",
+  "INVALID_KEY",
+  "VALIDATION_FAILED",
+  "STORE_LOCKED",
+]);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -49,7 +55,12 @@ export async function main(argv: string[]): Promise<number> {
       case "prune":
         return await pruneCommand(rest);
       case "config":
-        if (rest[0] !== "check") throw new UsageError(`Unknown command: config ${rest[0] ?? ""}`.trim() + " (did you mean: cairn config check?)");
+        if (rest[0] !== "check") {
+          throw new UsageError(
+            `Unknown command: config ${rest[0] ?? ""}`.trim() +
+              " (did you mean: cairn config check?)",
+          );
+        }
         return await configCheckCommand(rest.slice(1));
       case "version":
       case "--version":

@@ -38,8 +38,12 @@ export class ProgressLine {
     this.#last = now;
     const elapsed = now - this.#started;
     const rate = elapsed > 0 ? (p.bytes_done * 1000) / elapsed : 0;
-    const total = p.bytes_total ? ` / ${formatBytes(p.bytes_total)} (${Math.floor((p.bytes_done / p.bytes_total) * 100)}%)` : "";
-    const line = `${job.kind} ${job.client_name ?? ""} ${p.phase ?? ""}  ${formatBytes(p.bytes_done)}${total}  ${formatBytes(rate)}/s  ${formatDuration(elapsed)}`;
+    const total = p.bytes_total
+      ? ` / ${formatBytes(p.bytes_total)} (${Math.floor((p.bytes_done / p.bytes_total) * 100)}%)`
+      : "";
+    const line = `${job.kind} ${job.client_name ?? ""} ${p.phase ?? ""}  ${
+      formatBytes(p.bytes_done)
+    }${total}  ${formatBytes(rate)}/s  ${formatDuration(elapsed)}`;
     Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
     this.#shown = true;
   }
@@ -53,5 +57,6 @@ export class ProgressLine {
 export function table(rows: string[][]): string {
   if (rows.length === 0) return "";
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join("  ")).join("\n");
+  return rows.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join("  "))
+    .join("\n");
 }

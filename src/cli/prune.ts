@@ -15,17 +15,28 @@ export function pruneCommand(argv: string[]): Promise<number> {
     (services) => {
       const client = values.client as string | undefined;
       if (client) requireClient(services.config, client);
-      return { kind: "prune", client_name: client ?? null, max_attempts: 1, params: { dry_run: dryRun } };
+      return {
+        kind: "prune",
+        client_name: client ?? null,
+        max_attempts: 1,
+        params: { dry_run: dryRun },
+      };
     },
     (job) => {
       const r = job.result as { removed: number; kept: number; schedules: SchedulePlan[] };
-      const lines = [dryRun ? "Prune plan (dry run, nothing deleted):" : `Pruned ${r.removed} backups, kept ${r.kept}:`];
+      const lines = [
+        dryRun
+          ? "Prune plan (dry run, nothing deleted):"
+          : `Pruned ${r.removed} backups, kept ${r.kept}:`,
+      ];
       for (const s of r.schedules) {
         lines.push(`schedule ${s.schedule_id} (${s.client_name}, ${s.timezone})`);
         for (const d of s.keep) lines.push(`  keep    ${d.key}  (${d.reasons.join(", ")})`);
         for (const d of s.remove) lines.push(`  ${dryRun ? "remove" : "removed"}  ${d.key}`);
       }
-      if (r.schedules.length === 0) lines.push("No schedule with a retention policy in scope: nothing to prune.");
+      if (r.schedules.length === 0) {
+        lines.push("No schedule with a retention policy in scope: nothing to prune.");
+      }
       return lines.join("\n");
     },
   );

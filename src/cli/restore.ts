@@ -35,7 +35,9 @@ export function restoreCommand(argv: string[]): Promise<number> {
     },
     (job) => {
       const r = job.result as { target?: string; duration_ms: number };
-      return `Restore completed: ${job.key} -> ${r.target ?? job.client_name}, took ${formatDuration(r.duration_ms)} (job ${job.id})`;
+      return `Restore completed: ${job.key} -> ${r.target ?? job.client_name}, took ${
+        formatDuration(r.duration_ms)
+      } (job ${job.id})`;
     },
   );
 }

@@ -15,7 +15,9 @@ function humanLogSink(line: string): void {
   try {
     const { ts: _ts, level, msg, job_id, ...fields } = JSON.parse(line);
     if (job_id !== undefined) return;
-    const extra = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");
+    const extra = Object.entries(fields).map(([k, v]) =>
+      `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`
+    ).join(" ");
     err(`cairn: ${level}: ${msg}${extra ? ` (${extra})` : ""}`);
   } catch {
     err(line);
@@ -49,7 +51,11 @@ export async function runJobCommand(
       onProgress: (j, p) => progress.update(j, p),
       onRetry: (j) => {
         progress.clear();
-        err(`Attempt ${j.attempts} of ${j.max_attempts} failed: ${j.error}; retrying in ${Math.max(0, Math.round((j.run_after - Date.now()) / 1000))}s`);
+        err(
+          `Attempt ${j.attempts} of ${j.max_attempts} failed: ${j.error}; retrying in ${
+            Math.max(0, Math.round((j.run_after - Date.now()) / 1000))
+          }s`,
+        );
       },
     });
     progress.clear();

@@ -5,7 +5,11 @@ import { formatDuration } from "./output.ts";
 import { runJobCommand } from "./run_job.ts";
 
 export function verifyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { json: { type: "boolean" } }, { min: 1, max: 1, names: ["KEY"] });
+  const { values, positionals } = parseFlags(argv, { json: { type: "boolean" } }, {
+    min: 1,
+    max: 1,
+    names: ["KEY"],
+  });
   const key = positionals[0];
   parseKey(key);
   return runJobCommand(
@@ -21,7 +25,9 @@ export function verifyCommand(argv: string[]): Promise<number> {
     },
     (job) => {
       const r = job.result as { duration_ms: number; checks: unknown };
-      return `Verified: ${job.key}\n  sha256 ok; content ${JSON.stringify(r.checks)}; took ${formatDuration(r.duration_ms)} (job ${job.id})`;
+      return `Verified: ${job.key}\n  sha256 ok; content ${JSON.stringify(r.checks)}; took ${
+        formatDuration(r.duration_ms)
+      } (job ${job.id})`;
     },
   );
 }

@@ -28,7 +28,11 @@ export function interpolate(
           return value;
         }
         if (fallback !== undefined) return fallback;
-        problems.push({ path, message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
+        problems.push({
+          path,
+          message:
+            `environment variable ${name} is not set (use \${${name}:-default} for a default)`,
+        });
         return "";
       });
       if (WHOLE.test(node) && out !== "") {

@@ -15,7 +15,8 @@ export class ConfigError extends CairnError {
   constructor(file: string, problems: ConfigProblem[]) {
     super(
       "CONFIG_INVALID",
-      `Invalid configuration in ${file}:\n` + problems.map((p) => `${p.path || "(root)"}: ${p.message}`).join("\n"),
+      `Invalid configuration in ${file}:\n` +
+        problems.map((p) => `${p.path || "(root)"}: ${p.message}`).join("\n"),
       { details: problems },
     );
     this.problems = problems;
@@ -32,9 +33,14 @@ export function zodProblems(error: z.ZodError, prefix = ""): ConfigProblem[] {
   for (const issue of error.issues) {
     const base = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
     if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) out.push({ path: base ? `${base}.${key}` : key, message: "unknown key" });
+      for (const key of issue.keys) {
+        out.push({ path: base ? `${base}.${key}` : key, message: "unknown key" });
+      }
     } else if (issue.code === "invalid_key") {
-      out.push({ path: base, message: `invalid name: ${issue.issues[0]?.message ?? issue.message}` });
+      out.push({
+        path: base,
+        message: `invalid name: ${issue.issues[0]?.message ?? issue.message}`,
+      });
     } else {
       out.push({ path: base, message: issue.message });
     }
@@ -52,7 +58,10 @@ export function parseConfig(
   try {
     tree = parseYaml(text) ?? {};
   } catch (error) {
-    throw new ConfigError(file, [{ path: "", message: `not valid YAML: ${(error as Error).message}` }]);
+    throw new ConfigError(file, [{
+      path: "",
+      message: `not valid YAML: ${(error as Error).message}`,
+    }]);
   }
   if (typeof tree !== "object" || Array.isArray(tree)) {
     throw new ConfigError(file, [{ path: "", message: "must be a YAML mapping" }]);
@@ -75,7 +84,9 @@ export async function loadConfig(flag: string | undefined): Promise<Config> {
   try {
     text = await Deno.readTextFile(file);
   } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound ? "file not found" : (error as Error).message;
+    const reason = error instanceof Deno.errors.NotFound
+      ? "file not found"
+      : (error as Error).message;
     throw new ConfigError(file, [{
       path: "",
       message: `cannot read the config file: ${reason} (pass --config FILE or set CAIRN_CONFIG)`,

@@ -21,6 +21,8 @@ export function redactConfig(config: Config): Record<string, unknown> {
     repository: config.repository.kind === "s3"
       ? { ...config.repository, access_key_id: MASK, secret_access_key: MASK }
       : config.repository,
-    clients: Object.fromEntries(Object.entries(config.clients).map(([n, c]) => [n, redactClient(c)])),
+    clients: Object.fromEntries(
+      Object.entries(config.clients).map(([n, c]) => [n, redactClient(c)]),
+    ),
   };
 }

@@ -18,8 +18,14 @@ const HostPort = nonEmpty.refine((v) => {
   return m !== null && Number(m[2]) <= 65535;
 }, "must be host:port with a port up to 65535, for example 127.0.0.1:4052");
 
-const PostgresClient = z.strictObject({ kind: z.literal("postgres"), url: urlWithScheme(["postgres", "postgresql"]) });
-const RedisClient = z.strictObject({ kind: z.literal("redis"), url: urlWithScheme(["redis", "rediss"]) });
+const PostgresClient = z.strictObject({
+  kind: z.literal("postgres"),
+  url: urlWithScheme(["postgres", "postgresql"]),
+});
+const RedisClient = z.strictObject({
+  kind: z.literal("redis"),
+  url: urlWithScheme(["redis", "rediss"]),
+});
 const S3Client = z.strictObject({
   kind: z.literal("s3"),
   endpoint: urlWithScheme(["http", "https"]),
@@ -45,7 +51,10 @@ export const ClientSchema = z.discriminatedUnion("kind", [
 export type ClientConfig = z.infer<typeof ClientSchema>;
 export type ClientKind = ClientConfig["kind"];
 
-const FsRepository = z.strictObject({ kind: z.literal("fs"), path: nonEmpty.default("data/backups") });
+const FsRepository = z.strictObject({
+  kind: z.literal("fs"),
+  path: nonEmpty.default("data/backups"),
+});
 const S3Repository = z.strictObject({
   kind: z.literal("s3"),
   endpoint: urlWithScheme(["http", "https"]).optional(),
@@ -74,8 +83,12 @@ export const ConfigSchema = z.strictObject({
   backup: z.strictObject({
     worker_enabled: z.boolean().default(true),
     worker_concurrency: z.number().int().min(1).max(64).default(2),
-    execution_worker_poll_ms: z.number().int().positive().default(1500).transform((v) => Math.max(v, 250)),
-    schedule_worker_poll_ms: z.number().int().positive().default(30000).transform((v) => Math.max(v, 1000)),
+    execution_worker_poll_ms: z.number().int().positive().default(1500).transform((v) =>
+      Math.max(v, 250)
+    ),
+    schedule_worker_poll_ms: z.number().int().positive().default(30000).transform((v) =>
+      Math.max(v, 1000)
+    ),
     worker_max_attempts: z.number().int().min(1).max(100).default(3),
     worker_lease_ttl_minutes: z.number().positive().max(24 * 60).default(15),
     retry_backoff_ms: z.number().int().nonnegative().default(5000),

@@ -49,10 +49,13 @@ export function isClaimable(job: Job, now: number): boolean {
  */
 export function settleAbandoned(job: Job, now: number): Job | null {
   if (!isLeaseExpired(job, now)) return null;
-  if (job.cancel_requested) return finish(job, now, "cancelled", { error: "Cancelled while its worker was gone" });
+  if (job.cancel_requested) {
+    return finish(job, now, "cancelled", { error: "Cancelled while its worker was gone" });
+  }
   if (job.attempts >= job.max_attempts) {
     return finish(job, now, "failed", {
-      error: `Worker lost its lease on attempt ${job.attempts} of ${job.max_attempts} (process killed or stalled)`,
+      error:
+        `Worker lost its lease on attempt ${job.attempts} of ${job.max_attempts} (process killed or stalled)`,
     });
   }
   return null;
@@ -131,7 +134,9 @@ export function requestCancel(job: Job, now: number): Job {
   if (TERMINAL.has(job.status)) {
     throw new CairnError("JOB_NOT_CANCELLABLE", `Job ${job.id} is already ${job.status}`);
   }
-  if (job.status === "pending") return finish(job, now, "cancelled", { error: "Cancelled before it started" });
+  if (job.status === "pending") {
+    return finish(job, now, "cancelled", { error: "Cancelled before it started" });
+  }
   return { ...job, cancel_requested: true, updated_at: now };
 }
 

@@ -13,9 +13,16 @@ function repositoryError(error: unknown, action: string, root: string): Error {
   const e = error as Error & { code?: string };
   const text = `${e?.name ?? ""} ${e?.message ?? ""} ${e?.code ?? ""}`;
   if (/ENOSPC|No space left|StorageFull|os error 28/i.test(text)) {
-    return new CairnError("DISK_FULL", `No space left on device while ${action} in the repository ${root}`, { cause: error });
+    return new CairnError(
+      "DISK_FULL",
+      `No space left on device while ${action} in the repository ${root}`,
+      { cause: error },
+    );
   }
-  if (e instanceof Deno.errors.PermissionDenied || /EACCES|EPERM|EROFS|Read-only|os error 13|os error 30/i.test(text)) {
+  if (
+    e instanceof Deno.errors.PermissionDenied ||
+    /EACCES|EPERM|EROFS|Read-only|os error 13|os error 30/i.test(text)
+  ) {
     return new CairnError(
       "REPOSITORY_UNAVAILABLE",
       `The repository ${root} is not writable (${e.message}): fix its permissions or repository.path`,
@@ -23,9 +30,13 @@ function repositoryError(error: unknown, action: string, root: string): Error {
     );
   }
   if (e?.name === "AbortError") return e;
-  return new CairnError("REPOSITORY_UNAVAILABLE", `Failed ${action} in the repository ${root}: ${e?.message ?? e}`, {
-    cause: error,
-  });
+  return new CairnError(
+    "REPOSITORY_UNAVAILABLE",
+    `Failed ${action} in the repository ${root}: ${e?.message ?? e}`,
+    {
+      cause: error,
+    },
+  );
 }
 
 /**
@@ -54,7 +65,11 @@ export class FsRepository implements Repository {
     return full;
   }
 
-  async put(key: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
+  async put(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
     const final = this.#path(key);
     const tmpDir = join(this.root, TMP_DIR);
     const tmp = join(tmpDir, `${crypto.randomUUID()}.part`);
@@ -87,7 +102,10 @@ export class FsRepository implements Repository {
     }
   }
 
-  async get(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>> {
+  async get(
+    key: string,
+    range?: { start: number; end?: number },
+  ): Promise<ReadableStream<Uint8Array>> {
     const path = this.#path(key);
     let file: Deno.FsFile;
     try {
@@ -129,7 +147,9 @@ export class FsRepository implements Repository {
       const info = await Deno.stat(this.#path(key));
       return info.isFile ? { key, size: info.size } : null;
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return null;
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+        return null;
+      }
       throw repositoryError(error, `reading ${key}`, this.root);
     }
   }
@@ -156,7 +176,9 @@ export class FsRepository implements Repository {
       if (!dirKey && e.name === TMP_DIR) continue;
       const key = dirKey ? `${dirKey}/${e.name}` : e.name;
       if (e.isDirectory) {
-        if (key.startsWith(prefix) || prefix.startsWith(key + "/")) yield* this.#walk(join(dir, e.name), key, prefix);
+        if (key.startsWith(prefix) || prefix.startsWith(key + "/")) {
+          yield* this.#walk(join(dir, e.name), key, prefix);
+        }
       } else if (e.isFile && key.startsWith(prefix)) {
         const info = await Deno.stat(join(dir, e.name)).catch(() => null);
         if (info) yield { key, size: info.size };

@@ -60,7 +60,10 @@ export async function readManifest(repo: Repository, key: string): Promise<Manif
   }
   const result = ManifestSchema.safeParse(parsed);
   if (!result.success || result.data.key !== key) {
-    throw new CairnError("VERIFY_FAILED", `The manifest of ${key} is malformed or names another key`);
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `The manifest of ${key} is malformed or names another key`,
+    );
   }
   return result.data;
 }
@@ -92,9 +95,13 @@ export async function listBackups(
   let keys = await listBackupKeys(repo, options.client);
   if (options.cursor) {
     if (keyProblem(options.cursor) !== null) {
-      throw new CairnError("VALIDATION_FAILED", "Invalid cursor: pass next_cursor from a previous page", {
-        details: [{ path: "cursor", message: "not a cursor returned by this API" }],
-      });
+      throw new CairnError(
+        "VALIDATION_FAILED",
+        "Invalid cursor: pass next_cursor from a previous page",
+        {
+          details: [{ path: "cursor", message: "not a cursor returned by this API" }],
+        },
+      );
     }
     keys = keys.filter((k) => compareNewestFirst(k, options.cursor!) > 0);
   }
@@ -109,13 +116,18 @@ export async function listBackups(
       if (!(error instanceof CairnError && error.code === "BACKUP_NOT_FOUND")) throw error;
     }
   }
-  return { backups, next_cursor: keys.length > limit && page.length > 0 ? page[page.length - 1] : null };
+  return {
+    backups,
+    next_cursor: keys.length > limit && page.length > 0 ? page[page.length - 1] : null,
+  };
 }
 
 /** The manifest goes first, so a half-finished delete never lists a backup without bytes. */
 export async function deleteBackup(repo: Repository, key: string): Promise<void> {
   parseKey(key);
-  if (!(await repo.stat(manifestKey(key)))) throw new CairnError("BACKUP_NOT_FOUND", `Backup not found: ${key}`);
+  if (!(await repo.stat(manifestKey(key)))) {
+    throw new CairnError("BACKUP_NOT_FOUND", `Backup not found: ${key}`);
+  }
   await repo.remove(manifestKey(key));
   await repo.remove(key);
 }

@@ -59,7 +59,9 @@ export function periodKey(date: Date, period: Period, timeZone: string): string 
     case "hourly":
       // Two different instants can share a local hour across a DST fall-back; the
       // UTC offset is folded in so they stay distinct hours, as a clock shows them.
-      return `${p.year}-${mm}-${dd}T${String(p.hour).padStart(2, "0")}@${Math.floor(date.getTime() / 3600000)}`;
+      return `${p.year}-${mm}-${dd}T${String(p.hour).padStart(2, "0")}@${
+        Math.floor(date.getTime() / 3600000)
+      }`;
     case "daily":
       return `${p.year}-${mm}-${dd}`;
     case "weekly":

@@ -13,7 +13,13 @@ export type StopReason = "cancel" | "shutdown" | "lease-lost";
 export class JobStop extends Error {
   readonly reason: StopReason;
   constructor(reason: StopReason) {
-    super(reason === "cancel" ? "Cancelled" : reason === "shutdown" ? "Stopped for shutdown" : "Lease lost");
+    super(
+      reason === "cancel"
+        ? "Cancelled"
+        : reason === "shutdown"
+        ? "Stopped for shutdown"
+        : "Lease lost",
+    );
     this.name = "AbortError";
     this.reason = reason;
   }
@@ -49,25 +55,42 @@ export interface AttemptOptions {
  * retry scheduled, dead-lettered, cancelled, or released for shutdown. Never throws
  * for the job's own failure; the returned job says what happened.
  */
-export async function runAttempt(services: Services, claimed: Job, options: AttemptOptions): Promise<Job> {
+export async function runAttempt(
+  services: Services,
+  claimed: Job,
+  options: AttemptOptions,
+): Promise<Job> {
   const { store } = services;
   const token = claimed.lease_token!;
   const ttl = leaseMs(services.config);
   const controller = options.controller;
   const heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.min(ttl / 3, 2000));
-  let progress: ProgressUpdate & { bytes_total: number | null } = { bytes_done: 0, bytes_total: null };
+  let progress: ProgressUpdate & { bytes_total: number | null } = {
+    bytes_done: 0,
+    bytes_total: null,
+  };
   let progressDirty = false;
   let key = claimed.key;
-  logger.info("Job started", { job_id: claimed.id, kind: claimed.kind, client: claimed.client_name, attempt: claimed.attempts, max_attempts: claimed.max_attempts });
+  logger.info("Job started", {
+    job_id: claimed.id,
+    kind: claimed.kind,
+    client: claimed.client_name,
+    attempt: claimed.attempts,
+    max_attempts: claimed.max_attempts,
+  });
 
   const beat = async () => {
     try {
       const patch = progressDirty ? { progress: { ...progress } } : undefined;
       progressDirty = false;
       const job = await store.renew(claimed.id, token, ttl, patch);
-      if (job.cancel_requested && !controller.signal.aborted) controller.abort(new JobStop("cancel"));
+      if (job.cancel_requested && !controller.signal.aborted) {
+        controller.abort(new JobStop("cancel"));
+      }
     } catch (error) {
-      if (error instanceof LeaseLostError && !controller.signal.aborted) controller.abort(new JobStop("lease-lost"));
+      if (error instanceof LeaseLostError && !controller.signal.aborted) {
+        controller.abort(new JobStop("lease-lost"));
+      }
     }
   };
   const timer = setInterval(beat, heartbeatMs);
@@ -95,7 +118,13 @@ export async function runAttempt(services: Services, claimed: Job, options: Atte
     controller.signal.throwIfAborted();
     if (progressDirty) await store.update(claimed.id, token, { progress: { ...progress } });
     outcome = await store.complete(claimed.id, token, result);
-    logger.info("Job completed", { job_id: claimed.id, kind: claimed.kind, client: claimed.client_name, key: outcome.key, duration_ms: Date.now() - started });
+    logger.info("Job completed", {
+      job_id: claimed.id,
+      kind: claimed.kind,
+      client: claimed.client_name,
+      key: outcome.key,
+      duration_ms: Date.now() - started,
+    });
   } catch (caught) {
     const error = toError(caught);
     const stop = controller.signal.aborted ? controller.signal.reason : null;
@@ -113,7 +142,13 @@ export async function runAttempt(services: Services, claimed: Job, options: Atte
   return outcome;
 }
 
-async function recordFailure(services: Services, job: Job, token: string, error: Error, stop: unknown): Promise<Job> {
+async function recordFailure(
+  services: Services,
+  job: Job,
+  token: string,
+  error: Error,
+  stop: unknown,
+): Promise<Job> {
   const { store, config } = services;
   if (stop instanceof JobStop && stop.reason === "cancel") {
     const out = await store.markCancelled(job.id, token);
@@ -122,7 +157,10 @@ async function recordFailure(services: Services, job: Job, token: string, error:
   }
   if (stop instanceof JobStop && stop.reason === "shutdown") {
     const out = await store.release(job.id, token);
-    logger.info("Job released for shutdown; it will run again on restart", { job_id: job.id, kind: job.kind });
+    logger.info("Job released for shutdown; it will run again on restart", {
+      job_id: job.id,
+      kind: job.kind,
+    });
     return out;
   }
   if (stop instanceof JobStop && stop.reason === "lease-lost") throw new LeaseLostError(job.id);
@@ -131,9 +169,24 @@ async function recordFailure(services: Services, job: Job, token: string, error:
   const delay = retryDelayMs(job.attempts, { baseMs: config.backup.retry_backoff_ms });
   const out = await store.fail(job.id, token, message, { retryDelayMs: delay, permanent });
   if (out.status === "failed") {
-    logger.error("Job failed", { job_id: job.id, kind: job.kind, client: job.client_name, attempts: out.attempts, error: message, code: isCairnError(error) ? error.code : undefined, stack: isCairnError(error) ? undefined : error.stack });
+    logger.error("Job failed", {
+      job_id: job.id,
+      kind: job.kind,
+      client: job.client_name,
+      attempts: out.attempts,
+      error: message,
+      code: isCairnError(error) ? error.code : undefined,
+      stack: isCairnError(error) ? undefined : error.stack,
+    });
   } else {
-    logger.warn("Job attempt failed; retry scheduled", { job_id: job.id, kind: job.kind, client: job.client_name, attempt: job.attempts, retry_in_ms: delay, error: message });
+    logger.warn("Job attempt failed; retry scheduled", {
+      job_id: job.id,
+      kind: job.kind,
+      client: job.client_name,
+      attempt: job.attempts,
+      retry_in_ms: delay,
+      error: message,
+    });
   }
   return out;
 }

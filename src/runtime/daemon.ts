@@ -28,7 +28,10 @@ export function shutdownGraceMs(): number {
 
 function splitListen(listen: string): { hostname: string; port: number } {
   const i = listen.lastIndexOf(":");
-  return { hostname: listen.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(listen.slice(i + 1)) };
+  return {
+    hostname: listen.slice(0, i).replace(/^\[|\]$/g, ""),
+    port: Number(listen.slice(i + 1)),
+  };
 }
 
 /** A successful scheduled backup is followed by a prune of that schedule's backups. */
@@ -41,7 +44,11 @@ async function pruneAfter(services: Services, pool: WorkerPool, job: Job): Promi
     max_attempts: services.config.backup.worker_max_attempts,
     params: { dry_run: false },
   });
-  logger.info("Prune queued after scheduled backup", { job_id: prune.id, after_job_id: job.id, schedule_id: job.schedule_id });
+  logger.info("Prune queued after scheduled backup", {
+    job_id: prune.id,
+    after_job_id: job.id,
+    schedule_id: job.schedule_id,
+  });
   pool.wake();
 }
 
@@ -57,24 +64,33 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
   try {
     await services.repository.checkWritable();
   } catch (error) {
-    logger.error("The repository is not writable; backups will fail until this is fixed", { error: toError(error).message });
+    logger.error("The repository is not writable; backups will fail until this is fixed", {
+      error: toError(error).message,
+    });
   }
   const cleaned = await services.repository.cleanupPartial(leaseMs(config) * 2).catch(() => 0);
   if (cleaned) logger.info("Removed leftovers of interrupted writes", { files: cleaned });
 
-  let pool!: WorkerPool;
-  pool = new WorkerPool(services, {
+  const pool: WorkerPool = new WorkerPool(services, {
     concurrency: config.backup.worker_concurrency,
     pollMs: config.backup.execution_worker_poll_ms,
-    onSettled: (job) => pruneAfter(services, pool, job).catch((e) => logger.error("Could not queue a prune", { error: toError(e).message })),
+    onSettled: (job) =>
+      pruneAfter(services, pool, job).catch((e) =>
+        logger.error("Could not queue a prune", { error: toError(e).message })
+      ),
   });
-  const scheduler = new ScheduleWorker(services, { pollMs: config.backup.schedule_worker_poll_ms, onEnqueued: () => pool.wake() });
+  const scheduler = new ScheduleWorker(services, {
+    pollMs: config.backup.schedule_worker_poll_ms,
+    onEnqueued: () => pool.wake(),
+  });
   if (config.backup.worker_enabled) {
     pool.start();
     scheduler.start();
   }
   if (!config.server.admin_key) {
-    logger.warn("No server.admin_key is set: the admin API on loopback accepts requests without a key");
+    logger.warn(
+      "No server.admin_key is set: the admin API on loopback accepts requests without a key",
+    );
   }
 
   const app = createApp({ services, pool, scheduler, startedAt });

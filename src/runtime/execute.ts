@@ -5,7 +5,12 @@ import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { verifyingStream } from "../repository/hashing.ts";
 import { backupKey, manifestKey, parseKey } from "../repository/keys.ts";
-import { type Manifest, MANIFEST_FORMAT, readManifest, writeManifest } from "../repository/manifest.ts";
+import {
+  type Manifest,
+  MANIFEST_FORMAT,
+  readManifest,
+  writeManifest,
+} from "../repository/manifest.ts";
 import { VERSION } from "../version.ts";
 import { prune } from "./prune.ts";
 import { requireClient, type Services } from "./services.ts";
@@ -18,7 +23,11 @@ export interface RunHooks {
   setKey: (key: string) => Promise<void>;
 }
 
-export function executeJob(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+export function executeJob(
+  services: Services,
+  job: Job,
+  hooks: RunHooks,
+): Promise<Record<string, unknown>> {
   switch (job.kind) {
     case "backup":
       return runBackup(services, job, hooks);
@@ -31,7 +40,12 @@ export function executeJob(services: Services, job: Job, hooks: RunHooks): Promi
   }
 }
 
-function engineContext(services: Services, job: Job, hooks: RunHooks, clientName: string): EngineContext<any> {
+function engineContext(
+  services: Services,
+  job: Job,
+  hooks: RunHooks,
+  clientName: string,
+): EngineContext<any> {
   return {
     jobId: job.id,
     clientName,
@@ -43,17 +57,28 @@ function engineContext(services: Services, job: Job, hooks: RunHooks, clientName
   };
 }
 
-async function freshKey(services: Services, client: string, label: string, engine: Engine): Promise<string> {
+async function freshKey(
+  services: Services,
+  client: string,
+  label: string,
+  engine: Engine,
+): Promise<string> {
   // Two backups of one client in the same millisecond must not share a key.
   let at = Date.now();
   for (;;) {
     const key = backupKey(client, new Date(at), label, engine.extension);
-    if (!(await services.repository.stat(key)) && !(await services.repository.stat(manifestKey(key)))) return key;
+    if (
+      !(await services.repository.stat(key)) && !(await services.repository.stat(manifestKey(key)))
+    ) return key;
     at++;
   }
 }
 
-async function runBackup(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+async function runBackup(
+  services: Services,
+  job: Job,
+  hooks: RunHooks,
+): Promise<Record<string, unknown>> {
   const clientName = job.client_name!;
   const client = requireClient(services.config, clientName);
   const engine = engineFor(client, clientName);
@@ -96,7 +121,11 @@ async function runBackup(services: Services, job: Job, hooks: RunHooks): Promise
     };
   } catch (error) {
     output.body.cancel(error).catch(() => {});
-    if (stored) await services.repository.remove(key).catch((e) => logger.warn("Could not remove a partial artifact", { key, error: String(e) }));
+    if (stored) {
+      await services.repository.remove(key).catch((e) =>
+        logger.warn("Could not remove a partial artifact", { key, error: String(e) })
+      );
+    }
     throw error;
   } finally {
     await output.cleanup?.();
@@ -117,7 +146,10 @@ async function loadForRestore(services: Services, job: Job) {
     );
   }
   if (!(await services.repository.stat(key))) {
-    throw new CairnError("BACKUP_NOT_FOUND", `The artifact of ${key} is missing from the repository (its manifest exists)`);
+    throw new CairnError(
+      "BACKUP_NOT_FOUND",
+      `The artifact of ${key} is missing from the repository (its manifest exists)`,
+    );
   }
   return { key, manifest, clientName, engine: engineFor(client, clientName) };
 }
@@ -127,12 +159,17 @@ function opener(services: Services, manifest: Manifest, hooks: RunHooks) {
     (await services.repository.get(manifest.key)).pipeThrough(
       verifyingStream(
         { sha256: manifest.sha256, size: manifest.size_bytes, key: manifest.key },
-        (bytes) => hooks.progress({ bytes_done: bytes, bytes_total: manifest.size_bytes, phase: "reading" }),
+        (bytes) =>
+          hooks.progress({ bytes_done: bytes, bytes_total: manifest.size_bytes, phase: "reading" }),
       ),
     );
 }
 
-async function runRestore(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+async function runRestore(
+  services: Services,
+  job: Job,
+  hooks: RunHooks,
+): Promise<Record<string, unknown>> {
   const started = Date.now();
   const { key, manifest, clientName, engine } = await loadForRestore(services, job);
   const out = await engine.restore(engineContext(services, job, hooks, clientName), {
@@ -145,7 +182,11 @@ async function runRestore(services: Services, job: Job, hooks: RunHooks): Promis
   return { key, duration_ms: Date.now() - started, ...out };
 }
 
-async function runVerify(services: Services, job: Job, hooks: RunHooks): Promise<Record<string, unknown>> {
+async function runVerify(
+  services: Services,
+  job: Job,
+  hooks: RunHooks,
+): Promise<Record<string, unknown>> {
   const started = Date.now();
   const { key, manifest, clientName, engine } = await loadForRestore(services, job);
   // First the bytes against the manifest's sha256, then the content: a damaged
@@ -159,5 +200,12 @@ async function runVerify(services: Services, job: Job, hooks: RunHooks): Promise
     manifest,
     open: opener(services, manifest, hooks),
   });
-  return { key, sha256: manifest.sha256, size_bytes: manifest.size_bytes, sha256_ok: true, duration_ms: Date.now() - started, checks };
+  return {
+    key,
+    sha256: manifest.sha256,
+    size_bytes: manifest.size_bytes,
+    sha256_ok: true,
+    duration_ms: Date.now() - started,
+    checks,
+  };
 }

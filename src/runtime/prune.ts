@@ -47,14 +47,26 @@ export async function planPrune(
       const newest = plan.remove.shift()!;
       plan.keep.push({ ...newest, keep: true, reasons: ["newest backup is always kept"] });
     }
-    plans.push({ schedule_id: schedule.id, client_name: schedule.client_name, timezone: schedule.timezone, ...plan });
+    plans.push({
+      schedule_id: schedule.id,
+      client_name: schedule.client_name,
+      timezone: schedule.timezone,
+      ...plan,
+    });
   }
   return plans;
 }
 
-export async function prune(services: Services, job: Job, signal: AbortSignal): Promise<Record<string, unknown>> {
+export async function prune(
+  services: Services,
+  job: Job,
+  signal: AbortSignal,
+): Promise<Record<string, unknown>> {
   const started = Date.now();
-  const plans = await planPrune(services, { client_name: job.client_name, schedule_id: job.schedule_id }, signal);
+  const plans = await planPrune(services, {
+    client_name: job.client_name,
+    schedule_id: job.schedule_id,
+  }, signal);
   const dryRun = job.params.dry_run ?? false;
   let removed = 0;
   const failures: Array<{ key: string; error: string }> = [];
@@ -73,7 +85,11 @@ export async function prune(services: Services, job: Job, signal: AbortSignal): 
     }
   }
   if (failures.length) {
-    throw new Error(`Prune removed ${removed} backups but failed on ${failures.length}: ${failures.map((f) => `${f.key}: ${f.error}`).join("; ")}`);
+    throw new Error(
+      `Prune removed ${removed} backups but failed on ${failures.length}: ${
+        failures.map((f) => `${f.key}: ${f.error}`).join("; ")
+      }`,
+    );
   }
   return {
     dry_run: dryRun,

@@ -25,7 +25,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function runHere(
   services: Services,
   input: NewJob,
-  options: { signal?: AbortSignal; onProgress?: (job: Job, p: ProgressUpdate) => void; onRetry?: (job: Job) => void } = {},
+  options: {
+    signal?: AbortSignal;
+    onProgress?: (job: Job, p: ProgressUpdate) => void;
+    onRetry?: (job: Job) => void;
+  } = {},
 ): Promise<Job> {
   const lease = { owner: services.owner, leaseMs: leaseMs(services.config) };
   let job = await services.store.enqueue(input, { claimAs: lease });
@@ -42,7 +46,11 @@ export async function runHere(
     if (TERMINAL.has(job.status)) return job;
     options.onRetry?.(job);
     await sleep(job.run_after - Date.now(), options.signal);
-    if (options.signal?.aborted) return await services.store.requestCancel(job.id).catch(async () => (await services.store.get(job.id))!);
+    if (options.signal?.aborted) {
+      return await services.store.requestCancel(job.id).catch(async () =>
+        (await services.store.get(job.id))!
+      );
+    }
     const claimed = await services.store.claim(lease, { id: job.id });
     if (claimed) {
       job = claimed;

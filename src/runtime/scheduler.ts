@@ -45,16 +45,27 @@ export class ScheduleWorker {
     try {
       const { config, store } = this.#services;
       const jobs = await store.fireDueSchedules((s: Schedule) => ({
-        job: { kind: "backup", client_name: s.client_name, label: s.label, max_attempts: config.backup.worker_max_attempts },
+        job: {
+          kind: "backup",
+          client_name: s.client_name,
+          label: s.label,
+          max_attempts: config.backup.worker_max_attempts,
+        },
         next_run_at: nextRunAt(s.cron, s.timezone, new Date())?.getTime() ?? null,
       }));
       for (const job of jobs) {
-        logger.info("Schedule fired", { job_id: job.id, schedule_id: job.schedule_id, client: job.client_name });
+        logger.info("Schedule fired", {
+          job_id: job.id,
+          schedule_id: job.schedule_id,
+          client: job.client_name,
+        });
       }
       if (jobs.length) this.#onEnqueued(jobs);
       return jobs;
     } catch (error) {
-      logger.error("Schedule worker failed to fire due schedules", { error: toError(error).message });
+      logger.error("Schedule worker failed to fire due schedules", {
+        error: toError(error).message,
+      });
       return [];
     }
   }

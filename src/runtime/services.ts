@@ -33,7 +33,9 @@ export function requireClient(config: Config, name: string | null | undefined): 
     throw new CairnError(
       "UNKNOWN_CLIENT",
       `Unknown client ${JSON.stringify(name ?? "")}` +
-        (known.length ? `: configured clients are ${known.join(", ")}` : ": no clients are configured"),
+        (known.length
+          ? `: configured clients are ${known.join(", ")}`
+          : ": no clients are configured"),
     );
   }
   return client;

@@ -56,7 +56,10 @@ export class WorkerPool {
     while (!this.#stopping) {
       try {
         while (!this.#stopping && this.#running.size < this.#options.concurrency) {
-          const job = await this.#services.store.claim({ owner: this.#services.owner, leaseMs: leaseMs(this.#services.config) });
+          const job = await this.#services.store.claim({
+            owner: this.#services.owner,
+            leaseMs: leaseMs(this.#services.config),
+          });
           if (!job) break;
           this.#launch(job);
         }
@@ -87,7 +90,11 @@ export class WorkerPool {
         });
         if (TERMINAL.has(final.status)) await this.#options.onSettled?.(final);
       } catch (error) {
-        logger.error("Worker crashed while finishing a job", { job_id: job.id, error: toError(error).message, stack: toError(error).stack });
+        logger.error("Worker crashed while finishing a job", {
+          job_id: job.id,
+          error: toError(error).message,
+          stack: toError(error).stack,
+        });
       } finally {
         this.#running.delete(job.id);
         this.wake();
@@ -106,7 +113,10 @@ export class WorkerPool {
     await this.#loop;
     const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
     if (this.#running.size > 0) {
-      logger.info("Waiting for running jobs before shutdown", { running: this.#running.size, grace_ms: graceMs });
+      logger.info("Waiting for running jobs before shutdown", {
+        running: this.#running.size,
+        grace_ms: graceMs,
+      });
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = await Promise.race([
         all().then(() => false),

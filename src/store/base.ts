@@ -57,9 +57,13 @@ export function decodeCursor(cursor: string | null | undefined): number | null {
     const m = /^j:(\d+)$/.exec(atob(cursor));
     if (m) return Number(m[1]);
   } catch { /* fall through */ }
-  throw new CairnError("VALIDATION_FAILED", "Invalid cursor: pass next_cursor from a previous page", {
-    details: [{ path: "cursor", message: "not a cursor returned by this API" }],
-  });
+  throw new CairnError(
+    "VALIDATION_FAILED",
+    "Invalid cursor: pass next_cursor from a previous page",
+    {
+      details: [{ path: "cursor", message: "not a cursor returned by this API" }],
+    },
+  );
 }
 
 /**
@@ -94,7 +98,13 @@ export abstract class BaseStore implements JobStore {
       const now = this.now();
       let job = tx.insertJob((id) => state.newJob(id, input, now));
       if (options.claimAs) {
-        job = state.claim(job, now, options.claimAs.owner, crypto.randomUUID(), options.claimAs.leaseMs);
+        job = state.claim(
+          job,
+          now,
+          options.claimAs.owner,
+          crypto.randomUUID(),
+          options.claimAs.leaseMs,
+        );
         tx.putJob(job);
       }
       return job;
@@ -121,7 +131,8 @@ export abstract class BaseStore implements JobStore {
 
   stats(): Promise<StoreStats> {
     return this.#run((tx) => {
-      const zero = () => Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+      const zero = () =>
+        Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
       const stats: StoreStats = { by_status: zero(), by_kind: {}, total: 0 };
       for (const { kind, status, n } of tx.countByKindStatus()) {
         stats.by_status[status] += n;
@@ -147,7 +158,12 @@ export abstract class BaseStore implements JobStore {
     });
   }
 
-  renew(id: number, token: string, leaseMs: number, patch: { progress?: Progress } = {}): Promise<Job> {
+  renew(
+    id: number,
+    token: string,
+    leaseMs: number,
+    patch: { progress?: Progress } = {},
+  ): Promise<Job> {
     return this.#run((tx) => {
       const job = { ...state.renew(this.#owned(tx, id, token), this.now(), leaseMs), ...patch };
       tx.putJob(job);
@@ -203,7 +219,9 @@ export abstract class BaseStore implements JobStore {
   requeueMany(filter: Omit<JobFilter, "status">): Promise<number> {
     return this.#run((tx) => {
       const now = this.now();
-      const failed = tx.queryJobs({ ...filter, status: "failed" }, { limit: Number.MAX_SAFE_INTEGER });
+      const failed = tx.queryJobs({ ...filter, status: "failed" }, {
+        limit: Number.MAX_SAFE_INTEGER,
+      });
       for (const job of failed) tx.putJob(state.requeue(job, now));
       return failed.length;
     });
@@ -273,7 +291,9 @@ export abstract class BaseStore implements JobStore {
       const jobs: Job[] = [];
       for (const schedule of tx.dueSchedules(now)) {
         const firing = fire(schedule);
-        const job = tx.insertJob((id) => state.newJob(id, { ...firing.job, schedule_id: schedule.id }, now));
+        const job = tx.insertJob((id) =>
+          state.newJob(id, { ...firing.job, schedule_id: schedule.id }, now)
+        );
         tx.putSchedule({
           ...schedule,
           next_run_at: firing.next_run_at,

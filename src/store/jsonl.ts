@@ -2,7 +2,7 @@ import { dirname } from "node:path";
 import { CairnError } from "../errors.ts";
 import type { Job, JobStatus, Schedule } from "../jobs/types.ts";
 import { logger } from "../log.ts";
-import { BaseStore, type BaseOptions, decodeCursor, matchesFilter, type Tx } from "./base.ts";
+import { type BaseOptions, BaseStore, decodeCursor, matchesFilter, type Tx } from "./base.ts";
 import type { PageOptions } from "./store.ts";
 
 /** One line of the log: the whole entity after a change, or its removal. */
@@ -73,10 +73,13 @@ export class JsonlStore extends BaseStore {
         } catch { /* handled below */ }
         if (!entry) {
           if (next >= text.length) {
-            logger.warn("Dropped a torn last line from the job store (the process was killed mid-write)", {
-              store: this.#path,
-              line: lineNo,
-            });
+            logger.warn(
+              "Dropped a torn last line from the job store (the process was killed mid-write)",
+              {
+                store: this.#path,
+                line: lineNo,
+              },
+            );
             break;
           }
           throw new CairnError(
@@ -130,7 +133,8 @@ export class JsonlStore extends BaseStore {
     let nextJobId = this.#nextJobId;
     let nextScheduleId = this.#nextScheduleId;
     const getJob = (id: number) => jobs.has(id) ? jobs.get(id)! : this.#jobs.get(id) ?? null;
-    const getSchedule = (id: number) => schedules.has(id) ? schedules.get(id)! : this.#schedules.get(id) ?? null;
+    const getSchedule = (id: number) =>
+      schedules.has(id) ? schedules.get(id)! : this.#schedules.get(id) ?? null;
     // Newest first. Ids only grow and a job first appears when it is created, so the
     // map is already in id order; only a transaction's own writes need a sort.
     const allJobs = () => {
@@ -165,9 +169,14 @@ export class JsonlStore extends BaseStore {
         const consider = (job: Job | null) => {
           if (!job || (id !== undefined && job.id !== id)) return;
           const due = (job.status === "pending" && job.run_after <= now) ||
-            (job.status === "running" && job.lease_expires_at !== null && job.lease_expires_at <= now &&
+            (job.status === "running" && job.lease_expires_at !== null &&
+              job.lease_expires_at <= now &&
               job.attempts < job.max_attempts && !job.cancel_requested);
-          if (due && (!best || job.run_after < best.run_after || (job.run_after === best.run_after && job.id < best.id))) {
+          if (
+            due &&
+            (!best || job.run_after < best.run_after ||
+              (job.run_after === best.run_after && job.id < best.id))
+          ) {
             best = job;
           }
         };
@@ -227,7 +236,9 @@ export class JsonlStore extends BaseStore {
         tx.allSchedules().filter((s) => s.enabled && s.next_run_at !== null && s.next_run_at <= now)
           .sort((a, b) => a.next_run_at! - b.next_run_at! || a.id - b.id),
       nullScheduleRefs: (scheduleId) => {
-        for (const job of allJobs()) if (job.schedule_id === scheduleId) putJob({ ...job, schedule_id: null });
+        for (const job of allJobs()) {
+          if (job.schedule_id === scheduleId) putJob({ ...job, schedule_id: null });
+        }
       },
     };
     const out = fn(tx);
@@ -260,7 +271,12 @@ export class JsonlStore extends BaseStore {
   compactSync(): void {
     const tmp = `${this.#path}.compact-${Deno.pid}.tmp`;
     const lines: string[] = [
-      JSON.stringify({ t: "meta", format: 1, next_job_id: this.#nextJobId, next_schedule_id: this.#nextScheduleId }),
+      JSON.stringify({
+        t: "meta",
+        format: 1,
+        next_job_id: this.#nextJobId,
+        next_schedule_id: this.#nextScheduleId,
+      }),
     ];
     for (const s of this.#schedules.values()) lines.push(JSON.stringify({ t: "sched", v: s }));
     for (const j of this.#jobs.values()) lines.push(JSON.stringify({ t: "job", v: j }));
@@ -306,7 +322,9 @@ async function acquireLock(lockPath: string, storePath: string): Promise<Deno.Fs
     lock.close();
     throw new CairnError(
       "STORE_LOCKED",
-      `The JSONL job store ${storePath} is in use by another process${holder ? ` (pid ${holder})` : ""}: ` +
+      `The JSONL job store ${storePath} is in use by another process${
+        holder ? ` (pid ${holder})` : ""
+      }: ` +
         "a JSONL store serves one process at a time; stop the other one or use store.kind: sqlite",
     );
   }

@@ -2,7 +2,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { dirname } from "node:path";
 import { CairnError } from "../errors.ts";
 import type { Job, JobStatus, Schedule } from "../jobs/types.ts";
-import { BaseStore, type BaseOptions, decodeCursor, type Tx } from "./base.ts";
+import { type BaseOptions, BaseStore, decodeCursor, type Tx } from "./base.ts";
 import type { JobFilter, PageOptions } from "./store.ts";
 import { JOB_COLUMNS, MIGRATIONS, SCHEDULE_COLUMNS } from "./sqlite_schema.ts";
 
@@ -37,10 +37,27 @@ function jobFromRow(r: Row): Job {
 
 function jobToRow(j: Job): SQLInputValue[] {
   return [
-    j.id, j.kind, j.client_name, j.key, j.label, j.status, j.attempts, j.max_attempts,
-    j.progress ? JSON.stringify(j.progress) : null, j.error, j.schedule_id, JSON.stringify(j.params),
-    j.result ? JSON.stringify(j.result) : null, j.created_at, j.started_at, j.finished_at,
-    j.run_after, j.updated_at, j.lease_owner, j.lease_token, j.lease_expires_at,
+    j.id,
+    j.kind,
+    j.client_name,
+    j.key,
+    j.label,
+    j.status,
+    j.attempts,
+    j.max_attempts,
+    j.progress ? JSON.stringify(j.progress) : null,
+    j.error,
+    j.schedule_id,
+    JSON.stringify(j.params),
+    j.result ? JSON.stringify(j.result) : null,
+    j.created_at,
+    j.started_at,
+    j.finished_at,
+    j.run_after,
+    j.updated_at,
+    j.lease_owner,
+    j.lease_token,
+    j.lease_expires_at,
     j.cancel_requested ? 1 : 0,
   ];
 }
@@ -64,8 +81,18 @@ function scheduleFromRow(r: Row): Schedule {
 
 function scheduleToRow(s: Schedule): SQLInputValue[] {
   return [
-    s.id, s.client_name, s.cron, s.timezone, s.label, s.enabled ? 1 : 0, JSON.stringify(s.retention),
-    s.next_run_at, s.last_run_at, s.last_job_id, s.created_at, s.updated_at,
+    s.id,
+    s.client_name,
+    s.cron,
+    s.timezone,
+    s.label,
+    s.enabled ? 1 : 0,
+    JSON.stringify(s.retention),
+    s.next_run_at,
+    s.last_run_at,
+    s.last_job_id,
+    s.created_at,
+    s.updated_at,
   ];
 }
 
@@ -73,9 +100,13 @@ function where(filter: JobFilter): { sql: string; args: SQLInputValue[] } {
   const parts: string[] = [];
   const args: SQLInputValue[] = [];
   if (filter.status !== undefined) (parts.push("status = ?"), args.push(filter.status));
-  if (filter.client_name !== undefined) (parts.push("client_name = ?"), args.push(filter.client_name));
+  if (filter.client_name !== undefined) {
+    (parts.push("client_name = ?"), args.push(filter.client_name));
+  }
   if (filter.kind !== undefined) (parts.push("kind = ?"), args.push(filter.kind));
-  if (filter.schedule_id !== undefined) (parts.push("schedule_id = ?"), args.push(filter.schedule_id));
+  if (filter.schedule_id !== undefined) {
+    (parts.push("schedule_id = ?"), args.push(filter.schedule_id));
+  }
   if (filter.finished_before !== undefined) {
     parts.push("finished_at IS NOT NULL AND finished_at < ?");
     args.push(filter.finished_before);
@@ -110,9 +141,13 @@ export class SqliteStore extends BaseStore {
       db.exec("PRAGMA foreign_keys = ON");
       migrate(db);
     } catch (error) {
-      throw new CairnError("STORE_CORRUPT", `Cannot open the SQLite job store ${path}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new CairnError(
+        "STORE_CORRUPT",
+        `Cannot open the SQLite job store ${path}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
     return new SqliteStore(db, options);
   }
@@ -146,9 +181,12 @@ export class SqliteStore extends BaseStore {
   #makeTx(): Tx {
     const jobPlaceholders = JOB_COLUMNS.map(() => "?").join(", ");
     const schedPlaceholders = SCHEDULE_COLUMNS.map(() => "?").join(", ");
-    const putJob = `INSERT OR REPLACE INTO jobs (${JOB_COLUMNS.join(", ")}) VALUES (${jobPlaceholders})`;
-    const putSchedule =
-      `INSERT OR REPLACE INTO schedules (${SCHEDULE_COLUMNS.join(", ")}) VALUES (${schedPlaceholders})`;
+    const putJob = `INSERT OR REPLACE INTO jobs (${
+      JOB_COLUMNS.join(", ")
+    }) VALUES (${jobPlaceholders})`;
+    const putSchedule = `INSERT OR REPLACE INTO schedules (${
+      SCHEDULE_COLUMNS.join(", ")
+    }) VALUES (${schedPlaceholders})`;
     const s = (sql: string) => this.#stmt(sql);
     return {
       getJob: (id) => {
@@ -175,13 +213,22 @@ export class SqliteStore extends BaseStore {
         return row ? jobFromRow(row) : null;
       },
       findAbandoned: (now) =>
-        (s("SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at <= ? AND (attempts >= max_attempts OR cancel_requested = 1)")
+        (s(
+          "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at <= ? AND (attempts >= max_attempts OR cancel_requested = 1)",
+        )
           .all(now) as Row[]).map(jobFromRow),
       queryJobs: (filter, page: PageOptions) => {
         const w = where(filter);
         const cursor = decodeCursor(page.cursor);
-        const sql = `SELECT * FROM jobs WHERE ${w.sql}${cursor === null ? "" : " AND id < ?"} ORDER BY id DESC LIMIT ? OFFSET ?`;
-        const args = [...w.args, ...(cursor === null ? [] : [cursor]), Math.min(page.limit, 2 ** 31), page.offset ?? 0];
+        const sql = `SELECT * FROM jobs WHERE ${w.sql}${
+          cursor === null ? "" : " AND id < ?"
+        } ORDER BY id DESC LIMIT ? OFFSET ?`;
+        const args = [
+          ...w.args,
+          ...(cursor === null ? [] : [cursor]),
+          Math.min(page.limit, 2 ** 31),
+          page.offset ?? 0,
+        ];
         return (s(sql).all(...args) as Row[]).map(jobFromRow);
       },
       countJobs: (filter) => {
@@ -205,11 +252,15 @@ export class SqliteStore extends BaseStore {
       },
       putSchedule: (sched) => void s(putSchedule).run(...scheduleToRow(sched)),
       removeSchedule: (id) => void s("DELETE FROM schedules WHERE id = ?").run(id),
-      allSchedules: () => (s("SELECT * FROM schedules ORDER BY id").all() as Row[]).map(scheduleFromRow),
+      allSchedules: () =>
+        (s("SELECT * FROM schedules ORDER BY id").all() as Row[]).map(scheduleFromRow),
       dueSchedules: (now) =>
-        (s("SELECT * FROM schedules WHERE enabled = 1 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at, id")
+        (s(
+          "SELECT * FROM schedules WHERE enabled = 1 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at, id",
+        )
           .all(now) as Row[]).map(scheduleFromRow),
-      nullScheduleRefs: (id) => void s("UPDATE jobs SET schedule_id = NULL WHERE schedule_id = ?").run(id),
+      nullScheduleRefs: (id) =>
+        void s("UPDATE jobs SET schedule_id = NULL WHERE schedule_id = ?").run(id),
     };
   }
 }

@@ -25,14 +25,44 @@ Deno.test("cli: backup --json prints the finished job record alone; list and job
     const b = await cairn(["backup", "files", "--label", "weekly", "--json", "--config", config]);
     assert.equal(b.code, 0, b.stderr);
     const job = JSON.parse(b.stdout);
-    for (const field of ["id", "kind", "client_name", "key", "label", "status", "attempts", "max_attempts", "progress", "error", "schedule_id", "created_at", "started_at", "finished_at", "run_after", "result"]) {
+    for (
+      const field of [
+        "id",
+        "kind",
+        "client_name",
+        "key",
+        "label",
+        "status",
+        "attempts",
+        "max_attempts",
+        "progress",
+        "error",
+        "schedule_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "run_after",
+        "result",
+      ]
+    ) {
       assert.ok(field in job, `job record has ${field}`);
     }
     assert.equal(job.status, "completed");
     assert.equal(job.label, "weekly");
     assert.match(job.key, /^backups\/files\/\d{8}T\d{9}Z-weekly\.tar\.gz$/);
-    assert.deepEqual(Object.keys(job.result).sort(), ["bytes", "duration_ms", "files", "key", "sha256", "size_bytes"]);
-    assert.equal(b.stdout.trim().split("\n").length, 1, "one JSON object and nothing else on stdout");
+    assert.deepEqual(Object.keys(job.result).sort(), [
+      "bytes",
+      "duration_ms",
+      "files",
+      "key",
+      "sha256",
+      "size_bytes",
+    ]);
+    assert.equal(
+      b.stdout.trim().split("\n").length,
+      1,
+      "one JSON object and nothing else on stdout",
+    );
 
     const human = await cairn(["backup", "files", "--config", config]);
     assert.equal(human.code, 0);
@@ -40,14 +70,28 @@ Deno.test("cli: backup --json prints the finished job record alone; list and job
 
     const list = await cairn(["list", "--json", "--config", config]);
     assert.equal(JSON.parse(list.stdout).backups.length, 2);
-    const jobs = await cairn(["jobs", "--status", "completed", "--client", "files", "--limit", "1", "--json", "--config", config]);
+    const jobs = await cairn([
+      "jobs",
+      "--status",
+      "completed",
+      "--client",
+      "files",
+      "--limit",
+      "1",
+      "--json",
+      "--config",
+      config,
+    ]);
     const listed = JSON.parse(jobs.stdout).jobs;
     assert.equal(listed.length, 1);
     assert.equal(listed[0].status, "completed");
     const table = await cairn(["jobs", "--config", config]);
     assert.match(table.stdout, /ID\s+KIND\s+CLIENT\s+STATUS/);
     assert.equal((await cairn(["jobs", "--status", "weird", "--config", config])).code, 2);
-    assert.equal((await cairn(["backup", "files", "--label", "Bad Label", "--config", config])).code, 2);
+    assert.equal(
+      (await cairn(["backup", "files", "--label", "Bad Label", "--config", config])).code,
+      2,
+    );
   });
 });
 
@@ -56,16 +100,31 @@ Deno.test("cli: a fresh job store pointed at an existing repository lists every 
     const src = join(dir, "src");
     await makeTree(src);
     const repo = join(dir, "shared-repo");
-    const first = await writeConfig(join(dir), { clients: { files: { kind: "directory", path: src } }, repositoryPath: repo });
+    const first = await writeConfig(join(dir), {
+      clients: { files: { kind: "directory", path: src } },
+      repositoryPath: repo,
+    });
     assert.equal((await cairn(["backup", "files", "--config", first])).code, 0);
     assert.equal((await cairn(["backup", "files", "--config", first])).code, 0);
     const other = join(dir, "newhost");
     await Deno.mkdir(other);
-    const second = await writeConfig(other, { clients: { files: { kind: "directory", path: src } }, repositoryPath: repo, store: "jsonl" });
+    const second = await writeConfig(other, {
+      clients: { files: { kind: "directory", path: src } },
+      repositoryPath: repo,
+      store: "jsonl",
+    });
     const list = await cairn(["list", "--client", "files", "--json", "--config", second]);
     const backups = JSON.parse(list.stdout).backups;
     assert.equal(backups.length, 2);
-    const restore = await cairn(["restore", backups[0].key, "--target", join(dir, "r"), "--json", "--config", second]);
+    const restore = await cairn([
+      "restore",
+      backups[0].key,
+      "--target",
+      join(dir, "r"),
+      "--json",
+      "--config",
+      second,
+    ]);
     assert.equal(restore.code, 0, restore.stderr);
     assert.equal(JSON.parse(restore.stdout).status, "completed");
   });
@@ -76,7 +135,8 @@ Deno.test("cli: restore without --yes refuses to overwrite and says how to proce
     const src = join(dir, "src");
     await makeTree(src);
     const config = await writeConfig(dir, { clients: { files: { kind: "directory", path: src } } });
-    const key = JSON.parse((await cairn(["backup", "files", "--json", "--config", config])).stdout).key;
+    const key =
+      JSON.parse((await cairn(["backup", "files", "--json", "--config", config])).stdout).key;
     const refused = await cairn(["restore", key, "--config", config]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /not empty: pass --yes/);
@@ -95,14 +155,25 @@ Deno.test("cli: unknown client and bad keys are usage errors (exit 2) naming the
     const unknown = await cairn(["backup", "nope", "--config", config]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /Unknown client "nope": configured clients are files/);
-    for (const key of ["backups/../../etc/passwd", "/backups/files/20261121T020000000Z-manual.tar.gz", "backups/files/x.tar.gz"]) {
+    for (
+      const key of [
+        "backups/../../etc/passwd",
+        "/backups/files/20261121T020000000Z-manual.tar.gz",
+        "backups/files/x.tar.gz",
+      ]
+    ) {
       for (const cmd of ["verify", "restore"]) {
         const r = await cairn([cmd, key, "--config", config]);
         assert.equal(r.code, 2, `${cmd} ${key}`);
         assert.match(r.stderr, /Invalid backup key/);
       }
     }
-    const missing = await cairn(["verify", "backups/files/20261121T020000000Z-manual.tar.gz", "--config", config]);
+    const missing = await cairn([
+      "verify",
+      "backups/files/20261121T020000000Z-manual.tar.gz",
+      "--config",
+      config,
+    ]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /Backup not found/);
   });
@@ -111,19 +182,27 @@ Deno.test("cli: unknown client and bad keys are usage errors (exit 2) naming the
 Deno.test("cli: config check prints the resolved config with secrets as ***, or every problem with exit 2", async () => {
   await withTempDir(async (dir) => {
     const good = join(dir, "good.yaml");
-    await Deno.writeTextFile(good, `server: {admin_key: "\${ADMIN}"}
+    await Deno.writeTextFile(
+      good,
+      `server: {admin_key: "\${ADMIN}"}
 clients:
-  db: {kind: postgres, url: "postgres://app:\${PW}@127.0.0.1:5432/app"}`);
-    const ok = await cairn(["config", "check", "--config", good], { env: { PW: "hunter2-pw", ADMIN: "top-admin-key" } });
+  db: {kind: postgres, url: "postgres://app:\${PW}@127.0.0.1:5432/app"}`,
+    );
+    const ok = await cairn(["config", "check", "--config", good], {
+      env: { PW: "hunter2-pw", ADMIN: "top-admin-key" },
+    });
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok(!ok.stdout.includes("hunter2-pw") && !ok.stdout.includes("top-admin-key"));
     assert.match(ok.stdout, /postgres:\/\/app:\*\*\*@127\.0\.0\.1:5432\/app/);
     assert.match(ok.stdout, /admin_key: "\*\*\*"/);
 
     const bad = join(dir, "bad.yaml");
-    await Deno.writeTextFile(bad, `backup: {worker_concurrency: lots, colour: blue}
+    await Deno.writeTextFile(
+      bad,
+      `backup: {worker_concurrency: lots, colour: blue}
 clients:
-  main_db: {kind: postgres, url: "postgres://app:\${MISSING_PW}@h:5432/app"}`);
+  main_db: {kind: postgres, url: "postgres://app:\${MISSING_PW}@h:5432/app"}`,
+    );
     const r = await cairn(["config", "check", "--config", bad]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^backup\.worker_concurrency: /m);
@@ -133,7 +212,9 @@ clients:
     const absent = await cairn(["config", "check", "--config", join(dir, "absent.yaml")]);
     assert.equal(absent.code, 2);
     assert.match(absent.stderr, /file not found/);
-    const viaEnv = await cairn(["config", "check"], { env: { CAIRN_CONFIG: good, PW: "x", ADMIN: "y" } });
+    const viaEnv = await cairn(["config", "check"], {
+      env: { CAIRN_CONFIG: good, PW: "x", ADMIN: "y" },
+    });
     assert.equal(viaEnv.code, 0, "CAIRN_CONFIG is honoured");
   });
 });

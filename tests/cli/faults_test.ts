@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { mountTmpfs, skipFaults, withoutDacOverride } from "../helpers/mounts.ts";
-import { CAIRN_PERMISSIONS, cairn, MAIN, makeTree, randomBytes, withTempDir, writeConfig } from "../helpers/tmp.ts";
+import {
+  cairn,
+  CAIRN_PERMISSIONS,
+  MAIN,
+  makeTree,
+  randomBytes,
+  withTempDir,
+  writeConfig,
+} from "../helpers/tmp.ts";
 
 Deno.test("fault: a client directory that cannot be read fails the job clearly", async () => {
   if (skipFaults()) return;
@@ -10,17 +18,31 @@ Deno.test("fault: a client directory that cannot be read fails the job clearly",
     const src = join(dir, "locked");
     await makeTree(src);
     await Deno.chmod(src, 0o000);
-    const config = await writeConfig(dir, { clients: { locked: { kind: "directory", path: src } } });
+    const config = await writeConfig(dir, {
+      clients: { locked: { kind: "directory", path: src } },
+    });
     await Deno.chmod(dir, 0o755);
     try {
       const out = await new Deno.Command(withoutDacOverride([Deno.execPath()])[0], {
-        args: [...withoutDacOverride([Deno.execPath()]).slice(1), "run", ...CAIRN_PERMISSIONS, MAIN, "backup", "locked", "--config", config],
+        args: [
+          ...withoutDacOverride([Deno.execPath()]).slice(1),
+          "run",
+          ...CAIRN_PERMISSIONS,
+          MAIN,
+          "backup",
+          "locked",
+          "--config",
+          config,
+        ],
         stdout: "piped",
         stderr: "piped",
       }).output();
       const stderr = new TextDecoder().decode(out.stderr);
       assert.equal(out.code, 1, stderr);
-      assert.match(stderr, /Cannot read the directory .*locked of client locked: permission denied/);
+      assert.match(
+        stderr,
+        /Cannot read the directory .*locked of client locked: permission denied/,
+      );
     } finally {
       await Deno.chmod(src, 0o755);
     }
@@ -37,7 +59,10 @@ Deno.test("fault: a repository that is not writable fails the job with a clear e
     const repo = join(dir, "ro-repo");
     const unmount = await mountTmpfs(repo, { sizeBytes: 1 << 20, readOnly: true });
     try {
-      const config = await writeConfig(dir, { clients: { files: { kind: "directory", path: src } }, repositoryPath: repo });
+      const config = await writeConfig(dir, {
+        clients: { files: { kind: "directory", path: src } },
+        repositoryPath: repo,
+      });
       const r = await cairn(["backup", "files", "--config", config]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /repository .*ro-repo is not writable/);
@@ -56,15 +81,25 @@ Deno.test("fault: disk full while writing an artifact fails cleanly; nothing par
     const repo = join(dir, "tiny-repo");
     const unmount = await mountTmpfs(repo, { sizeBytes: 1 << 20 });
     try {
-      const config = await writeConfig(dir, { clients: { files: { kind: "directory", path: src } }, repositoryPath: repo });
+      const config = await writeConfig(dir, {
+        clients: { files: { kind: "directory", path: src } },
+        repositoryPath: repo,
+      });
       const r = await cairn(["backup", "files", "--json", "--config", config]);
       assert.equal(r.code, 1);
       const job = JSON.parse(r.stdout);
       assert.equal(job.status, "failed");
-      assert.match(job.error, /No space left on device while writing backups\/files\/.* in the repository/);
+      assert.match(
+        job.error,
+        /No space left on device while writing backups\/files\/.* in the repository/,
+      );
       const list = await cairn(["list", "--json", "--config", config]);
       assert.deepEqual(JSON.parse(list.stdout).backups, []);
-      assert.deepEqual([...Deno.readDirSync(join(repo, ".tmp"))], [], "the partial file was removed, the space is back");
+      assert.deepEqual(
+        [...Deno.readDirSync(join(repo, ".tmp"))],
+        [],
+        "the partial file was removed, the space is back",
+      );
       // The store is intact and the next (small) backup works on the same disk.
       await Deno.remove(join(src, "random.bin"));
       await Deno.writeTextFile(join(src, "small.txt"), "fits");
@@ -82,7 +117,10 @@ Deno.test("fault: a second process opening the same JSONL store is refused at on
   await withTempDir(async (dir) => {
     const src = join(dir, "src");
     await makeTree(src);
-    const config = await writeConfig(dir, { clients: { files: { kind: "directory", path: src } }, store: "jsonl" });
+    const config = await writeConfig(dir, {
+      clients: { files: { kind: "directory", path: src } },
+      store: "jsonl",
+    });
     const daemon = new Deno.Command(Deno.execPath(), {
       args: ["run", ...CAIRN_PERMISSIONS, MAIN, "daemon", "--config", config],
       stdout: "piped",
@@ -107,7 +145,11 @@ Deno.test("fault: a second process opening the same JSONL store is refused at on
   });
 });
 
-async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const start = Date.now();
   for (;;) {
     const v = await fn();
@@ -127,7 +169,11 @@ Deno.test("fault: a CLI backup killed with SIGKILL mid-job is finished by the da
     f.close();
     const config = await writeConfig(dir, {
       clients: { big: { kind: "directory", path: src } },
-      backup: { worker_lease_ttl_minutes: 0.05, worker_max_attempts: 3, execution_worker_poll_ms: 250 },
+      backup: {
+        worker_lease_ttl_minutes: 0.05,
+        worker_max_attempts: 3,
+        execution_worker_poll_ms: 250,
+      },
     });
     const cli = new Deno.Command(Deno.execPath(), {
       args: ["run", ...CAIRN_PERMISSIONS, MAIN, "backup", "big", "--config", config],
@@ -150,10 +196,14 @@ Deno.test("fault: a CLI backup killed with SIGKILL mid-job is finished by the da
         stderr: "null",
       }).spawn();
       try {
-        const done = await waitFor(async () => {
-          const j = await store.get(running.id);
-          return j?.status === "completed" ? j : null;
-        }, "the daemon to finish the job", 90_000);
+        const done = await waitFor(
+          async () => {
+            const j = await store.get(running.id);
+            return j?.status === "completed" ? j : null;
+          },
+          "the daemon to finish the job",
+          90_000,
+        );
         assert.equal(done.attempts, 2, "one attempt died with the CLI, the second completed");
       } finally {
         daemon.kill("SIGTERM");
@@ -177,7 +227,10 @@ Deno.test("daemon: SIGTERM stops claiming, releases a running job past the grace
     const chunk = randomBytes(1 << 20);
     for (let i = 0; i < 200; i++) await f.write(chunk);
     f.close();
-    const config = await writeConfig(dir, { clients: { big: { kind: "directory", path: src } }, backup: { worker_max_attempts: 3 } });
+    const config = await writeConfig(dir, {
+      clients: { big: { kind: "directory", path: src } },
+      backup: { worker_max_attempts: 3 },
+    });
     const store = await SqliteStore.open(join(dir, "cairn.db"));
     const job = await store.enqueue({ kind: "backup", client_name: "big", max_attempts: 3 });
     const daemon = new Deno.Command(Deno.execPath(), {
@@ -187,7 +240,10 @@ Deno.test("daemon: SIGTERM stops claiming, releases a running job past the grace
       stderr: "null",
     }).spawn();
     try {
-      await waitFor(async () => (await store.get(job.id))?.status === "running", "the daemon to start the job");
+      await waitFor(
+        async () => (await store.get(job.id))?.status === "running",
+        "the daemon to start the job",
+      );
       daemon.kill("SIGTERM");
       const status = await daemon.status;
       assert.equal(status.code, 0);
@@ -195,7 +251,10 @@ Deno.test("daemon: SIGTERM stops claiming, releases a running job past the grace
       assert.equal(released.status, "pending");
       assert.equal(released.attempts, 0);
       assert.equal(released.lease_token, null);
-      assert.deepEqual(JSON.parse((await cairn(["list", "--json", "--config", config])).stdout).backups, []);
+      assert.deepEqual(
+        JSON.parse((await cairn(["list", "--json", "--config", config])).stdout).backups,
+        [],
+      );
     } finally {
       await store.close();
     }

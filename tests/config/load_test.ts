@@ -29,7 +29,9 @@ Deno.test("an empty file gives the embedded defaults", () => {
 });
 
 Deno.test("poll intervals are clamped to their floors", () => {
-  const c = parseConfig("backup: {execution_worker_poll_ms: 10, schedule_worker_poll_ms: 20}", { env: env({}) });
+  const c = parseConfig("backup: {execution_worker_poll_ms: 10, schedule_worker_poll_ms: 20}", {
+    env: env({}),
+  });
   assert.equal(c.backup.execution_worker_poll_ms, 250);
   assert.equal(c.backup.schedule_worker_poll_ms, 1000);
 });
@@ -44,8 +46,15 @@ clients:
     { env: env({ PW: "s3cr3t-pw" }) },
   );
   assert.equal(c.backup.worker_concurrency, 4);
-  assert.equal((c.clients.db as { url: string }).url, "postgres://app:s3cr3t-pw@127.0.0.1:5432/app");
-  assert.equal(redact("connect to s3cr3t-pw failed"), "connect to *** failed", "the password is known as a secret");
+  assert.equal(
+    (c.clients.db as { url: string }).url,
+    "postgres://app:s3cr3t-pw@127.0.0.1:5432/app",
+  );
+  assert.equal(
+    redact("connect to s3cr3t-pw failed"),
+    "connect to *** failed",
+    "the password is known as a secret",
+  );
 });
 
 Deno.test("every problem is reported at once, each with its path", () => {
@@ -60,20 +69,42 @@ clients:
 unknown_top: 1
 `);
   const text = found.join("\n");
-  for (const path of ["server.listen", "server.max_body_bytes", "backup.worker_concurrency", "backup.surprise", "clients.main_db.url", "clients.BadName", "clients.dir.path", "clients.weird.kind", "unknown_top"]) {
-    assert.ok(found.some((p) => p.startsWith(path + ":")), `expected a problem at ${path} in:\n${text}`);
+  for (
+    const path of [
+      "server.listen",
+      "server.max_body_bytes",
+      "backup.worker_concurrency",
+      "backup.surprise",
+      "clients.main_db.url",
+      "clients.BadName",
+      "clients.dir.path",
+      "clients.weird.kind",
+      "unknown_top",
+    ]
+  ) {
+    assert.ok(
+      found.some((p) => p.startsWith(path + ":")),
+      `expected a problem at ${path} in:\n${text}`,
+    );
   }
   assert.match(text, /backup\.surprise: unknown key/);
   assert.match(text, /unknown_top: unknown key/);
 });
 
 Deno.test("a missing ${VAR} is an error naming the variable and the path", () => {
-  const found = problems(`clients:\n  db: {kind: postgres, url: "postgres://u:\${DB_PASSWORD}@h:5432/d"}`);
-  assert.ok(found.some((p) => p.startsWith("clients.db.url: environment variable DB_PASSWORD is not set")), found.join("\n"));
+  const found = problems(
+    `clients:\n  db: {kind: postgres, url: "postgres://u:\${DB_PASSWORD}@h:5432/d"}`,
+  );
+  assert.ok(
+    found.some((p) => p.startsWith("clients.db.url: environment variable DB_PASSWORD is not set")),
+    found.join("\n"),
+  );
 });
 
 Deno.test("a non-loopback listen address needs an admin key", () => {
-  assert.ok(problems(`server: {listen: "0.0.0.0:4052"}`).some((p) => p.startsWith("server.admin_key:")));
+  assert.ok(
+    problems(`server: {listen: "0.0.0.0:4052"}`).some((p) => p.startsWith("server.admin_key:")),
+  );
   assert.deepEqual(problems(`server: {listen: "0.0.0.0:4052", admin_key: k3y-value}`), []);
   assert.deepEqual(problems(`server: {listen: "[::1]:4052"}`), []);
   assert.deepEqual(problems(`server: {listen: "localhost:4052"}`), []);

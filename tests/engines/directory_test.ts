@@ -18,7 +18,11 @@ async function treeListing(root: string): Promise<string[]> {
       else if (info.isDirectory) {
         out.push(`D ${r} ${(info.mode! & 0o7777).toString(8)}`);
         await walk(r);
-      } else out.push(`F ${r} ${(info.mode! & 0o7777).toString(8)} ${info.size} ${Math.floor(info.mtime!.getTime() / 1000)} ${await sha256File(join(root, r))}`);
+      } else {out.push(
+          `F ${r} ${(info.mode! & 0o7777).toString(8)} ${info.size} ${
+            Math.floor(info.mtime!.getTime() / 1000)
+          } ${await sha256File(join(root, r))}`,
+        );}
     }
   }
   await walk("");
@@ -42,21 +46,36 @@ Deno.test("directory: backup -> verify -> restore reproduces files, modes, mtime
       assert.equal(manifest.job_id, b.id);
       assert.equal(manifest.kind, "directory");
       assert.equal((manifest.facts as { symlinks: number }).symlinks, 2);
-      assert.equal(await sha256File(join(dir, "repo", String(r.key))), r.sha256, "sha256 is of the stored bytes");
+      assert.equal(
+        await sha256File(join(dir, "repo", String(r.key))),
+        r.sha256,
+        "sha256 is of the stored bytes",
+      );
 
       const v = await run(services, { kind: "verify", client_name: "files", key: String(r.key) });
       assert.equal(v.status, "completed", v.error ?? "");
 
       const target = join(dir, "restored");
-      const rs = await run(services, { kind: "restore", client_name: "files", key: String(r.key), params: { target } });
+      const rs = await run(services, {
+        kind: "restore",
+        client_name: "files",
+        key: String(r.key),
+        params: { target },
+      });
       assert.equal(rs.status, "completed", rs.error ?? "");
       assert.deepEqual(await treeListing(target), await treeListing(src));
-      assert.equal(await Deno.readLink(join(target, "link-outside")), "/etc/hostname", "links are stored, not followed");
+      assert.equal(
+        await Deno.readLink(join(target, "link-outside")),
+        "/etc/hostname",
+        "links are stored, not followed",
+      );
 
       // GNU tar reads our archives too: an operator can always fall back to it.
       const gnu = join(dir, "gnu");
       await Deno.mkdir(gnu);
-      const tar = await new Deno.Command("tar", { args: ["-xzf", join(dir, "repo", String(r.key)), "-C", gnu] }).output();
+      const tar = await new Deno.Command("tar", {
+        args: ["-xzf", join(dir, "repo", String(r.key)), "-C", gnu],
+      }).output();
       assert.ok(tar.success, new TextDecoder().decode(tar.stderr));
       assert.deepEqual(await treeListing(gnu), await treeListing(src));
     } finally {
@@ -71,18 +90,32 @@ Deno.test("directory: restore refuses a non-empty target unless replace, and rep
     await makeTree(src);
     const services = await testServices(dir, { files: { kind: "directory", path: src } });
     try {
-      const key = String((await run(services, { kind: "backup", client_name: "files" })).result!.key);
+      const key = String(
+        (await run(services, { kind: "backup", client_name: "files" })).result!.key,
+      );
       const target = join(dir, "busy");
       await Deno.mkdir(target);
       await Deno.writeTextFile(join(target, "precious.txt"), "keep me");
-      const refused = await run(services, { kind: "restore", client_name: "files", key, params: { target } });
+      const refused = await run(services, {
+        kind: "restore",
+        client_name: "files",
+        key,
+        params: { target },
+      });
       assert.equal(refused.status, "failed");
       assert.match(refused.error!, /not empty: pass --yes .* "replace": true/);
       assert.equal(await Deno.readTextFile(join(target, "precious.txt")), "keep me");
-      const replaced = await run(services, { kind: "restore", client_name: "files", key, params: { target, replace: true } });
+      const replaced = await run(services, {
+        kind: "restore",
+        client_name: "files",
+        key,
+        params: { target, replace: true },
+      });
       assert.equal(replaced.status, "completed", replaced.error ?? "");
       assert.deepEqual(await treeListing(target), await treeListing(src));
-      const siblings = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes("cairn-"));
+      const siblings = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+        n.includes("cairn-")
+      );
       assert.deepEqual(siblings, [], "no staging leftovers");
     } finally {
       await services.store.close();
@@ -96,7 +129,9 @@ Deno.test("directory: a flipped byte fails verify and restore, and restore leave
     await makeTree(src);
     const services = await testServices(dir, { files: { kind: "directory", path: src } });
     try {
-      const key = String((await run(services, { kind: "backup", client_name: "files" })).result!.key);
+      const key = String(
+        (await run(services, { kind: "backup", client_name: "files" })).result!.key,
+      );
       const path = join(dir, "repo", key);
       const bytes = await Deno.readFile(path);
       bytes[Math.floor(bytes.length / 2)] ^= 0xff;
@@ -105,10 +140,19 @@ Deno.test("directory: a flipped byte fails verify and restore, and restore leave
       assert.equal(v.status, "failed");
       assert.match(v.error!, /damaged: sha256 .* does not match the manifest/);
       const target = join(dir, "t");
-      const rs = await run(services, { kind: "restore", client_name: "files", key, params: { target } });
+      const rs = await run(services, {
+        kind: "restore",
+        client_name: "files",
+        key,
+        params: { target },
+      });
       assert.equal(rs.status, "failed");
       assert.match(rs.error!, /damaged|checksum|invalid|corrupt/i);
-      assert.equal(await Deno.stat(target).then(() => true, () => false), false, "nothing was created");
+      assert.equal(
+        await Deno.stat(target).then(() => true, () => false),
+        false,
+        "nothing was created",
+      );
     } finally {
       await services.store.close();
     }
@@ -117,12 +161,21 @@ Deno.test("directory: a flipped byte fails verify and restore, and restore leave
 
 Deno.test("directory: a missing client directory is a clear failure and leaves no backup", async () => {
   await withTempDir(async (dir) => {
-    const services = await testServices(dir, { gone: { kind: "directory", path: join(dir, "nope") } });
+    const services = await testServices(dir, {
+      gone: { kind: "directory", path: join(dir, "nope") },
+    });
     try {
       const b = await run(services, { kind: "backup", client_name: "gone" });
       assert.equal(b.status, "failed");
       assert.match(b.error!, /Cannot read the directory .*nope of client gone: it does not exist/);
-      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n === "repo" ? [...Deno.readDirSync(join(dir, "repo"))].some((x) => x.name === "backups") : false), []);
+      assert.deepEqual(
+        [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+          n === "repo"
+            ? [...Deno.readDirSync(join(dir, "repo"))].some((x) => x.name === "backups")
+            : false
+        ),
+        [],
+      );
     } finally {
       await services.store.close();
     }
@@ -137,8 +190,26 @@ Deno.test("tar: archive paths that would escape the target are refused", async (
   await withTempDir(async (dir) => {
     // A crafted archive: a symlink to /tmp, then a file "through" it.
     const blocks = [
-      ...encodeHeader({ path: "escape", type: "symlink", mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkpath: dir }),
-      ...encodeHeader({ path: "escape/pwned.txt", type: "file", mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0, linkpath: "" }),
+      ...encodeHeader({
+        path: "escape",
+        type: "symlink",
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: 0,
+        linkpath: dir,
+      }),
+      ...encodeHeader({
+        path: "escape/pwned.txt",
+        type: "file",
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 3,
+        mtime: 0,
+        linkpath: "",
+      }),
       new Uint8Array(512).fill(0x41, 0, 3),
       new Uint8Array(1024),
     ];

@@ -8,7 +8,9 @@ import { run, testServices } from "../helpers/services.ts";
 function seed(path: string): void {
   const db = new DatabaseSync(path);
   db.exec("PRAGMA journal_mode = WAL");
-  db.exec("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER, blob BLOB);");
+  db.exec(
+    "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER, blob BLOB);",
+  );
   db.exec(`CREATE TABLE "Odd ""Name""" (x)`);
   const ins = db.prepare("INSERT INTO a (v) VALUES (?)");
   for (let i = 0; i < 500; i++) ins.run(`row ${i}`);
@@ -22,14 +24,19 @@ Deno.test("sqlite: a consistent online copy while another process writes in tran
     seed(path);
     // The writer keeps a and b the same size in every committed transaction.
     const writer = new Deno.Command(Deno.execPath(), {
-      args: ["eval", `import { DatabaseSync } from "node:sqlite";
-        const db = new DatabaseSync(${JSON.stringify(path)}); db.exec("PRAGMA busy_timeout = 10000");
+      args: [
+        "eval",
+        `import { DatabaseSync } from "node:sqlite";
+        const db = new DatabaseSync(${
+          JSON.stringify(path)
+        }); db.exec("PRAGMA busy_timeout = 10000");
         db.exec("DELETE FROM b"); db.exec("INSERT INTO b (a_id) SELECT id FROM a");
         console.log("ready");
         for (let i = 0; ; i++) { db.exec("BEGIN IMMEDIATE");
           db.prepare("INSERT INTO a (v) VALUES (?)").run("w" + i);
           db.prepare("INSERT INTO b (a_id, blob) VALUES (last_insert_rowid(), randomblob(2000))").run();
-          db.exec("COMMIT"); }`],
+          db.exec("COMMIT"); }`,
+      ],
       stdout: "piped",
     }).spawn();
     const reader = writer.stdout.getReader();
@@ -40,7 +47,10 @@ Deno.test("sqlite: a consistent online copy while another process writes in tran
       const b = await run(services, { kind: "backup", client_name: "live" });
       assert.equal(b.status, "completed", b.error ?? "");
       const key = String(b.result!.key);
-      const tables = (await readManifest(services.repository, key)).facts.tables as Record<string, number>;
+      const tables = (await readManifest(services.repository, key)).facts.tables as Record<
+        string,
+        number
+      >;
       assert.ok(tables.a >= 500);
       assert.equal(tables.a, tables.b, "a snapshot sees whole transactions only");
       assert.equal(tables['Odd "Name"'], 2);
@@ -51,11 +61,19 @@ Deno.test("sqlite: a consistent online copy while another process writes in tran
       assert.deepEqual((v.result!.checks as { tables: unknown }).tables, tables);
 
       const target = join(dir, "restored.db");
-      const r = await run(services, { kind: "restore", client_name: "live", key, params: { target } });
+      const r = await run(services, {
+        kind: "restore",
+        client_name: "live",
+        key,
+        params: { target },
+      });
       assert.equal(r.status, "completed", r.error ?? "");
       const db = new DatabaseSync(target, { readOnly: true });
       assert.equal((db.prepare("SELECT COUNT(*) AS n FROM a").get() as { n: number }).n, tables.a);
-      assert.equal((db.prepare("PRAGMA integrity_check").get() as Record<string, string>).integrity_check, "ok");
+      assert.equal(
+        (db.prepare("PRAGMA integrity_check").get() as Record<string, string>).integrity_check,
+        "ok",
+      );
       db.close();
     } finally {
       writer.kill("SIGKILL");
@@ -81,7 +99,12 @@ Deno.test("sqlite: restore over the live path needs replace, and drops a stale W
       assert.equal(refused.status, "failed");
       assert.match(refused.error!, /not empty/);
       await Deno.writeTextFile(path + "-wal", "stale junk");
-      const ok = await run(services, { kind: "restore", client_name: "app", key, params: { replace: true } });
+      const ok = await run(services, {
+        kind: "restore",
+        client_name: "app",
+        key,
+        params: { replace: true },
+      });
       assert.equal(ok.status, "completed", ok.error ?? "");
       const again = new DatabaseSync(path, { readOnly: true });
       assert.equal((again.prepare("SELECT COUNT(*) AS n FROM a").get() as { n: number }).n, 500);
@@ -94,7 +117,10 @@ Deno.test("sqlite: restore over the live path needs replace, and drops a stale W
 
 Deno.test("sqlite: a missing or non-database source fails clearly", async () => {
   await withTempDir(async (dir) => {
-    await Deno.writeTextFile(join(dir, "not.db"), "this is not sqlite at all, just text padding it out ".repeat(100));
+    await Deno.writeTextFile(
+      join(dir, "not.db"),
+      "this is not sqlite at all, just text padding it out ".repeat(100),
+    );
     const services = await testServices(dir, {
       missing: { kind: "sqlite", path: join(dir, "missing.db") },
       junk: { kind: "sqlite", path: join(dir, "not.db") },

@@ -7,7 +7,10 @@ export interface RunningDaemon {
   /** Sends a signal and waits for the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
   /** fetch() against the daemon with the admin key (unless headers say otherwise). */
-  api(path: string, init?: RequestInit & { json?: unknown; key?: string | null }): Promise<Response>;
+  api(
+    path: string,
+    init?: RequestInit & { json?: unknown; key?: string | null },
+  ): Promise<Response>;
 }
 
 /**
@@ -37,7 +40,9 @@ export async function spawnDaemon(
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         logs.push(line);
-        if (line.includes('"cairn daemon started"')) resolveUrl(`http://${JSON.parse(line).listen}`);
+        if (line.includes('"cairn daemon started"')) {
+          resolveUrl(`http://${JSON.parse(line).listen}`);
+        }
       }
     }
   };
@@ -46,7 +51,10 @@ export async function spawnDaemon(
     rejectUrl(new Error(`daemon exited with ${s.code} before it was ready:\n${logs.join("\n")}`));
     return s;
   });
-  const timer = setTimeout(() => rejectUrl(new Error(`daemon not ready after 20 s:\n${logs.join("\n")}`)), 20_000);
+  const timer = setTimeout(
+    () => rejectUrl(new Error(`daemon not ready after 20 s:\n${logs.join("\n")}`)),
+    20_000,
+  );
   const url = await urlPromise.finally(() => clearTimeout(timer));
   return {
     url,
@@ -83,7 +91,11 @@ export async function json(res: Response): Promise<any> {
   }
 }
 
-export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const start = Date.now();
   for (;;) {
     const v = await fn();
@@ -93,9 +105,18 @@ export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>
   }
 }
 
-export async function waitForJob(d: RunningDaemon, id: number, statuses: string[], timeoutMs = 60_000): Promise<any> {
-  return await waitFor(async () => {
-    const job = (await json(await d.api(`/admin/backups/jobs/${id}`))).data;
-    return statuses.includes(job.status) ? job : null;
-  }, `job ${id} to reach ${statuses.join("/")}`, timeoutMs);
+export async function waitForJob(
+  d: RunningDaemon,
+  id: number,
+  statuses: string[],
+  timeoutMs = 60_000,
+): Promise<any> {
+  return await waitFor(
+    async () => {
+      const job = (await json(await d.api(`/admin/backups/jobs/${id}`))).data;
+      return statuses.includes(job.status) ? job : null;
+    },
+    `job ${id} to reach ${statuses.join("/")}`,
+    timeoutMs,
+  );
 }

@@ -3,10 +3,16 @@
  * Needs root (CI and the dev machines run as root); without it the test fails
  * with a message saying so rather than skipping silently.
  */
-export async function mountTmpfs(dir: string, options: { sizeBytes: number; readOnly?: boolean }): Promise<() => Promise<void>> {
+export async function mountTmpfs(
+  dir: string,
+  options: { sizeBytes: number; readOnly?: boolean },
+): Promise<() => Promise<void>> {
   await Deno.mkdir(dir, { recursive: true });
   const opts = [`size=${options.sizeBytes}`, ...(options.readOnly ? ["ro"] : [])].join(",");
-  const out = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", opts, "tmpfs", dir], stderr: "piped" }).output();
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", opts, "tmpfs", dir],
+    stderr: "piped",
+  }).output();
   if (!out.success) {
     throw new Error(
       `Cannot mount a tmpfs at ${dir} (${new TextDecoder().decode(out.stderr).trim()}): ` +
@@ -20,7 +26,12 @@ export async function mountTmpfs(dir: string, options: { sizeBytes: number; read
 
 /** Runs a command as root without the capabilities that let root ignore file modes. */
 export function withoutDacOverride(cmd: string[]): string[] {
-  return ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", ...cmd];
+  return [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+    ...cmd,
+  ];
 }
 
 export function skipFaults(): boolean {

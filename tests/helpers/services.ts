@@ -6,7 +6,11 @@ import { runHere } from "../../src/runtime/run_here.ts";
 import { openServices, type Services } from "../../src/runtime/services.ts";
 
 /** Real services (sqlite store, fs repository) in a temp dir, for in-process job tests. */
-export async function testServices(dir: string, clients: Record<string, unknown>, backup: Record<string, unknown> = {}): Promise<Services> {
+export async function testServices(
+  dir: string,
+  clients: Record<string, unknown>,
+  backup: Record<string, unknown> = {},
+): Promise<Services> {
   configureLog({ to: () => {} });
   const config = parseConfig(JSON.stringify({
     store: { kind: "sqlite", path: join(dir, "cairn.db") },
@@ -17,6 +21,14 @@ export async function testServices(dir: string, clients: Record<string, unknown>
   return await openServices(config);
 }
 
-export function run(services: Services, job: Partial<NewJob> & Pick<NewJob, "kind">, signal?: AbortSignal): Promise<Job> {
-  return runHere(services, { client_name: null, max_attempts: services.config.backup.worker_max_attempts, ...job }, { signal });
+export function run(
+  services: Services,
+  job: Partial<NewJob> & Pick<NewJob, "kind">,
+  signal?: AbortSignal,
+): Promise<Job> {
+  return runHere(services, {
+    client_name: null,
+    max_attempts: services.config.backup.worker_max_attempts,
+    ...job,
+  }, { signal });
 }

@@ -30,7 +30,12 @@ export async function writeConfig(
     server: { listen: "127.0.0.1:4052", ...(options.server ?? {}) },
     store: { kind: store, path: join(dir, store === "sqlite" ? "cairn.db" : "jobs.jsonl") },
     repository: { kind: "fs", path: options.repositoryPath ?? join(dir, "repo") },
-    backup: { worker_max_attempts: 1, retry_backoff_ms: 100, execution_worker_poll_ms: 250, ...(options.backup ?? {}) },
+    backup: {
+      worker_max_attempts: 1,
+      retry_backoff_ms: 100,
+      execution_worker_poll_ms: 250,
+      ...(options.backup ?? {}),
+    },
     clients: options.clients ?? {},
   };
   const path = join(dir, "cairn.yaml");
@@ -41,7 +46,14 @@ export async function writeConfig(
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** The permissions the compiled binary gets (deno.json "compile"): tests run cairn with exactly these. */
-export const CAIRN_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys"];
+export const CAIRN_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
 
 export interface CliResult {
   code: number;
@@ -50,7 +62,10 @@ export interface CliResult {
 }
 
 /** Runs the real `cairn` entry point as a child process. */
-export async function cairn(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
+export async function cairn(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<CliResult> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...CAIRN_PERMISSIONS, MAIN, ...args],
     env: { NO_COLOR: "1", ...(options.env ?? {}) },
@@ -83,12 +98,18 @@ export async function makeTree(root: string): Promise<void> {
   await Deno.chmod(join(root, "a.txt"), 0o640);
   await Deno.symlink("a.txt", join(root, "link-to-a"));
   await Deno.symlink("/etc/hostname", join(root, "link-outside"));
-  await Deno.utime(join(root, "a.txt"), new Date("2020-01-02T03:04:05Z"), new Date("2020-01-02T03:04:05Z"));
+  await Deno.utime(
+    join(root, "a.txt"),
+    new Date("2020-01-02T03:04:05Z"),
+    new Date("2020-01-02T03:04:05Z"),
+  );
 }
 
 /** Random bytes of any size (getRandomValues gives at most 64 KiB per call). */
 export function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
   return out;
 }

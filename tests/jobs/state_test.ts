@@ -41,16 +41,23 @@ Deno.test("a failure retries with a delay until attempts run out, then dead-lett
   assert.equal(j.run_after, T0 + 505);
   assert.equal(j.error, "boom");
   assert.equal(j.lease_token, null);
-  j = state.fail(state.claim(j, T0 + 600, "w", "t", 1000), T0 + 700, "boom2", { retryDelayMs: 500 });
+  j = state.fail(state.claim(j, T0 + 600, "w", "t", 1000), T0 + 700, "boom2", {
+    retryDelayMs: 500,
+  });
   assert.equal(j.status, "pending");
-  j = state.fail(state.claim(j, T0 + 1300, "w", "t", 1000), T0 + 1400, "boom3", { retryDelayMs: 500 });
+  j = state.fail(state.claim(j, T0 + 1300, "w", "t", 1000), T0 + 1400, "boom3", {
+    retryDelayMs: 500,
+  });
   assert.equal(j.status, "failed");
   assert.equal(j.attempts, 3);
   assert.equal(j.finished_at, T0 + 1400);
 });
 
 Deno.test("a permanent failure dead-letters at once", () => {
-  const j = state.fail(state.claim(job(), T0, "w", "t", 1000), T0, "no such client", { retryDelayMs: 1, permanent: true });
+  const j = state.fail(state.claim(job(), T0, "w", "t", 1000), T0, "no such client", {
+    retryDelayMs: 1,
+    permanent: true,
+  });
   assert.equal(j.status, "failed");
   assert.equal(j.attempts, 1);
 });
@@ -62,7 +69,10 @@ Deno.test("cancel: pending at once, running flagged, terminal refused", () => {
   assert.equal(running.cancel_requested, true);
   assert.equal(state.markCancelled(running, T0).status, "cancelled");
   const done = state.complete(state.claim(job(), T0, "w", "t", 1000), T0, {});
-  assert.throws(() => state.requestCancel(done, T0), (e) => e instanceof CairnError && e.code === "JOB_NOT_CANCELLABLE");
+  assert.throws(
+    () => state.requestCancel(done, T0),
+    (e) => e instanceof CairnError && e.code === "JOB_NOT_CANCELLABLE",
+  );
 });
 
 Deno.test("release hands the attempt back for shutdown", () => {
@@ -73,12 +83,18 @@ Deno.test("release hands the attempt back for shutdown", () => {
 });
 
 Deno.test("requeue only takes failed jobs and resets attempts", () => {
-  const failed = state.fail(state.claim(job(), T0, "w", "t", 1000), T0, "x", { retryDelayMs: 0, permanent: true });
+  const failed = state.fail(state.claim(job(), T0, "w", "t", 1000), T0, "x", {
+    retryDelayMs: 0,
+    permanent: true,
+  });
   const r = state.requeue(failed, T0 + 1);
   assert.equal(r.status, "pending");
   assert.equal(r.attempts, 0);
   assert.equal(r.error, null);
-  assert.throws(() => state.requeue(job(), T0), (e) => e instanceof CairnError && e.code === "JOB_NOT_REQUEUEABLE");
+  assert.throws(
+    () => state.requeue(job(), T0),
+    (e) => e instanceof CairnError && e.code === "JOB_NOT_REQUEUEABLE",
+  );
 });
 
 Deno.test("an abandoned job with no attempt left fails instead of running again", () => {
@@ -88,7 +104,10 @@ Deno.test("an abandoned job with no attempt left fails instead of running again"
   const settled = state.settleAbandoned(j, T0 + 1000)!;
   assert.equal(settled.status, "failed");
   assert.match(settled.error!, /lost its lease/);
-  const cancelled = state.settleAbandoned({ ...state.claim(job(), T0, "w", "t", 10), cancel_requested: true }, T0 + 10)!;
+  const cancelled = state.settleAbandoned({
+    ...state.claim(job(), T0, "w", "t", 10),
+    cancel_requested: true,
+  }, T0 + 10)!;
   assert.equal(cancelled.status, "cancelled");
 });
 

@@ -13,10 +13,14 @@ const chunked = (b: Uint8Array, size = 7000) =>
   ReadableStream.from((function* () {
     for (let i = 0; i < b.length; i += size) yield b.slice(i, i + size);
   })());
-const read = async (s: ReadableStream<Uint8Array>) => new Uint8Array(await new Response(s).arrayBuffer());
+const read = async (s: ReadableStream<Uint8Array>) =>
+  new Uint8Array(await new Response(s).arrayBuffer());
 
 /** The contract every Repository keeps (fs now, s3 later). */
-export function repositoryConformance(name: string, make: () => Promise<{ repo: Repository; cleanup: () => Promise<void> }>): void {
+export function repositoryConformance(
+  name: string,
+  make: () => Promise<{ repo: Repository; cleanup: () => Promise<void> }>,
+): void {
   const test = (title: string, fn: (repo: Repository) => Promise<void>) =>
     Deno.test(`${name} repository: ${title}`, async () => {
       const { repo, cleanup } = await make();
@@ -32,7 +36,10 @@ export function repositoryConformance(name: string, make: () => Promise<{ repo: 
     const put = await repo.put("backups/c/a.bin", chunked(data));
     assert.equal(put.size, data.length);
     assert.equal(put.sha256, sha(data));
-    assert.deepEqual(await repo.stat("backups/c/a.bin"), { key: "backups/c/a.bin", size: data.length });
+    assert.deepEqual(await repo.stat("backups/c/a.bin"), {
+      key: "backups/c/a.bin",
+      size: data.length,
+    });
     assert.deepEqual(await read(await repo.get("backups/c/a.bin")), data);
   });
 
@@ -45,12 +52,17 @@ export function repositoryConformance(name: string, make: () => Promise<{ repo: 
 
   test("a missing key: stat is null, get is BACKUP_NOT_FOUND, remove is fine", async (repo) => {
     assert.equal(await repo.stat("nope/x"), null);
-    await assert.rejects(repo.get("nope/x"), (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND");
+    await assert.rejects(
+      repo.get("nope/x"),
+      (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND",
+    );
     await repo.remove("nope/x");
   });
 
   test("list by prefix, sorted, nothing outside the prefix", async (repo) => {
-    for (const k of ["backups/a/1", "backups/a/2", "backups/b/1", "mirrors/a/x y/z"]) await repo.put(k, chunked(bytes(10)));
+    for (const k of ["backups/a/1", "backups/a/2", "backups/b/1", "mirrors/a/x y/z"]) {
+      await repo.put(k, chunked(bytes(10)));
+    }
     const keys = async (p: string) => {
       const out: string[] = [];
       for await (const o of repo.list(p)) out.push(o.key);
@@ -96,8 +108,16 @@ export function repositoryConformance(name: string, make: () => Promise<{ repo: 
 
   test("keys that could escape are refused", async (repo) => {
     for (const key of ["../x", "/etc/passwd", "a/../../x", "a\0b", ""]) {
-      await assert.rejects(repo.put(key, chunked(bytes(1))), (e) => e instanceof CairnError && e.code === "INVALID_KEY", key);
-      await assert.rejects(repo.get(key), (e) => e instanceof CairnError && e.code === "INVALID_KEY", key);
+      await assert.rejects(
+        repo.put(key, chunked(bytes(1))),
+        (e) => e instanceof CairnError && e.code === "INVALID_KEY",
+        key,
+      );
+      await assert.rejects(
+        repo.get(key),
+        (e) => e instanceof CairnError && e.code === "INVALID_KEY",
+        key,
+      );
     }
   });
 

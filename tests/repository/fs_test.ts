@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CairnError } from "../../src/errors.ts";
 import { FsRepository } from "../../src/repository/fs.ts";
-import { listBackups, writeManifest, deleteBackup } from "../../src/repository/manifest.ts";
+import { deleteBackup, listBackups, writeManifest } from "../../src/repository/manifest.ts";
 import { mountTmpfs, skipFaults } from "../helpers/mounts.ts";
 import { tempDir, withTempDir } from "../helpers/tmp.ts";
 import { repositoryConformance } from "./conformance.ts";
@@ -22,7 +22,10 @@ Deno.test("fs repository: disk full fails with DISK_FULL and leaves nothing behi
       const big = ReadableStream.from((function* () {
         for (let i = 0; i < 64; i++) yield new Uint8Array(64 * 1024).fill(i);
       })());
-      await assert.rejects(repo.put("backups/c/x", big), (e) => e instanceof CairnError && e.code === "DISK_FULL" && /No space left/.test(e.message));
+      await assert.rejects(
+        repo.put("backups/c/x", big),
+        (e) => e instanceof CairnError && e.code === "DISK_FULL" && /No space left/.test(e.message),
+      );
       assert.equal(await repo.stat("backups/c/x"), null);
       const left = [...Deno.readDirSync(join(mnt, ".tmp"))];
       assert.deepEqual(left, [], "the temporary file was removed");
@@ -39,8 +42,16 @@ Deno.test("fs repository: a read-only repository says it is not writable", async
     const unmount = await mountTmpfs(mnt, { sizeBytes: 64 * 1024, readOnly: true });
     try {
       const repo = new FsRepository(mnt);
-      await assert.rejects(repo.checkWritable(), (e) => e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE" && /not writable/.test(e.message));
-      await assert.rejects(repo.put("a/b", ReadableStream.from([new Uint8Array(3)])), (e) => e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE");
+      await assert.rejects(
+        repo.checkWritable(),
+        (e) =>
+          e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE" &&
+          /not writable/.test(e.message),
+      );
+      await assert.rejects(
+        repo.put("a/b", ReadableStream.from([new Uint8Array(3)])),
+        (e) => e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE",
+      );
     } finally {
       await unmount();
     }
@@ -54,10 +65,18 @@ Deno.test("catalog: only backups whose manifest exists are listed, newest first,
       await repo.put(key, ReadableStream.from([new Uint8Array([1, 2, 3])]));
       if (withManifest) {
         await writeManifest(repo, {
-          format_version: 1, key, client_name: client, kind: "directory", label: "manual",
-          created_at: "2026-01-01T00:00:00.000Z", size_bytes: 3,
+          format_version: 1,
+          key,
+          client_name: client,
+          kind: "directory",
+          label: "manual",
+          created_at: "2026-01-01T00:00:00.000Z",
+          size_bytes: 3,
           sha256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81",
-          job_id: 1, schedule_id: null, tool_versions: {}, facts: {},
+          job_id: 1,
+          schedule_id: null,
+          tool_versions: {},
+          facts: {},
         });
       }
     };
@@ -80,7 +99,13 @@ Deno.test("catalog: only backups whose manifest exists are listed, newest first,
     assert.equal((await listBackups(repo, { client: "b" })).backups.length, 1);
     await deleteBackup(repo, "backups/b/20260102T000000000Z-manual.tar.gz");
     assert.equal((await listBackups(repo, { client: "b" })).backups.length, 0);
-    await assert.rejects(deleteBackup(repo, "backups/b/20260102T000000000Z-manual.tar.gz"), (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND");
-    await assert.rejects(deleteBackup(repo, "backups/../x"), (e) => e instanceof CairnError && e.code === "INVALID_KEY");
+    await assert.rejects(
+      deleteBackup(repo, "backups/b/20260102T000000000Z-manual.tar.gz"),
+      (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND",
+    );
+    await assert.rejects(
+      deleteBackup(repo, "backups/../x"),
+      (e) => e instanceof CairnError && e.code === "INVALID_KEY",
+    );
   });
 });

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { backupKey, formatStamp, keyProblem, manifestKey, parseKey, parseStamp } from "../../src/repository/keys.ts";
+import {
+  backupKey,
+  formatStamp,
+  keyProblem,
+  manifestKey,
+  parseKey,
+  parseStamp,
+} from "../../src/repository/keys.ts";
 import { CairnError } from "../../src/errors.ts";
 import { assertSafeKey } from "../../src/repository/paths.ts";
 

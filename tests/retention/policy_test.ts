@@ -5,7 +5,12 @@ const b = (iso: string) => ({ key: iso, created_at: new Date(iso) });
 const kept = (plan: ReturnType<typeof applyPolicy>) => plan.keep.map((d) => d.key).sort();
 
 Deno.test("keep_last keeps the newest N, whatever their order in the input", () => {
-  const backups = ["2026-01-03T00:00:00Z", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "2026-01-04T00:00:00Z"].map(b);
+  const backups = [
+    "2026-01-03T00:00:00Z",
+    "2026-01-01T00:00:00Z",
+    "2026-01-02T00:00:00Z",
+    "2026-01-04T00:00:00Z",
+  ].map(b);
   const plan = applyPolicy(backups, { keep_last: 2 });
   assert.deepEqual(kept(plan), ["2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]);
   assert.deepEqual(plan.keep.map((d) => d.reasons), [["keep_last 2"], ["keep_last 2"]]);
@@ -15,22 +20,37 @@ Deno.test("keep_last keeps the newest N, whatever their order in the input", () 
 
 Deno.test("keep_daily keeps the newest backup of each of the newest N days that have one", () => {
   const backups = [
-    "2026-03-10T23:00:00Z", "2026-03-10T08:00:00Z", // day 10: newest is 23:00
+    "2026-03-10T23:00:00Z",
+    "2026-03-10T08:00:00Z", // day 10: newest is 23:00
     "2026-03-08T12:00:00Z", // day 9 has none: skipped, not counted
     "2026-03-07T12:00:00Z",
   ].map(b);
   const plan = applyPolicy(backups, { keep_daily: 2 });
   assert.deepEqual(kept(plan), ["2026-03-08T12:00:00Z", "2026-03-10T23:00:00Z"]);
-  assert.deepEqual(plan.keep.find((d) => d.key.startsWith("2026-03-10"))?.reasons, ["keep_daily 2026-03-10"]);
+  assert.deepEqual(plan.keep.find((d) => d.key.startsWith("2026-03-10"))?.reasons, [
+    "keep_daily 2026-03-10",
+  ]);
 });
 
 Deno.test("a backup is kept if any rule keeps it, with every reason listed", () => {
-  const backups = ["2026-01-31T10:00:00Z", "2026-01-31T09:00:00Z", "2025-12-31T10:00:00Z", "2025-11-15T10:00:00Z"].map(b);
+  const backups = [
+    "2026-01-31T10:00:00Z",
+    "2026-01-31T09:00:00Z",
+    "2025-12-31T10:00:00Z",
+    "2025-11-15T10:00:00Z",
+  ].map(b);
   const plan = applyPolicy(backups, { keep_last: 1, keep_monthly: 2, keep_yearly: 3 });
   const reasons = Object.fromEntries(plan.keep.map((d) => [d.key, d.reasons]));
-  assert.deepEqual(reasons["2026-01-31T10:00:00Z"], ["keep_last 1", "keep_monthly 2026-01", "keep_yearly 2026"]);
+  assert.deepEqual(reasons["2026-01-31T10:00:00Z"], [
+    "keep_last 1",
+    "keep_monthly 2026-01",
+    "keep_yearly 2026",
+  ]);
   assert.deepEqual(reasons["2025-12-31T10:00:00Z"], ["keep_monthly 2025-12", "keep_yearly 2025"]);
-  assert.deepEqual(plan.remove.map((d) => d.key).sort(), ["2025-11-15T10:00:00Z", "2026-01-31T09:00:00Z"]);
+  assert.deepEqual(plan.remove.map((d) => d.key).sort(), [
+    "2025-11-15T10:00:00Z",
+    "2026-01-31T09:00:00Z",
+  ]);
 });
 
 Deno.test("periods are taken in the schedule's time zone", () => {
@@ -48,30 +68,57 @@ Deno.test("year boundaries: ISO weeks and years roll over correctly", () => {
   assert.equal(periodKey(new Date("2024-12-30T12:00:00Z"), "weekly", "UTC"), "2025-W01");
   assert.equal(periodKey(new Date("2025-12-31T23:59:59Z"), "yearly", "UTC"), "2025");
   assert.equal(periodKey(new Date("2025-12-31T23:59:59Z"), "yearly", "Europe/Berlin"), "2026");
-  const plan = applyPolicy(["2026-12-31T12:00:00Z", "2027-01-01T12:00:00Z", "2027-01-05T12:00:00Z"].map(b), { keep_weekly: 2 });
+  const plan = applyPolicy(
+    ["2026-12-31T12:00:00Z", "2027-01-01T12:00:00Z", "2027-01-05T12:00:00Z"].map(b),
+    { keep_weekly: 2 },
+  );
   assert.deepEqual(kept(plan), ["2027-01-01T12:00:00Z", "2027-01-05T12:00:00Z"]);
 });
 
 Deno.test("DST: the repeated fall-back hour counts as two hours, the spring-forward gap as none", () => {
   // Europe/Berlin leaves summer time on 2026-10-25: 02:00-03:00 local happens twice.
   const fallBack = ["2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z"].map(b); // 02:30 CEST, then 02:30 CET
-  assert.equal(applyPolicy(fallBack, { keep_hourly: 10 }, { timeZone: "Europe/Berlin" }).keep.length, 2);
-  assert.equal(applyPolicy(fallBack, { keep_daily: 10 }, { timeZone: "Europe/Berlin" }).keep.length, 1);
+  assert.equal(
+    applyPolicy(fallBack, { keep_hourly: 10 }, { timeZone: "Europe/Berlin" }).keep.length,
+    2,
+  );
+  assert.equal(
+    applyPolicy(fallBack, { keep_daily: 10 }, { timeZone: "Europe/Berlin" }).keep.length,
+    1,
+  );
   // Spring forward on 2026-03-29: 01:59 CET is followed by 03:00 CEST, one hour apart in UTC.
   const spring = ["2026-03-29T00:59:00Z", "2026-03-29T01:00:00Z"].map(b);
-  assert.equal(periodKey(spring[1].created_at, "hourly", "Europe/Berlin").slice(0, 13), "2026-03-29T03");
-  assert.equal(applyPolicy(spring, { keep_hourly: 10 }, { timeZone: "Europe/Berlin" }).keep.length, 2);
+  assert.equal(
+    periodKey(spring[1].created_at, "hourly", "Europe/Berlin").slice(0, 13),
+    "2026-03-29T03",
+  );
+  assert.equal(
+    applyPolicy(spring, { keep_hourly: 10 }, { timeZone: "Europe/Berlin" }).keep.length,
+    2,
+  );
   // A day with 23 hours is still one day.
   const short = ["2026-03-28T23:30:00Z", "2026-03-29T21:30:00Z"].map(b);
-  assert.equal(applyPolicy(short, { keep_daily: 10 }, { timeZone: "Europe/Berlin" }).keep.length, 1);
+  assert.equal(
+    applyPolicy(short, { keep_daily: 10 }, { timeZone: "Europe/Berlin" }).keep.length,
+    1,
+  );
 });
 
 Deno.test("exhaustive: every rule count from 0 to 6 over 40 hourly backups behaves by definition", () => {
   const start = Date.parse("2026-06-01T00:00:00Z");
-  const backups = Array.from({ length: 40 }, (_, i) => ({ key: `k${String(i).padStart(2, "0")}`, created_at: new Date(start + i * 3 * 3600_000) }));
+  const backups = Array.from(
+    { length: 40 },
+    (_, i) => ({
+      key: `k${String(i).padStart(2, "0")}`,
+      created_at: new Date(start + i * 3 * 3600_000),
+    }),
+  );
   for (let n = 0; n <= 6; n++) {
     const last = applyPolicy(backups, { keep_last: n });
-    assert.deepEqual(last.keep.map((d) => d.key), backups.slice(-n || backups.length).slice(n ? 0 : backups.length).reverse().map((x) => x.key));
+    assert.deepEqual(
+      last.keep.map((d) => d.key),
+      backups.slice(-n || backups.length).slice(n ? 0 : backups.length).reverse().map((x) => x.key),
+    );
     const daily = applyPolicy(backups, { keep_daily: n });
     const days = new Set(backups.map((x) => x.created_at.toISOString().slice(0, 10)));
     assert.equal(daily.keep.length, Math.min(n, days.size));

@@ -17,7 +17,10 @@ Deno.test("scheduler: a daemon that was down over many due times runs the schedu
         next_run_at: Date.now() - 6 * 3600_000, // six hours of missed minutes
       });
       const woke: number[] = [];
-      const worker = new ScheduleWorker(services, { pollMs: 60_000, onEnqueued: (jobs) => woke.push(jobs.length) });
+      const worker = new ScheduleWorker(services, {
+        pollMs: 60_000,
+        onEnqueued: (jobs) => woke.push(jobs.length),
+      });
       const fired = await worker.fireDue();
       assert.equal(fired.length, 1);
       assert.equal(fired[0].schedule_id, schedule.id);
@@ -29,7 +32,10 @@ Deno.test("scheduler: a daemon that was down over many due times runs the schedu
       assert.ok(after.next_run_at! - Date.now() <= 60_000);
       assert.equal(after.last_job_id, fired[0].id);
       assert.deepEqual(await worker.fireDue(), [], "nothing more is due");
-      await services.store.updateSchedule(schedule.id, { enabled: false, next_run_at: Date.now() - 1000 });
+      await services.store.updateSchedule(schedule.id, {
+        enabled: false,
+        next_run_at: Date.now() - 1000,
+      });
       assert.deepEqual(await worker.fireDue(), [], "disabled schedules never fire");
       await worker.stop();
     } finally {

@@ -6,7 +6,11 @@ import { WorkerPool } from "../../src/runtime/worker_pool.ts";
 import { randomBytes, withTempDir } from "../helpers/tmp.ts";
 import { testServices } from "../helpers/services.ts";
 
-async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<T> {
   const start = Date.now();
   for (;;) {
     const v = await fn();
@@ -38,7 +42,11 @@ Deno.test("pool: an in-process enqueue starts at once, not at the next poll", as
     try {
       await new Promise((r) => setTimeout(r, 100)); // the loop is now asleep for a minute
       const started = Date.now();
-      const job = await services.store.enqueue({ kind: "backup", client_name: "files", max_attempts: 1 });
+      const job = await services.store.enqueue({
+        kind: "backup",
+        client_name: "files",
+        max_attempts: 1,
+      });
       pool.wake();
       const done = await waitFor(async () => {
         const j = await services.store.get(job.id);
@@ -61,16 +69,30 @@ Deno.test("pool: runs up to worker_concurrency jobs at once and retries failures
       broken: { kind: "directory", path: join(dir, "missing") },
     }, { retry_backoff_ms: 50 });
     const settled: Job[] = [];
-    const pool = new WorkerPool(services, { concurrency: 2, pollMs: 250, onSettled: (j) => void settled.push(j) });
+    const pool = new WorkerPool(services, {
+      concurrency: 2,
+      pollMs: 250,
+      onSettled: (j) => void settled.push(j),
+    });
     try {
-      for (let i = 0; i < 3; i++) await services.store.enqueue({ kind: "backup", client_name: "big", max_attempts: 1 });
-      const failing = await services.store.enqueue({ kind: "backup", client_name: "broken", max_attempts: 3 });
+      for (let i = 0; i < 3; i++) {
+        await services.store.enqueue({ kind: "backup", client_name: "big", max_attempts: 1 });
+      }
+      const failing = await services.store.enqueue({
+        kind: "backup",
+        client_name: "broken",
+        max_attempts: 3,
+      });
       pool.start();
       let maxRunning = 0;
-      await waitFor(async () => {
-        maxRunning = Math.max(maxRunning, await services.store.count({ status: "running" }));
-        return settled.length === 4;
-      }, "all jobs to settle", 60_000);
+      await waitFor(
+        async () => {
+          maxRunning = Math.max(maxRunning, await services.store.count({ status: "running" }));
+          return settled.length === 4;
+        },
+        "all jobs to settle",
+        60_000,
+      );
       assert.ok(maxRunning <= 2, `at most 2 running, saw ${maxRunning}`);
       assert.equal(await services.store.count({ status: "completed" }), 3);
       const f = (await services.store.get(failing.id))!;
@@ -90,9 +112,16 @@ Deno.test("pool: cancelling a running job stops it, removes partial output and m
     const services = await testServices(dir, { big: { kind: "directory", path: src } });
     const pool = new WorkerPool(services, { concurrency: 1, pollMs: 250, heartbeatMs: 100 });
     try {
-      const job = await services.store.enqueue({ kind: "backup", client_name: "big", max_attempts: 1 });
+      const job = await services.store.enqueue({
+        kind: "backup",
+        client_name: "big",
+        max_attempts: 1,
+      });
       pool.start();
-      await waitFor(async () => (await services.store.get(job.id))?.progress?.bytes_done, "progress to be saved");
+      await waitFor(
+        async () => (await services.store.get(job.id))?.progress?.bytes_done,
+        "progress to be saved",
+      );
       // Cancel through the store only, as another process (the API, another CLI) would.
       await services.store.requestCancel(job.id);
       const final = await waitFor(async () => {
@@ -114,12 +143,21 @@ Deno.test("pool: cancelling a running job stops it, removes partial output and m
 Deno.test("pool: shutdown waits out the grace period, then releases running jobs for a restart", async () => {
   await withTempDir(async (dir) => {
     const src = await bigTree(dir, 200);
-    const services = await testServices(dir, { big: { kind: "directory", path: src } }, { worker_max_attempts: 3 });
+    const services = await testServices(dir, { big: { kind: "directory", path: src } }, {
+      worker_max_attempts: 3,
+    });
     const pool = new WorkerPool(services, { concurrency: 1, pollMs: 250 });
     try {
-      const job = await services.store.enqueue({ kind: "backup", client_name: "big", max_attempts: 3 });
+      const job = await services.store.enqueue({
+        kind: "backup",
+        client_name: "big",
+        max_attempts: 3,
+      });
       pool.start();
-      await waitFor(async () => (await services.store.get(job.id))?.status === "running", "the job to start");
+      await waitFor(
+        async () => (await services.store.get(job.id))?.status === "running",
+        "the job to start",
+      );
       const before = Date.now();
       await pool.stop(300);
       assert.ok(Date.now() - before >= 250, "the grace period was given");
@@ -128,13 +166,21 @@ Deno.test("pool: shutdown waits out the grace period, then releases running jobs
       assert.equal(released.attempts, 0, "the interrupted attempt is not counted");
       assert.equal(released.lease_token, null);
       assert.ok(released.run_after <= Date.now(), "due again at once");
-      assert.deepEqual((await listBackups(services.repository)).backups, [], "no half backup listed");
+      assert.deepEqual(
+        (await listBackups(services.repository)).backups,
+        [],
+        "no half backup listed",
+      );
       const next = new WorkerPool(services, { concurrency: 1, pollMs: 250 });
       next.start();
-      const done = await waitFor(async () => {
-        const j = await services.store.get(job.id);
-        return j?.status === "completed" ? j : null;
-      }, "the job to complete after restart", 60_000);
+      const done = await waitFor(
+        async () => {
+          const j = await services.store.get(job.id);
+          return j?.status === "completed" ? j : null;
+        },
+        "the job to complete after restart",
+        60_000,
+      );
       await next.stop(1000);
       assert.equal(done.attempts, 1);
       assert.equal((await listBackups(services.repository)).backups.length, 1);

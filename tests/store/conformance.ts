@@ -24,7 +24,12 @@ const L = (owner = "w1") => ({ owner, leaseMs: 60_000 });
 
 /** One contract every JobStore implementation must keep (run for sqlite and jsonl). */
 export function storeConformance(name: string, open: OpenStore): void {
-  const test = (title: string, fn: (ctx: { store: JobStore; clock: Clock; dir: string; reopen: () => Promise<JobStore> }) => Promise<void>) =>
+  const test = (
+    title: string,
+    fn: (
+      ctx: { store: JobStore; clock: Clock; dir: string; reopen: () => Promise<JobStore> },
+    ) => Promise<void>,
+  ) =>
     Deno.test(`${name} store: ${title}`, async () => {
       const dir = await tempDir();
       const clock = new Clock();
@@ -35,7 +40,14 @@ export function storeConformance(name: string, open: OpenStore): void {
         return store;
       };
       try {
-        await fn({ get store() { return store; }, clock, dir, reopen } as never);
+        await fn({
+          get store() {
+            return store;
+          },
+          clock,
+          dir,
+          reopen,
+        } as never);
       } finally {
         await store.close();
         await Deno.remove(dir, { recursive: true });
@@ -92,7 +104,9 @@ export function storeConformance(name: string, open: OpenStore): void {
     await store.enqueue(backup());
     const j = (await store.claim(L()))!;
     clock.t += 50_000;
-    const renewed = await store.renew(j.id, j.lease_token!, 60_000, { progress: { bytes_done: 5, bytes_total: 10 } });
+    const renewed = await store.renew(j.id, j.lease_token!, 60_000, {
+      progress: { bytes_done: 5, bytes_total: 10 },
+    });
     assert.equal(renewed.lease_expires_at, clock.t + 60_000);
     assert.deepEqual((await store.get(j.id))?.progress, { bytes_done: 5, bytes_total: 10 });
     await assert.rejects(store.renew(j.id, "not-the-token", 1000), LeaseLostError);
@@ -126,7 +140,9 @@ export function storeConformance(name: string, open: OpenStore): void {
   test("finish records the result and clears the lease", async ({ store, clock }) => {
     await store.enqueue(backup());
     const j = (await store.claim(L()))!;
-    await store.update(j.id, j.lease_token!, { key: "backups/c1/20261121T020000000Z-manual.tar.gz" });
+    await store.update(j.id, j.lease_token!, {
+      key: "backups/c1/20261121T020000000Z-manual.tar.gz",
+    });
     clock.t += 5;
     const done = await store.complete(j.id, j.lease_token!, { size_bytes: 42 });
     assert.equal(done.status, "completed");
@@ -161,8 +177,14 @@ export function storeConformance(name: string, open: OpenStore): void {
     const back = await store.requeue(one.id);
     assert.equal(back.status, "pending");
     assert.equal(back.attempts, 0);
-    await assert.rejects(store.requeue(one.id), (e) => e instanceof CairnError && e.code === "JOB_NOT_REQUEUEABLE");
-    await assert.rejects(store.requeue(424242), (e) => e instanceof CairnError && e.code === "JOB_NOT_FOUND");
+    await assert.rejects(
+      store.requeue(one.id),
+      (e) => e instanceof CairnError && e.code === "JOB_NOT_REQUEUEABLE",
+    );
+    await assert.rejects(
+      store.requeue(424242),
+      (e) => e instanceof CairnError && e.code === "JOB_NOT_FOUND",
+    );
     assert.equal(await store.requeueMany({ client_name: "a" }), 2);
     assert.equal(await store.count({ status: "failed" }), 0);
   });
@@ -176,10 +198,20 @@ export function storeConformance(name: string, open: OpenStore): void {
     assert.equal(flagged.status, "running");
     assert.equal(flagged.cancel_requested, true);
     const renewed = await store.renew(r.id, r.lease_token!, 1000);
-    assert.equal(renewed.cancel_requested, true, "the worker learns of the cancel on its next heartbeat");
+    assert.equal(
+      renewed.cancel_requested,
+      true,
+      "the worker learns of the cancel on its next heartbeat",
+    );
     assert.equal((await store.markCancelled(r.id, r.lease_token!)).status, "cancelled");
-    await assert.rejects(store.requestCancel(r.id), (e) => e instanceof CairnError && e.code === "JOB_NOT_CANCELLABLE");
-    await assert.rejects(store.requestCancel(999), (e) => e instanceof CairnError && e.code === "JOB_NOT_FOUND");
+    await assert.rejects(
+      store.requestCancel(r.id),
+      (e) => e instanceof CairnError && e.code === "JOB_NOT_CANCELLABLE",
+    );
+    await assert.rejects(
+      store.requestCancel(999),
+      (e) => e instanceof CairnError && e.code === "JOB_NOT_FOUND",
+    );
   });
 
   test("release returns a running job to pending without spending an attempt", async ({ store }) => {
@@ -201,11 +233,24 @@ export function storeConformance(name: string, open: OpenStore): void {
     const page3 = await store.list({}, { limit: 3, cursor: page2.next_cursor });
     assert.deepEqual(page3.jobs.map((j) => j.id), [2, 1]);
     assert.equal(page3.next_cursor, null);
-    assert.deepEqual((await store.list({ client_name: "odd" }, { limit: 10 })).jobs.map((j) => j.id), [6, 4, 2]);
-    assert.deepEqual((await store.list({ kind: "verify" }, { limit: 10 })).jobs.map((j) => j.id), [8]);
-    assert.deepEqual((await store.list({ client_name: "even", kind: "backup" }, { limit: 2, offset: 1 })).jobs.map((j) => j.id), [5, 3]);
+    assert.deepEqual(
+      (await store.list({ client_name: "odd" }, { limit: 10 })).jobs.map((j) => j.id),
+      [6, 4, 2],
+    );
+    assert.deepEqual((await store.list({ kind: "verify" }, { limit: 10 })).jobs.map((j) => j.id), [
+      8,
+    ]);
+    assert.deepEqual(
+      (await store.list({ client_name: "even", kind: "backup" }, { limit: 2, offset: 1 })).jobs.map(
+        (j) => j.id,
+      ),
+      [5, 3],
+    );
     assert.equal(await store.count({ client_name: "even" }), 5);
-    await assert.rejects(store.list({}, { limit: 3, cursor: "garbage!" }), (e) => e instanceof CairnError && e.code === "VALIDATION_FAILED");
+    await assert.rejects(
+      store.list({}, { limit: 3, cursor: "garbage!" }),
+      (e) => e instanceof CairnError && e.code === "VALIDATION_FAILED",
+    );
     const stats = await store.stats();
     assert.equal(stats.total, 8);
     assert.equal(stats.by_status.pending, 8);
@@ -221,8 +266,14 @@ export function storeConformance(name: string, open: OpenStore): void {
     const j = (await store.claim(L()))!;
     await store.fail(j.id, j.lease_token!, "x", { retryDelayMs: 0 });
     clock.t += 10 * 86400_000;
-    assert.equal(await store.deleteJobs({ status: "failed", finished_before: clock.t - 11 * 86400_000 }), 0);
-    assert.equal(await store.deleteJobs({ status: "failed", finished_before: clock.t - 9 * 86400_000 }), 1);
+    assert.equal(
+      await store.deleteJobs({ status: "failed", finished_before: clock.t - 11 * 86400_000 }),
+      0,
+    );
+    assert.equal(
+      await store.deleteJobs({ status: "failed", finished_before: clock.t - 9 * 86400_000 }),
+      1,
+    );
   });
 
   test("schedules: create, update, fire atomically once, delete keeps job history", async ({ store, clock }) => {
@@ -239,10 +290,18 @@ export function storeConformance(name: string, open: OpenStore): void {
     assert.deepEqual(await store.fireDueSchedules(() => assert.fail("not due yet")), []);
     clock.t += 5000; // several "missed" occurrences: still one job
     const fire = (sched: { id: number; client_name: string; label: string }) => ({
-      job: { kind: "backup" as const, client_name: sched.client_name, label: sched.label, max_attempts: 3 },
+      job: {
+        kind: "backup" as const,
+        client_name: sched.client_name,
+        label: sched.label,
+        max_attempts: 3,
+      },
       next_run_at: clock.t + 3600_000,
     });
-    const [fired, again] = await Promise.all([store.fireDueSchedules(fire), store.fireDueSchedules(fire)]);
+    const [fired, again] = await Promise.all([
+      store.fireDueSchedules(fire),
+      store.fireDueSchedules(fire),
+    ]);
     assert.equal(fired.length + again.length, 1, "one occurrence, one job, even with two callers");
     const job = [...fired, ...again][0];
     assert.equal(job.schedule_id, s.id);
@@ -250,10 +309,16 @@ export function storeConformance(name: string, open: OpenStore): void {
     assert.equal(after.last_job_id, job.id);
     assert.equal(after.last_run_at, clock.t);
     assert.equal(after.next_run_at, clock.t + 3600_000);
-    const updated = await store.updateSchedule(s.id, { enabled: false, retention: { keep_daily: 7 } });
+    const updated = await store.updateSchedule(s.id, {
+      enabled: false,
+      retention: { keep_daily: 7 },
+    });
     assert.equal(updated.enabled, false);
     assert.deepEqual(updated.retention, { keep_daily: 7 });
-    await assert.rejects(store.updateSchedule(999, {}), (e) => e instanceof CairnError && e.code === "SCHEDULE_NOT_FOUND");
+    await assert.rejects(
+      store.updateSchedule(999, {}),
+      (e) => e instanceof CairnError && e.code === "SCHEDULE_NOT_FOUND",
+    );
     assert.equal((await store.listSchedules()).length, 1);
     assert.equal(await store.deleteSchedule(s.id), true);
     assert.equal(await store.deleteSchedule(s.id), false);
@@ -266,7 +331,15 @@ export function storeConformance(name: string, open: OpenStore): void {
     await store.complete(claimed.id, claimed.lease_token!, { n: 1 });
     const b = await store.enqueue(backup("c2"));
     await store.deleteJob(b.id);
-    const s = await store.createSchedule({ client_name: "c1", cron: "* * * * *", timezone: "UTC", label: "x", enabled: true, retention: {}, next_run_at: null });
+    const s = await store.createSchedule({
+      client_name: "c1",
+      cron: "* * * * *",
+      timezone: "UTC",
+      label: "x",
+      enabled: true,
+      retention: {},
+      next_run_at: null,
+    });
     const again = await reopen();
     assert.equal((await again.get(a.id))?.status, "completed");
     assert.deepEqual((await again.get(a.id))?.result, { n: 1 });

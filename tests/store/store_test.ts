@@ -41,8 +41,14 @@ Deno.test("jsonl store: a torn last line is dropped with a warning, and appends 
 Deno.test("jsonl store: corruption in the middle is refused with a clear error, not guessed at", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "jobs.jsonl");
-    await Deno.writeTextFile(path, '{"t":"meta","format":1,"next_job_id":1,"next_schedule_id":1}\nGARBAGE\n{"t":"meta","format":1,"next_job_id":1,"next_schedule_id":1}\n');
-    await assert.rejects(JsonlStore.open(path), (e) => e instanceof CairnError && e.code === "STORE_CORRUPT" && /line 2/.test(e.message));
+    await Deno.writeTextFile(
+      path,
+      '{"t":"meta","format":1,"next_job_id":1,"next_schedule_id":1}\nGARBAGE\n{"t":"meta","format":1,"next_job_id":1,"next_schedule_id":1}\n',
+    );
+    await assert.rejects(
+      JsonlStore.open(path),
+      (e) => e instanceof CairnError && e.code === "STORE_CORRUPT" && /line 2/.test(e.message),
+    );
   });
 });
 
@@ -51,13 +57,21 @@ Deno.test("jsonl store: a second opener fails at once, naming the holder", async
     const path = join(dir, "jobs.jsonl");
     const first = await JsonlStore.open(path);
     const child = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", `import { JsonlStore } from "${new URL("../../src/store/jsonl.ts", import.meta.url).href}";
-        try { await JsonlStore.open(${JSON.stringify(path)}); console.log("OPENED"); } catch (e) { console.log(e.code + ": " + e.message); }`],
+      args: [
+        "eval",
+        `import { JsonlStore } from "${new URL("../../src/store/jsonl.ts", import.meta.url).href}";
+        try { await JsonlStore.open(${
+          JSON.stringify(path)
+        }); console.log("OPENED"); } catch (e) { console.log(e.code + ": " + e.message); }`,
+      ],
       stdout: "piped",
       stderr: "piped",
     }).output();
     const text = new TextDecoder().decode(child.stdout);
-    assert.match(text, /STORE_LOCKED: The JSONL job store .* is in use by another process \(pid \d+\)/);
+    assert.match(
+      text,
+      /STORE_LOCKED: The JSONL job store .* is in use by another process \(pid \d+\)/,
+    );
     await first.close();
     const second = await JsonlStore.open(path);
     await second.close();
@@ -92,11 +106,14 @@ async function killWhileWriting(kind: "sqlite" | "jsonl"): Promise<void> {
   try {
     for (let round = 0; round < 4; round++) {
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["eval", `import { ${cls} } from "${mod}";
+        args: [
+          "eval",
+          `import { ${cls} } from "${mod}";
           const s = await ${cls}.open(${JSON.stringify(path)});
           console.log("ready");
           for (;;) { await s.enqueue({ kind: "backup", client_name: "c", max_attempts: 3, params: { target: "x".repeat(5000) } });
-            const j = await s.claim({ owner: "w", leaseMs: 1000 }); if (j) await s.complete(j.id, j.lease_token, { pad: "y".repeat(3000) }); }`],
+            const j = await s.claim({ owner: "w", leaseMs: 1000 }); if (j) await s.complete(j.id, j.lease_token, { pad: "y".repeat(3000) }); }`,
+        ],
         stdout: "piped",
         stderr: "inherit",
       }).spawn();
@@ -121,8 +138,10 @@ async function killWhileWriting(kind: "sqlite" | "jsonl"): Promise<void> {
   }
 }
 
-Deno.test("sqlite store: kill -9 while writing never leaves it unreadable", () => killWhileWriting("sqlite"));
-Deno.test("jsonl store: kill -9 while writing never leaves it unreadable", () => killWhileWriting("jsonl"));
+Deno.test("sqlite store: kill -9 while writing never leaves it unreadable", () =>
+  killWhileWriting("sqlite"));
+Deno.test("jsonl store: kill -9 while writing never leaves it unreadable", () =>
+  killWhileWriting("jsonl"));
 
 Deno.test("sqlite store: two processes claiming at once never share a job", async () => {
   await withTempDir(async (dir) => {
@@ -132,10 +151,13 @@ Deno.test("sqlite store: two processes claiming at once never share a job", asyn
     const mod = new URL("../../src/store/sqlite.ts", import.meta.url).href;
     const claimer = () =>
       new Deno.Command(Deno.execPath(), {
-        args: ["eval", `import { SqliteStore } from "${mod}";
+        args: [
+          "eval",
+          `import { SqliteStore } from "${mod}";
           const s = await SqliteStore.open(${JSON.stringify(path)}); const ids = [];
           for (;;) { const j = await s.claim({ owner: String(Deno.pid), leaseMs: 60000 }); if (!j) break; ids.push(j.id); }
-          console.log(JSON.stringify(ids));`],
+          console.log(JSON.stringify(ids));`,
+        ],
         stdout: "piped",
       }).output();
     const outs = await Promise.all([claimer(), claimer(), claimer()]);

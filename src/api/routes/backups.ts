@@ -2,7 +2,12 @@ import { Hono } from "hono";
 import { stream } from "hono/streaming";
 import { CairnError } from "../../errors.ts";
 import { parseKey } from "../../repository/keys.ts";
-import { deleteBackup, listBackups, manifestSummary, readManifest } from "../../repository/manifest.ts";
+import {
+  deleteBackup,
+  listBackups,
+  manifestSummary,
+  readManifest,
+} from "../../repository/manifest.ts";
 import { requireClient } from "../../runtime/services.ts";
 import { type AppEnv, clientFrom, enqueue } from "../deps.ts";
 import { ok } from "../envelope.ts";
@@ -21,7 +26,10 @@ function keyParam(raw: string): string {
   return key;
 }
 
-function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | "invalid" {
+function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | null | "invalid" {
   if (!header) return null;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === "" && m[2] === "")) return "invalid";
@@ -50,12 +58,19 @@ export function backupRoutes(): Hono<AppEnv> {
       label: body.label ?? "manual",
       max_attempts: services.config.backup.worker_max_attempts,
     });
-    return ok(c, { job_id: job.id, client_name: job.client_name, status: job.status }, { status: 202, message: "Backup queued" });
+    return ok(c, { job_id: job.id, client_name: job.client_name, status: job.status }, {
+      status: 202,
+      message: "Backup queued",
+    });
   });
 
   app.get("/", async (c) => {
     const q = queryOf(c, ListBackupsQuery);
-    const page = await listBackups(c.get("deps").services.repository, { client: q.client_name, limit: q.limit, cursor: q.cursor });
+    const page = await listBackups(c.get("deps").services.repository, {
+      client: q.client_name,
+      limit: q.limit,
+      cursor: q.cursor,
+    });
     return ok(c, { backups: page.backups.map(manifestSummary), next_cursor: page.next_cursor });
   });
 
@@ -67,9 +82,13 @@ export function backupRoutes(): Hono<AppEnv> {
     const client = clientFrom(c, body.client_name) ?? manifest.client_name;
     const config = requireClient(services.config, client);
     if (config.kind !== manifest.kind) {
-      throw new CairnError("VALIDATION_FAILED", `Backup ${key} is a ${manifest.kind} backup; client ${client} is of kind ${config.kind}`, {
-        details: [{ path: "client_name", message: `must name a ${manifest.kind} client` }],
-      });
+      throw new CairnError(
+        "VALIDATION_FAILED",
+        `Backup ${key} is a ${manifest.kind} backup; client ${client} is of kind ${config.kind}`,
+        {
+          details: [{ path: "client_name", message: `must name a ${manifest.kind} client` }],
+        },
+      );
     }
     const job = await enqueue(c.get("deps"), {
       kind: "restore",
@@ -82,7 +101,10 @@ export function backupRoutes(): Hono<AppEnv> {
         ...(body.flush !== undefined ? { flush: body.flush } : {}),
       },
     });
-    return ok(c, { job_id: job.id, key, client_name: client, status: job.status }, { status: 202, message: "Restore queued" });
+    return ok(c, { job_id: job.id, key, client_name: client, status: job.status }, {
+      status: 202,
+      message: "Restore queued",
+    });
   });
 
   app.post("/:key{.+}/verify", async (c) => {
@@ -98,7 +120,10 @@ export function backupRoutes(): Hono<AppEnv> {
       key,
       max_attempts: services.config.backup.worker_max_attempts,
     });
-    return ok(c, { job_id: job.id, key, status: job.status }, { status: 202, message: "Verification queued" });
+    return ok(c, { job_id: job.id, key, status: job.status }, {
+      status: 202,
+      message: "Verification queued",
+    });
   });
 
   app.get("/:key{.+}/download", async (c) => {
@@ -106,7 +131,12 @@ export function backupRoutes(): Hono<AppEnv> {
     const key = keyParam(c.req.param("key"));
     const manifest = await readManifest(repository, key);
     const info = await repository.stat(key);
-    if (!info) throw new CairnError("BACKUP_NOT_FOUND", `The artifact of ${key} is missing from the repository`);
+    if (!info) {
+      throw new CairnError(
+        "BACKUP_NOT_FOUND",
+        `The artifact of ${key} is missing from the repository`,
+      );
+    }
     const range = parseRange(c.req.header("range"), info.size);
     if (range === "invalid") {
       c.header("content-range", `bytes */${info.size}`);

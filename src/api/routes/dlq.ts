@@ -30,7 +30,11 @@ export function dlqRoutes(): Hono<AppEnv> {
       store.list(filter, { limit: q.limit, offset: q.offset }),
       store.count(filter),
     ]);
-    return ok(c, { jobs: page.jobs.map(jobRecord), total_count: total, has_more: q.offset + page.jobs.length < total });
+    return ok(c, {
+      jobs: page.jobs.map(jobRecord),
+      total_count: total,
+      has_more: q.offset + page.jobs.length < total,
+    });
   });
 
   app.get("/stats", async (c) => {
@@ -58,7 +62,10 @@ export function dlqRoutes(): Hono<AppEnv> {
   app.post("/requeue", async (c) => {
     const { services, pool } = c.get("deps");
     const body = await jsonBody(c, BulkRequeueBody);
-    const requeued = await services.store.requeueMany({ client_name: body.client_name, kind: body.kind });
+    const requeued = await services.store.requeueMany({
+      client_name: body.client_name,
+      kind: body.kind,
+    });
     pool?.wake();
     return ok(c, { requeued }, { message: `Requeued ${requeued} jobs` });
   });
@@ -66,7 +73,10 @@ export function dlqRoutes(): Hono<AppEnv> {
   app.post("/cleanup", async (c) => {
     const body = await jsonBody(c, CleanupBody);
     const cutoff = Date.now() - body.older_than_days * 86_400_000;
-    const deleted = await c.get("deps").services.store.deleteJobs({ status: "failed", finished_before: cutoff });
+    const deleted = await c.get("deps").services.store.deleteJobs({
+      status: "failed",
+      finished_before: cutoff,
+    });
     return ok(c, { deleted }, { message: `Deleted ${deleted} failed jobs` });
   });
 
@@ -81,7 +91,9 @@ export function dlqRoutes(): Hono<AppEnv> {
   app.delete("/:id", async (c) => {
     const id = parseWith(IdParam, c.req.param("id"), "path");
     const deleted = await c.get("deps").services.store.deleteJob(id, { onlyStatus: "failed" });
-    if (!deleted) throw new CairnError("JOB_NOT_FOUND", `No failed job ${id} in the dead-letter queue`);
+    if (!deleted) {
+      throw new CairnError("JOB_NOT_FOUND", `No failed job ${id} in the dead-letter queue`);
+    }
     return ok(c, { id, deleted: true }, { message: "Failed job deleted" });
   });
 

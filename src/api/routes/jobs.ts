@@ -36,7 +36,9 @@ export function jobRoutes(): Hono<AppEnv> {
         job = (await services.store.get(id)) ?? job;
       }
     }
-    return ok(c, jobRecord(job), { message: job.status === "cancelled" ? "Job cancelled" : "Cancellation requested" });
+    return ok(c, jobRecord(job), {
+      message: job.status === "cancelled" ? "Job cancelled" : "Cancellation requested",
+    });
   });
 
   return app;

@@ -14,7 +14,9 @@ function nextRun(s: Pick<Schedule, "cron" | "timezone" | "enabled">): number | n
 
 function unknownClientField(error: unknown): never {
   if (error instanceof CairnError && error.code === "UNKNOWN_CLIENT") {
-    throw new CairnError("UNKNOWN_CLIENT", error.message, { details: [{ path: "client_name", message: error.message }] });
+    throw new CairnError("UNKNOWN_CLIENT", error.message, {
+      details: [{ path: "client_name", message: error.message }],
+    });
   }
   throw error;
 }
@@ -64,10 +66,15 @@ export function scheduleRoutes(): Hono<AppEnv> {
     }
     const { next_run_at, last_run_at, ...rest } = body;
     const patch: SchedulePatch = { ...rest };
-    if (last_run_at !== undefined) patch.last_run_at = last_run_at === null ? null : Date.parse(last_run_at);
+    if (last_run_at !== undefined) {
+      patch.last_run_at = last_run_at === null ? null : Date.parse(last_run_at);
+    }
     const merged = { ...current, ...patch };
-    if (next_run_at !== undefined) patch.next_run_at = next_run_at === null ? null : Date.parse(next_run_at);
-    else if (body.cron !== undefined || body.timezone !== undefined || body.enabled !== undefined) {
+    if (next_run_at !== undefined) {
+      patch.next_run_at = next_run_at === null ? null : Date.parse(next_run_at);
+    } else if (
+      body.cron !== undefined || body.timezone !== undefined || body.enabled !== undefined
+    ) {
       patch.next_run_at = nextRun(merged);
     }
     const schedule = await services.store.updateSchedule(id, patch);

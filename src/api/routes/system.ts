@@ -16,15 +16,28 @@ export function systemRoutes(): Hono<AppEnv> {
   app.get("/health", async (c) => {
     try {
       await c.get("deps").services.store.count({ status: "running" });
-      return c.json({ status: "success", message: "healthy", data: { status: "healthy", version: VERSION, timestamp: new Date().toISOString() } });
+      return c.json({
+        status: "success",
+        message: "healthy",
+        data: { status: "healthy", version: VERSION, timestamp: new Date().toISOString() },
+      });
     } catch (error) {
-      return c.json({ ...errorBody("INTERNAL", `Unhealthy: the job store cannot be read (${(error as Error).message})`), data: { status: "unhealthy", version: VERSION, timestamp: new Date().toISOString() } }, 503);
+      return c.json({
+        ...errorBody(
+          "INTERNAL",
+          `Unhealthy: the job store cannot be read (${(error as Error).message})`,
+        ),
+        data: { status: "unhealthy", version: VERSION, timestamp: new Date().toISOString() },
+      }, 503);
     }
   });
 
   app.get("/clients", (c) => {
     const { config } = c.get("deps").services;
-    const clients = Object.entries(config.clients).map(([name, client]) => ({ name, ...redactClient(client) }));
+    const clients = Object.entries(config.clients).map(([name, client]) => ({
+      name,
+      ...redactClient(client),
+    }));
     return ok(c, { clients });
   });
 
@@ -34,8 +47,12 @@ export function systemRoutes(): Hono<AppEnv> {
     const stats = await store.stats();
     const lastSuccess: Record<string, unknown> = {};
     for (const name of Object.keys(config.clients)) {
-      const [job] = (await store.list({ client_name: name, kind: "backup", status: "completed" }, { limit: 1 })).jobs;
-      lastSuccess[name] = job ? { job_id: job.id, key: job.key, finished_at: new Date(job.finished_at!).toISOString() } : null;
+      const [job] =
+        (await store.list({ client_name: name, kind: "backup", status: "completed" }, { limit: 1 }))
+          .jobs;
+      lastSuccess[name] = job
+        ? { job_id: job.id, key: job.key, finished_at: new Date(job.finished_at!).toISOString() }
+        : null;
     }
     const schedules = await store.listSchedules();
     return ok(c, {
@@ -68,7 +85,12 @@ export function systemRoutes(): Hono<AppEnv> {
         schedules,
       }, { message: "Prune plan (nothing deleted)" });
     }
-    const job = await enqueue(deps, { kind: "prune", client_name: body.client_name ?? null, max_attempts: 1, params: { dry_run: false } });
+    const job = await enqueue(deps, {
+      kind: "prune",
+      client_name: body.client_name ?? null,
+      max_attempts: 1,
+      params: { dry_run: false },
+    });
     return ok(c, jobRecord(job), { status: 202, message: "Prune queued" });
   });
 

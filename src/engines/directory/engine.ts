@@ -2,7 +2,13 @@ import { resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import { VERSION } from "../../version.ts";
-import type { BackupFacts, Engine, EngineContext, RestoreRequest, VerifyRequest } from "../engine.ts";
+import type {
+  BackupFacts,
+  Engine,
+  EngineContext,
+  RestoreRequest,
+  VerifyRequest,
+} from "../engine.ts";
 import { refuseOccupied, removeQuietly, siblingTemp } from "../fs_util.ts";
 import { Extractor } from "./extract.ts";
 import { readTar } from "./tar_reader.ts";
@@ -11,7 +17,9 @@ import { archiveDirectory } from "./tar_writer.ts";
 type DirectoryClient = Extract<ClientConfig, { kind: "directory" }>;
 
 function gunzip(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  return stream.pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>);
+  return stream.pipeThrough(
+    new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+  );
 }
 
 /** A directory as a streamed tar.gz; restore extracts beside the target and swaps it in. */
@@ -24,7 +32,9 @@ export const directoryEngine: Engine<DirectoryClient> = {
     // Fail before creating anything when the source is plainly missing or unreadable.
     try {
       const info = await Deno.stat(root);
-      if (!info.isDirectory) throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
+      if (!info.isDirectory) {
+        throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
+      }
       for await (const _ of Deno.readDir(root)) break;
     } catch (error) {
       if (error instanceof CairnError) throw error;
@@ -33,7 +43,10 @@ export const directoryEngine: Engine<DirectoryClient> = {
         : error instanceof Deno.errors.PermissionDenied
         ? "permission denied"
         : (error as Error).message;
-      throw new CairnError("SOURCE_UNAVAILABLE", `Cannot read the directory ${root} of client ${ctx.clientName}: ${why}`);
+      throw new CairnError(
+        "SOURCE_UNAVAILABLE",
+        `Cannot read the directory ${root} of client ${ctx.clientName}: ${why}`,
+      );
     }
     const archive = archiveDirectory(root, {
       signal: ctx.signal,
@@ -60,7 +73,11 @@ export const directoryEngine: Engine<DirectoryClient> = {
       const extractor = new Extractor(staging);
       for await (const entry of readTar(gunzip(await request.open()))) {
         ctx.signal.throwIfAborted();
-        await extractor.write(entry, ctx.signal, (b) => ctx.progress({ bytes_done: b, phase: "extracting" }));
+        await extractor.write(
+          entry,
+          ctx.signal,
+          (b) => ctx.progress({ bytes_done: b, phase: "extracting" }),
+        );
       }
       await extractor.finish();
       // Only a whole, checksum-verified archive replaces what is there.
@@ -87,10 +104,17 @@ export const directoryEngine: Engine<DirectoryClient> = {
     }
     const expected = request.manifest.facts as { files?: number; bytes?: number };
     const problems: string[] = [];
-    if (expected.files !== files) problems.push(`${files} files in the archive, the manifest says ${expected.files}`);
-    if (expected.bytes !== bytes) problems.push(`${bytes} bytes of file data, the manifest says ${expected.bytes}`);
+    if (expected.files !== files) {
+      problems.push(`${files} files in the archive, the manifest says ${expected.files}`);
+    }
+    if (expected.bytes !== bytes) {
+      problems.push(`${bytes} bytes of file data, the manifest says ${expected.bytes}`);
+    }
     if (problems.length) {
-      throw new CairnError("VERIFY_FAILED", `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`);
+      throw new CairnError(
+        "VERIFY_FAILED",
+        `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
+      );
     }
     return { files, bytes, directories, symlinks };
   },

@@ -10,7 +10,10 @@ export function safeEntryPath(path: string): string {
     trimmed.includes("\0") || trimmed.startsWith("/") ||
     trimmed.split("/").some((p) => p === "..")
   ) {
-    throw new CairnError("VERIFY_FAILED", `Refusing archive entry ${JSON.stringify(path)}: it points outside the target`);
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `Refusing archive entry ${JSON.stringify(path)}: it points outside the target`,
+    );
   }
   return normalize(trimmed.replace(/^(\.\/)+/, ""));
 }
@@ -22,7 +25,8 @@ export function safeEntryPath(path: string): string {
 export class Extractor {
   readonly #root: string;
   readonly #symlinks = new Set<string>();
-  readonly #dirs: Array<{ path: string; mode: number; mtime: number; uid: number; gid: number }> = [];
+  readonly #dirs: Array<{ path: string; mode: number; mtime: number; uid: number; gid: number }> =
+    [];
   readonly #asRoot = Deno.uid() === 0;
   files = 0;
   bytes = 0;
@@ -36,7 +40,10 @@ export class Extractor {
     while (p.includes("/")) {
       p = p.slice(0, p.lastIndexOf("/"));
       if (this.#symlinks.has(p)) {
-        throw new CairnError("VERIFY_FAILED", `Refusing archive entry ${rel}: it lies beneath the symlink ${p}`);
+        throw new CairnError(
+          "VERIFY_FAILED",
+          `Refusing archive entry ${rel}: it lies beneath the symlink ${p}`,
+        );
       }
     }
   }
@@ -51,7 +58,13 @@ export class Extractor {
     switch (header.type) {
       case "dir":
         await Deno.mkdir(abs, { recursive: true });
-        this.#dirs.push({ path: abs, mode: header.mode, mtime: header.mtime, uid: header.uid, gid: header.gid });
+        this.#dirs.push({
+          path: abs,
+          mode: header.mode,
+          mtime: header.mtime,
+          uid: header.uid,
+          gid: header.gid,
+        });
         break;
       case "symlink":
         await Deno.mkdir(dirname(abs), { recursive: true });
@@ -62,7 +75,12 @@ export class Extractor {
         break;
       case "file": {
         await Deno.mkdir(dirname(abs), { recursive: true });
-        const file = await Deno.open(abs, { write: true, create: true, truncate: true, mode: 0o600 });
+        const file = await Deno.open(abs, {
+          write: true,
+          create: true,
+          truncate: true,
+          mode: 0o600,
+        });
         try {
           for await (const chunk of entry.body) {
             signal?.throwIfAborted();
@@ -81,7 +99,10 @@ export class Extractor {
         break;
       }
       case "link":
-        throw new CairnError("VERIFY_FAILED", `Hard link entries are not supported: ${header.path}`);
+        throw new CairnError(
+          "VERIFY_FAILED",
+          `Hard link entries are not supported: ${header.path}`,
+        );
       default:
         break; // unknown special entries carry nothing to restore
     }

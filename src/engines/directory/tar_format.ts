@@ -1,7 +1,16 @@
 /** ustar header layout with PAX extensions, shared by the writer and the reader. */
 
 export const BLOCK = 512;
-export const TYPE = { file: "0", link: "1", symlink: "2", dir: "5", pax: "x", paxGlobal: "g", gnuLongName: "L", gnuLongLink: "K" } as const;
+export const TYPE = {
+  file: "0",
+  link: "1",
+  symlink: "2",
+  dir: "5",
+  pax: "x",
+  paxGlobal: "g",
+  gnuLongName: "L",
+  gnuLongLink: "K",
+} as const;
 
 export interface TarHeader {
   path: string;
@@ -50,12 +59,26 @@ export function encodeHeader(h: TarHeader): Uint8Array[] {
   if (pax.length > 0) {
     const data = encoder.encode(pax.join(""));
     blocks.push(
-      rawHeader({ ...h, path: "PaxHeader/" + asciiName(h.path), type: "other", size: data.length, linkpath: "" }, TYPE.pax),
+      rawHeader({
+        ...h,
+        path: "PaxHeader/" + asciiName(h.path),
+        type: "other",
+        size: data.length,
+        linkpath: "",
+      }, TYPE.pax),
     );
     blocks.push(padded(data));
   }
-  const typeflag = h.type === "file" ? TYPE.file : h.type === "dir" ? TYPE.dir : h.type === "symlink" ? TYPE.symlink : TYPE.link;
-  blocks.push(rawHeader({ ...h, path: asciiName(h.path), linkpath: asciiName(h.linkpath) }, typeflag));
+  const typeflag = h.type === "file"
+    ? TYPE.file
+    : h.type === "dir"
+    ? TYPE.dir
+    : h.type === "symlink"
+    ? TYPE.symlink
+    : TYPE.link;
+  blocks.push(
+    rawHeader({ ...h, path: asciiName(h.path), linkpath: asciiName(h.linkpath) }, typeflag),
+  );
   return blocks;
 }
 

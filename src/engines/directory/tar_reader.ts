@@ -1,4 +1,11 @@
-import { BLOCK, decodeHeader, isZeroBlock, paddingFor, parsePax, type TarHeader } from "./tar_format.ts";
+import {
+  BLOCK,
+  decodeHeader,
+  isZeroBlock,
+  paddingFor,
+  parsePax,
+  type TarHeader,
+} from "./tar_format.ts";
 
 /** Reads exact byte counts from a stream of arbitrary chunks. */
 class ByteQueue {
@@ -45,7 +52,9 @@ class ByteQueue {
 
   /** Up to `max` bytes as they come (no copy of large chunks), for streaming bodies. */
   async readSome(max: number): Promise<Uint8Array> {
-    if (!(await this.#fill(1))) throw new Error("the archive ends in the middle of a file (truncated)");
+    if (!(await this.#fill(1))) {
+      throw new Error("the archive ends in the middle of a file (truncated)");
+    }
     const head = this.#chunks[0];
     const take = Math.min(head.byteLength, max);
     if (take === head.byteLength) this.#chunks.shift();

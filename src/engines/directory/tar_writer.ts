@@ -25,7 +25,10 @@ function sourceError(error: unknown, path: string): CairnError {
   return new CairnError("SOURCE_UNAVAILABLE", `Cannot read ${path}: ${why}`, { cause: error });
 }
 
-async function* walk(root: string, rel: string): AsyncGenerator<{ rel: string; abs: string; info: Deno.FileInfo }> {
+async function* walk(
+  root: string,
+  rel: string,
+): AsyncGenerator<{ rel: string; abs: string; info: Deno.FileInfo }> {
   const dir = rel ? join(root, rel) : root;
   const names: string[] = [];
   try {
@@ -58,7 +61,14 @@ export function archiveDirectory(
   root: string,
   options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
 ): { stream: ReadableStream<Uint8Array>; stats: Promise<ArchiveStats> } {
-  const stats: ArchiveStats = { files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: 0, changed_while_reading: 0 };
+  const stats: ArchiveStats = {
+    files: 0,
+    directories: 0,
+    symlinks: 0,
+    bytes: 0,
+    skipped: 0,
+    changed_while_reading: 0,
+  };
   let resolveStats!: (s: ArchiveStats) => void;
   let rejectStats!: (e: unknown) => void;
   const done = new Promise<ArchiveStats>((res, rej) => {
@@ -72,7 +82,9 @@ export function archiveDirectory(
       const rootInfo = await Deno.stat(root).catch((error) => {
         throw sourceError(error, root);
       });
-      if (!rootInfo.isDirectory) throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
+      if (!rootInfo.isDirectory) {
+        throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
+      }
       for await (const { rel, abs, info } of walk(root, "")) {
         options.signal?.throwIfAborted();
         const base: TarHeader = {

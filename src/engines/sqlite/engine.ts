@@ -16,7 +16,11 @@ function compareTables(expected: Record<string, number>, actual: Record<string, 
   const problems: string[] = [];
   for (const name of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
     if (expected[name] !== actual[name]) {
-      problems.push(`table ${name}: ${actual[name] ?? "missing"} rows, the manifest says ${expected[name] ?? "absent"}`);
+      problems.push(
+        `table ${name}: ${actual[name] ?? "missing"} rows, the manifest says ${
+          expected[name] ?? "absent"
+        }`,
+      );
     }
   }
   return problems;
@@ -26,10 +30,18 @@ function reword(error: unknown, path: string, clientName: string): unknown {
   if (isCairnError(error, "SOURCE_UNAVAILABLE")) {
     const msg = error.message;
     if (/unable to open|no such file/i.test(msg)) {
-      return new CairnError("SOURCE_UNAVAILABLE", `Cannot open the SQLite database ${path} of client ${clientName}: ${msg.replace(/^SQLite: /, "")}`);
+      return new CairnError(
+        "SOURCE_UNAVAILABLE",
+        `Cannot open the SQLite database ${path} of client ${clientName}: ${
+          msg.replace(/^SQLite: /, "")
+        }`,
+      );
     }
     if (/not a database/i.test(msg)) {
-      return new CairnError("SOURCE_UNAVAILABLE", `${path} (client ${clientName}) is not a SQLite database`);
+      return new CairnError(
+        "SOURCE_UNAVAILABLE",
+        `${path} (client ${clientName}) is not a SQLite database`,
+      );
     }
   }
   return error;
@@ -47,7 +59,10 @@ export const sqliteEngine: Engine<SqliteClient> = {
     const source = resolve(ctx.client.path);
     const info = await Deno.stat(source).catch(() => null);
     if (!info?.isFile) {
-      throw new CairnError("SOURCE_UNAVAILABLE", `The SQLite database ${source} of client ${ctx.clientName} does not exist`);
+      throw new CairnError(
+        "SOURCE_UNAVAILABLE",
+        `The SQLite database ${source} of client ${ctx.clientName} does not exist`,
+      );
     }
     const dir = await Deno.makeTempDir({ dir: tempRoot(), prefix: "cairn-sqlite-" });
     const cleanup = () => removeQuietly(dir);
@@ -83,12 +98,17 @@ export const sqliteEngine: Engine<SqliteClient> = {
       await writeStreamToFile(await request.open(), tmp, ctx.signal);
       const check = await runSqliteWorker({ op: "inspect", path: tmp }, ctx.signal);
       if (check.integrity?.[0] !== "ok") {
-        throw new CairnError("VERIFY_FAILED", `The restored database fails integrity_check: ${check.integrity?.slice(0, 3).join("; ")}`);
+        throw new CairnError(
+          "VERIFY_FAILED",
+          `The restored database fails integrity_check: ${check.integrity?.slice(0, 3).join("; ")}`,
+        );
       }
       const old = await Deno.stat(target).catch(() => null);
       if (old?.mode) await Deno.chmod(tmp, old.mode & 0o777);
       // A stale WAL beside the new file would be replayed into it: remove it first.
-      for (const suffix of ["-wal", "-shm", "-journal"]) await Deno.remove(target + suffix).catch(() => {});
+      for (const suffix of ["-wal", "-shm", "-journal"]) {
+        await Deno.remove(target + suffix).catch(() => {});
+      }
       await Deno.rename(tmp, target);
       return { target, tables: Object.keys(check.tables).length };
     } catch (error) {
@@ -104,12 +124,20 @@ export const sqliteEngine: Engine<SqliteClient> = {
       await writeStreamToFile(await request.open(), path, ctx.signal);
       const check = await runSqliteWorker({ op: "inspect", path }, ctx.signal);
       if (check.integrity?.[0] !== "ok") {
-        throw new CairnError("VERIFY_FAILED", `Backup ${request.manifest.key} fails integrity_check: ${check.integrity?.slice(0, 3).join("; ")}`);
+        throw new CairnError(
+          "VERIFY_FAILED",
+          `Backup ${request.manifest.key} fails integrity_check: ${
+            check.integrity?.slice(0, 3).join("; ")
+          }`,
+        );
       }
       const expected = (request.manifest.facts.tables ?? {}) as Record<string, number>;
       const problems = compareTables(expected, check.tables);
       if (problems.length) {
-        throw new CairnError("VERIFY_FAILED", `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`);
+        throw new CairnError(
+          "VERIFY_FAILED",
+          `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
+        );
       }
       return { integrity: "ok", tables: check.tables };
     } finally {

@@ -7,7 +7,9 @@ export function runSqliteWorker(
   signal: AbortSignal,
 ): Promise<Extract<SqliteReply, { ok: true }>> {
   signal.throwIfAborted();
-  const worker = new Worker(new URL("./sqlite_worker.ts", import.meta.url).href, { type: "module" });
+  const worker = new Worker(new URL("./sqlite_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       worker.terminate();

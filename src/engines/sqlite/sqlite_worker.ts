@@ -60,7 +60,12 @@ async function handle(req: SqliteRequest): Promise<SqliteReply> {
     const integrity = (db.prepare("PRAGMA integrity_check").all() as Array<Record<string, string>>)
       .map((r) => String(Object.values(r)[0]));
     const { v } = db.prepare("SELECT sqlite_version() AS v").get() as { v: string };
-    return { ok: true, tables: integrity[0] === "ok" ? countTables(db) : {}, sqlite_version: v, integrity };
+    return {
+      ok: true,
+      tables: integrity[0] === "ok" ? countTables(db) : {},
+      sqlite_version: v,
+      integrity,
+    };
   } finally {
     db.close();
   }
