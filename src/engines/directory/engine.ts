@@ -48,10 +48,8 @@ export const directoryEngine: Engine<DirectoryClient> = {
         `Cannot read the directory ${root} of client ${ctx.clientName}: ${why}`,
       );
     }
-    const archive = archiveDirectory(root, {
-      signal: ctx.signal,
-      onBytes: (bytes) => ctx.progress({ bytes_done: bytes, phase: "archiving" }),
-    });
+    // Progress is the bytes stored, reported by the job runner; the archive is the source of them.
+    const archive = archiveDirectory(root, { signal: ctx.signal });
     const body = archive.stream.pipeThrough(
       new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
     );
