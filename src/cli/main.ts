@@ -22,7 +22,7 @@ Usage:
   cairn list              [--client C] [--json] [--config FILE]
   cairn jobs              [--status S] [--client C] [--limit N] [--json] [--config FILE]
   cairn prune             [--client C] [--dry-run] [--json] [--config FILE]
-  cairn config check      [--config FILE]
+  cairn config check      [--probe] [--config FILE]
   cairn version
 
 The config file is --config FILE, else $CAIRN_CONFIG, else ./cairn.yaml.`;

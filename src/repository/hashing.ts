@@ -31,7 +31,9 @@ export function hashingStream(onProgress?: (bytes: number) => void): {
 
 /**
  * Passes bytes through and errors at the very end when their sha256 or size differ
- * from what the manifest promised, before the consumer can treat the data as whole.
+ * from what the manifest promised. The last chunk is held back until the check
+ * passes, so a consumer (tar, pg_restore, a file) never receives a complete copy of
+ * a damaged artifact and cannot mistake it for a whole one.
  */
 export function verifyingStream(
   expected: { sha256: string; size: number; key: string },
@@ -39,12 +41,14 @@ export function verifyingStream(
 ): TransformStream<Uint8Array, Uint8Array> {
   const hash = createHash("sha256");
   let size = 0;
+  let held: Uint8Array | null = null;
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
       hash.update(chunk);
       size += chunk.byteLength;
       onProgress?.(size);
-      controller.enqueue(chunk);
+      if (held) controller.enqueue(held);
+      held = chunk;
     },
     flush(controller) {
       const actual = hash.digest("hex");
@@ -55,7 +59,9 @@ export function verifyingStream(
             `Artifact ${expected.key} is damaged: sha256 ${actual} (${size} bytes) does not match the manifest's ${expected.sha256} (${expected.size} bytes)`,
           ),
         );
+        return;
       }
+      if (held) controller.enqueue(held);
     },
   });
 }

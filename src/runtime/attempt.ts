@@ -34,6 +34,9 @@ const PERMANENT = new Set([
   "VALIDATION_FAILED",
   "CHECKSUM_MISMATCH",
   "VERIFY_FAILED",
+  "REPOSITORY_REFUSED",
+  "SOURCE_REFUSED",
+  "TOOL_MISSING",
 ]);
 
 export function isPermanent(error: unknown): boolean {

@@ -1,0 +1,276 @@
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsCommand,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import type { RepositoryConfig } from "../config/schema.ts";
+import { CairnError } from "../errors.ts";
+import { hashingStream } from "./hashing.ts";
+import { assertSafeKey } from "./paths.ts";
+import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
+
+type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
+
+/** Parts are buffered one at a time per slot: memory is PART_SIZE x QUEUE_SIZE whatever the artifact size. */
+export const PART_SIZE = 16 * 1024 * 1024;
+export const QUEUE_SIZE = 4;
+
+const AUTH_ERRORS = new Set([
+  "InvalidAccessKeyId",
+  "SignatureDoesNotMatch",
+  "AccessDenied",
+  "ExpiredToken",
+  "InvalidToken",
+  "AuthorizationHeaderMalformed",
+  "InvalidClientTokenId",
+]);
+
+/**
+ * One place that turns SDK failures into errors an operator can act on. Credentials
+ * and a missing bucket are REPOSITORY_REFUSED (retrying cannot help); the SDK has
+ * already retried transient failures (5xx, SlowDown, resets) with backoff.
+ */
+export function s3Error(error: unknown, action: string, where: string): Error {
+  if (error instanceof CairnError) return error;
+  const e = error as Error & {
+    Code?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const name = e?.name ?? "";
+  const status = e?.$metadata?.httpStatusCode;
+  if (name === "AbortError") return e;
+  if (AUTH_ERRORS.has(name) || AUTH_ERRORS.has(e?.Code ?? "") || status === 403) {
+    return new CairnError(
+      "REPOSITORY_REFUSED",
+      `S3 refused the request while ${action} at ${where} (${
+        name || status
+      }): check access_key_id, secret_access_key and the bucket policy`,
+      { cause: error },
+    );
+  }
+  if (name === "NoSuchBucket") {
+    return new CairnError(
+      "REPOSITORY_REFUSED",
+      `The bucket of ${where} does not exist: create it or fix repository.bucket`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (name === "NoSuchKey" || name === "NotFound" || status === 404) {
+    return new CairnError("BACKUP_NOT_FOUND", `Not found in the repository while ${action}`, {
+      cause: error,
+    });
+  }
+  const code = e?.code ?? (e as { cause?: { code?: string } })?.cause?.code;
+  const detail = code === "ECONNREFUSED"
+    ? "connection refused"
+    : e?.message || name || String(error);
+  return new CairnError(
+    "REPOSITORY_UNAVAILABLE",
+    `S3 failed while ${action} at ${where}: ${detail}`,
+    { cause: error },
+  );
+}
+
+/** A repository in an S3-compatible bucket (AWS, MinIO, ...), under an optional key prefix. */
+export class S3Repository implements Repository {
+  readonly kind = "s3" as const;
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  readonly #prefix: string;
+  readonly location: string;
+
+  constructor(config: S3Config) {
+    this.#client = new S3Client({
+      endpoint: config.endpoint,
+      region: config.region,
+      forcePathStyle: config.force_path_style,
+      credentials: { accessKeyId: config.access_key_id, secretAccessKey: config.secret_access_key },
+      maxAttempts: 5,
+      retryMode: "standard",
+    });
+    this.#bucket = config.bucket;
+    this.#prefix = config.prefix ? config.prefix.replace(/^\/+/, "").replace(/\/*$/, "/") : "";
+    this.location = `s3://${config.bucket}/${this.#prefix}` +
+      (config.endpoint ? ` at ${config.endpoint}` : "");
+  }
+
+  #key(key: string): string {
+    assertSafeKey(key);
+    return this.#prefix + key;
+  }
+
+  async put(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
+    const hasher = hashingStream(options.onProgress);
+    // Remember why the source failed: the SDK may report a later error (from
+    // aborting the multipart upload) that would hide the real cause.
+    let sourceError: unknown = null;
+    const reader = body.getReader();
+    const source = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        } catch (error) {
+          sourceError = error;
+          controller.error(error);
+        }
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    });
+    const upload = new Upload({
+      client: this.#client,
+      params: {
+        Bucket: this.#bucket,
+        Key: this.#key(key),
+        Body: source.pipeThrough(hasher.stream),
+      },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false, // a failed multipart upload is aborted, its parts freed
+    });
+    const onAbort = () => void upload.abort().catch(() => {});
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await upload.done();
+      return hasher.result();
+    } catch (error) {
+      reader.cancel().catch(() => {});
+      if (options.signal?.aborted) throw options.signal.reason ?? error;
+      if (sourceError) throw sourceError;
+      throw s3Error(error, `writing ${key}`, this.location);
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async get(
+    key: string,
+    range?: { start: number; end?: number },
+  ): Promise<ReadableStream<Uint8Array>> {
+    try {
+      const out = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#key(key),
+          Range: range ? `bytes=${range.start}-${range.end ?? ""}` : undefined,
+        }),
+      );
+      return out.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    } catch (error) {
+      const e = s3Error(error, `reading ${key}`, this.location);
+      if (e instanceof CairnError && e.code === "BACKUP_NOT_FOUND") {
+        throw new CairnError("BACKUP_NOT_FOUND", `Not found in the repository: ${key}`);
+      }
+      throw e;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const out = await this.#client.send(
+        new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }),
+      );
+      return { key, size: out.ContentLength ?? 0 };
+    } catch (error) {
+      const e = s3Error(error, `reading ${key}`, this.location);
+      if (e instanceof CairnError && e.code === "BACKUP_NOT_FOUND") return null;
+      throw e;
+    }
+  }
+
+  /**
+   * ListObjects (v1) paged by Marker, the last key seen: every S3 implementation
+   * honours it, including servers whose v2 continuation tokens are broken (s3rver
+   * under Deno cannot build them at all).
+   */
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    let marker: string | undefined;
+    for (;;) {
+      let out;
+      try {
+        out = await this.#client.send(
+          new ListObjectsCommand({
+            Bucket: this.#bucket,
+            Prefix: this.#prefix + prefix,
+            Marker: marker,
+          }),
+        );
+      } catch (error) {
+        throw s3Error(error, `listing ${prefix || "/"}`, this.location);
+      }
+      const contents = out.Contents ?? [];
+      yield* contents
+        .filter((o) => o.Key && o.Key.startsWith(this.#prefix))
+        .map((o) => ({ key: o.Key!.slice(this.#prefix.length), size: o.Size ?? 0 }));
+      if (!out.IsTruncated || contents.length === 0) return;
+      marker = contents[contents.length - 1].Key;
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    try {
+      await this.#client.send(
+        new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }),
+      );
+    } catch (error) {
+      const e = s3Error(error, `deleting ${key}`, this.location);
+      if (e instanceof CairnError && e.code === "BACKUP_NOT_FOUND") return;
+      throw e;
+    }
+  }
+
+  async checkWritable(): Promise<void> {
+    const probe = `.cairn-probe-${crypto.randomUUID()}`;
+    try {
+      await this.#client.send(
+        new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(probe), Body: "probe" }),
+      );
+      await this.#client.send(
+        new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(probe) }),
+      );
+    } catch (error) {
+      throw s3Error(error, "checking that it is writable", this.location);
+    }
+  }
+
+  /** Aborts multipart uploads under our prefix that a killed process left behind. */
+  async cleanupPartial(olderThanMs: number): Promise<number> {
+    let aborted = 0;
+    try {
+      const out = await this.#client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.#bucket, Prefix: this.#prefix }),
+      );
+      for (const u of out.Uploads ?? []) {
+        if (
+          u.Initiated && Date.now() - u.Initiated.getTime() > olderThanMs && u.Key && u.UploadId
+        ) {
+          await this.#client.send(
+            new AbortMultipartUploadCommand({
+              Bucket: this.#bucket,
+              Key: u.Key,
+              UploadId: u.UploadId,
+            }),
+          );
+          aborted++;
+        }
+      }
+    } catch { /* some S3-compatible servers do not list uploads; their lifecycle rules clean up */ }
+    return aborted;
+  }
+}

@@ -1,0 +1,50 @@
+/** Starts a real S3 server (s3rver) for a test; default credentials S3RVER / S3RVER. */
+export interface S3Server {
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  stop(): Promise<void>;
+}
+
+const SERVER = new URL("./s3_server.ts", import.meta.url).pathname;
+
+export async function startS3(buckets: string[]): Promise<S3Server> {
+  if (Deno.env.get("CAIRN_TEST_SKIP_SERVICES") === "1") {
+    throw new Error("CAIRN_TEST_SKIP_SERVICES=1");
+  }
+  const dir = await Deno.makeTempDir({ prefix: "cairn-s3-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", SERVER, dir, buckets.join(",")],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  while (!text.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) {
+      clearTimeout(timer);
+      throw new Error(
+        "The S3 test server (s3rver) did not start: is the npm package installed (deno install)?",
+      );
+    }
+    text += value;
+  }
+  clearTimeout(timer);
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  const { port } = JSON.parse(text.trim());
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    accessKeyId: "S3RVER",
+    secretAccessKey: "S3RVER",
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
