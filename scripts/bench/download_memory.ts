@@ -35,7 +35,9 @@ try {
   const f = await Deno.open(join(src, "big.bin"), { write: true, create: true });
   const chunk = new Uint8Array(1 << 20);
   for (let i = 0; i < Number(values.mib); i++) {
-    for (let o = 0; o < chunk.length; o += 65536) crypto.getRandomValues(chunk.subarray(o, o + 65536));
+    for (let o = 0; o < chunk.length; o += 65536) {
+      crypto.getRandomValues(chunk.subarray(o, o + 65536));
+    }
     await f.write(chunk);
   }
   f.close();

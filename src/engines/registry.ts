@@ -2,10 +2,12 @@ import type { ClientConfig } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
 import { directoryEngine } from "./directory/engine.ts";
 import type { Engine } from "./engine.ts";
+import { postgresEngine } from "./postgres/engine.ts";
 import { sqliteEngine } from "./sqlite/engine.ts";
 
 const ENGINES: Partial<Record<ClientConfig["kind"], Engine<any>>> = {
   directory: directoryEngine,
+  postgres: postgresEngine,
   sqlite: sqliteEngine,
 };
 

@@ -37,6 +37,7 @@ const PERMANENT = new Set([
   "REPOSITORY_REFUSED",
   "SOURCE_REFUSED",
   "TOOL_MISSING",
+  "TOOL_INCOMPATIBLE",
 ]);
 
 export function isPermanent(error: unknown): boolean {

@@ -1,0 +1,158 @@
+import { join } from "node:path";
+import postgres from "postgres";
+import { CairnError } from "../../errors.ts";
+import { redactUrl } from "../../redact.ts";
+
+export interface PgTarget {
+  url: string;
+  host: string;
+  port: number;
+  user: string;
+  password: string | null;
+  database: string;
+  sslmode: string | null;
+}
+
+export function parsePgUrl(url: string): PgTarget {
+  const u = new URL(url);
+  return {
+    url,
+    host: decodeURIComponent(u.hostname.replace(/^\[|\]$/g, "")) || "localhost",
+    port: Number(u.port || 5432),
+    user: decodeURIComponent(u.username) || "postgres",
+    password: u.password ? decodeURIComponent(u.password) : null,
+    database: decodeURIComponent(u.pathname.replace(/^\//, "")) || decodeURIComponent(u.username) ||
+      "postgres",
+    sslmode: u.searchParams.get("sslmode"),
+  };
+}
+
+/** Database names cairn creates or restores into: plain identifiers, so no quoting games. */
+export const DATABASE_NAME = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
+
+export function assertDatabaseName(name: string, what: string): void {
+  if (!DATABASE_NAME.test(name)) {
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `Invalid ${what} ${
+        JSON.stringify(name)
+      }: use a database name of letters, digits, _ $ and - (at most 63)`,
+    );
+  }
+}
+
+/** A connection to `database` (default: the client's) for cairn's own queries. */
+export function connect(target: PgTarget, database = target.database) {
+  return postgres({
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password ?? undefined,
+    database,
+    ssl: target.sslmode && target.sslmode !== "disable"
+      ? (target.sslmode === "require" ? "require" : "prefer")
+      : false,
+    max: 1,
+    connect_timeout: 10,
+    idle_timeout: 0,
+    prepare: false,
+    onnotice: () => {},
+    connection: { application_name: "cairn" },
+  });
+}
+
+export type Sql = ReturnType<typeof connect>;
+
+/** Distinct, actionable errors for the ways a connection fails. */
+export function pgError(error: unknown, target: PgTarget, database = target.database): Error {
+  if (error instanceof CairnError) return error;
+  const e = error as Error & { code?: string; errno?: string };
+  const where = `PostgreSQL at ${target.host}:${target.port}`;
+  switch (e?.code) {
+    case "ECONNREFUSED":
+      return new CairnError(
+        "SOURCE_UNAVAILABLE",
+        `${where} refused the connection: is the server running and listening there?`,
+        { cause: error },
+      );
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new CairnError("SOURCE_UNAVAILABLE", `Cannot resolve the host of ${where}`, {
+        cause: error,
+      });
+    case "CONNECT_TIMEOUT":
+    case "ETIMEDOUT":
+      return new CairnError("SOURCE_UNAVAILABLE", `${where} did not answer within 10 s`, {
+        cause: error,
+      });
+    case "28P01":
+    case "28000":
+      return new CairnError(
+        "SOURCE_REFUSED",
+        `${where} rejected the credentials of user ${target.user} (${e.message}): check the password in the client url`,
+        { cause: error },
+      );
+    case "3D000":
+      return new CairnError("SOURCE_REFUSED", `Database ${database} does not exist on ${where}`, {
+        cause: error,
+      });
+    case "42501":
+      return new CairnError(
+        "SOURCE_REFUSED",
+        `User ${target.user} lacks a privilege on ${where}: ${e.message}`,
+        { cause: error },
+      );
+  }
+  return new CairnError("SOURCE_UNAVAILABLE", `${where}: ${e?.message ?? String(error)}`, {
+    cause: error,
+  });
+}
+
+/**
+ * The environment for pg_dump / pg_restore. The password goes into a private
+ * passfile (mode 0600 in a 0700 directory), never into argv or PGPASSWORD.
+ */
+export async function toolEnv(
+  target: PgTarget,
+): Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> {
+  const env: Record<string, string> = {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: Deno.env.get("HOME") ?? "/",
+    LANG: "C.UTF-8",
+    PGHOST: target.host,
+    PGPORT: String(target.port),
+    PGUSER: target.user,
+    PGDATABASE: target.database,
+    PGAPPNAME: "cairn",
+    PGCONNECT_TIMEOUT: "10",
+  };
+  if (target.sslmode) env.PGSSLMODE = target.sslmode;
+  for (const name of ["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "TZ"]) {
+    const v = Deno.env.get(name);
+    if (v) env[name] = v;
+  }
+  if (target.password === null) {
+    // No password in the url: let libpq find one the usual ways.
+    for (const name of ["PGPASSWORD", "PGPASSFILE"]) {
+      const v = Deno.env.get(name);
+      if (v) env[name] = v;
+    }
+    return { env, cleanup: () => Promise.resolve() };
+  }
+  const dir = await Deno.makeTempDir({ prefix: "cairn-pg-" });
+  await Deno.chmod(dir, 0o700);
+  const file = join(dir, "pgpass");
+  const escaped = target.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
+  await Deno.writeTextFile(file, `*:*:*:*:${escaped}\n`, { mode: 0o600 });
+  env.PGPASSFILE = file;
+  return { env, cleanup: () => Deno.remove(dir, { recursive: true }).catch(() => {}) };
+}
+
+/** A libpq conninfo naming one database, for pg_restore --dbname. */
+export function conninfoFor(database: string): string {
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+export function describeTarget(target: PgTarget): string {
+  return redactUrl(target.url);
+}
