@@ -93,8 +93,8 @@ export function artifactKeyOf(manifest: string): string {
 
 /** Keys echoed back in errors must not carry control bytes into terminals or logs. */
 function printable(key: unknown): string {
-  // deno-lint-ignore no-control-regex -- control bytes are exactly what must be escaped
   return String(key).replace(
+    // deno-lint-ignore no-control-regex -- control bytes are exactly what must be escaped
     /[\x00-\x1f\x7f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );

@@ -275,7 +275,11 @@ export const postgresEngine: Engine<PostgresClient> = {
 
   async verify(ctx, request: VerifyRequest) {
     const target = parsePgUrl(ctx.client.url);
-    const scratch = `cairn_verify_${ctx.jobId}`;
+    // Job ids are only unique within one job store; two hosts (or a CLI with its own
+    // store) verifying against one server must never share, or drop, a scratch database.
+    const scratch = `cairn_verify_${ctx.jobId}_${
+      crypto.randomUUID().replaceAll("-", "").slice(0, 10)
+    }`;
     try {
       const admin = await openAdmin(target);
       try {
