@@ -15,21 +15,51 @@ import { Upload } from "@aws-sdk/lib-storage";
 import postgres from "postgres";
 import { PART_SIZE, QUEUE_SIZE } from "../../src/repository/s3.ts";
 
-const { values } = parseArgs({ options: { scale: { type: "string", default: "70" }, "big-scale": { type: "string", default: "0" } } });
+const { values } = parseArgs({
+  options: {
+    scale: { type: "string", default: "70" },
+    "big-scale": { type: "string", default: "0" },
+  },
+});
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const S3_SERVER = new URL("../../tests/helpers/s3_server.ts", import.meta.url).pathname;
-const PERMS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys", "--v8-flags=--max-semi-space-size=1"];
+const PERMS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+  "--v8-flags=--max-semi-space-size=1",
+];
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-pg-" });
 const DB = "cairn_bench_pg";
-const admin = postgres({ host: "127.0.0.1", user: "postgres", database: "postgres", onnotice: () => {} });
+const admin = postgres({
+  host: "127.0.0.1",
+  user: "postgres",
+  database: "postgres",
+  onnotice: () => {},
+});
 
-async function sh(cmd: string[], env: Record<string, string> = {}): Promise<{ seconds: number; rssMiB: number; stdout: string }> {
+async function sh(
+  cmd: string[],
+  env: Record<string, string> = {},
+): Promise<{ seconds: number; rssMiB: number; stdout: string }> {
   const t = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", { args: ["-v", ...cmd], env, stdout: "piped", stderr: "piped" }).output();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-v", ...cmd],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr.slice(-2000)}`);
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024;
-  return { seconds: (performance.now() - t) / 1000, rssMiB: rss, stdout: new TextDecoder().decode(out.stdout) };
+  return {
+    seconds: (performance.now() - t) / 1000,
+    rssMiB: rss,
+    stdout: new TextDecoder().decode(out.stdout),
+  };
 }
 
 async function recreate(name: string): Promise<void> {
@@ -40,7 +70,10 @@ async function recreate(name: string): Promise<void> {
 async function startS3(): Promise<{ endpoint: string; stop: () => Promise<void> }> {
   const s3dir = join(dir, "s3");
   await Deno.mkdir(s3dir);
-  const child = new Deno.Command(Deno.execPath(), { args: ["run", "-A", S3_SERVER, s3dir, "bench-repo,bench-base"], stdout: "piped" }).spawn();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", S3_SERVER, s3dir, "bench-repo,bench-base"],
+    stdout: "piped",
+  }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!text.includes("\n")) text += (await reader.read()).value ?? "";
@@ -56,46 +89,141 @@ async function startS3(): Promise<{ endpoint: string; stop: () => Promise<void> 
 
 async function config(name: string, repository: Record<string, unknown>): Promise<string> {
   const path = join(dir, `${name}.yaml`);
-  await Deno.writeTextFile(path, JSON.stringify({
-    store: { kind: "sqlite", path: join(dir, `${name}.db`) },
-    repository,
-    backup: { worker_max_attempts: 1 },
-    clients: { bench: { kind: "postgres", url: `postgres://postgres@127.0.0.1:5432/${DB}` } },
-  }));
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      store: { kind: "sqlite", path: join(dir, `${name}.db`) },
+      repository,
+      backup: { worker_max_attempts: 1 },
+      clients: { bench: { kind: "postgres", url: `postgres://postgres@127.0.0.1:5432/${DB}` } },
+    }),
+  );
   return path;
 }
 
 async function measure(scale: number, s3: { endpoint: string }): Promise<void> {
   await recreate(DB);
   const t = performance.now();
-  await new Deno.Command("pgbench", { args: ["-h", "127.0.0.1", "-U", "postgres", "-i", "-q", "-s", String(scale), DB], stdout: "null", stderr: "null" }).output();
+  await new Deno.Command("pgbench", {
+    args: ["-h", "127.0.0.1", "-U", "postgres", "-i", "-q", "-s", String(scale), DB],
+    stdout: "null",
+    stderr: "null",
+  }).output();
   const [{ size }] = await admin`SELECT pg_database_size(${DB})::bigint AS size`;
-  console.log(`  pgbench -i -s ${scale}: ${(Number(size) / 2 ** 30).toFixed(2)} GiB database, built in ${((performance.now() - t) / 1000).toFixed(0)} s`);
-  await new Deno.Command("psql", { args: ["-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-qc", "VACUUM ANALYZE"], stdout: "null" }).output();
+  console.log(
+    `  pgbench -i -s ${scale}: ${(Number(size) / 2 ** 30).toFixed(2)} GiB database, built in ${
+      ((performance.now() - t) / 1000).toFixed(0)
+    } s`,
+  );
+  await new Deno.Command("psql", {
+    args: ["-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-qc", "VACUUM ANALYZE"],
+    stdout: "null",
+  }).output();
 
   const file = join(dir, "baseline.dump");
   const base = await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
   const fsConfig = await config(`fs${scale}`, { kind: "fs", path: join(dir, `repo${scale}`) });
-  const fs = await sh([Deno.execPath(), "run", ...PERMS, MAIN, "backup", "bench", "--json", "--config", fsConfig]);
+  const fs = await sh([
+    Deno.execPath(),
+    "run",
+    ...PERMS,
+    MAIN,
+    "backup",
+    "bench",
+    "--json",
+    "--config",
+    fsConfig,
+  ]);
   const job = JSON.parse(fs.stdout);
-  console.log(`  backup to fs:  pg_dump -Fc ${base.seconds.toFixed(1)} s, cairn ${fs.seconds.toFixed(1)} s -> ratio ${(fs.seconds / base.seconds).toFixed(2)} (target <= 1.10); cairn peak RSS ${fs.rssMiB.toFixed(0)} MiB; artifact ${(job.result.size_bytes / 2 ** 20).toFixed(0)} MiB`);
+  console.log(
+    `  backup to fs:  pg_dump -Fc ${base.seconds.toFixed(1)} s, cairn ${
+      fs.seconds.toFixed(1)
+    } s -> ratio ${(fs.seconds / base.seconds).toFixed(2)} (target <= 1.10); cairn peak RSS ${
+      fs.rssMiB.toFixed(0)
+    } MiB; artifact ${(job.result.size_bytes / 2 ** 20).toFixed(0)} MiB`,
+  );
 
-  const client = new S3Client({ endpoint: s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  });
   const tUp = performance.now();
   await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
   const f = await Deno.open(file);
-  await new Upload({ client, params: { Bucket: "bench-base", Key: `baseline-${scale}.dump`, Body: f.readable }, partSize: PART_SIZE, queueSize: QUEUE_SIZE }).done();
+  await new Upload({
+    client,
+    params: { Bucket: "bench-base", Key: `baseline-${scale}.dump`, Body: f.readable },
+    partSize: PART_SIZE,
+    queueSize: QUEUE_SIZE,
+  }).done();
   const dumpThenUpload = (performance.now() - tUp) / 1000;
-  const s3Config = await config(`s3${scale}`, { kind: "s3", endpoint: s3.endpoint, bucket: "bench-repo", prefix: `scale${scale}`, access_key_id: "S3RVER", secret_access_key: "S3RVER" });
-  const viaS3 = await sh([Deno.execPath(), "run", ...PERMS, MAIN, "backup", "bench", "--json", "--config", s3Config]);
-  console.log(`  backup to S3:  pg_dump -Fc + upload ${dumpThenUpload.toFixed(1)} s, cairn ${viaS3.seconds.toFixed(1)} s -> ratio ${(viaS3.seconds / dumpThenUpload).toFixed(2)} (target <= 0.75); cairn peak RSS ${viaS3.rssMiB.toFixed(0)} MiB`);
+  const s3Config = await config(`s3${scale}`, {
+    kind: "s3",
+    endpoint: s3.endpoint,
+    bucket: "bench-repo",
+    prefix: `scale${scale}`,
+    access_key_id: "S3RVER",
+    secret_access_key: "S3RVER",
+  });
+  const viaS3 = await sh([
+    Deno.execPath(),
+    "run",
+    ...PERMS,
+    MAIN,
+    "backup",
+    "bench",
+    "--json",
+    "--config",
+    s3Config,
+  ]);
+  console.log(
+    `  backup to S3:  pg_dump -Fc + upload ${dumpThenUpload.toFixed(1)} s, cairn ${
+      viaS3.seconds.toFixed(1)
+    } s -> ratio ${(viaS3.seconds / dumpThenUpload).toFixed(2)} (target <= 0.75); cairn peak RSS ${
+      viaS3.rssMiB.toFixed(0)
+    } MiB`,
+  );
 
   await recreate(`${DB}_r1`);
-  const restoreBase = await sh(["pg_restore", "-h", "127.0.0.1", "-U", "postgres", "-d", `${DB}_r1`, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", file]);
+  const restoreBase = await sh([
+    "pg_restore",
+    "-h",
+    "127.0.0.1",
+    "-U",
+    "postgres",
+    "-d",
+    `${DB}_r1`,
+    "--no-owner",
+    "--no-privileges",
+    "--exit-on-error",
+    "--single-transaction",
+    file,
+  ]);
   await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r2" WITH (FORCE)`);
-  const restore = await sh([Deno.execPath(), "run", ...PERMS, MAIN, "restore", job.key, "--target", `${DB}_r2`, "--config", fsConfig]);
-  console.log(`  restore:       pg_restore ${restoreBase.seconds.toFixed(1)} s, cairn ${restore.seconds.toFixed(1)} s -> ratio ${(restore.seconds / restoreBase.seconds).toFixed(2)} (target <= 1.10); cairn peak RSS ${restore.rssMiB.toFixed(0)} MiB`);
-  for (const name of [`${DB}_r1`, `${DB}_r2`]) await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  const restore = await sh([
+    Deno.execPath(),
+    "run",
+    ...PERMS,
+    MAIN,
+    "restore",
+    job.key,
+    "--target",
+    `${DB}_r2`,
+    "--config",
+    fsConfig,
+  ]);
+  console.log(
+    `  restore:       pg_restore ${restoreBase.seconds.toFixed(1)} s, cairn ${
+      restore.seconds.toFixed(1)
+    } s -> ratio ${
+      (restore.seconds / restoreBase.seconds).toFixed(2)
+    } (target <= 1.10); cairn peak RSS ${restore.rssMiB.toFixed(0)} MiB`,
+  );
+  for (const name of [`${DB}_r1`, `${DB}_r2`]) {
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  }
   await Deno.remove(join(dir, `repo${scale}`), { recursive: true });
   await Deno.remove(file);
 }

@@ -3,11 +3,13 @@ import { CairnError } from "../errors.ts";
 import { directoryEngine } from "./directory/engine.ts";
 import type { Engine } from "./engine.ts";
 import { postgresEngine } from "./postgres/engine.ts";
+import { redisEngine } from "./redis/engine.ts";
 import { sqliteEngine } from "./sqlite/engine.ts";
 
 const ENGINES: Partial<Record<ClientConfig["kind"], Engine<any>>> = {
   directory: directoryEngine,
   postgres: postgresEngine,
+  redis: redisEngine,
   sqlite: sqliteEngine,
 };
 

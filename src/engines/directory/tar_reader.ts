@@ -1,3 +1,4 @@
+import { ByteQueue } from "../byte_queue.ts";
 import {
   BLOCK,
   decodeHeader,
@@ -6,78 +7,6 @@ import {
   parsePax,
   type TarHeader,
 } from "./tar_format.ts";
-
-/** Reads exact byte counts from a stream of arbitrary chunks. */
-class ByteQueue {
-  #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #done = false;
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
-  }
-
-  async #fill(n: number): Promise<boolean> {
-    while (this.#buffered < n && !this.#done) {
-      const { done, value } = await this.#reader.read();
-      if (done) this.#done = true;
-      else if (value.byteLength > 0) {
-        this.#chunks.push(value);
-        this.#buffered += value.byteLength;
-      }
-    }
-    return this.#buffered >= n;
-  }
-
-  /** Exactly n bytes, or null at a clean end of stream. */
-  async readExact(n: number): Promise<Uint8Array | null> {
-    if (!(await this.#fill(n))) {
-      if (this.#buffered === 0) return null;
-      throw new Error("the archive ends in the middle of an entry (truncated)");
-    }
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const head = this.#chunks[0];
-      const take = Math.min(head.byteLength, n - off);
-      out.set(head.subarray(0, take), off);
-      off += take;
-      if (take === head.byteLength) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(take);
-    }
-    this.#buffered -= n;
-    return out;
-  }
-
-  /** Up to `max` bytes as they come (no copy of large chunks), for streaming bodies. */
-  async readSome(max: number): Promise<Uint8Array> {
-    if (!(await this.#fill(1))) {
-      throw new Error("the archive ends in the middle of a file (truncated)");
-    }
-    const head = this.#chunks[0];
-    const take = Math.min(head.byteLength, max);
-    if (take === head.byteLength) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(take);
-    this.#buffered -= take;
-    return head.subarray(0, take);
-  }
-
-  async skip(n: number): Promise<void> {
-    while (n > 0) n -= (await this.readSome(n)).byteLength;
-  }
-
-  async drain(): Promise<void> {
-    while (!this.#done) {
-      const { done } = await this.#reader.read();
-      if (done) this.#done = true;
-    }
-  }
-
-  cancel(reason?: unknown): Promise<void> {
-    return this.#reader.cancel(reason);
-  }
-}
 
 export interface TarEntry {
   header: TarHeader;

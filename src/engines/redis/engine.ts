@@ -1,0 +1,158 @@
+import type { ClientConfig } from "../../config/schema.ts";
+import { CairnError } from "../../errors.ts";
+import { VERSION } from "../../version.ts";
+import type {
+  BackupFacts,
+  Engine,
+  EngineContext,
+  RestoreRequest,
+  VerifyRequest,
+} from "../engine.ts";
+import { withSideConsumer } from "../side_channel.ts";
+import { inspectRdb, RdbError, RdbReader } from "./rdb_reader.ts";
+import { replay } from "./replay.ts";
+import { parseInfo, RedisConnection } from "./resp.ts";
+import { takeSnapshot } from "./replication.ts";
+import { describe, parseRedisUrl } from "./url.ts";
+
+type RedisClient = Extract<ClientConfig, { kind: "redis" }>;
+
+/** The newest RDB version a server of this version reads (and so accepts in RESTORE). */
+export function rdbVersionFor(redisVersion: string): number {
+  const [major, minor] = redisVersion.split(".").map(Number);
+  const v = major * 100 + (minor || 0);
+  if (v >= 704) return 12;
+  if (v >= 702) return 11;
+  if (v >= 700) return 10;
+  if (v >= 500) return 9;
+  if (v >= 400) return 8;
+  if (v >= 302) return 7;
+  return 6;
+}
+
+function rdbFailure(error: unknown, key: string): unknown {
+  return error instanceof RdbError
+    ? new CairnError("VERIFY_FAILED", `${key}: ${error.message}`)
+    : error;
+}
+
+/**
+ * Redis over its own protocol: a replica-style SYNC for the snapshot, parsed while
+ * it is stored (keys per db, CRC-64), and restore by replaying RESTORE payloads.
+ */
+export const redisEngine: Engine<RedisClient> = {
+  kind: "redis",
+  extension: "rdb",
+
+  async backup(ctx: EngineContext<RedisClient>) {
+    const target = parseRedisUrl(ctx.client.url, `url of client ${ctx.clientName}`);
+    ctx.progress({ bytes_done: 0, phase: "waiting for the snapshot" });
+    const snapshot = await takeSnapshot(target, ctx.signal);
+    const inspect = withSideConsumer((side) => inspectRdb(side, ctx.signal));
+    const facts = inspect.result.then((rdb): BackupFacts => {
+      const keys = Object.values(rdb.keys).reduce((a, b) => a + b, 0);
+      return {
+        tool_versions: { cairn: VERSION, redis: snapshot.redisVersion },
+        facts: {
+          redis_version: snapshot.redisVersion,
+          rdb_version: rdb.rdb_version,
+          snapshot_method: snapshot.method,
+          keys_per_db: rdb.keys,
+          expires_per_db: rdb.expires,
+          functions: rdb.functions,
+          checksum: rdb.checksum,
+          aux: rdb.aux,
+        },
+        counters: { keys },
+      };
+    }, (error) => Promise.reject(rdbFailure(error, "the snapshot from " + describe(target))));
+    facts.catch(() => {});
+    return {
+      body: snapshot.body.pipeThrough(inspect.transform),
+      facts,
+      cleanup: () => Promise.resolve(snapshot.close()),
+    };
+  },
+
+  async restore(ctx: EngineContext<RedisClient>, request: RestoreRequest) {
+    const target = parseRedisUrl(request.target ?? ctx.client.url, "restore target");
+    const conn = await RedisConnection.open(target);
+    const onAbort = () => conn.close();
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const info = parseInfo(await conn.ok(["INFO"]));
+      const targetRdb = rdbVersionFor(info.redis_version ?? "0");
+      const snapshotRdb = Number(request.manifest.facts.rdb_version ?? 0);
+      // Everything that can refuse the restore is checked before the first write.
+      if (snapshotRdb > targetRdb) {
+        throw new CairnError(
+          "VALIDATION_FAILED",
+          `${
+            describe(target)
+          } runs Redis ${info.redis_version} (RDB v${targetRdb}), older than the snapshot's RDB v${snapshotRdb}: ` +
+            "restore into a Redis at least as new as the one backed up",
+        );
+      }
+      const occupied = Object.keys(info).some((k) => /^db\d+$/.test(k) && !/keys=0,/.test(info[k]));
+      if (occupied && !request.replace && !request.flush) {
+        throw new CairnError(
+          "TARGET_NOT_EMPTY",
+          `Restore target ${
+            describe(target)
+          } is not empty: pass "flush": true to empty it first, or --yes / "replace": true to overwrite keys`,
+        );
+      }
+      ctx.progress({
+        bytes_done: 0,
+        bytes_total: request.manifest.size_bytes,
+        phase: "checking the artifact",
+      });
+      const check = (await request.open()).getReader();
+      while (!(await check.read()).done) ctx.signal.throwIfAborted();
+      if (request.flush) await conn.ok(["FLUSHALL"]);
+      ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
+      const reader = new RdbReader(await request.open());
+      try {
+        await reader.header();
+        const result = await replay(conn, reader, { signal: ctx.signal });
+        return { target: describe(target), flushed: request.flush, ...result };
+      } catch (error) {
+        throw rdbFailure(error, request.manifest.key);
+      }
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+      conn.close();
+    }
+  },
+
+  async verify(ctx: EngineContext<RedisClient>, request: VerifyRequest) {
+    let rdb;
+    try {
+      rdb = await inspectRdb(await request.open(), ctx.signal);
+    } catch (error) {
+      throw rdbFailure(error, request.manifest.key);
+    }
+    const expected = (request.manifest.facts.keys_per_db ?? {}) as Record<string, number>;
+    const problems: string[] = [];
+    for (const db of new Set([...Object.keys(expected), ...Object.keys(rdb.keys)])) {
+      if (expected[db] !== rdb.keys[db]) {
+        problems.push(
+          `${db}: ${rdb.keys[db] ?? 0} keys in the RDB, ${expected[db] ?? 0} in the manifest`,
+        );
+      }
+    }
+    if (rdb.checksum !== "ok") problems.push("the RDB carries no CRC-64 checksum");
+    if (problems.length) {
+      throw new CairnError(
+        "VERIFY_FAILED",
+        `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
+      );
+    }
+    return {
+      rdb_version: rdb.rdb_version,
+      checksum: rdb.checksum,
+      keys_per_db: rdb.keys,
+      functions: rdb.functions,
+    };
+  },
+};

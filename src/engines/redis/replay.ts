@@ -1,0 +1,258 @@
+import { CairnError } from "../../errors.ts";
+import { Crc64 } from "./crc64.ts";
+import type { Element } from "./rdb_reader.ts";
+import { RdbReader, T } from "./rdb_reader.ts";
+import {
+  type Arg,
+  encodeCommand,
+  type RedisConnection,
+  RedisReplyError,
+  type Reply,
+} from "./resp.ts";
+
+/** Values whose DUMP payload stays below this are restored with one RESTORE. */
+const CAPTURE_LIMIT = 256 * 1024 * 1024;
+/** Collections with more elements than this are replayed as chunked commands. */
+const ELEMENT_THRESHOLD = 4096;
+const MAX_IN_FLIGHT = 512;
+const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+const CHUNK_ARGS = 1000;
+/** Strings larger than this stream from the artifact to the socket instead of being buffered. */
+const STREAM_ABOVE = 1024 * 1024;
+
+const encoder = new TextEncoder();
+
+export interface ReplayResult {
+  keys_restored: number;
+  keys_restored_by_commands: number;
+  keys_skipped_expired: number;
+  functions: number;
+  dbs: number[];
+}
+
+function versionBytes(version: number): Uint8Array {
+  return new Uint8Array([version & 0xff, (version >> 8) & 0xff]);
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) (out.set(p, off), off += p.length);
+  return out;
+}
+
+/** DUMP payload: type byte, value bytes as in the RDB, RDB version (LE), CRC-64 (LE) of all before. */
+export function dumpPayload(type: number, raw: Uint8Array[], version: number): Uint8Array {
+  const size = raw.reduce((n, r) => n + r.length, 0);
+  const body = concat([new Uint8Array([type]), ...raw, versionBytes(version)], 1 + size + 2);
+  const crc = new Crc64().update(body).bytes();
+  return concat([body, crc], body.length + 8);
+}
+
+/**
+ * Replays an RDB into a live server as pipelined RESTORE ... REPLACE [ABSTTL]
+ * commands with bounded commands and bytes in flight. Strings of any size stream
+ * straight from the artifact into the socket; very large collections are written
+ * as chunked RPUSH/SADD/HSET/ZADD so no value is ever held whole.
+ */
+export async function replay(
+  conn: RedisConnection,
+  reader: RdbReader,
+  options: { signal: AbortSignal; now?: number; onKey?: (n: number) => void },
+): Promise<ReplayResult> {
+  const now = options.now ?? Date.now();
+  const inflight: Array<{ reply: Promise<Reply>; what: string; bytes: number }> = [];
+  let bytesInFlight = 0;
+  const settle = async () => {
+    const { reply, what, bytes } = inflight.shift()!;
+    bytesInFlight -= bytes;
+    const r = await reply;
+    if (r instanceof RedisReplyError) {
+      throw new CairnError(
+        "SOURCE_UNAVAILABLE",
+        `Restore stopped: ${what} was refused by the target: ${r.message}`,
+      );
+    }
+  };
+  const track = async (reply: Promise<Reply>, what: string, bytes: number) => {
+    reply.catch(() => {});
+    inflight.push({ reply, what, bytes });
+    bytesInFlight += bytes;
+    while (inflight.length > MAX_IN_FLIGHT || bytesInFlight > MAX_BYTES_IN_FLIGHT) await settle();
+  };
+  const send = (args: Arg[], what: string) => {
+    const bytes = encodeCommand(args);
+    return track(conn.sendRaw([bytes]), what, bytes.length);
+  };
+
+  const result: ReplayResult = {
+    keys_restored: 0,
+    keys_restored_by_commands: 0,
+    keys_skipped_expired: 0,
+    functions: 0,
+    dbs: [],
+  };
+  let currentDb = 0;
+  const selectDb = async (db: number) => {
+    if (db !== currentDb) {
+      await send(["SELECT", String(db)], `SELECT ${db}`);
+      currentDb = db;
+    }
+    if (!result.dbs.includes(db)) result.dbs.push(db);
+  };
+
+  for (let e = await reader.next(); e; e = await reader.next()) {
+    options.signal.throwIfAborted();
+    if (e.kind === "function") {
+      await send(["FUNCTION", "LOAD", "REPLACE", e.code], "FUNCTION LOAD");
+      result.functions++;
+      continue;
+    }
+    if (e.kind !== "key") continue;
+    const name = printableKey(e.key);
+    if (e.expireMs !== null && e.expireMs <= now) {
+      await reader.skipValue(e.type);
+      result.keys_skipped_expired++;
+      continue;
+    }
+    await selectDb(e.db);
+    const ttl = e.expireMs !== null ? String(e.expireMs) : "0";
+    const tail: Arg[] = [
+      "REPLACE",
+      ...(e.expireMs !== null ? ["ABSTTL"] : []),
+      ...(e.freq !== null
+        ? ["FREQ", String(e.freq)]
+        : e.idle !== null
+        ? ["IDLETIME", String(e.idle)]
+        : []),
+    ];
+    if (e.type === T.STRING) {
+      const value = await reader.streamString();
+      if (value.size <= STREAM_ABOVE) {
+        const raw: Uint8Array[] = [];
+        for await (const chunk of value.chunks) raw.push(chunk);
+        await send(
+          ["RESTORE", e.key, ttl, dumpPayload(T.STRING, raw, reader.version), ...tail],
+          `RESTORE ${name}`,
+        );
+      } else {
+        await restoreStreamedString(conn, reader, value, e.key, ttl, tail, track, name);
+      }
+      result.keys_restored++;
+    } else {
+      const captured = await reader.captureValue(e.type, CAPTURE_LIMIT, ELEMENT_THRESHOLD);
+      if ("count" in captured) {
+        await replayElements(reader, e.type, captured.count, e.key, e.expireMs, send, name);
+        result.keys_restored_by_commands++;
+      } else {
+        if (!captured.raw) {
+          throw new CairnError(
+            "VERIFY_FAILED",
+            `Key ${name} is larger than ${
+              CAPTURE_LIMIT >> 20
+            } MiB in a form that cannot be split into commands`,
+          );
+        }
+        const payload = dumpPayload(e.type, captured.raw, reader.version);
+        await send(["RESTORE", e.key, ttl, payload, ...tail], `RESTORE ${name}`);
+        result.keys_restored++;
+      }
+    }
+    options.onKey?.(result.keys_restored + result.keys_restored_by_commands);
+  }
+  while (inflight.length) await settle();
+  return result;
+}
+
+async function restoreStreamedString(
+  conn: RedisConnection,
+  reader: RdbReader,
+  value: { size: number; chunks: AsyncGenerator<Uint8Array> },
+  key: Uint8Array,
+  ttl: string,
+  tail: Arg[],
+  track: (reply: Promise<Reply>, what: string, bytes: number) => Promise<void>,
+  name: string,
+): Promise<void> {
+  const payloadSize = 1 + value.size + 2 + 8;
+  const head = encodeCommand(["RESTORE", key, ttl]);
+  // Rewrite the array length to include the payload and the trailing arguments.
+  const argc = 4 + tail.length;
+  const headText = new TextDecoder().decode(head.subarray(0, head.indexOf(0x0a) + 1));
+  const headStart = encoder.encode(`*${argc}\r\n`);
+  const headRest = head.subarray(headText.length);
+  const trailing = encodeCommand(tail).subarray(encoder.encode(`*${tail.length}\r\n`).length);
+  const version = versionBytes(reader.version);
+  async function* parts() {
+    const crc = new Crc64();
+    yield headStart;
+    yield headRest;
+    yield encoder.encode(`$${payloadSize}\r\n`);
+    const type = new Uint8Array([T.STRING]);
+    crc.update(type);
+    yield type;
+    for await (const chunk of value.chunks) {
+      crc.update(chunk);
+      yield chunk;
+    }
+    crc.update(version);
+    yield version;
+    yield crc.bytes();
+    yield encoder.encode("\r\n");
+    yield trailing;
+  }
+  const { reply } = await conn.sendStreamed(parts());
+  await track(reply, `RESTORE ${name}`, 0);
+}
+
+async function replayElements(
+  reader: RdbReader,
+  type: number,
+  count: number,
+  key: Uint8Array,
+  expireMs: number | null,
+  send: (args: Arg[], what: string) => Promise<void>,
+  name: string,
+): Promise<void> {
+  await send(["DEL", key], `DEL ${name}`);
+  let command = "";
+  let batch: Arg[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (batch.length) await send([command, key, ...batch], `${command} ${name}`);
+    batch = [];
+    bytes = 0;
+  };
+  for await (const el of reader.elements(type, count) as AsyncGenerator<Element>) {
+    switch (el.op) {
+      case "push":
+        command = "RPUSH";
+        batch.push(el.value);
+        bytes += el.value.length;
+        break;
+      case "member":
+        command = "SADD";
+        batch.push(el.value);
+        bytes += el.value.length;
+        break;
+      case "field":
+        command = "HSET";
+        batch.push(el.field, el.value);
+        bytes += el.field.length + el.value.length;
+        break;
+      case "score":
+        command = "ZADD";
+        batch.push(el.score, el.member);
+        bytes += el.member.length + 24;
+        break;
+    }
+    if (batch.length >= CHUNK_ARGS || bytes > 4 * 1024 * 1024) await flush();
+  }
+  await flush();
+  if (expireMs !== null) await send(["PEXPIREAT", key, String(expireMs)], `PEXPIREAT ${name}`);
+}
+
+function printableKey(key: Uint8Array): string {
+  const s = new TextDecoder().decode(key.subarray(0, 200));
+  return JSON.stringify(/^[\x20-\x7e]*$/.test(s) ? s : s.replace(/[^\x20-\x7e]/g, "?"));
+}

@@ -1,0 +1,219 @@
+import { CairnError } from "../../errors.ts";
+import { isLoopbackHost } from "../../config/load.ts";
+import { logger } from "../../log.ts";
+import { parseInfo, RedisConnection, RedisReplyError, text } from "./resp.ts";
+import { describe, type RedisTarget } from "./url.ts";
+
+export interface Snapshot {
+  body: ReadableStream<Uint8Array>;
+  redisVersion: string;
+  method: "sync" | "bgsave";
+  close(): void;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A point-in-time RDB of the whole server, taken the way a replica gets one
+ * (redis-cli --rdb): handshake, SYNC, then the payload as `$<len>` or diskless
+ * `$EOF:<mark>`, after keep-alive newlines. Nothing is buffered beyond a chunk.
+ */
+export async function takeSnapshot(target: RedisTarget, signal: AbortSignal): Promise<Snapshot> {
+  const conn = await RedisConnection.open(target);
+  const onAbort = () => conn.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const info = parseInfo(await conn.ok(["INFO", "server"]));
+    const redisVersion = info.redis_version ?? "unknown";
+    // Not fatal: older servers do not know these.
+    await conn.command(["REPLCONF", "capa", "eof"]);
+    await conn.command(["REPLCONF", "rdb-only", "1"]);
+    await conn.writeRaw(encoder.encode("SYNC\r\n"));
+    let header: string | null;
+    for (;;) {
+      header = await conn.queue.readLine();
+      if (header === null) {
+        throw new CairnError(
+          "SOURCE_UNAVAILABLE",
+          `${describe(target)} closed the connection during SYNC`,
+        );
+      }
+      if (header !== "") break; // bare newlines are keep-alives while the server prepares the RDB
+    }
+    if (header.startsWith("-")) {
+      conn.close();
+      return await fallbackBgsave(target, header.slice(1), redisVersion, signal);
+    }
+    const body = header.startsWith("$EOF:")
+      ? eofBody(conn, header.slice(5))
+      : lengthBody(conn, header);
+    return { body, redisVersion, method: "sync", close: () => conn.close() };
+  } catch (error) {
+    conn.close();
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+function lengthBody(conn: RedisConnection, header: string): ReadableStream<Uint8Array> {
+  const m = /^\$(\d+)$/.exec(header);
+  if (!m) {
+    throw new CairnError(
+      "SOURCE_UNAVAILABLE",
+      `Unexpected reply to SYNC: ${JSON.stringify(header.slice(0, 60))}`,
+    );
+  }
+  let left = Number(m[1]);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (left === 0) {
+        conn.close();
+        return controller.close();
+      }
+      const chunk = await conn.queue.readSome(Math.min(left, 1 << 20));
+      left -= chunk.byteLength;
+      controller.enqueue(chunk.slice());
+    },
+    cancel() {
+      conn.close();
+    },
+  });
+}
+
+/** Diskless: the RDB ends with the same 40-byte mark; it may straddle two reads. */
+function eofBody(conn: RedisConnection, mark: string): ReadableStream<Uint8Array> {
+  if (mark.length !== 40) {
+    throw new CairnError("SOURCE_UNAVAILABLE", "Malformed $EOF mark in the SYNC reply");
+  }
+  const markBytes = encoder.encode(mark);
+  let tail = new Uint8Array(0); // held back: could be the start of the mark
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: Uint8Array;
+      try {
+        chunk = (await conn.queue.readSome(1 << 20)).slice();
+      } catch {
+        throw new CairnError("SOURCE_UNAVAILABLE", "The connection ended before the RDB end mark");
+      }
+      const buf = new Uint8Array(tail.length + chunk.length);
+      buf.set(tail);
+      buf.set(chunk, tail.length);
+      const at = indexOf(buf, markBytes);
+      if (at !== -1) {
+        if (at > 0) controller.enqueue(buf.subarray(0, at));
+        conn.close();
+        return controller.close();
+      }
+      const keep = Math.min(buf.length, markBytes.length - 1);
+      if (buf.length > keep) controller.enqueue(buf.subarray(0, buf.length - keep));
+      tail = buf.slice(buf.length - keep);
+    },
+    cancel() {
+      conn.close();
+    },
+  });
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (
+    let i = haystack.indexOf(needle[0]);
+    i !== -1 && i <= haystack.length - needle.length;
+    i = haystack.indexOf(needle[0], i + 1)
+  ) {
+    for (let j = 1; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * When replication is refused, BGSAVE and read the dump file, but only when that
+ * file is ours to read (same host). Otherwise say which permission is missing.
+ */
+async function fallbackBgsave(
+  target: RedisTarget,
+  refusal: string,
+  redisVersion: string,
+  signal: AbortSignal,
+): Promise<Snapshot> {
+  const need =
+    `grant the replication permission (ACL SETUSER ${
+      target.username ?? "default"
+    } +sync +replconf, or +psync), ` +
+    "or run cairn on the Redis host with read access to its dump file";
+  if (!isLoopbackHost(target.host)) {
+    throw new CairnError(
+      "SOURCE_REFUSED",
+      `${describe(target)} refused replication (${refusal}): ${need}`,
+    );
+  }
+  const conn = await RedisConnection.open(target);
+  try {
+    const dir = await conn.command(["CONFIG", "GET", "dir"]);
+    const file = await conn.command(["CONFIG", "GET", "dbfilename"]);
+    if (
+      dir instanceof RedisReplyError || file instanceof RedisReplyError || !Array.isArray(dir) ||
+      !Array.isArray(file)
+    ) {
+      throw new CairnError(
+        "SOURCE_REFUSED",
+        `${describe(target)} refused replication (${refusal}) and CONFIG GET: ${need}`,
+      );
+    }
+    const path = `${text(dir[1])}/${text(file[1])}`;
+    // rdb_saves counts finished saves (Redis >= 7.0); LASTSAVE has one-second
+    // resolution, so on older servers start the save in a fresh second.
+    const counted = (info: Record<string, string>) => info.rdb_saves !== undefined;
+    const before = parseInfo(await conn.ok(["INFO", "persistence"]));
+    const lastSave = Number(await conn.ok(["LASTSAVE"]));
+    if (!counted(before)) await new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));
+    const started = await conn.command(["BGSAVE"]);
+    if (started instanceof RedisReplyError && !/already in progress/i.test(started.message)) {
+      throw new CairnError(
+        "SOURCE_REFUSED",
+        `${
+          describe(target)
+        } refused replication (${refusal}) and BGSAVE (${started.message}): ${need}`,
+      );
+    }
+    logger.info("Replication refused; using BGSAVE and the local dump file", { path, refusal });
+    const deadline = Date.now() + 30 * 60_000;
+    for (;;) {
+      signal.throwIfAborted();
+      const info = parseInfo(await conn.ok(["INFO", "persistence"]));
+      const done = counted(before)
+        ? Number(info.rdb_saves) > Number(before.rdb_saves)
+        : Number(info.rdb_last_save_time) > lastSave;
+      if (info.rdb_bgsave_in_progress === "0" && done) {
+        if (info.rdb_last_bgsave_status !== "ok") {
+          throw new CairnError("SOURCE_UNAVAILABLE", `${describe(target)}: BGSAVE failed`);
+        }
+        break;
+      }
+      if (Date.now() > deadline) {
+        throw new CairnError(
+          "SOURCE_UNAVAILABLE",
+          `${describe(target)}: BGSAVE did not finish in 30 minutes`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    let f: Deno.FsFile;
+    try {
+      f = await Deno.open(path, { read: true });
+    } catch (error) {
+      throw new CairnError(
+        "SOURCE_REFUSED",
+        `${
+          describe(target)
+        } refused replication (${refusal}) and its dump file ${path} is not readable (${
+          (error as Error).message
+        }): ${need}`,
+      );
+    }
+    return { body: f.readable, redisVersion, method: "bgsave", close: () => {} };
+  } finally {
+    conn.close();
+  }
+}
