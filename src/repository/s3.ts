@@ -17,9 +17,12 @@ import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository
 
 type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
 
-/** Parts are buffered one at a time per slot: memory is PART_SIZE x QUEUE_SIZE whatever the artifact size. */
-export const PART_SIZE = 16 * 1024 * 1024;
-export const QUEUE_SIZE = 4;
+/**
+ * Each upload slot buffers one part, so memory is about PART_SIZE x (QUEUE_SIZE + 1)
+ * whatever the artifact size. 10 MiB x 10,000 parts (S3's limit) allows ~97 GiB.
+ */
+export const PART_SIZE = 10 * 1024 * 1024;
+export const QUEUE_SIZE = 2;
 
 const AUTH_ERRORS = new Set([
   "InvalidAccessKeyId",

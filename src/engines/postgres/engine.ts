@@ -181,8 +181,6 @@ export const postgresEngine: Engine<PostgresClient> = {
       const [{ snapshot }] = await reserved<
         Array<{ snapshot: string }>
       >`SELECT pg_export_snapshot() AS snapshot`;
-      ctx.progress({ bytes_done: 0, phase: "counting rows" });
-      const counts = await countRows(reserved as unknown as Sql, ctx.signal);
       const [{ size }] = await reserved<
         Array<{ size: string }>
       >`SELECT pg_database_size(current_database())::text AS size`;
@@ -196,8 +194,12 @@ export const postgresEngine: Engine<PostgresClient> = {
       });
       ctx.progress({ bytes_done: 0, phase: "dumping" });
       const started = tool;
+      // The counts run in the exporting transaction while pg_dump reads the same
+      // snapshot: the same numbers, but the scans overlap the dump instead of preceding it.
+      const counting = countRows(reserved as unknown as Sql, ctx.signal);
+      counting.catch(() => {});
       const facts = (async (): Promise<BackupFacts> => {
-        const status = await started.exited;
+        const [status, counts] = await Promise.all([started.exited, counting]);
         if (!status.success) throw toolFailure(started, "pg_dump", status);
         await reserved!`COMMIT`;
         const rows = Object.values(counts.tables).reduce((a, b) => a + b, 0);
