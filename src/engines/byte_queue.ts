@@ -3,6 +3,8 @@
  * (tar, RDB). Every consumed byte passes `onConsume` (checksums) and, while a
  * capture is active, is kept (the raw bytes of one value).
  */
+const DECODER = new TextDecoder();
+
 export class ByteQueue {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #chunks: Uint8Array[] = [];
@@ -15,6 +17,8 @@ export class ByteQueue {
   /** Bytes consumed so far. */
   offset = 0;
   onConsume: ((bytes: Uint8Array) => void) | null = null;
+  /** Optional single-byte form of onConsume, so u8() allocates nothing. */
+  onConsumeByte: ((byte: number) => void) | null = null;
 
   constructor(stream: ReadableStream<Uint8Array>) {
     this.#reader = stream.getReader();
@@ -32,33 +36,57 @@ export class ByteQueue {
     return this.#buffered >= n;
   }
 
+  /** `bytes` is ours (a fresh copy): a capture may keep it as is. */
   #consumed(bytes: Uint8Array): void {
     this.offset += bytes.byteLength;
     this.onConsume?.(bytes);
-    if (this.#capture && !this.#overflow) {
-      this.#captured += bytes.byteLength;
-      if (this.#captured > this.#captureLimit) {
-        this.#overflow = true;
-        this.#capture = [];
-      } else this.#capture.push(bytes.slice());
-    }
+    if (this.#capture && !this.#overflow) this.#keep(bytes);
   }
 
-  /** Exactly n bytes, or null at a clean end of stream. */
+  /** `bytes` is a view into a buffered chunk: a capture keeps a copy. */
+  #consumedView(bytes: Uint8Array): void {
+    if (bytes.byteLength === 1 && this.onConsumeByte) this.onConsumeByte(bytes[0]);
+    else this.onConsume?.(bytes);
+    if (this.#capture && !this.#overflow) this.#keep(bytes.slice());
+  }
+
+  #keep(bytes: Uint8Array): void {
+    this.#captured += bytes.byteLength;
+    if (this.#captured > this.#captureLimit) {
+      this.#overflow = true;
+      this.#capture = [];
+    } else this.#capture!.push(bytes);
+  }
+
+  /**
+   * Exactly n bytes, or null at a clean end of stream. The result may be a view into
+   * a chunk the stream handed over (chunks are never written to again), so treat it
+   * as read-only.
+   */
   async readExact(n: number): Promise<Uint8Array | null> {
     if (!(await this.#fill(n))) {
       if (this.#buffered === 0 && n > 0) return null;
       throw new Error("the stream ends in the middle of a record (truncated)");
     }
+    const head = this.#chunks[0];
+    if (head.byteLength >= n) {
+      const view = head.subarray(0, n);
+      if (head.byteLength === n) this.#chunks.shift();
+      else this.#chunks[0] = head.subarray(n);
+      this.#buffered -= n;
+      this.offset += n;
+      this.#consumedView(view);
+      return view;
+    }
     const out = new Uint8Array(n);
     let off = 0;
     while (off < n) {
-      const head = this.#chunks[0];
-      const take = Math.min(head.byteLength, n - off);
-      out.set(head.subarray(0, take), off);
+      const h = this.#chunks[0];
+      const take = Math.min(h.byteLength, n - off);
+      out.set(h.subarray(0, take), off);
       off += take;
-      if (take === head.byteLength) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(take);
+      if (take === h.byteLength) this.#chunks.shift();
+      else this.#chunks[0] = h.subarray(take);
     }
     this.#buffered -= n;
     this.#consumed(out);
@@ -73,7 +101,20 @@ export class ByteQueue {
   }
 
   async u8(): Promise<number> {
-    return (await this.need(1))[0];
+    // Hot path of every parser: no allocation when the byte is already buffered.
+    if (this.#buffered === 0 && !(await this.#fill(1))) {
+      throw new Error("the stream ends early (truncated)");
+    }
+    const head = this.#chunks[0];
+    const b = head[0];
+    if (head.byteLength === 1) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(1);
+    this.#buffered -= 1;
+    this.offset += 1;
+    if (this.#capture || (this.onConsume && !this.onConsumeByte)) {
+      this.#consumedView(head.subarray(0, 1));
+    } else this.onConsumeByte?.(b);
+    return b;
   }
 
   /** Up to `max` bytes as they come (no copy of large chunks), for streaming bodies. */
@@ -87,7 +128,8 @@ export class ByteQueue {
     else this.#chunks[0] = head.subarray(take);
     this.#buffered -= take;
     const out = head.subarray(0, take);
-    this.#consumed(out);
+    this.offset += take;
+    this.#consumedView(out);
     return out;
   }
 
@@ -102,7 +144,7 @@ export class ByteQueue {
           const end = line.length >= 2 && line[line.length - 2] === 0x0d
             ? line.length - 2
             : line.length - 1;
-          return new TextDecoder().decode(line.subarray(0, end));
+          return DECODER.decode(line.subarray(0, end));
         }
         seen += chunk.byteLength;
       }

@@ -38,6 +38,12 @@ export class Crc64 {
     return this;
   }
 
+  updateByte(byte: number): void {
+    const idx = (this.lo ^ byte) & 0xff;
+    this.lo = (((this.lo >>> 8) | (this.hi << 24)) ^ TABLE_LO[idx]) >>> 0;
+    this.hi = ((this.hi >>> 8) ^ TABLE_HI[idx]) >>> 0;
+  }
+
   /** The 8 bytes as Redis stores them (little-endian). */
   bytes(): Uint8Array {
     const out = new Uint8Array(8);

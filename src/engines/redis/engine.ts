@@ -111,7 +111,8 @@ export const redisEngine: Engine<RedisClient> = {
       while (!(await check.read()).done) ctx.signal.throwIfAborted();
       if (request.flush) await conn.ok(["FLUSHALL"]);
       ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
-      const reader = new RdbReader(await request.open());
+      // The bytes were just verified against the manifest's sha256: no second CRC pass.
+      const reader = new RdbReader(await request.open(), { checksum: false });
       try {
         await reader.header();
         const result = await replay(conn, reader, { signal: ctx.signal });

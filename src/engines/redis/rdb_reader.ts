@@ -95,9 +95,19 @@ export class RdbReader {
   #ended = false;
   checksum: "ok" | "absent" | null = null;
 
-  constructor(stream: ReadableStream<Uint8Array>) {
+  readonly #checksum: boolean;
+
+  /**
+   * `checksum: false` skips the CRC-64 for a pass over bytes whose sha256 was
+   * already verified against the manifest (restore's second pass).
+   */
+  constructor(stream: ReadableStream<Uint8Array>, options: { checksum?: boolean } = {}) {
     this.q = new ByteQueue(stream);
-    this.q.onConsume = (bytes) => this.crc.update(bytes);
+    this.#checksum = options.checksum ?? true;
+    if (this.#checksum) {
+      this.q.onConsume = (bytes) => this.crc.update(bytes);
+      this.q.onConsumeByte = (b) => this.crc.updateByte(b);
+    }
   }
 
   #fail(message: string): never {
@@ -253,9 +263,11 @@ export class RdbReader {
   async #end(): Promise<void> {
     this.#ended = true;
     this.q.onConsume = null; // the trailer is not part of what it checks
+    this.q.onConsumeByte = null;
     if (this.version >= 5) {
       const stored = await this.q.need(8);
-      if (stored.every((b) => b === 0)) this.checksum = "absent";
+      if (!this.#checksum) this.checksum = null;
+      else if (stored.every((b) => b === 0)) this.checksum = "absent";
       else if (!this.crc.equals(stored)) {
         this.#fail(
           `CRC-64 mismatch: the file says ${hex(stored)}, its bytes give ${this.crc.hex()}`,
@@ -443,7 +455,9 @@ export class RdbReader {
    * A string value's raw encoding streamed without buffering it: the byte count is
    * known before the first byte (needed for a RESP bulk header), then the chunks.
    */
-  async streamString(): Promise<{ size: number; chunks: AsyncGenerator<Uint8Array> }> {
+  async streamString(): Promise<
+    { size: number; chunks: () => AsyncGenerator<Uint8Array>; whole: () => Promise<Uint8Array> }
+  > {
     this.#pendingValue = false;
     const first = await this.q.u8();
     const kind = first >> 6;
@@ -479,7 +493,14 @@ export class RdbReader {
     const prefix = new Uint8Array(head);
     return {
       size: prefix.length + rest!,
-      chunks: (async function* () {
+      /** The whole encoding in one buffer: for small strings, without a generator per key. */
+      whole: async () => {
+        const out = new Uint8Array(prefix.length + rest!);
+        out.set(prefix);
+        if (rest! > 0) out.set(await q.need(rest!), prefix.length);
+        return out;
+      },
+      chunks: async function* () {
         yield prefix;
         let left = rest!;
         while (left > 0) {
@@ -487,7 +508,7 @@ export class RdbReader {
           left -= chunk.byteLength;
           yield chunk.slice();
         }
-      })(),
+      },
     };
   }
 }

@@ -14,7 +14,7 @@ import {
 const CAPTURE_LIMIT = 256 * 1024 * 1024;
 /** Collections with more elements than this are replayed as chunked commands. */
 const ELEMENT_THRESHOLD = 4096;
-const MAX_IN_FLIGHT = 512;
+const MAX_IN_FLIGHT = 2048;
 const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 const CHUNK_ARGS = 1000;
 /** Strings larger than this stream from the artifact to the socket instead of being buffered. */
@@ -34,19 +34,18 @@ function versionBytes(version: number): Uint8Array {
   return new Uint8Array([version & 0xff, (version >> 8) & 0xff]);
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) (out.set(p, off), off += p.length);
-  return out;
-}
-
 /** DUMP payload: type byte, value bytes as in the RDB, RDB version (LE), CRC-64 (LE) of all before. */
 export function dumpPayload(type: number, raw: Uint8Array[], version: number): Uint8Array {
-  const size = raw.reduce((n, r) => n + r.length, 0);
-  const body = concat([new Uint8Array([type]), ...raw, versionBytes(version)], 1 + size + 2);
-  const crc = new Crc64().update(body).bytes();
-  return concat([body, crc], body.length + 8);
+  let size = 0;
+  for (const r of raw) size += r.length;
+  const out = new Uint8Array(1 + size + 2 + 8);
+  out[0] = type;
+  let off = 1;
+  for (const r of raw) (out.set(r, off), off += r.length);
+  out[off] = version & 0xff;
+  out[off + 1] = (version >> 8) & 0xff;
+  out.set(new Crc64().update(out.subarray(0, off + 2)).bytes(), off + 2);
+  return out;
 }
 
 /**
@@ -61,9 +60,11 @@ export async function replay(
   options: { signal: AbortSignal; now?: number; onKey?: (n: number) => void },
 ): Promise<ReplayResult> {
   const now = options.now ?? Date.now();
-  const inflight: Array<{ reply: Promise<Reply>; what: string; bytes: number }> = [];
+  const inflight: Array<{ reply: Promise<Reply>; what: string | (() => string); bytes: number }> =
+    [];
   let bytesInFlight = 0;
   const settle = async () => {
+    conn.flush();
     const { reply, what, bytes } = inflight.shift()!;
     bytesInFlight -= bytes;
     const r = await reply;
@@ -74,13 +75,19 @@ export async function replay(
       );
     }
   };
-  const track = async (reply: Promise<Reply>, what: string, bytes: number) => {
+  const track = async (reply: Promise<Reply>, what: string | (() => string), bytes: number) => {
     reply.catch(() => {});
     inflight.push({ reply, what, bytes });
     bytesInFlight += bytes;
-    while (inflight.length > MAX_IN_FLIGHT || bytesInFlight > MAX_BYTES_IN_FLIGHT) await settle();
+    // Drain to half, not just below the limit: otherwise every new command would wait
+    // for one reply and the writes would shrink to one command each.
+    if (inflight.length > MAX_IN_FLIGHT || bytesInFlight > MAX_BYTES_IN_FLIGHT) {
+      while (inflight.length > MAX_IN_FLIGHT / 2 || bytesInFlight > MAX_BYTES_IN_FLIGHT / 2) {
+        await settle();
+      }
+    }
   };
-  const send = (args: Arg[], what: string) => {
+  const send = (args: Arg[], what: string | (() => string)) => {
     const bytes = encodeCommand(args);
     return track(conn.sendRaw([bytes]), what, bytes.length);
   };
@@ -109,7 +116,8 @@ export async function replay(
       continue;
     }
     if (e.kind !== "key") continue;
-    const name = printableKey(e.key);
+    const key = e.key;
+    const name = () => printableKey(key);
     if (e.expireMs !== null && e.expireMs <= now) {
       await reader.skipValue(e.type);
       result.keys_skipped_expired++;
@@ -129,12 +137,8 @@ export async function replay(
     if (e.type === T.STRING) {
       const value = await reader.streamString();
       if (value.size <= STREAM_ABOVE) {
-        const raw: Uint8Array[] = [];
-        for await (const chunk of value.chunks) raw.push(chunk);
-        await send(
-          ["RESTORE", e.key, ttl, dumpPayload(T.STRING, raw, reader.version), ...tail],
-          `RESTORE ${name}`,
-        );
+        const payload = dumpPayload(T.STRING, [await value.whole()], reader.version);
+        await send(["RESTORE", e.key, ttl, payload, ...tail], () => `RESTORE ${name()}`);
       } else {
         await restoreStreamedString(conn, reader, value, e.key, ttl, tail, track, name);
       }
@@ -148,13 +152,13 @@ export async function replay(
         if (!captured.raw) {
           throw new CairnError(
             "VERIFY_FAILED",
-            `Key ${name} is larger than ${
+            `Key ${name()} is larger than ${
               CAPTURE_LIMIT >> 20
             } MiB in a form that cannot be split into commands`,
           );
         }
         const payload = dumpPayload(e.type, captured.raw, reader.version);
-        await send(["RESTORE", e.key, ttl, payload, ...tail], `RESTORE ${name}`);
+        await send(["RESTORE", e.key, ttl, payload, ...tail], () => `RESTORE ${name()}`);
         result.keys_restored++;
       }
     }
@@ -167,12 +171,12 @@ export async function replay(
 async function restoreStreamedString(
   conn: RedisConnection,
   reader: RdbReader,
-  value: { size: number; chunks: AsyncGenerator<Uint8Array> },
+  value: { size: number; chunks: () => AsyncGenerator<Uint8Array> },
   key: Uint8Array,
   ttl: string,
   tail: Arg[],
-  track: (reply: Promise<Reply>, what: string, bytes: number) => Promise<void>,
-  name: string,
+  track: (reply: Promise<Reply>, what: string | (() => string), bytes: number) => Promise<void>,
+  name: () => string,
 ): Promise<void> {
   const payloadSize = 1 + value.size + 2 + 8;
   const head = encodeCommand(["RESTORE", key, ttl]);
@@ -191,7 +195,7 @@ async function restoreStreamedString(
     const type = new Uint8Array([T.STRING]);
     crc.update(type);
     yield type;
-    for await (const chunk of value.chunks) {
+    for await (const chunk of value.chunks()) {
       crc.update(chunk);
       yield chunk;
     }
@@ -202,7 +206,7 @@ async function restoreStreamedString(
     yield trailing;
   }
   const { reply } = await conn.sendStreamed(parts());
-  await track(reply, `RESTORE ${name}`, 0);
+  await track(reply, () => `RESTORE ${name()}`, 0);
 }
 
 async function replayElements(
@@ -211,15 +215,15 @@ async function replayElements(
   count: number,
   key: Uint8Array,
   expireMs: number | null,
-  send: (args: Arg[], what: string) => Promise<void>,
-  name: string,
+  send: (args: Arg[], what: string | (() => string)) => Promise<void>,
+  name: () => string,
 ): Promise<void> {
-  await send(["DEL", key], `DEL ${name}`);
+  await send(["DEL", key], () => `DEL ${name()}`);
   let command = "";
   let batch: Arg[] = [];
   let bytes = 0;
   const flush = async () => {
-    if (batch.length) await send([command, key, ...batch], `${command} ${name}`);
+    if (batch.length) await send([command, key, ...batch], () => `${command} ${name()}`);
     batch = [];
     bytes = 0;
   };
@@ -249,7 +253,9 @@ async function replayElements(
     if (batch.length >= CHUNK_ARGS || bytes > 4 * 1024 * 1024) await flush();
   }
   await flush();
-  if (expireMs !== null) await send(["PEXPIREAT", key, String(expireMs)], `PEXPIREAT ${name}`);
+  if (expireMs !== null) {
+    await send(["PEXPIREAT", key, String(expireMs)], () => `PEXPIREAT ${name()}`);
+  }
 }
 
 function printableKey(key: Uint8Array): string {

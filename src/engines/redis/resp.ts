@@ -12,25 +12,57 @@ export class RedisReplyError extends Error {
 }
 
 const encoder = new TextEncoder();
-const CRLF = encoder.encode("\r\n");
 
 export type Arg = string | Uint8Array;
 
-/** RESP encoding of one command as an array of bulk strings. */
+function asciiLength(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return -1;
+  return s.length;
+}
+
+function digits(n: number): number {
+  return n < 10 ? 1 : Math.floor(Math.log10(n)) + 1;
+}
+
+function putNumber(out: Uint8Array, off: number, n: number): number {
+  const text = String(n);
+  for (let i = 0; i < text.length; i++) out[off + i] = text.charCodeAt(i);
+  return off + text.length;
+}
+
+/**
+ * RESP encoding of one command as an array of bulk strings, written straight into
+ * one buffer (this runs once per key on a restore: no intermediate strings).
+ */
 export function encodeCommand(args: Arg[]): Uint8Array {
-  const parts: Uint8Array[] = [encoder.encode(`*${args.length}\r\n`)];
-  let size = parts[0].length;
-  for (const arg of args) {
-    const bytes = typeof arg === "string" ? encoder.encode(arg) : arg;
-    const head = encoder.encode(`$${bytes.length}\r\n`);
-    parts.push(head, bytes, CRLF);
-    size += head.length + bytes.length + 2;
+  const bytes: Uint8Array[] = new Array(args.length);
+  let size = 1 + digits(args.length) + 2;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (typeof a === "string") {
+      bytes[i] = asciiLength(a) === -1 ? encoder.encode(a) : (null as unknown as Uint8Array);
+    } else bytes[i] = a;
+    const len = bytes[i] ? bytes[i].length : (a as string).length;
+    size += 1 + digits(len) + 2 + len + 2;
   }
   const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
+  out[0] = 0x2a; // *
+  let off = putNumber(out, 1, args.length);
+  out[off++] = 13, out[off++] = 10;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], b = bytes[i];
+    const len = b ? b.length : (a as string).length;
+    out[off++] = 0x24; // $
+    off = putNumber(out, off, len);
+    out[off++] = 13, out[off++] = 10;
+    if (b) {
+      out.set(b, off);
+      off += len;
+    } else {
+      const text = a as string;
+      for (let j = 0; j < len; j++) out[off++] = text.charCodeAt(j);
+    }
+    out[off++] = 13, out[off++] = 10;
   }
   return out;
 }
@@ -44,6 +76,9 @@ export class RedisConnection {
   readonly #conn: Deno.Conn;
   readonly queue: ByteQueue;
   #writing: Promise<void> = Promise.resolve();
+  #outbox: Uint8Array[] = [];
+  #outboxBytes = 0;
+  #flushScheduled = false;
   #replies: Array<{ resolve: (r: Reply) => void; reject: (e: unknown) => void }> = [];
   #reading = false;
   #closed = false;
@@ -111,15 +146,42 @@ export class RedisConnection {
     return this.sendRaw([encodeCommand(args)]);
   }
 
-  /** Writes pre-encoded bytes (possibly a command streamed in parts) and awaits one reply. */
-  sendRaw(parts: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Reply> {
+  /**
+   * Queues pre-encoded command bytes and returns the reply to come. Commands are
+   * coalesced into large socket writes: pipelining costs one syscall per batch,
+   * not one per command.
+   */
+  sendRaw(parts: Uint8Array[]): Promise<Reply> {
     const reply = new Promise<Reply>((resolve, reject) => this.#replies.push({ resolve, reject }));
-    this.#writing = this.#writing.then(async () => {
-      for await (const part of parts as AsyncIterable<Uint8Array>) await this.#writeAll(part);
-    });
-    this.#writing.catch((error) => this.#fail(error));
+    for (const p of parts) {
+      this.#outbox.push(p);
+      this.#outboxBytes += p.length;
+    }
+    // A macrotask, not a microtask: a parser awaiting buffered data yields to
+    // microtasks after every key, which would send each command on its own.
+    if (this.#outboxBytes >= 256 * 1024) this.#flushOutbox();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setTimeout(() => this.#flushOutbox(), 0);
+    }
     this.#pump();
     return reply;
+  }
+
+  #flushOutbox(): void {
+    this.#flushScheduled = false;
+    if (this.#outboxBytes === 0) return;
+    const parts = this.#outbox;
+    const total = this.#outboxBytes;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    const batch = parts.length === 1 ? parts[0] : new Uint8Array(total);
+    if (parts.length > 1) {
+      let off = 0;
+      for (const p of parts) (batch.set(p, off), off += p.length);
+    }
+    this.#writing = this.#writing.then(() => this.#writeAll(batch));
+    this.#writing.catch((error) => this.#fail(error));
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
@@ -133,6 +195,7 @@ export class RedisConnection {
    * must not read further from the parts' source until this resolves.
    */
   async sendStreamed(parts: AsyncIterable<Uint8Array>): Promise<{ reply: Promise<Reply> }> {
+    this.#flushOutbox();
     await this.#writing;
     const reply = new Promise<Reply>((resolve, reject) => this.#replies.push({ resolve, reject }));
     reply.catch(() => {});
@@ -147,12 +210,20 @@ export class RedisConnection {
 
   /** Raw bytes outside the request/reply rhythm (SYNC, whose answer is not a RESP reply). */
   async writeRaw(bytes: Uint8Array): Promise<void> {
+    this.#flushOutbox();
     await this.#writing;
     await this.#writeAll(bytes);
   }
 
   command(args: Arg[]): Promise<Reply> {
-    return this.send(args);
+    const reply = this.send(args);
+    this.#flushOutbox();
+    return reply;
+  }
+
+  /** Sends whatever is queued now (call before waiting on a pipelined reply). */
+  flush(): void {
+    this.#flushOutbox();
   }
 
   /** A command that must succeed; a Redis error becomes an exception. */
@@ -192,6 +263,7 @@ export class RedisConnection {
 
   /** Waits for queued writes (used before handing the socket to a raw reader). */
   flushed(): Promise<void> {
+    this.#flushOutbox();
     return this.#writing;
   }
 
@@ -206,6 +278,7 @@ export class RedisConnection {
 
 export async function readReply(q: ByteQueue): Promise<Reply> {
   const line = await q.readLine(1 << 20);
+  if (line === "+OK") return "OK"; // the reply to almost every pipelined command
   if (line === null) throw new Error("connection closed by the server");
   const kind = line[0], rest = line.slice(1);
   switch (kind) {

@@ -1,0 +1,280 @@
+/**
+ * Redis snapshot and restore against redis-cli, in one run:
+ * - 1,000,000 mixed keys (about 1 GiB RDB) loaded with `redis-cli --pipe` from a command file
+ * - cairn snapshot        vs  redis-cli --rdb FILE                (target <= 1.15)
+ * - cairn restore         vs  the same data loaded with --pipe    (target <= 1.5)
+ * - cairn's peak RSS for both (target < 200 MB), then again with a 500 MB string and a
+ *   hash of 5 million fields
+ *
+ *   deno task bench:redis [-- --keys 1000000 --big 1]
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: { keys: { type: "string", default: "1000000" }, big: { type: "string", default: "1" } },
+});
+const N = Number(values.keys);
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const PERMS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+  "--v8-flags=--max-semi-space-size=1",
+];
+const dir = await Deno.makeTempDir({ prefix: "cairn-bench-redis-" });
+const servers: Deno.ChildProcess[] = [];
+const enc = new TextEncoder();
+
+function resp(args: string[]): string {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) out += `$${enc.encode(a).length}\r\n${a}\r\n`;
+  return out;
+}
+
+async function server(port: number): Promise<void> {
+  const d = join(dir, `r${port}`);
+  await Deno.mkdir(d);
+  servers.push(new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      d,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--repl-diskless-sync-delay",
+      "0",
+      "--proto-max-bulk-len",
+      "1gb",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn());
+  for (let i = 0; i < 100; i++) {
+    const ping = await new Deno.Command("redis-cli", {
+      args: ["-p", String(port), "ping"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (new TextDecoder().decode(ping.stdout).includes("PONG")) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`redis-server on ${port} did not start`);
+}
+
+async function timed(
+  cmd: string[],
+  stdin?: string,
+): Promise<{ seconds: number; rssMiB: number; stdout: string }> {
+  const t = performance.now();
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-v", ...cmd],
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin) {
+    const f = await Deno.open(stdin);
+    await f.readable.pipeTo(child.stdin);
+  }
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr.slice(-1500)}`);
+  return {
+    seconds: (performance.now() - t) / 1000,
+    rssMiB: Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024,
+    stdout: new TextDecoder().decode(out.stdout),
+  };
+}
+
+async function writeCommands(path: string): Promise<void> {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const w = f.writable.getWriter();
+  let buf = "";
+  const flush = async () => {
+    await w.write(enc.encode(buf));
+    buf = "";
+  };
+  const value = (i: number, n: number) =>
+    (`v${i}-`.repeat(Math.ceil(n / 6)) + "x".repeat(n)).slice(0, n);
+  for (let i = 0; i < N; i++) {
+    const kind = i % 20;
+    if (kind < 13) buf += resp(["SET", `s:${i}`, value(i, 900 + (i % 200))]);
+    else if (kind < 16) {
+      buf += resp([
+        "HSET",
+        `h:${i}`,
+        ...Array.from({ length: 8 }, (_, j) => [`field${j}`, value(i + j, 60)]).flat(),
+      ]);
+    } else if (kind < 18) {
+      buf += resp([
+        "RPUSH",
+        `l:${i}`,
+        ...Array.from({ length: 10 }, (_, j) => value(i * j, 50)),
+      ]);
+    } else if (kind < 19) {
+      buf += resp([
+        "SADD",
+        `set:${i}`,
+        ...Array.from({ length: 10 }, (_, j) => `m${j}-${i}`),
+      ]);
+    } else {buf += resp([
+        "ZADD",
+        `z:${i}`,
+        ...Array.from({ length: 10 }, (_, j) => [String(j * 1.5), `zm${j}-${i}`]).flat(),
+      ]);}
+    if (i % 1000 === 999) await flush();
+  }
+  await flush();
+  await w.close();
+}
+
+async function config(name: string, url: string): Promise<string> {
+  const path = join(dir, `${name}.yaml`);
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      store: { kind: "sqlite", path: join(dir, `${name}.db`) },
+      repository: { kind: "fs", path: join(dir, `${name}-repo`) },
+      backup: { worker_max_attempts: 1 },
+      clients: { cache: { kind: "redis", url } },
+    }),
+  );
+  return path;
+}
+
+const cli = (port: number, ...args: string[]) =>
+  new Deno.Command("redis-cli", { args: ["-p", String(port), ...args], stdout: "piped" }).output();
+
+try {
+  console.log(`redis benchmark: ${N} mixed keys`);
+  const [A, B, C] = [
+    21001 + Math.floor(Math.random() * 1000),
+    23001 + Math.floor(Math.random() * 1000),
+    25001 + Math.floor(Math.random() * 1000),
+  ];
+  await server(A);
+  await server(C);
+  const commands = join(dir, "commands.resp");
+  await writeCommands(commands);
+  const load = await timed(["redis-cli", "-p", String(C), "--pipe"], commands);
+  console.log(`  load with redis-cli --pipe: ${load.seconds.toFixed(1)} s`);
+  await timed(["redis-cli", "-p", String(A), "--pipe"], commands);
+  await Deno.remove(commands);
+
+  const cfg = await config("main", `redis://127.0.0.1:${A}`);
+  const snap = await timed([
+    Deno.execPath(),
+    "run",
+    ...PERMS,
+    MAIN,
+    "backup",
+    "cache",
+    "--json",
+    "--config",
+    cfg,
+  ]);
+  const job = JSON.parse(snap.stdout);
+  const base = await timed(["redis-cli", "-p", String(A), "--rdb", join(dir, "baseline.rdb")]);
+  console.log(
+    `  snapshot: redis-cli --rdb ${base.seconds.toFixed(1)} s, cairn ${
+      snap.seconds.toFixed(1)
+    } s -> ratio ${(snap.seconds / base.seconds).toFixed(2)} (target <= 1.15); RDB ${
+      (job.result.size_bytes / 2 ** 20).toFixed(0)
+    } MiB; cairn peak RSS ${snap.rssMiB.toFixed(0)} MiB`,
+  );
+
+  await server(B);
+  const restore = await timed([
+    Deno.execPath(),
+    "run",
+    ...PERMS,
+    MAIN,
+    "restore",
+    job.key,
+    "--target",
+    `redis://127.0.0.1:${B}`,
+    "--config",
+    cfg,
+  ]);
+  const same = new TextDecoder().decode((await cli(A, "debug", "digest")).stdout) ===
+    new TextDecoder().decode((await cli(B, "debug", "digest")).stdout);
+  console.log(
+    `  restore: redis-cli --pipe ${load.seconds.toFixed(1)} s, cairn ${
+      restore.seconds.toFixed(1)
+    } s -> ratio ${
+      (restore.seconds / load.seconds).toFixed(2)
+    } (target <= 1.5); digest equal: ${same}; cairn peak RSS ${restore.rssMiB.toFixed(0)} MiB`,
+  );
+
+  if (values.big === "1") {
+    await cli(A, "flushall");
+    await cli(B, "flushall");
+    for (let i = 0; i < 50; i++) {
+      await cli(
+        A,
+        "eval",
+        "redis.call('APPEND', 'bigstring', string.rep('0123456789', 1024 * 1024)) return 1",
+        "0",
+      );
+    }
+    for (let i = 0; i < 50; i++) {
+      await cli(
+        A,
+        "eval",
+        `for j = 1, 100000 do redis.call('HSET', 'bighash', 'field:' .. (${i} * 100000 + j), 'value-' .. j) end return 1`,
+        "0",
+      );
+    }
+    const bigCfg = await config("big", `redis://127.0.0.1:${A}`);
+    const bigSnap = await timed([
+      Deno.execPath(),
+      "run",
+      ...PERMS,
+      MAIN,
+      "backup",
+      "cache",
+      "--json",
+      "--config",
+      bigCfg,
+    ]);
+    const bigJob = JSON.parse(bigSnap.stdout);
+    const bigRestore = await timed([
+      Deno.execPath(),
+      "run",
+      ...PERMS,
+      MAIN,
+      "restore",
+      bigJob.key,
+      "--target",
+      `redis://127.0.0.1:${B}`,
+      "--config",
+      bigCfg,
+    ]);
+    const bigSame = new TextDecoder().decode((await cli(A, "debug", "digest")).stdout) ===
+      new TextDecoder().decode((await cli(B, "debug", "digest")).stdout);
+    console.log(
+      `  big keys (500 MB string + hash of 5,000,000 fields): snapshot ${
+        bigSnap.seconds.toFixed(1)
+      } s, peak RSS ${bigSnap.rssMiB.toFixed(0)} MiB; restore ${
+        bigRestore.seconds.toFixed(1)
+      } s, peak RSS ${bigRestore.rssMiB.toFixed(0)} MiB; digest equal: ${bigSame}`,
+    );
+  }
+} finally {
+  for (const s of servers) {
+    try {
+      s.kill("SIGKILL");
+    } catch { /* gone */ }
+    await s.status;
+  }
+  await Deno.remove(dir, { recursive: true });
+}
