@@ -4,12 +4,14 @@ import { directoryEngine } from "./directory/engine.ts";
 import type { Engine } from "./engine.ts";
 import { postgresEngine } from "./postgres/engine.ts";
 import { redisEngine } from "./redis/engine.ts";
+import { s3MirrorEngine } from "./s3mirror/engine.ts";
 import { sqliteEngine } from "./sqlite/engine.ts";
 
 const ENGINES: Partial<Record<ClientConfig["kind"], Engine<any>>> = {
   directory: directoryEngine,
   postgres: postgresEngine,
   redis: redisEngine,
+  s3: s3MirrorEngine,
   sqlite: sqliteEngine,
 };
 

@@ -53,7 +53,7 @@ export function s3Error(error: unknown, action: string, where: string): Error {
     return new CairnError(
       "REPOSITORY_REFUSED",
       `S3 refused the request while ${action} at ${where} (${
-        name || status
+        name && name !== "Unknown" ? name : `HTTP ${status}`
       }): check access_key_id, secret_access_key and the bucket policy`,
       { cause: error },
     );

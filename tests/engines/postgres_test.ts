@@ -253,12 +253,14 @@ Deno.test("postgres: cancelling a running backup kills pg_dump and removes the p
       try {
         const controller = new AbortController();
         const running = run(services, { kind: "backup", client_name: "app" }, controller.signal);
+        // Only our own children: other test files run pg_dump at the same time.
         const dumping = async () =>
           new TextDecoder().decode(
-            (await new Deno.Command("pgrep", { args: ["-af", "pg_dump"], stdout: "piped" })
-              .output()).stdout,
-          )
-            .includes("--snapshot");
+            (await new Deno.Command("pgrep", {
+              args: ["-a", "-P", String(Deno.pid), "pg_dump"],
+              stdout: "piped",
+            }).output()).stdout,
+          ).includes("--snapshot");
         for (let i = 0; i < 400 && !(await dumping()); i++) {
           await new Promise((r) => setTimeout(r, 10));
         }

@@ -10,7 +10,7 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -26,7 +26,7 @@ export async function startRedis(
     throw new Error("CAIRN_TEST_SKIP_SERVICES=1");
   }
   const dir = await Deno.makeTempDir({ prefix: "cairn-redis-" });
-  const port = await freePort();
+  const port = freePort();
   const args = [
     "--port",
     String(port),

@@ -163,7 +163,11 @@ export const postgresEngine: Engine<PostgresClient> = {
     let envCleanup: (() => Promise<void>) | null = null;
     let tool: Tool | null = null;
     const cleanup = async () => {
-      tool?.kill();
+      if (tool) {
+        // "Cancelled" must mean the child is gone, not merely signalled.
+        tool.kill();
+        await Promise.race([tool.exited, new Promise((r) => setTimeout(r, 6000))]);
+      }
       reserved?.release();
       await sql.end({ timeout: 5 }).catch(() => {});
       await envCleanup?.();

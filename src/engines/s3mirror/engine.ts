@@ -1,0 +1,309 @@
+import { createHash } from "node:crypto";
+import type { ClientConfig } from "../../config/schema.ts";
+import { CairnError } from "../../errors.ts";
+import { logger } from "../../log.ts";
+import { VERSION } from "../../version.ts";
+import type {
+  BackupFacts,
+  Engine,
+  EngineContext,
+  RestoreRequest,
+  VerifyRequest,
+} from "../engine.ts";
+import { forEachConcurrently } from "../pool.ts";
+import { mirrorKey, parseS3Target } from "./keys.ts";
+import { listingStream, type MirrorEntry, parseListing, readState, writeState } from "./listing.ts";
+import { S3Source, type SourceObject } from "./source.ts";
+
+type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
+
+const COPY_ATTEMPTS = 3;
+const STATE_EVERY_COPIES = 500;
+const STATE_EVERY_MS = 15_000;
+
+async function sha256Of(
+  stream: ReadableStream<Uint8Array>,
+): Promise<{ sha256: string; size: number }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk);
+    size += chunk.byteLength;
+  }
+  return { sha256: hash.digest("hex"), size };
+}
+
+/** The newest objects under every configured prefix, each key once. */
+async function listSource(
+  source: S3Source,
+  prefixes: string[],
+  signal: AbortSignal,
+): Promise<Map<string, SourceObject>> {
+  const seen = new Map<string, SourceObject>();
+  for (const prefix of prefixes.length ? prefixes : [""]) {
+    for await (const o of source.list(prefix)) {
+      signal.throwIfAborted();
+      seen.set(o.key, o);
+    }
+  }
+  return seen;
+}
+
+/**
+ * MinIO/S3 prefixes mirrored incrementally into the repository under
+ * mirrors/<client>/: an object is copied when it is new or its size or etag differs
+ * from the mirror's index; unchanged objects are not read at all. Each run's
+ * artifact is its listing (mirror.json).
+ */
+export const s3MirrorEngine: Engine<S3ClientConfig> = {
+  kind: "s3",
+  extension: "mirror.json",
+
+  async backup(ctx: EngineContext<S3ClientConfig>) {
+    const { client, repository, clientName, signal } = ctx;
+    const source = new S3Source(client);
+    await source.checkBucket();
+    const state = await readState(repository, clientName);
+    ctx.progress({ bytes_done: 0, phase: "listing" });
+    const current = await listSource(source, client.prefixes, signal);
+    const counters = {
+      objects_total: 0,
+      objects_copied: 0,
+      objects_unchanged: 0,
+      objects_removed: 0,
+      bytes_copied: 0,
+    };
+    const refused: Array<{ key: string; reason: string }> = [];
+    const toCopy: SourceObject[] = [];
+    for (const obj of current.values()) {
+      const prev = state.get(obj.key);
+      if (prev && !prev.source_deleted && prev.size === obj.size && prev.etag === obj.etag) {
+        counters.objects_unchanged++;
+      } else toCopy.push(obj);
+    }
+    const bytesToCopy = toCopy.reduce((n, o) => n + o.size, 0);
+    let lastSave = Date.now(), sinceSave = 0;
+    const saveState = async (force = false) => {
+      if (force || sinceSave >= STATE_EVERY_COPIES || Date.now() - lastSave > STATE_EVERY_MS) {
+        sinceSave = 0;
+        lastSave = Date.now();
+        await writeState(repository, clientName, state);
+      }
+    };
+
+    const copyOne = async (listed: SourceObject) => {
+      const stored = mirrorKey(clientName, listed.key);
+      if (!stored) {
+        refused.push({
+          key: listed.key,
+          reason:
+            "the key would leave mirrors/<client>/ ('.' or '..' segment, leading '/', NUL or backslash)",
+        });
+        return;
+      }
+      for (let attempt = 1;; attempt++) {
+        const got = await source.get(listed.key, signal);
+        const put = await repository.put(stored, got.body, { signal });
+        if (put.size !== got.size) {
+          if (attempt < COPY_ATTEMPTS) continue;
+          throw new CairnError(
+            "SOURCE_UNAVAILABLE",
+            `${listed.key}: read ${put.size} bytes, the source said ${got.size}`,
+          );
+        }
+        // Changed while we copied it? Then what we stored may be a mix of versions.
+        const after = await source.head(listed.key);
+        if (after && after.etag !== got.etag) {
+          if (attempt < COPY_ATTEMPTS) {
+            logger.info("Object changed during its copy; copying again", {
+              key: listed.key,
+              attempt,
+            });
+            continue;
+          }
+          throw new CairnError(
+            "SOURCE_UNAVAILABLE",
+            `${listed.key} kept changing while it was copied (${COPY_ATTEMPTS} attempts)`,
+          );
+        }
+        state.set(listed.key, {
+          key: listed.key,
+          stored_key: stored,
+          size: put.size,
+          etag: got.etag,
+          sha256: put.sha256,
+          last_modified: listed.last_modified,
+        });
+        counters.objects_copied++;
+        counters.bytes_copied += put.size;
+        sinceSave++;
+        ctx.progress({
+          bytes_done: counters.bytes_copied,
+          bytes_total: bytesToCopy,
+          phase: "copying",
+        });
+        await saveState();
+        return;
+      }
+    };
+
+    try {
+      await forEachConcurrently(toCopy, client.concurrency, copyOne, signal);
+    } finally {
+      // Whatever happened, record what was copied: the next run picks up from here.
+      await saveState(true).catch((e) =>
+        logger.warn("Could not save the mirror state", { error: String(e) })
+      );
+    }
+
+    for (const [key, entry] of state) {
+      if (current.has(key)) {
+        if (entry.source_deleted) state.set(key, { ...entry, source_deleted: undefined });
+        continue;
+      }
+      if (client.remove) {
+        await repository.remove(entry.stored_key);
+        state.delete(key);
+        counters.objects_removed++;
+      } else if (!entry.source_deleted) state.set(key, { ...entry, source_deleted: true });
+    }
+    await writeState(repository, clientName, state);
+
+    const objects = [...state.values()].sort((
+      a,
+      b,
+    ) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    counters.objects_total = objects.filter((o) => !o.source_deleted).length;
+    const bytesTotal = objects.reduce((n, o) => n + (o.source_deleted ? 0 : o.size), 0);
+    const body = listingStream(
+      {
+        format_version: 1,
+        client: clientName,
+        bucket: client.bucket,
+        prefixes: client.prefixes,
+        created_at: new Date().toISOString(),
+        refused,
+      },
+      objects,
+    );
+    const facts: BackupFacts = {
+      tool_versions: { cairn: VERSION },
+      facts: {
+        bucket: client.bucket,
+        endpoint: client.endpoint,
+        prefixes: client.prefixes,
+        objects: counters.objects_total,
+        bytes: bytesTotal,
+        objects_source_deleted: objects.length - counters.objects_total,
+        objects_refused: refused.length,
+        refused,
+      },
+      counters,
+    };
+    return { body, facts: Promise.resolve(facts) };
+  },
+
+  async restore(ctx: EngineContext<S3ClientConfig>, request: RestoreRequest) {
+    const { client, repository, signal } = ctx;
+    const source = new S3Source(client);
+    const target = request.target
+      ? parseS3Target(request.target)
+      : { bucket: client.bucket, prefix: "" };
+    if (!target) {
+      throw new CairnError(
+        "VALIDATION_FAILED",
+        `Invalid restore target ${JSON.stringify(request.target)}: expected s3://BUCKET/PREFIX`,
+      );
+    }
+    await source.checkBucket(target.bucket);
+    const listing = await parseListing(await request.open(), request.manifest.key);
+    for await (const _ of source.list(target.prefix, target.bucket)) {
+      if (!request.replace) {
+        throw new CairnError(
+          "TARGET_NOT_EMPTY",
+          `Restore target s3://${target.bucket}/${target.prefix} is not empty: pass --yes on the command line or "replace": true to overwrite objects`,
+        );
+      }
+      break;
+    }
+    const wanted = listing.objects.filter((o) => !o.source_deleted);
+    const total = wanted.reduce((n, o) => n + o.size, 0);
+    const mismatched: Array<{ key: string; reason: string }> = [];
+    let restored = 0, bytes = 0;
+    await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
+      // Check the mirrored copy against the listing before it goes anywhere.
+      const info = await repository.stat(o.stored_key);
+      if (!info || info.size !== o.size) {
+        mismatched.push({
+          key: o.key,
+          reason: info ? `size ${info.size}, listing says ${o.size}` : "missing from the mirror",
+        });
+        return;
+      }
+      const check = await sha256Of(await repository.get(o.stored_key));
+      if (check.sha256 !== o.sha256) {
+        mismatched.push({
+          key: o.key,
+          reason: "sha256 differs from the listing (changed by a later run or damaged)",
+        });
+        return;
+      }
+      await source.put(
+        target.bucket,
+        target.prefix + o.key,
+        await repository.get(o.stored_key),
+        signal,
+      );
+      restored++;
+      bytes += o.size;
+      ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
+    }, signal);
+    if (mismatched.length) {
+      throw new CairnError(
+        "VERIFY_FAILED",
+        `Restored ${restored} objects; ${mismatched.length} no longer match the listing and were not restored: ` +
+          mismatched.slice(0, 20).map((m) => `${m.key} (${m.reason})`).join("; ") +
+          (mismatched.length > 20 ? "; ..." : ""),
+        { details: mismatched },
+      );
+    }
+    return {
+      target: `s3://${target.bucket}/${target.prefix}`,
+      objects_restored: restored,
+      bytes_restored: bytes,
+    };
+  },
+
+  async verify(ctx: EngineContext<S3ClientConfig>, request: VerifyRequest) {
+    const { repository, client, signal } = ctx;
+    const listing = await parseListing(await request.open(), request.manifest.key);
+    const problems: Array<{ key: string; reason: string }> = [];
+    let checked = 0, bytes = 0;
+    await forEachConcurrently(listing.objects, client.concurrency, async (o: MirrorEntry) => {
+      const info = await repository.stat(o.stored_key);
+      if (!info) return void problems.push({ key: o.key, reason: "missing from the mirror" });
+      if (info.size !== o.size) {
+        return void problems.push({
+          key: o.key,
+          reason: `size ${info.size}, listing says ${o.size}`,
+        });
+      }
+      const check = await sha256Of(await repository.get(o.stored_key));
+      if (check.sha256 !== o.sha256) {
+        return void problems.push({ key: o.key, reason: "sha256 differs from the listing" });
+      }
+      checked++;
+      bytes += o.size;
+      ctx.progress({ bytes_done: bytes, phase: "checking objects" });
+    }, signal);
+    if (problems.length) {
+      throw new CairnError(
+        "VERIFY_FAILED",
+        `${problems.length} of ${listing.objects.length} mirrored objects do not match the listing: ` +
+          problems.slice(0, 20).map((p) => `${p.key} (${p.reason})`).join("; "),
+        { details: problems },
+      );
+    }
+    return { objects_checked: checked, bytes_checked: bytes };
+  },
+};

@@ -1,0 +1,360 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsCommand,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { parseConfig } from "../../src/config/load.ts";
+import { configureLog } from "../../src/log.ts";
+import { openServices, type Services } from "../../src/runtime/services.ts";
+import { forEachConcurrently } from "../../src/engines/pool.ts";
+import { mountTmpfs, skipFaults } from "../helpers/mounts.ts";
+import { type S3Server, startS3 } from "../helpers/s3.ts";
+import { run } from "../helpers/services.ts";
+import { withTempDir } from "../helpers/tmp.ts";
+
+function s3client(s3: S3Server): S3Client {
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+}
+
+async function put(c: S3Client, bucket: string, key: string, body: string | Uint8Array) {
+  await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+}
+
+async function get(c: S3Client, bucket: string, key: string): Promise<Uint8Array> {
+  const out = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return await out.Body!.transformToByteArray();
+}
+
+async function keys(c: S3Client, bucket: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  let marker: string | undefined;
+  for (;;) {
+    const page = await c.send(
+      new ListObjectsCommand({ Bucket: bucket, Prefix: prefix, Marker: marker }),
+    );
+    const items = page.Contents ?? [];
+    out.push(...items.map((o) => o.Key!));
+    if (!page.IsTruncated || !items.length) return out.sort();
+    marker = items[items.length - 1].Key;
+  }
+}
+
+async function services(
+  dir: string,
+  s3: S3Server,
+  client: Record<string, unknown>,
+  repository?: Record<string, unknown>,
+): Promise<Services> {
+  configureLog({ to: () => {} });
+  return await openServices(parseConfig(JSON.stringify({
+    store: { kind: "sqlite", path: join(dir, "cairn.db") },
+    repository: repository ?? { kind: "fs", path: join(dir, "repo") },
+    backup: { worker_max_attempts: 1 },
+    clients: {
+      assets: {
+        kind: "s3",
+        endpoint: s3.endpoint,
+        bucket: "mirror-src",
+        prefixes: ["briefs/", "skills/"],
+        access_key_id: s3.accessKeyId,
+        secret_access_key: s3.secretAccessKey,
+        concurrency: 8,
+        ...client,
+      },
+    },
+  })));
+}
+
+const body = (i: number, v = 0) => `object ${i} version ${v} ` + "x".repeat(i % 300);
+
+Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and deleted ones; restore into an empty bucket byte for byte", async () => {
+  const s3 = await startS3(["mirror-src", "restore-dst"]);
+  const c = s3client(s3);
+  try {
+    const all = Array.from(
+      { length: 2000 },
+      (_, i) => ({ key: `${i % 2 ? "briefs" : "skills"}/${String(i).padStart(4, "0")}.txt`, i }),
+    );
+    await forEachConcurrently(all, 16, ({ key, i }) => put(c, "mirror-src", key, body(i)));
+    await put(c, "mirror-src", "outside/not-mirrored.txt", "ignored");
+    await withTempDir(async (dir) => {
+      let svc = await services(dir, s3, {});
+      try {
+        const first = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(first.status, "completed", first.error ?? "");
+        assert.equal(first.result!.objects_copied, 2000);
+        assert.equal(first.result!.objects_total, 2000);
+        assert.match(String(first.result!.key), /\.mirror\.json$/);
+
+        const again = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(
+          again.result!.objects_copied,
+          0,
+          "an unchanged second run reads no object bodies",
+        );
+        assert.equal(again.result!.objects_unchanged, 2000);
+
+        for (let i = 0; i < 10; i++) await put(c, "mirror-src", all[i].key, body(i, 1));
+        for (let i = 10; i < 15; i++) {
+          await c.send(new DeleteObjectCommand({ Bucket: "mirror-src", Key: all[i].key }));
+        }
+        for (let i = 0; i < 5; i++) await put(c, "mirror-src", `briefs/new-${i}.txt`, `new ${i}`);
+        const second = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(second.status, "completed", second.error ?? "");
+        assert.equal(
+          second.result!.objects_copied,
+          15,
+          "10 changed + 5 new; deleted ones are not read",
+        );
+        assert.equal(second.result!.objects_unchanged, 1985);
+        assert.equal(second.result!.objects_removed, 0);
+        assert.equal(second.result!.objects_total, 2000);
+        const listing = JSON.parse(
+          await Deno.readTextFile(join(dir, "repo", String(second.result!.key))),
+        );
+        assert.equal(
+          listing.objects.filter((o: { source_deleted?: boolean }) => o.source_deleted).length,
+          5,
+          "remove: false keeps deleted objects, marked",
+        );
+        assert.ok(
+          await Deno.stat(join(dir, "repo", "mirrors/assets", all[10].key)).then(() => true),
+        );
+
+        const verify = await run(svc, {
+          kind: "verify",
+          client_name: "assets",
+          key: String(second.result!.key),
+        });
+        assert.equal(verify.status, "completed", verify.error ?? "");
+
+        const restore = await run(svc, {
+          kind: "restore",
+          client_name: "assets",
+          key: String(second.result!.key),
+          params: { target: "s3://restore-dst/copy/" },
+        });
+        assert.equal(restore.status, "completed", restore.error ?? "");
+        assert.equal(restore.result!.objects_restored, 2000);
+        const srcKeys = (await keys(c, "mirror-src", "briefs/")).concat(
+          await keys(c, "mirror-src", "skills/"),
+        ).sort();
+        assert.deepEqual(
+          (await keys(c, "restore-dst", "copy/")).map((k) => k.slice("copy/".length)),
+          srcKeys,
+        );
+        for (const k of srcKeys) {
+          assert.deepEqual(
+            await get(c, "restore-dst", `copy/${k}`),
+            await get(c, "mirror-src", k),
+            k,
+          );
+        }
+        const refused = await run(svc, {
+          kind: "restore",
+          client_name: "assets",
+          key: String(second.result!.key),
+          params: { target: "s3://restore-dst/copy/" },
+        });
+        assert.equal(refused.status, "failed");
+        assert.match(refused.error!, /not empty/);
+
+        await svc.store.close();
+        svc = await services(dir, s3, { remove: true });
+        const third = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(third.result!.objects_removed, 5);
+        assert.equal(third.result!.objects_copied, 0);
+        assert.equal(
+          await Deno.stat(join(dir, "repo", "mirrors/assets", all[10].key)).then(
+            () => true,
+            () => false,
+          ),
+          false,
+        );
+
+        // A damaged mirrored object fails verify by key, and restore reports it instead of restoring it.
+        await Deno.writeTextFile(join(dir, "repo", "mirrors/assets", all[100].key), "tampered");
+        const bad = await run(svc, {
+          kind: "verify",
+          client_name: "assets",
+          key: String(third.result!.key),
+        });
+        assert.equal(bad.status, "failed");
+        assert.ok(bad.error!.includes(all[100].key), bad.error!);
+      } finally {
+        await svc.store.close();
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});
+
+Deno.test("s3 mirror: keys with spaces, unicode, +, %, folder markers and very long names round-trip", async () => {
+  const s3 = await startS3(["mirror-src", "restore-dst"]);
+  const c = s3client(s3);
+  const odd = [
+    "briefs/with space.txt",
+    "briefs/ünïcødé/ファイル.txt",
+    "briefs/a+b=c.txt",
+    "briefs/100% done.txt",
+    `briefs/${"long-".repeat(44)}end.txt`,
+    `briefs/${"deep/".repeat(60)}leaf.txt`,
+    "briefs/folder/",
+  ];
+  try {
+    for (const k of odd) await put(c, "mirror-src", k, `content of ${k}`);
+    await withTempDir(async (dir) => {
+      const svc = await services(dir, s3, { prefixes: ["briefs/"] });
+      try {
+        const b = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(b.status, "completed", b.error ?? "");
+        assert.equal(b.result!.objects_copied, odd.length);
+        const r = await run(svc, {
+          kind: "restore",
+          client_name: "assets",
+          key: String(b.result!.key),
+          params: { target: "s3://restore-dst" },
+        });
+        assert.equal(r.status, "completed", r.error ?? "");
+        for (const k of odd) {
+          assert.equal(
+            new TextDecoder().decode(await get(c, "restore-dst", k)),
+            `content of ${k}`,
+            k,
+          );
+        }
+      } finally {
+        await svc.store.close();
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});
+
+Deno.test("s3 mirror: a missing bucket, bad credentials and an unreachable source fail clearly", async () => {
+  const s3 = await startS3(["mirror-src"]);
+  try {
+    await withTempDir(async (dir) => {
+      for (
+        const [client, pattern] of [
+          [{ bucket: "no-such-bucket" }, /does not exist/],
+          [
+            { access_key_id: "WRONG-KEY" },
+            /refused the request .*(InvalidAccessKeyId|HTTP 403).*access_key_id/,
+          ],
+          [{ endpoint: "http://127.0.0.1:1" }, /connection refused|ECONNREFUSED|failed/],
+        ] as const
+      ) {
+        const svc = await services(dir, s3, client);
+        try {
+          const job = await run(svc, { kind: "backup", client_name: "assets" });
+          assert.equal(job.status, "failed");
+          assert.match(job.error!, pattern);
+          assert.ok(!job.error!.includes(s3.secretAccessKey + "x"));
+        } finally {
+          await svc.store.close();
+        }
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});
+
+Deno.test("s3 mirror: a run that fails part way leaves the mirror usable and the next run copies only the rest", async () => {
+  if (skipFaults()) return;
+  const s3 = await startS3(["mirror-src"]);
+  const c = s3client(s3);
+  try {
+    const objects = Array.from({ length: 30 }, (_, i) => `briefs/${i}.bin`);
+    const payload = new Uint8Array(100 * 1024).fill(7);
+    for (const k of objects) await put(c, "mirror-src", k, payload);
+    await withTempDir(async (dir) => {
+      const repo = join(dir, "small-repo");
+      const unmount = await mountTmpfs(repo, { sizeBytes: 1536 * 1024 });
+      try {
+        const svc = await services(dir, s3, { prefixes: ["briefs/"], concurrency: 1 }, {
+          kind: "fs",
+          path: repo,
+        });
+        try {
+          const failed = await run(svc, { kind: "backup", client_name: "assets" });
+          assert.equal(failed.status, "failed");
+          assert.match(failed.error!, /No space left/);
+          const grow = await new Deno.Command("mount", { args: ["-o", "remount,size=64m", repo] })
+            .output();
+          assert.ok(grow.success, "remount the tmpfs larger");
+          const done = await run(svc, { kind: "backup", client_name: "assets" });
+          assert.equal(done.status, "completed", done.error ?? "");
+          const copied = Number(done.result!.objects_copied);
+          assert.ok(
+            copied > 0 && copied < 30,
+            `only the objects the failed run did not finish (${copied})`,
+          );
+          assert.equal(Number(done.result!.objects_unchanged) + copied, 30);
+          const v = await run(svc, {
+            kind: "verify",
+            client_name: "assets",
+            key: String(done.result!.key),
+          });
+          assert.equal(v.status, "completed", v.error ?? "");
+        } finally {
+          await svc.store.close();
+        }
+      } finally {
+        await unmount();
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});
+
+Deno.test("s3 mirror: mirrors into an S3 repository too", async () => {
+  const s3 = await startS3(["mirror-src", "repo-bucket"]);
+  const c = s3client(s3);
+  try {
+    for (let i = 0; i < 20; i++) await put(c, "mirror-src", `skills/${i}.txt`, body(i));
+    await withTempDir(async (dir) => {
+      const svc = await services(dir, s3, { prefixes: ["skills/"] }, {
+        kind: "s3",
+        endpoint: s3.endpoint,
+        bucket: "repo-bucket",
+        prefix: "cairn",
+        access_key_id: s3.accessKeyId,
+        secret_access_key: s3.secretAccessKey,
+      });
+      try {
+        const b = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(b.status, "completed", b.error ?? "");
+        assert.equal(b.result!.objects_copied, 20);
+        assert.equal((await keys(c, "repo-bucket", "cairn/mirrors/assets/skills/")).length, 20);
+        const v = await run(svc, {
+          kind: "verify",
+          client_name: "assets",
+          key: String(b.result!.key),
+        });
+        assert.equal(v.status, "completed", v.error ?? "");
+        assert.equal(
+          (await run(svc, { kind: "backup", client_name: "assets" })).result!.objects_copied,
+          0,
+        );
+      } finally {
+        await svc.store.close();
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});
