@@ -43,11 +43,31 @@ export class ByteQueue {
     if (this.#capture && !this.#overflow) this.#keep(bytes);
   }
 
-  /** `bytes` is a view into a buffered chunk: a capture keeps a copy. */
+  /**
+   * `bytes` is a view into a buffered chunk. Chunks are never written to again, so a
+   * capture keeps the view itself, merged with the previous one when they touch:
+   * capturing a value costs a few views, not one copy per byte read.
+   */
   #consumedView(bytes: Uint8Array): void {
     if (bytes.byteLength === 1 && this.onConsumeByte) this.onConsumeByte(bytes[0]);
     else this.onConsume?.(bytes);
-    if (this.#capture && !this.#overflow) this.#keep(bytes.slice());
+    if (!this.#capture || this.#overflow) return;
+    const last = this.#capture[this.#capture.length - 1];
+    if (
+      last && last.buffer === bytes.buffer && last.byteOffset + last.byteLength === bytes.byteOffset
+    ) {
+      this.#captured += bytes.byteLength;
+      if (this.#captured > this.#captureLimit) {
+        this.#overflow = true;
+        this.#capture = [];
+      } else {this.#capture[this.#capture.length - 1] = new Uint8Array(
+          bytes.buffer,
+          last.byteOffset,
+          last.byteLength + bytes.byteLength,
+        );}
+      return;
+    }
+    this.#keep(bytes);
   }
 
   #keep(bytes: Uint8Array): void {
@@ -98,6 +118,34 @@ export class ByteQueue {
     const out = await this.readExact(n);
     if (out === null) throw new Error("the stream ends early (truncated)");
     return out;
+  }
+
+  /** The next byte if it is already buffered (no await), else -1: parsers' fast path. */
+  tryU8(): number {
+    if (this.#buffered === 0) return -1;
+    const head = this.#chunks[0];
+    const b = head[0];
+    if (head.byteLength === 1) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(1);
+    this.#buffered -= 1;
+    this.offset += 1;
+    if (this.#capture || (this.onConsume && !this.onConsumeByte)) {
+      this.#consumedView(head.subarray(0, 1));
+    } else this.onConsumeByte?.(b);
+    return b;
+  }
+
+  /** n bytes if they are already in the head chunk (no await), else null. */
+  tryView(n: number): Uint8Array | null {
+    const head = this.#chunks[0];
+    if (!head || head.byteLength < n) return null;
+    const view = head.subarray(0, n);
+    if (head.byteLength === n) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(n);
+    this.#buffered -= n;
+    this.offset += n;
+    this.#consumedView(view);
+    return view;
   }
 
   async u8(): Promise<number> {

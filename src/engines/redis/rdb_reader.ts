@@ -130,10 +130,15 @@ export class RdbReader {
 
   /** Length encoding; `special` is set for the 0b11 string encodings. */
   async length(): Promise<{ value: number; special: boolean }> {
-    const b = await this.q.u8();
+    let b = this.q.tryU8();
+    if (b < 0) b = await this.q.u8();
     const kind = b >> 6;
     if (kind === 0) return { value: b & 0x3f, special: false };
-    if (kind === 1) return { value: ((b & 0x3f) << 8) | (await this.q.u8()), special: false };
+    if (kind === 1) {
+      let lo = this.q.tryU8();
+      if (lo < 0) lo = await this.q.u8();
+      return { value: ((b & 0x3f) << 8) | lo, special: false };
+    }
     if (kind === 3) return { value: b & 0x3f, special: true };
     if (b === 0x80) {
       const d = await this.q.need(4);
@@ -156,7 +161,7 @@ export class RdbReader {
   /** A string, decoded (integer encodings become their decimal text, LZF is inflated). */
   async string(): Promise<Uint8Array> {
     const l = await this.length();
-    if (!l.special) return await this.q.need(l.value);
+    if (!l.special) return this.q.tryView(l.value) ?? await this.q.need(l.value);
     switch (l.value) {
       case 0: {
         const b = await this.q.need(1);
@@ -186,7 +191,10 @@ export class RdbReader {
 
   async skipString(): Promise<void> {
     const l = await this.length();
-    if (!l.special) return await this.q.skip(l.value);
+    if (!l.special) {
+      if (this.q.tryView(l.value) === null) await this.q.skip(l.value);
+      return;
+    }
     if (l.value === 0) return await this.q.skip(1);
     if (l.value === 1) return await this.q.skip(2);
     if (l.value === 2) return await this.q.skip(4);
@@ -204,7 +212,8 @@ export class RdbReader {
     if (this.#ended) return null;
     let expireMs: number | null = null, idle: number | null = null, freq: number | null = null;
     for (;;) {
-      const op = await this.q.u8();
+      let op = this.q.tryU8();
+      if (op < 0) op = await this.q.u8();
       switch (op) {
         case OP.EOF:
           await this.#end();
@@ -459,13 +468,15 @@ export class RdbReader {
     { size: number; chunks: () => AsyncGenerator<Uint8Array>; whole: () => Promise<Uint8Array> }
   > {
     this.#pendingValue = false;
-    const first = await this.q.u8();
+    let first = this.q.tryU8();
+    if (first < 0) first = await this.q.u8();
     const kind = first >> 6;
     const head: number[] = [first];
     let rest: number;
     if (kind === 0) rest = first & 0x3f;
     else if (kind === 1) {
-      const b = await this.q.u8();
+      let b = this.q.tryU8();
+      if (b < 0) b = await this.q.u8();
       head.push(b);
       rest = ((first & 0x3f) << 8) | b;
     } else if (first === 0x80 || first === 0x81) {
@@ -497,7 +508,7 @@ export class RdbReader {
       whole: async () => {
         const out = new Uint8Array(prefix.length + rest!);
         out.set(prefix);
-        if (rest! > 0) out.set(await q.need(rest!), prefix.length);
+        if (rest! > 0) out.set(q.tryView(rest!) ?? await q.need(rest!), prefix.length);
         return out;
       },
       chunks: async function* () {

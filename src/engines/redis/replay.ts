@@ -14,8 +14,8 @@ import {
 const CAPTURE_LIMIT = 256 * 1024 * 1024;
 /** Collections with more elements than this are replayed as chunked commands. */
 const ELEMENT_THRESHOLD = 4096;
-const MAX_IN_FLIGHT = 2048;
-const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+const MAX_IN_FLIGHT = 1024;
+const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 const CHUNK_ARGS = 1000;
 /** Strings larger than this stream from the artifact to the socket instead of being buffered. */
 const STREAM_ABOVE = 1024 * 1024;
