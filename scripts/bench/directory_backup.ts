@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CAIRN, timed } from "./common.ts";
 
 const { values } = parseArgs({
   options: {
@@ -17,15 +18,6 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "1" },
   },
 });
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CAIRN_PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-];
 const root = await Deno.makeTempDir({ prefix: "cairn-bench-dir-" });
 const tree = join(root, "tree");
 
@@ -57,24 +49,6 @@ async function makeTree(): Promise<void> {
   await writeBig(join(tree, "big.bin"), Number(values["big-mib"]));
 }
 
-async function timed(
-  cmd: string[],
-  env: Record<string, string> = {},
-): Promise<{ seconds: number; rssMiB: number }> {
-  const started = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-v", ...cmd],
-    env,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const seconds = (performance.now() - started) / 1000;
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr}`);
-  const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024;
-  return { seconds, rssMiB: rss };
-}
-
 async function cairnBackup(tag: string): Promise<{ seconds: number; rssMiB: number }> {
   const dir = join(root, `cairn-${tag}`);
   await Deno.mkdir(dir, { recursive: true });
@@ -89,17 +63,7 @@ async function cairnBackup(tag: string): Promise<{ seconds: number; rssMiB: numb
   );
   // The same V8 flag the compile and start tasks bake in (a small young generation
   // frees streamed buffers sooner).
-  const r = await timed([
-    Deno.execPath(),
-    "run",
-    ...CAIRN_PERMISSIONS,
-    "--v8-flags=--max-semi-space-size=1",
-    MAIN,
-    "backup",
-    "tree",
-    "--config",
-    config,
-  ]);
+  const r = await timed([...CAIRN, "backup", "tree", "--config", config]);
   await Deno.remove(dir, { recursive: true });
   return r;
 }

@@ -14,6 +14,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import postgres from "postgres";
 import { PART_SIZE, QUEUE_SIZE } from "../../src/repository/s3.ts";
+import { CAIRN, startS3Server, timed as sh } from "./common.ts";
 
 const { values } = parseArgs({
   options: {
@@ -21,17 +22,6 @@ const { values } = parseArgs({
     "big-scale": { type: "string", default: "0" },
   },
 });
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const S3_SERVER = new URL("../../tests/helpers/s3_server.ts", import.meta.url).pathname;
-const PERMS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-  "--v8-flags=--max-semi-space-size=1",
-];
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-pg-" });
 const DB = "cairn_bench_pg";
 const admin = postgres({
@@ -41,50 +31,9 @@ const admin = postgres({
   onnotice: () => {},
 });
 
-async function sh(
-  cmd: string[],
-  env: Record<string, string> = {},
-): Promise<{ seconds: number; rssMiB: number; stdout: string }> {
-  const t = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-v", ...cmd],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr.slice(-2000)}`);
-  const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024;
-  return {
-    seconds: (performance.now() - t) / 1000,
-    rssMiB: rss,
-    stdout: new TextDecoder().decode(out.stdout),
-  };
-}
-
 async function recreate(name: string): Promise<void> {
   await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   await admin.unsafe(`CREATE DATABASE "${name}"`);
-}
-
-async function startS3(): Promise<{ endpoint: string; stop: () => Promise<void> }> {
-  const s3dir = join(dir, "s3");
-  await Deno.mkdir(s3dir);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", S3_SERVER, s3dir, "bench-repo,bench-base"],
-    stdout: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) text += (await reader.read()).value ?? "";
-  reader.releaseLock();
-  return {
-    endpoint: `http://127.0.0.1:${JSON.parse(text).port}`,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
 }
 
 async function config(name: string, repository: Record<string, unknown>): Promise<string> {
@@ -123,17 +72,7 @@ async function measure(scale: number, s3: { endpoint: string }): Promise<void> {
   const file = join(dir, "baseline.dump");
   const base = await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
   const fsConfig = await config(`fs${scale}`, { kind: "fs", path: join(dir, `repo${scale}`) });
-  const fs = await sh([
-    Deno.execPath(),
-    "run",
-    ...PERMS,
-    MAIN,
-    "backup",
-    "bench",
-    "--json",
-    "--config",
-    fsConfig,
-  ]);
+  const fs = await sh([...CAIRN, "backup", "bench", "--json", "--config", fsConfig]);
   const job = JSON.parse(fs.stdout);
   console.log(
     `  backup to fs:  pg_dump -Fc ${base.seconds.toFixed(1)} s, cairn ${
@@ -167,17 +106,7 @@ async function measure(scale: number, s3: { endpoint: string }): Promise<void> {
     access_key_id: "S3RVER",
     secret_access_key: "S3RVER",
   });
-  const viaS3 = await sh([
-    Deno.execPath(),
-    "run",
-    ...PERMS,
-    MAIN,
-    "backup",
-    "bench",
-    "--json",
-    "--config",
-    s3Config,
-  ]);
+  const viaS3 = await sh([...CAIRN, "backup", "bench", "--json", "--config", s3Config]);
   console.log(
     `  backup to S3:  pg_dump -Fc + upload ${dumpThenUpload.toFixed(1)} s, cairn ${
       viaS3.seconds.toFixed(1)
@@ -203,10 +132,7 @@ async function measure(scale: number, s3: { endpoint: string }): Promise<void> {
   ]);
   await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r2" WITH (FORCE)`);
   const restore = await sh([
-    Deno.execPath(),
-    "run",
-    ...PERMS,
-    MAIN,
+    ...CAIRN,
     "restore",
     job.key,
     "--target",
@@ -228,7 +154,7 @@ async function measure(scale: number, s3: { endpoint: string }): Promise<void> {
   await Deno.remove(file);
 }
 
-const s3 = await startS3();
+const s3 = await startS3Server(join(dir, "s3"), ["bench-repo", "bench-base"]);
 try {
   console.log("postgres benchmark");
   await measure(Number(values.scale), s3);

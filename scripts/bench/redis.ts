@@ -10,21 +10,12 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CAIRN, timed } from "./common.ts";
 
 const { values } = parseArgs({
   options: { keys: { type: "string", default: "1000000" }, big: { type: "string", default: "1" } },
 });
 const N = Number(values.keys);
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const PERMS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-  "--v8-flags=--max-semi-space-size=1",
-];
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-redis-" });
 const servers: Deno.ChildProcess[] = [];
 const enc = new TextEncoder();
@@ -68,31 +59,6 @@ async function server(port: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`redis-server on ${port} did not start`);
-}
-
-async function timed(
-  cmd: string[],
-  stdin?: string,
-): Promise<{ seconds: number; rssMiB: number; stdout: string }> {
-  const t = performance.now();
-  const child = new Deno.Command("/usr/bin/time", {
-    args: ["-v", ...cmd],
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin) {
-    const f = await Deno.open(stdin);
-    await f.readable.pipeTo(child.stdin);
-  }
-  const out = await child.output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr.slice(-1500)}`);
-  return {
-    seconds: (performance.now() - t) / 1000,
-    rssMiB: Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024,
-    stdout: new TextDecoder().decode(out.stdout),
-  };
 }
 
 async function writeCommands(path: string): Promise<void> {
@@ -165,23 +131,13 @@ try {
   await server(C);
   const commands = join(dir, "commands.resp");
   await writeCommands(commands);
-  const load = await timed(["redis-cli", "-p", String(C), "--pipe"], commands);
+  const load = await timed(["redis-cli", "-p", String(C), "--pipe"], { stdin: commands });
   console.log(`  load with redis-cli --pipe: ${load.seconds.toFixed(1)} s`);
-  await timed(["redis-cli", "-p", String(A), "--pipe"], commands);
+  await timed(["redis-cli", "-p", String(A), "--pipe"], { stdin: commands });
   await Deno.remove(commands);
 
   const cfg = await config("main", `redis://127.0.0.1:${A}`);
-  const snap = await timed([
-    Deno.execPath(),
-    "run",
-    ...PERMS,
-    MAIN,
-    "backup",
-    "cache",
-    "--json",
-    "--config",
-    cfg,
-  ]);
+  const snap = await timed([...CAIRN, "backup", "cache", "--json", "--config", cfg]);
   const job = JSON.parse(snap.stdout);
   const base = await timed(["redis-cli", "-p", String(A), "--rdb", join(dir, "baseline.rdb")]);
   console.log(
@@ -194,10 +150,7 @@ try {
 
   await server(B);
   const restore = await timed([
-    Deno.execPath(),
-    "run",
-    ...PERMS,
-    MAIN,
+    ...CAIRN,
     "restore",
     job.key,
     "--target",
@@ -235,23 +188,10 @@ try {
       );
     }
     const bigCfg = await config("big", `redis://127.0.0.1:${A}`);
-    const bigSnap = await timed([
-      Deno.execPath(),
-      "run",
-      ...PERMS,
-      MAIN,
-      "backup",
-      "cache",
-      "--json",
-      "--config",
-      bigCfg,
-    ]);
+    const bigSnap = await timed([...CAIRN, "backup", "cache", "--json", "--config", bigCfg]);
     const bigJob = JSON.parse(bigSnap.stdout);
     const bigRestore = await timed([
-      Deno.execPath(),
-      "run",
-      ...PERMS,
-      MAIN,
+      ...CAIRN,
       "restore",
       bigJob.key,
       "--target",

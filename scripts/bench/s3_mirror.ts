@@ -12,40 +12,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { forEachConcurrently } from "../../src/engines/pool.ts";
+import { CAIRN, startS3Server, timed } from "./common.ts";
 
 const { values } = parseArgs({ options: { objects: { type: "string", default: "5000" } } });
 const N = Number(values.objects);
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const S3_SERVER = new URL("../../tests/helpers/s3_server.ts", import.meta.url).pathname;
-const PERMS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-  "--v8-flags=--max-semi-space-size=1",
-];
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-mirror-" });
-
-async function timed(cmd: string[], env?: Record<string, string>) {
-  const t = performance.now();
-  // rclone gets only its own settings: an inherited AWS_CA_BUNDLE breaks its S3 client.
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-v", ...cmd],
-    env,
-    clearEnv: env !== undefined,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr.slice(-1500)}`);
-  return {
-    seconds: (performance.now() - t) / 1000,
-    rssMiB: Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024,
-    stdout: new TextDecoder().decode(out.stdout),
-  };
-}
 
 /** Mostly small objects, some medium, a few large: 90% 1-64 KiB, 9% 64 KiB-1 MiB, 1% 1-8 MiB. */
 function sizeOf(i: number): number {
@@ -55,18 +26,9 @@ function sizeOf(i: number): number {
   return 1024 * 1024 + (i * 1299709) % (7 * 1024 * 1024);
 }
 
-const s3dir = join(dir, "s3");
-await Deno.mkdir(s3dir);
-const server = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", S3_SERVER, s3dir, "bench-src"],
-  stdout: "piped",
-}).spawn();
+const server = await startS3Server(join(dir, "s3"), ["bench-src"]);
 try {
-  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) text += (await reader.read()).value ?? "";
-  reader.releaseLock();
-  const endpoint = `http://127.0.0.1:${JSON.parse(text).port}`;
+  const endpoint = server.endpoint;
   const client = new S3Client({
     endpoint,
     region: "us-east-1",
@@ -111,7 +73,7 @@ try {
     "8",
     "--checkers",
     "8",
-  ], rcloneEnv);
+  ], { env: rcloneEnv });
 
   const config = join(dir, "cairn.yaml");
   await Deno.writeTextFile(
@@ -133,29 +95,9 @@ try {
       },
     }),
   );
-  const first = await timed([
-    Deno.execPath(),
-    "run",
-    ...PERMS,
-    MAIN,
-    "backup",
-    "assets",
-    "--json",
-    "--config",
-    config,
-  ]);
+  const first = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
   const firstJob = JSON.parse(first.stdout);
-  const second = await timed([
-    Deno.execPath(),
-    "run",
-    ...PERMS,
-    MAIN,
-    "backup",
-    "assets",
-    "--json",
-    "--config",
-    config,
-  ]);
+  const second = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
   const secondJob = JSON.parse(second.stdout);
   console.log(
     `  first mirror: rclone sync ${rclone.seconds.toFixed(1)} s, cairn ${
@@ -174,7 +116,6 @@ try {
     } MiB`,
   );
 } finally {
-  server.kill("SIGTERM");
-  await server.status;
+  await server.stop();
   await Deno.remove(dir, { recursive: true });
 }

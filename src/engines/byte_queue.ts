@@ -149,20 +149,10 @@ export class ByteQueue {
   }
 
   async u8(): Promise<number> {
-    // Hot path of every parser: no allocation when the byte is already buffered.
-    if (this.#buffered === 0 && !(await this.#fill(1))) {
-      throw new Error("the stream ends early (truncated)");
-    }
-    const head = this.#chunks[0];
-    const b = head[0];
-    if (head.byteLength === 1) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(1);
-    this.#buffered -= 1;
-    this.offset += 1;
-    if (this.#capture || (this.onConsume && !this.onConsumeByte)) {
-      this.#consumedView(head.subarray(0, 1));
-    } else this.onConsumeByte?.(b);
-    return b;
+    const b = this.tryU8();
+    if (b >= 0) return b;
+    if (!(await this.#fill(1))) throw new Error("the stream ends early (truncated)");
+    return this.tryU8();
   }
 
   /** Up to `max` bytes as they come (no copy of large chunks), for streaming bodies. */

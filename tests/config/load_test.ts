@@ -136,3 +136,15 @@ Deno.test("interpolation leaves text without variables alone", () => {
   assert.deepEqual(r.value, { a: "plain $ text", b: [true], c: 5 });
   assert.deepEqual(r.problems, []);
 });
+
+Deno.test("the shipped example configs are valid", async () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name] ?? `value-of-${name}`;
+  for (const file of ["config/cairn.yaml", "config/docker.yaml", "config/example-all-kinds.yaml"]) {
+    const text = await Deno.readTextFile(new URL(`../../${file}`, import.meta.url));
+    const config = parseConfig(text, {
+      file,
+      env: env({ CAIRN_LISTEN: "127.0.0.1:4052", CAIRN_DATA_DIR: "/data" }),
+    });
+    assert.ok(Object.keys(config.clients).length > 0, file);
+  }
+});

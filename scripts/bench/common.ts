@@ -1,0 +1,75 @@
+/** What every benchmark shares: how cairn is run, and how a command is timed. */
+
+export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** The compiled binary's permissions and V8 flag (deno.json "compile"), so runs match production. */
+export const CAIRN = [
+  Deno.execPath(),
+  "run",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+  "--v8-flags=--max-semi-space-size=1",
+  MAIN,
+];
+
+export interface Timed {
+  seconds: number;
+  rssMiB: number;
+  stdout: string;
+}
+
+/**
+ * Runs a command under /usr/bin/time -v: wall time and peak RSS. With `env`, the
+ * command gets only those variables (baseline tools must not inherit ours).
+ */
+export async function timed(
+  cmd: string[],
+  options: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<Timed> {
+  const t = performance.now();
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-v", ...cmd],
+    env: options.env,
+    clearEnv: options.env !== undefined,
+    stdin: options.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin) await (await Deno.open(options.stdin)).readable.pipeTo(child.stdin);
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${stderr.slice(-2000)}`);
+  return {
+    seconds: (performance.now() - t) / 1000,
+    rssMiB: Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024,
+    stdout: new TextDecoder().decode(out.stdout),
+  };
+}
+
+/** A real S3 server (s3rver) with the given buckets; credentials S3RVER / S3RVER. */
+export async function startS3Server(
+  dir: string,
+  buckets: string[],
+): Promise<{ endpoint: string; stop: () => Promise<void> }> {
+  const server = new URL("../../tests/helpers/s3_server.ts", import.meta.url).pathname;
+  await Deno.mkdir(dir, { recursive: true });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", server, dir, buckets.join(",")],
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) text += (await reader.read()).value ?? "";
+  reader.releaseLock();
+  return {
+    endpoint: `http://127.0.0.1:${JSON.parse(text).port}`,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
