@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { RdbReader, T } from "../../src/engines/redis/rdb_reader.ts";
+import { inspectRdb, RdbReader, T } from "../../src/engines/redis/rdb_reader.ts";
 import { dumpPayload } from "../../src/engines/redis/replay.ts";
 import { fillEverything, startRedis } from "../helpers/redis.ts";
 
@@ -72,6 +72,16 @@ Deno.test("rdb reader: a damaged file is refused with the offset and the checksu
         if (e.kind === "key") await reader.skipValue(e.type);
       }
     }, /Invalid RDB at byte \d+: CRC-64 mismatch/);
+    await assert.rejects(
+      inspectRdb(ReadableStream.from([bytes])),
+      /CRC-64 mismatch/,
+      "inspect (backup, verify) checks it too",
+    );
+    const good = await Deno.readFile(join(r.dir, "dump.rdb"));
+    assert.equal(
+      (await inspectRdb(ReadableStream.from([good.subarray(0, 10), good.subarray(10)]))).checksum,
+      "ok",
+    );
     const notRdb = new RdbReader(
       ReadableStream.from([new TextEncoder().encode("hello world, not an rdb")]),
     );

@@ -539,9 +539,36 @@ export function formatScore(v: number): string {
   return String(v);
 }
 
+/**
+ * CRC-64 over a whole RDB file's bytes except its last 8 (the stored checksum),
+ * computed chunk by chunk as they pass: far cheaper than per parser read.
+ */
+function trailingChecksum(): {
+  transform: TransformStream<Uint8Array, Uint8Array>;
+  result: () => { crc: Crc64; stored: Uint8Array };
+} {
+  const crc = new Crc64();
+  let tail = new Uint8Array(0);
+  const transform = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      const buf = new Uint8Array(tail.length + chunk.length);
+      buf.set(tail);
+      buf.set(chunk, tail.length);
+      const cut = buf.length - 8;
+      if (cut > 0) {
+        crc.update(buf.subarray(0, cut));
+        tail = buf.slice(cut);
+      } else tail = buf;
+      controller.enqueue(chunk);
+    },
+  });
+  return { transform, result: () => ({ crc, stored: tail }) };
+}
+
 /** Counts keys per database and checks the checksum: what verify and backup need. */
 export async function inspectRdb(stream: ReadableStream<Uint8Array>, signal?: AbortSignal) {
-  const reader = new RdbReader(stream);
+  const check = trailingChecksum();
+  const reader = new RdbReader(stream.pipeThrough(check.transform), { checksum: false });
   const version = await reader.header();
   const keys: Record<string, number> = {};
   const expires: Record<string, number> = {};
@@ -557,6 +584,17 @@ export async function inspectRdb(stream: ReadableStream<Uint8Array>, signal?: Ab
     } else if (e.kind === "aux") aux[e.key] = e.value;
     else if (e.kind === "function") functions++;
   }
-  await reader.q.drain();
-  return { rdb_version: version, keys, expires, aux, functions, checksum: reader.checksum };
+  if (!(await reader.q.atEnd())) {
+    throw new RdbError("bytes follow the end of the RDB", reader.q.offset);
+  }
+  const { crc, stored } = check.result();
+  let checksum: "ok" | "absent";
+  if (version < 5 || stored.every((b) => b === 0)) checksum = "absent";
+  else if (stored.length !== 8 || !crc.equals(stored)) {
+    throw new RdbError(
+      `CRC-64 mismatch: the file says ${hex(stored)}, its bytes give ${crc.hex()}`,
+      reader.q.offset,
+    );
+  } else checksum = "ok";
+  return { rdb_version: version, keys, expires, aux, functions, checksum };
 }
