@@ -84,8 +84,9 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       } else toCopy.push(obj);
     }
     const bytesToCopy = toCopy.reduce((n, o) => n + o.size, 0);
-    let lastSave = Date.now(), sinceSave = 0;
+    let lastSave = Date.now(), sinceSave = 0, dirty = false;
     const saveState = async (force = false) => {
+      if (!dirty && sinceSave === 0) return; // an unchanged run rewrites nothing
       if (force || sinceSave >= STATE_EVERY_COPIES || Date.now() - lastSave > STATE_EVERY_MS) {
         sinceSave = 0;
         lastSave = Date.now();
@@ -163,16 +164,21 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
 
     for (const [key, entry] of state) {
       if (current.has(key)) {
-        if (entry.source_deleted) state.set(key, { ...entry, source_deleted: undefined });
-        continue;
-      }
-      if (client.remove) {
+        if (entry.source_deleted) {
+          state.set(key, { ...entry, source_deleted: undefined });
+          dirty = true;
+        }
+      } else if (client.remove) {
         await repository.remove(entry.stored_key);
         state.delete(key);
         counters.objects_removed++;
-      } else if (!entry.source_deleted) state.set(key, { ...entry, source_deleted: true });
+        dirty = true;
+      } else if (!entry.source_deleted) {
+        state.set(key, { ...entry, source_deleted: true });
+        dirty = true;
+      }
     }
-    await writeState(repository, clientName, state);
+    await saveState(true);
 
     const objects = [...state.values()].sort((
       a,
