@@ -59,6 +59,12 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     // Config validation refuses this too; this guard keeps the promise if that ever changes.
     throw new Error(`Refusing to listen on ${config.server.listen} without server.admin_key`);
   }
+  // Signals first: a SIGTERM during start-up must be a graceful stop, not a kill.
+  let onSignal: (sig: string) => void = (sig) => (early ??= sig);
+  let early: string | null = null;
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(sig, () => onSignal(sig));
+  }
   const services = await openServices(config);
   const startedAt = Date.now();
   try {
@@ -125,9 +131,8 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     })();
     return stopping;
   };
-  for (const sig of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(sig, () => void shutdown(sig));
-  }
+  onSignal = (sig) => void shutdown(sig);
+  if (early) void shutdown(early);
   logger.info("cairn daemon started", {
     version: VERSION,
     pid: Deno.pid,
