@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CAIRN } from "./common.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { configureLog } from "../../src/log.ts";
 import { openStore } from "../../src/store/open.ts";
@@ -19,17 +20,7 @@ const { values } = parseArgs({
     store: { type: "string", default: "sqlite" },
   },
 });
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const LOAD = new URL("./http_load.ts", import.meta.url).pathname;
-const PERMS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-  "--v8-flags=--max-semi-space-size=1",
-];
 const KEY = "bench-key";
 const kind = values.store as "sqlite" | "jsonl";
 configureLog({ to: () => {} });
@@ -70,7 +61,7 @@ async function fill(n: number): Promise<void> {
 async function startDaemon(): Promise<{ child: Deno.ChildProcess; readyMs: number }> {
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, MAIN, "daemon", "--config", configPath],
+    args: [...CAIRN.slice(1), "daemon", "--config", configPath],
     stdout: "null",
     stderr: "null",
   }).spawn();

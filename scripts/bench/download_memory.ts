@@ -7,18 +7,9 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CAIRN } from "./common.ts";
 
 const { values } = parseArgs({ options: { mib: { type: "string", default: "1024" } } });
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const PERMS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-  "--v8-flags=--max-semi-space-size=1",
-];
 const KEY = "bench-key";
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-dl-" });
 const port = 20000 + Math.floor(Math.random() * 20000);
@@ -51,7 +42,7 @@ try {
     }),
   );
   const backup = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, MAIN, "backup", "big", "--json", "--config", config],
+    args: [...CAIRN.slice(1), "backup", "big", "--json", "--config", config],
     stdout: "piped",
   }).output();
   const job = JSON.parse(new TextDecoder().decode(backup.stdout));
@@ -59,7 +50,7 @@ try {
   const sizeMiB = job.result.size_bytes / 1048576;
 
   const daemon = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, MAIN, "daemon", "--config", config],
+    args: [...CAIRN.slice(1), "daemon", "--config", config],
     stdout: "null",
     stderr: "null",
   }).spawn();

@@ -13,6 +13,7 @@ import type { RepositoryConfig } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
 import { hashingStream } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
+import { classifyS3 } from "./s3_errors.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
 type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
@@ -24,16 +25,6 @@ type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
 export const PART_SIZE = 10 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
 
-const AUTH_ERRORS = new Set([
-  "InvalidAccessKeyId",
-  "SignatureDoesNotMatch",
-  "AccessDenied",
-  "ExpiredToken",
-  "InvalidToken",
-  "AuthorizationHeaderMalformed",
-  "InvalidClientTokenId",
-]);
-
 /**
  * One place that turns SDK failures into errors an operator can act on. Credentials
  * and a missing bucket are REPOSITORY_REFUSED (retrying cannot help); the SDK has
@@ -41,46 +32,33 @@ const AUTH_ERRORS = new Set([
  */
 export function s3Error(error: unknown, action: string, where: string): Error {
   if (error instanceof CairnError) return error;
-  const e = error as Error & {
-    Code?: string;
-    code?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const name = e?.name ?? "";
-  const status = e?.$metadata?.httpStatusCode;
-  if (name === "AbortError") return e;
-  if (AUTH_ERRORS.has(name) || AUTH_ERRORS.has(e?.Code ?? "") || status === 403) {
-    return new CairnError(
-      "REPOSITORY_REFUSED",
-      `S3 refused the request while ${action} at ${where} (${
-        name && name !== "Unknown" ? name : `HTTP ${status}`
-      }): check access_key_id, secret_access_key and the bucket policy`,
-      { cause: error },
-    );
-  }
-  if (name === "NoSuchBucket") {
-    return new CairnError(
-      "REPOSITORY_REFUSED",
-      `The bucket of ${where} does not exist: create it or fix repository.bucket`,
-      {
+  const failure = classifyS3(error);
+  switch (failure.kind) {
+    case "aborted":
+      return error as Error;
+    case "auth":
+      return new CairnError(
+        "REPOSITORY_REFUSED",
+        `S3 refused the request while ${action} at ${where} (${failure.label}): check access_key_id, secret_access_key and the bucket policy`,
+        { cause: error },
+      );
+    case "no-bucket":
+      return new CairnError(
+        "REPOSITORY_REFUSED",
+        `The bucket of ${where} does not exist: create it or fix repository.bucket`,
+        { cause: error },
+      );
+    case "not-found":
+      return new CairnError("BACKUP_NOT_FOUND", `Not found in the repository while ${action}`, {
         cause: error,
-      },
-    );
+      });
+    case "other":
+      return new CairnError(
+        "REPOSITORY_UNAVAILABLE",
+        `S3 failed while ${action} at ${where}: ${failure.detail}`,
+        { cause: error },
+      );
   }
-  if (name === "NoSuchKey" || name === "NotFound" || status === 404) {
-    return new CairnError("BACKUP_NOT_FOUND", `Not found in the repository while ${action}`, {
-      cause: error,
-    });
-  }
-  const code = e?.code ?? (e as { cause?: { code?: string } })?.cause?.code;
-  const detail = code === "ECONNREFUSED"
-    ? "connection refused"
-    : e?.message || name || String(error);
-  return new CairnError(
-    "REPOSITORY_UNAVAILABLE",
-    `S3 failed while ${action} at ${where}: ${detail}`,
-    { cause: error },
-  );
 }
 
 /** A repository in an S3-compatible bucket (AWS, MinIO, ...), under an optional key prefix. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/store/sqlite.ts";
+import { waitFor } from "../helpers/daemon.ts";
 import { mountTmpfs, skipFaults, withoutDacOverride } from "../helpers/mounts.ts";
 import {
   cairn,
@@ -144,20 +145,6 @@ Deno.test("fault: a second process opening the same JSONL store is refused at on
     }
   });
 });
-
-async function waitFor<T>(
-  fn: () => Promise<T | null | undefined | false>,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() - start > timeoutMs) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 Deno.test("fault: a CLI backup killed with SIGKILL mid-job is finished by the daemon after lease expiry, listed once", async () => {
   await withTempDir(async (dir) => {

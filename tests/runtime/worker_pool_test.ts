@@ -3,22 +3,9 @@ import { join } from "node:path";
 import type { Job } from "../../src/jobs/types.ts";
 import { listBackups } from "../../src/repository/manifest.ts";
 import { WorkerPool } from "../../src/runtime/worker_pool.ts";
+import { waitFor } from "../helpers/daemon.ts";
 import { randomBytes, withTempDir } from "../helpers/tmp.ts";
 import { testServices } from "../helpers/services.ts";
-
-async function waitFor<T>(
-  fn: () => Promise<T | null | undefined | false>,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() - start > timeoutMs) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A directory big enough that backing it up takes a while (random data does not compress). */
 async function bigTree(dir: string, mib: number): Promise<string> {

@@ -8,6 +8,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
+import { classifyS3 } from "../../repository/s3_errors.ts";
 import { normalizeEtag } from "./keys.ts";
 
 type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
@@ -22,45 +23,35 @@ export interface SourceObject {
 /** Source-side failures as actionable errors (credentials, missing bucket, unreachable). */
 export function sourceError(error: unknown, action: string, where: string): Error {
   if (error instanceof CairnError) return error;
-  const e = error as Error & {
-    Code?: string;
-    code?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const name = e?.name ?? "";
-  const status = e?.$metadata?.httpStatusCode;
-  if (name === "AbortError") return e;
-  if (
-    /InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|ExpiredToken/.test(name) ||
-    status === 403
-  ) {
-    return new CairnError(
-      "SOURCE_REFUSED",
-      `${where} refused the request while ${action} (${
-        name && name !== "Unknown" ? name : `HTTP ${status}`
-      }): check access_key_id and secret_access_key`,
-      { cause: error },
-    );
+  const failure = classifyS3(error);
+  switch (failure.kind) {
+    case "aborted":
+      return error as Error;
+    case "auth":
+      return new CairnError(
+        "SOURCE_REFUSED",
+        `${where} refused the request while ${action} (${failure.label}): check access_key_id and secret_access_key`,
+        { cause: error },
+      );
+    case "no-bucket":
+      return new CairnError("SOURCE_REFUSED", `The bucket of ${where} does not exist`, {
+        cause: error,
+      });
+    case "not-found":
+      return action.startsWith("checking the bucket")
+        ? new CairnError("SOURCE_REFUSED", `The bucket of ${where} does not exist`, {
+          cause: error,
+        })
+        : new CairnError("SOURCE_UNAVAILABLE", `Object not found while ${action} at ${where}`, {
+          cause: error,
+        });
+    case "other":
+      return new CairnError(
+        "SOURCE_UNAVAILABLE",
+        `${where} failed while ${action}: ${failure.detail}`,
+        { cause: error },
+      );
   }
-  if (
-    name === "NoSuchBucket" || (name === "NotFound" && action.startsWith("checking the bucket"))
-  ) {
-    return new CairnError("SOURCE_REFUSED", `The bucket of ${where} does not exist`, {
-      cause: error,
-    });
-  }
-  if (name === "NoSuchKey" || name === "NotFound" || status === 404) {
-    return new CairnError("SOURCE_UNAVAILABLE", `Object not found while ${action} at ${where}`, {
-      cause: error,
-    });
-  }
-  const code = e?.code ?? (e as { cause?: { code?: string } })?.cause?.code;
-  const detail = code === "ECONNREFUSED"
-    ? "connection refused"
-    : e?.message || name || String(error);
-  return new CairnError("SOURCE_UNAVAILABLE", `${where} failed while ${action}: ${detail}`, {
-    cause: error,
-  });
 }
 
 /** The S3/MinIO bucket a client mirrors from (and restores into). */
