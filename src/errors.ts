@@ -83,8 +83,3 @@ export function describeError(value: unknown): string {
   const err = toError(value);
   return redact(err.message || err.name);
 }
-
-export function isAbortError(value: unknown): boolean {
-  return value instanceof Error &&
-    (value.name === "AbortError" || isCairnError(value, "CANCELLED"));
-}

@@ -16,10 +16,6 @@ export function registerSecret(value: string | undefined | null): void {
   }
 }
 
-export function clearSecrets(): void {
-  secrets.clear();
-}
-
 /** Passwords inside URLs (scheme://user:pass@host) are masked even when unregistered. */
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s/]+)(@)/gi;
 

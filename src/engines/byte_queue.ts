@@ -88,16 +88,8 @@ export class ByteQueue {
       if (this.#buffered === 0 && n > 0) return null;
       throw new Error("the stream ends in the middle of a record (truncated)");
     }
-    const head = this.#chunks[0];
-    if (head.byteLength >= n) {
-      const view = head.subarray(0, n);
-      if (head.byteLength === n) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(n);
-      this.#buffered -= n;
-      this.offset += n;
-      this.#consumedView(view);
-      return view;
-    }
+    const view = this.tryView(n);
+    if (view) return view;
     const out = new Uint8Array(n);
     let off = 0;
     while (off < n) {
@@ -120,30 +112,31 @@ export class ByteQueue {
     return out;
   }
 
+  /** Consumes `n` bytes from the head chunk (the caller checked they are there) as a view. */
+  #take(n: number): Uint8Array {
+    const head = this.#chunks[0];
+    const view = head.subarray(0, n);
+    if (head.byteLength === n) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(n);
+    this.#buffered -= n;
+    this.offset += n;
+    return view;
+  }
+
   /** The next byte if it is already buffered (no await), else -1: parsers' fast path. */
   tryU8(): number {
     if (this.#buffered === 0) return -1;
-    const head = this.#chunks[0];
-    const b = head[0];
-    if (head.byteLength === 1) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(1);
-    this.#buffered -= 1;
-    this.offset += 1;
-    if (this.#capture || (this.onConsume && !this.onConsumeByte)) {
-      this.#consumedView(head.subarray(0, 1));
-    } else this.onConsumeByte?.(b);
-    return b;
+    const view = this.#take(1);
+    if (this.#capture || (this.onConsume && !this.onConsumeByte)) this.#consumedView(view);
+    else this.onConsumeByte?.(view[0]);
+    return view[0];
   }
 
   /** n bytes if they are already in the head chunk (no await), else null. */
   tryView(n: number): Uint8Array | null {
     const head = this.#chunks[0];
     if (!head || head.byteLength < n) return null;
-    const view = head.subarray(0, n);
-    if (head.byteLength === n) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(n);
-    this.#buffered -= n;
-    this.offset += n;
+    const view = this.#take(n);
     this.#consumedView(view);
     return view;
   }
@@ -160,15 +153,9 @@ export class ByteQueue {
     if (!(await this.#fill(1))) {
       throw new Error("the stream ends in the middle of a value (truncated)");
     }
-    const head = this.#chunks[0];
-    const take = Math.min(head.byteLength, max);
-    if (take === head.byteLength) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(take);
-    this.#buffered -= take;
-    const out = head.subarray(0, take);
-    this.offset += take;
-    this.#consumedView(out);
-    return out;
+    const view = this.#take(Math.min(this.#chunks[0].byteLength, max));
+    this.#consumedView(view);
+    return view;
   }
 
   /** One line ending in \n (a trailing \r is dropped), or null at a clean end of stream. */

@@ -1,6 +1,6 @@
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { CairnError } from "../errors.ts";
-import { syncDirSync } from "../store/jsonl.ts";
+import { syncDirSync } from "../fs_sync.ts";
 import { hashingStream } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";

@@ -65,15 +65,3 @@ export function verifyingStream(
     },
   });
 }
-
-/** Rate-limits progress callbacks: a 50 GB stream must not write to the store per chunk. */
-export function throttle(fn: (bytes: number) => void, everyMs = 500): (bytes: number) => void {
-  let last = 0;
-  return (bytes) => {
-    const now = Date.now();
-    if (now - last >= everyMs) {
-      last = now;
-      fn(bytes);
-    }
-  };
-}

@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
 import { CairnError } from "../errors.ts";
 import type { Job, JobStatus, Schedule } from "../jobs/types.ts";
+import { syncDirSync } from "../fs_sync.ts";
 import { logger } from "../log.ts";
 import { type BaseOptions, BaseStore, decodeCursor, matchesFilter, type Tx } from "./base.ts";
 import type { PageOptions } from "./store.ts";
@@ -331,15 +332,4 @@ async function acquireLock(lockPath: string, storePath: string): Promise<Deno.Fs
   await lock.truncate(0);
   await lock.write(encoder.encode(String(Deno.pid)));
   return lock;
-}
-
-export function syncDirSync(path: string): void {
-  try {
-    const dir = Deno.openSync(path, { read: true });
-    try {
-      dir.syncSync();
-    } finally {
-      dir.close();
-    }
-  } catch { /* some filesystems refuse fsync on directories; the rename is still atomic */ }
 }

@@ -97,3 +97,27 @@ Deno.test("app: without an admin key configured (loopback only) the API is open;
     }
   });
 });
+
+Deno.test("app: keys are URL-decoded exactly once; a double-encoded key is refused", async () => {
+  await withTempDir(async (dir) => {
+    const services = await testServices(dir, {});
+    try {
+      const app = createApp({ services, pool: null, scheduler: null, startedAt: Date.now() });
+      const once = await app.request(
+        "/admin/backups/backups%2Ffiles%2F20261121T020000000Z-manual.tar.gz/download",
+      );
+      assert.equal(
+        (await once.json()).code,
+        "BACKUP_NOT_FOUND",
+        "a valid key, singly encoded, is looked up",
+      );
+      const twice = await app.request(
+        "/admin/backups/backups%252Ffiles%252F20261121T020000000Z-manual.tar.gz/download",
+      );
+      assert.equal(twice.status, 400);
+      assert.equal((await twice.json()).code, "INVALID_KEY");
+    } finally {
+      await services.store.close();
+    }
+  });
+});

@@ -13,14 +13,8 @@ import { ok } from "../envelope.ts";
 import { CreateBackupBody, ListBackupsQuery, RestoreBody, VerifyBody } from "../schemas.ts";
 import { jsonBody, queryOf } from "../validate.ts";
 
-/** The key from the path: URL-encoded (backups%2Fapp_db%2F...) or, leniently, with raw slashes. */
-function keyParam(raw: string): string {
-  let key = raw;
-  try {
-    key = decodeURIComponent(raw);
-  } catch {
-    throw new CairnError("INVALID_KEY", "Invalid backup key: it is not valid URL encoding");
-  }
+/** The key from the path, already URL-decoded once by the router (backups%2Fapp_db%2F...). */
+function keyParam(key: string): string {
   parseKey(key);
   return key;
 }

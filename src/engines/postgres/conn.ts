@@ -152,7 +152,3 @@ export async function toolEnv(
 export function conninfoFor(database: string): string {
   return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 }
-
-export function describeTarget(target: PgTarget): string {
-  return redactUrl(target.url);
-}
