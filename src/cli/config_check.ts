@@ -16,7 +16,7 @@ export async function configCheckCommand(argv: string[]): Promise<number> {
   out("# configuration is valid; resolved values (secrets shown as ***):");
   out(stringify(JSON.parse(JSON.stringify(redactConfig(config)))).trimEnd());
   if (values.probe) {
-    const repo = openRepository(config.repository);
+    const repo = await openRepository(config.repository);
     await repo.checkWritable();
     out(`# probe: the repository ${repo.location} is reachable and writable`);
   }

@@ -17,7 +17,7 @@ export async function listCommand(argv: string[]): Promise<number> {
     throw new UsageError(`Invalid --client ${JSON.stringify(client)}`);
   }
   const config = await loadConfig(values.config as string | undefined);
-  const { backups } = await listBackups(openRepository(config.repository), { client });
+  const { backups } = await listBackups(await openRepository(config.repository), { client });
   if (values.json) {
     out(JSON.stringify({ backups: backups.map(manifestSummary) }));
     return 0;

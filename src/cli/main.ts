@@ -2,16 +2,9 @@ import { ConfigError } from "../config/load.ts";
 import { CairnError, describeError, toError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
-import { backupCommand } from "./backup.ts";
-import { configCheckCommand } from "./config_check.ts";
-import { daemonCommand } from "./daemon.ts";
-import { jobsCommand } from "./jobs.ts";
-import { listCommand } from "./list.ts";
 import { err, out } from "./output.ts";
-import { pruneCommand } from "./prune.ts";
-import { restoreCommand } from "./restore.ts";
-import { verifyCommand } from "./verify.ts";
 
+// Commands load on demand: `cairn backup` never pays for the HTTP stack, `version` for nothing.
 export const USAGE = `cairn ${VERSION}: backups for one host
 
 Usage:
@@ -41,19 +34,19 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case "daemon":
-        return await daemonCommand(rest);
+        return await (await import("./daemon.ts")).daemonCommand(rest);
       case "backup":
-        return await backupCommand(rest);
+        return await (await import("./backup.ts")).backupCommand(rest);
       case "restore":
-        return await restoreCommand(rest);
+        return await (await import("./restore.ts")).restoreCommand(rest);
       case "verify":
-        return await verifyCommand(rest);
+        return await (await import("./verify.ts")).verifyCommand(rest);
       case "list":
-        return await listCommand(rest);
+        return await (await import("./list.ts")).listCommand(rest);
       case "jobs":
-        return await jobsCommand(rest);
+        return await (await import("./jobs.ts")).jobsCommand(rest);
       case "prune":
-        return await pruneCommand(rest);
+        return await (await import("./prune.ts")).pruneCommand(rest);
       case "config":
         if (rest[0] !== "check") {
           throw new UsageError(
@@ -61,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
               " (did you mean: cairn config check?)",
           );
         }
-        return await configCheckCommand(rest.slice(1));
+        return await (await import("./config_check.ts")).configCheckCommand(rest.slice(1));
       case "version":
       case "--version":
         out(`cairn ${VERSION} (deno ${Deno.version.deno})`);

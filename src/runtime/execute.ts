@@ -81,7 +81,7 @@ async function runBackup(
 ): Promise<Record<string, unknown>> {
   const clientName = job.client_name!;
   const client = requireClient(services.config, clientName);
-  const engine = engineFor(client, clientName);
+  const engine = await engineFor(client, clientName);
   const started = Date.now();
   const key = await freshKey(services, clientName, job.label ?? "manual", engine);
   await hooks.setKey(key);
@@ -151,7 +151,7 @@ async function loadForRestore(services: Services, job: Job) {
       `The artifact of ${key} is missing from the repository (its manifest exists)`,
     );
   }
-  return { key, manifest, clientName, engine: engineFor(client, clientName) };
+  return { key, manifest, clientName, engine: await engineFor(client, clientName) };
 }
 
 function opener(services: Services, manifest: Manifest, hooks: RunHooks) {

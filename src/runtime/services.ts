@@ -16,7 +16,7 @@ export interface Services {
 }
 
 export async function openServices(config: Config, options: BaseOptions = {}): Promise<Services> {
-  const repository = openRepository(config.repository);
+  const repository = await openRepository(config.repository);
   const store = await openStore(config.store, options);
   const owner = `${Deno.hostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
   return { config, store, repository, owner };

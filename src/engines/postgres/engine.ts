@@ -157,8 +157,17 @@ export const postgresEngine: Engine<PostgresClient> = {
 
   async backup(ctx) {
     const target = parsePgUrl(ctx.client.url);
-    const dump = await toolVersion(ctx.tools.pg_dump, "tools.pg_dump (or CAIRN_PG_DUMP_PATH)");
+    // Asking pg_dump its version and connecting overlap: both are start-up latency.
+    const asking = toolVersion(ctx.tools.pg_dump, "tools.pg_dump (or CAIRN_PG_DUMP_PATH)");
+    asking.catch(() => {});
     const sql = await open(target);
+    let dump: Awaited<typeof asking>;
+    try {
+      dump = await asking;
+    } catch (error) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      throw error;
+    }
     let reserved: Awaited<ReturnType<Sql["reserve"]>> | null = null;
     let envCleanup: (() => Promise<void>) | null = null;
     let tool: Tool | null = null;
@@ -182,6 +191,8 @@ export const postgresEngine: Engine<PostgresClient> = {
       await reserved`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`;
       await reserved`SET LOCAL idle_in_transaction_session_timeout = 0`;
       await reserved`SET LOCAL statement_timeout = 0`;
+      // One backend per count: parallel workers would take the CPU pg_dump needs.
+      await reserved`SET LOCAL max_parallel_workers_per_gather = 0`;
       const [{ snapshot }] = await reserved<
         Array<{ snapshot: string }>
       >`SELECT pg_export_snapshot() AS snapshot`;

@@ -13,7 +13,13 @@ import type {
 import { forEachConcurrently } from "../pool.ts";
 import { mirrorKey, parseS3Target } from "./keys.ts";
 import { listingStream, type MirrorEntry, parseListing, readState, writeState } from "./listing.ts";
-import { S3Source, type SourceObject } from "./source.ts";
+import type { S3Source, SourceObject } from "./source.ts";
+
+/** The AWS SDK loads with the first mirror run, not with every cairn start. */
+async function openSource(client: S3ClientConfig): Promise<S3Source> {
+  const { S3Source } = await import("./source.ts");
+  return new S3Source(client);
+}
 
 type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
 
@@ -63,7 +69,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
 
   async backup(ctx: EngineContext<S3ClientConfig>) {
     const { client, repository, clientName, signal } = ctx;
-    const source = new S3Source(client);
+    const source = await openSource(client);
     await source.checkBucket();
     const state = await readState(repository, clientName);
     ctx.progress({ bytes_done: 0, phase: "listing" });
@@ -216,7 +222,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
 
   async restore(ctx: EngineContext<S3ClientConfig>, request: RestoreRequest) {
     const { client, repository, signal } = ctx;
-    const source = new S3Source(client);
+    const source = await openSource(client);
     const target = request.target
       ? parseS3Target(request.target)
       : { bucket: client.bucket, prefix: "" };
