@@ -9,6 +9,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { packingStream } from "./packing.ts";
 import type { RepositoryConfig } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
 import { hashingStream } from "./hashing.ts";
@@ -24,6 +25,8 @@ type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
  */
 export const PART_SIZE = 10 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
+/** lib-storage joins chunks into parts; compact 1 MiB chunks keep each part near PART_SIZE. */
+const PACK_SIZE = 1024 * 1024;
 
 /**
  * One place that turns SDK failures into errors an operator can act on. Credentials
@@ -119,7 +122,7 @@ export class S3Repository implements Repository {
       params: {
         Bucket: this.#bucket,
         Key: this.#key(key),
-        Body: source.pipeThrough(hasher.stream),
+        Body: source.pipeThrough(hasher.stream).pipeThrough(packingStream(PACK_SIZE)),
       },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
