@@ -67,9 +67,11 @@ async function freshKey(
   let at = Date.now();
   for (;;) {
     const key = backupKey(client, new Date(at), label, engine.extension);
-    if (
-      !(await services.repository.stat(key)) && !(await services.repository.stat(manifestKey(key)))
-    ) return key;
+    const taken = await Promise.all([
+      services.repository.stat(key),
+      services.repository.stat(manifestKey(key)),
+    ]);
+    if (!taken[0] && !taken[1]) return key;
     at++;
   }
 }
