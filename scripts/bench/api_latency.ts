@@ -4,7 +4,7 @@
  * - POST /admin/backups enqueue rate
  * - daemon start to first healthy response (target < 300 ms)
  *
- *   deno task bench:api [-- --jobs 100000 --requests 2000 --store sqlite]
+ *   deno task bench:api [--jobs 100000 --requests 2000 --store sqlite]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";

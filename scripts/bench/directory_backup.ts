@@ -4,7 +4,7 @@
  * cairn's peak RSS; then the peak RSS again with a 5 GiB file (memory must not
  * grow with size).
  *
- *   deno task bench:directory [-- --small 20000 --big-mib 1024 --huge-mib 5120 --rounds 1]
+ *   deno task bench:directory [--small 20000 --big-mib 1024 --huge-mib 5120 --rounds 1]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";

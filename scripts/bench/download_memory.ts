@@ -3,7 +3,7 @@
  * the daemon's peak RSS (VmHWM) before and after, against curl writing the same
  * bytes from the repository file directly. Memory must not grow with the artifact.
  *
- *   deno task bench:download [-- --mib 1024]
+ *   deno task bench:download [--mib 1024]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";

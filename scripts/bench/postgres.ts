@@ -10,7 +10,7 @@
  * and there is little for streaming to overlap. A second round adds --text-mib of
  * random hex text (compresses about 2x, like much real data) to show the overlap.
  *
- *   deno task bench:postgres [-- --scale 70 --text-mib 512 --big-scale 0]
+ *   deno task bench:postgres [--scale 70 --text-mib 512 --big-scale 0]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";

@@ -6,7 +6,7 @@
  * - cairn's peak RSS                                                               (target < 200 MB)
  * Needs Debian's rclone (apt-get install rclone).
  *
- *   deno task bench:mirror [-- --objects 5000]
+ *   deno task bench:mirror [--objects 5000]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";

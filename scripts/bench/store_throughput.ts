@@ -3,7 +3,7 @@
  * and print jobs per second. The job body does nothing, so this measures the
  * store's enqueue -> claim -> complete path with every commit fsynced.
  *
- *   deno task bench:store [-- --jobs 10000 --concurrency 4]
+ *   deno task bench:store [--jobs 10000 --concurrency 4]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";

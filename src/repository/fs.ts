@@ -6,6 +6,13 @@ import { assertSafeKey } from "./paths.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
 const TMP_DIR = ".tmp";
+/** Reads and writes of artifacts go in units of this size. */
+const IO_CHUNK = 1024 * 1024;
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await file.write(bytes.subarray(off));
+}
 
 /** Turns an OS error on the repository into one an operator can act on. */
 function repositoryError(error: unknown, action: string, root: string): Error {
@@ -79,12 +86,25 @@ export class FsRepository implements Repository {
       await Deno.mkdir(tmpDir, { recursive: true });
       file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o640 });
       const reader = body.pipeThrough(hasher.stream, { signal: options.signal }).getReader();
+      // Small chunks (socket and pipe reads are often a few KiB) are gathered into
+      // one reused buffer: a write each MiB instead of a write (and a thread hand-off)
+      // per chunk.
+      const pending = new Uint8Array(IO_CHUNK);
+      let used = 0;
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        let off = 0;
-        while (off < value.byteLength) off += await file.write(value.subarray(off));
+        if (used > 0 && used + value.byteLength > IO_CHUNK) {
+          await writeAll(file, pending.subarray(0, used));
+          used = 0;
+        }
+        if (value.byteLength >= IO_CHUNK) await writeAll(file, value);
+        else {
+          pending.set(value, used);
+          used += value.byteLength;
+        }
       }
+      if (used > 0) await writeAll(file, pending.subarray(0, used));
       await file.sync();
       file.close();
       file = null;
@@ -116,10 +136,10 @@ export class FsRepository implements Repository {
       }
       throw repositoryError(error, `reading ${key}`, this.root);
     }
-    if (!range) return file.readable;
-    await file.seek(range.start, Deno.SeekMode.Start);
-    let left = range.end === undefined ? Infinity : range.end - range.start + 1;
-    const buf = new Uint8Array(256 * 1024);
+    if (range) await file.seek(range.start, Deno.SeekMode.Start);
+    let left = range?.end === undefined ? Infinity : range.end - (range.start ?? 0) + 1;
+    // MiB reads into fresh buffers: parsers downstream may keep views of a chunk, and
+    // large chunks cost the stream machinery far less per byte than 64 KiB ones.
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         if (left <= 0) {
@@ -127,14 +147,15 @@ export class FsRepository implements Repository {
           controller.close();
           return;
         }
-        const n = await file.read(buf.subarray(0, Math.min(buf.length, left)));
+        const buf = new Uint8Array(Math.min(IO_CHUNK, left));
+        const n = await file.read(buf);
         if (n === null) {
           file.close();
           controller.close();
           return;
         }
         left -= n;
-        controller.enqueue(buf.slice(0, n));
+        controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
       },
       cancel() {
         file.close();

@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import postgres from "postgres";
 import { CairnError } from "../../errors.ts";
-import { redactUrl } from "../../redact.ts";
 
 export interface PgTarget {
   url: string;

@@ -81,38 +81,69 @@ function lengthBody(conn: RedisConnection, header: string): ReadableStream<Uint8
   });
 }
 
-/** Diskless: the RDB ends with the same 40-byte mark; it may straddle two reads. */
-function eofBody(conn: RedisConnection, mark: string): ReadableStream<Uint8Array> {
+/**
+ * Diskless: the RDB ends with the same 40-byte mark; it may straddle two reads.
+ * Chunks pass on as they came (no copy): only a chunk ending in what could be the
+ * start of the mark holds those few bytes back until the next read decides.
+ */
+export function eofBody(
+  conn: Pick<RedisConnection, "queue" | "close">,
+  mark: string,
+): ReadableStream<Uint8Array> {
   if (mark.length !== 40) {
     throw new CairnError("SOURCE_UNAVAILABLE", "Malformed $EOF mark in the SYNC reply");
   }
   const markBytes = encoder.encode(mark);
-  let tail = new Uint8Array(0); // held back: could be the start of the mark
+  let held = new Uint8Array(0);
   return new ReadableStream<Uint8Array>({
+    // A pull must enqueue or close before it returns, or the stream stalls: a read
+    // that is all held back (a few bytes that may begin the mark) reads again.
     async pull(controller) {
-      let chunk: Uint8Array;
-      try {
-        chunk = (await conn.queue.readSome(1 << 20)).slice();
-      } catch {
-        throw new CairnError("SOURCE_UNAVAILABLE", "The connection ended before the RDB end mark");
+      for (;;) {
+        let chunk: Uint8Array;
+        try {
+          chunk = await conn.queue.readSome(1 << 20);
+        } catch {
+          throw new CairnError(
+            "SOURCE_UNAVAILABLE",
+            "The connection ended before the RDB end mark",
+          );
+        }
+        if (held.length > 0) {
+          // Rare: the last read ended like the mark begins. Judge both together.
+          const joined = new Uint8Array(held.length + chunk.length);
+          joined.set(held);
+          joined.set(chunk, held.length);
+          chunk = joined;
+          held = new Uint8Array(0);
+        }
+        const at = indexOf(chunk, markBytes);
+        if (at !== -1) {
+          if (at > 0) controller.enqueue(chunk.subarray(0, at));
+          conn.close();
+          return controller.close();
+        }
+        const keep = markPrefixAtEnd(chunk, markBytes);
+        if (keep > 0) held = chunk.slice(chunk.length - keep);
+        if (chunk.length > keep) return controller.enqueue(chunk.subarray(0, chunk.length - keep));
       }
-      const buf = new Uint8Array(tail.length + chunk.length);
-      buf.set(tail);
-      buf.set(chunk, tail.length);
-      const at = indexOf(buf, markBytes);
-      if (at !== -1) {
-        if (at > 0) controller.enqueue(buf.subarray(0, at));
-        conn.close();
-        return controller.close();
-      }
-      const keep = Math.min(buf.length, markBytes.length - 1);
-      if (buf.length > keep) controller.enqueue(buf.subarray(0, buf.length - keep));
-      tail = buf.slice(buf.length - keep);
     },
     cancel() {
       conn.close();
     },
   });
+}
+
+/** The length of the longest end of `chunk` that is a proper start of `mark` (0 if none). */
+export function markPrefixAtEnd(chunk: Uint8Array, mark: Uint8Array): number {
+  for (let k = Math.min(mark.length - 1, chunk.length); k > 0; k--) {
+    const from = chunk.length - k;
+    if (chunk[from] !== mark[0]) continue;
+    let j = 1;
+    while (j < k && chunk[from + j] === mark[j]) j++;
+    if (j === k) return k;
+  }
+  return 0;
 }
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
