@@ -132,6 +132,15 @@ export class ByteQueue {
     return view[0];
   }
 
+  /** Consumes `expected` if the head chunk starts with exactly those bytes (no await). */
+  tryConsume(expected: Uint8Array): boolean {
+    const head = this.#chunks[0];
+    if (!head || head.byteLength < expected.length) return false;
+    for (let i = 0; i < expected.length; i++) if (head[i] !== expected[i]) return false;
+    this.#consumedView(this.#take(expected.length));
+    return true;
+  }
+
   /** n bytes if they are already in the head chunk (no await), else null. */
   tryView(n: number): Uint8Array | null {
     const head = this.#chunks[0];

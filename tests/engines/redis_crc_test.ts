@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { crc64 } from "../../src/engines/redis/crc64.ts";
 import { lzfDecompress } from "../../src/engines/redis/lzf.ts";
+import { dumpPayload, encodeRestore } from "../../src/engines/redis/replay.ts";
+import { encodeCommand } from "../../src/engines/redis/resp.ts";
 
 Deno.test("crc64 (Jones): the check value of 123456789", () => {
   assert.equal(crc64(new TextEncoder().encode("123456789")).hex(), "e9c6d914c4b8d9ca");
@@ -44,4 +46,15 @@ Deno.test("lzf: literal runs and back references decode; corrupt input is refuse
   const compressed = new Uint8Array([0x00, 0x61, 0xe0, 0x00, 0x00]);
   assert.equal(new TextDecoder().decode(lzfDecompress(compressed, 10)), "a".repeat(10));
   assert.throws(() => lzfDecompress(new Uint8Array([0x05, 0x61]), 6), /corrupt/);
+});
+
+Deno.test("encodeRestore: one buffer equal to encoding the command around its DUMP payload", () => {
+  const raw = [new Uint8Array([1, 2, 3]), new TextEncoder().encode("value"), new Uint8Array(300)];
+  for (const tail of [[], ["REPLACE"], ["REPLACE", "ABSTTL", "IDLETIME", "12"]]) {
+    for (const key of ["k", "ключ", new Uint8Array([0, 255, 10])]) {
+      const head = ["RESTORE", key, "1700000000000"];
+      const expected = encodeCommand([...head, dumpPayload(4, raw, 11), ...tail]);
+      assert.deepEqual(encodeRestore(head, 4, raw, 11, tail), expected);
+    }
+  }
 });

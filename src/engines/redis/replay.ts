@@ -4,7 +4,12 @@ import type { Element } from "./rdb_reader.ts";
 import { RdbReader, T } from "./rdb_reader.ts";
 import {
   type Arg,
+  bulkSize,
   encodeCommand,
+  measureArgs,
+  putArgs,
+  putArrayHeader,
+  putBulkHeader,
   type RedisConnection,
   RedisReplyError,
   type Reply,
@@ -45,6 +50,40 @@ export function dumpPayload(type: number, raw: Uint8Array[], version: number): U
   out[off] = version & 0xff;
   out[off + 1] = (version >> 8) & 0xff;
   out.set(new Crc64().update(out.subarray(0, off + 2)).bytes(), off + 2);
+  return out;
+}
+
+/**
+ * The whole RESTORE command in one buffer, its DUMP payload built in place and its
+ * CRC-64 computed there: one allocation and one copy of the value per key, where
+ * building the payload and then encoding the command took two of each.
+ */
+export function encodeRestore(
+  head: Arg[],
+  type: number,
+  raw: Uint8Array[],
+  version: number,
+  tail: Arg[],
+): Uint8Array {
+  let rawSize = 0;
+  for (const r of raw) rawSize += r.length;
+  const payloadSize = 1 + rawSize + 2 + 8;
+  const h = measureArgs(head), t = measureArgs(tail);
+  const argc = head.length + 1 + tail.length;
+  const out = new Uint8Array(
+    1 + String(argc).length + 2 + h.size + bulkSize(payloadSize) + t.size,
+  );
+  let off = putArgs(out, putArrayHeader(out, 0, argc), head, h.bytes);
+  off = putBulkHeader(out, off, payloadSize);
+  const start = off;
+  out[off++] = type;
+  for (const r of raw) (out.set(r, off), off += r.length);
+  out[off++] = version & 0xff;
+  out[off++] = (version >> 8) & 0xff;
+  out.set(new Crc64().update(out.subarray(start, off)).bytes(), off);
+  off += 8;
+  out[off++] = 13, out[off++] = 10;
+  putArgs(out, off, tail, t.bytes);
   return out;
 }
 
@@ -137,8 +176,14 @@ export async function replay(
     if (e.type === T.STRING) {
       const value = await reader.streamString();
       if (value.size <= STREAM_ABOVE) {
-        const payload = dumpPayload(T.STRING, [await value.whole()], reader.version);
-        await send(["RESTORE", e.key, ttl, payload, ...tail], () => `RESTORE ${name()}`);
+        const bytes = encodeRestore(
+          ["RESTORE", e.key, ttl],
+          T.STRING,
+          [await value.whole()],
+          reader.version,
+          tail,
+        );
+        await track(conn.sendRaw([bytes]), () => `RESTORE ${name()}`, bytes.length);
       } else {
         await restoreStreamedString(conn, reader, value, e.key, ttl, tail, track, name);
       }
@@ -157,8 +202,14 @@ export async function replay(
             } MiB in a form that cannot be split into commands`,
           );
         }
-        const payload = dumpPayload(e.type, captured.raw, reader.version);
-        await send(["RESTORE", e.key, ttl, payload, ...tail], () => `RESTORE ${name()}`);
+        const bytes = encodeRestore(
+          ["RESTORE", e.key, ttl],
+          e.type,
+          captured.raw,
+          reader.version,
+          tail,
+        );
+        await track(conn.sendRaw([bytes]), () => `RESTORE ${name()}`, bytes.length);
         result.keys_restored++;
       }
     }

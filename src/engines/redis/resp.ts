@@ -30,40 +30,77 @@ function putNumber(out: Uint8Array, off: number, n: number): number {
   return off + text.length;
 }
 
+/** Bytes of a string argument, or null when it is ASCII and can be written char by char. */
+function argBytes(a: Arg): Uint8Array | null {
+  if (typeof a !== "string") return a;
+  return asciiLength(a) === -1 ? encoder.encode(a) : null;
+}
+
+/** Size of `$<len>\r\n<bytes>\r\n` for a bulk string of `len` bytes. */
+export function bulkSize(len: number): number {
+  return 1 + digits(len) + 2 + len + 2;
+}
+
+/** Writes `*<n>\r\n`; returns the next offset. */
+export function putArrayHeader(out: Uint8Array, off: number, n: number): number {
+  out[off++] = 0x2a; // *
+  off = putNumber(out, off, n);
+  out[off++] = 13, out[off++] = 10;
+  return off;
+}
+
+/** Writes `$<len>\r\n` (the bulk's body and its \r\n are the caller's); returns the next offset. */
+export function putBulkHeader(out: Uint8Array, off: number, len: number): number {
+  out[off++] = 0x24; // $
+  off = putNumber(out, off, len);
+  out[off++] = 13, out[off++] = 10;
+  return off;
+}
+
+function putBulk(out: Uint8Array, off: number, a: Arg, b: Uint8Array | null): number {
+  const len = b ? b.length : (a as string).length;
+  off = putBulkHeader(out, off, len);
+  if (b) {
+    out.set(b, off);
+    off += len;
+  } else {
+    const text = a as string;
+    for (let j = 0; j < len; j++) out[off++] = text.charCodeAt(j);
+  }
+  out[off++] = 13, out[off++] = 10;
+  return off;
+}
+
+/** The encoded size of `args` as bulk strings (no array header), with their bytes. */
+export function measureArgs(args: Arg[]): { size: number; bytes: (Uint8Array | null)[] } {
+  const bytes = new Array<Uint8Array | null>(args.length);
+  let size = 0;
+  for (let i = 0; i < args.length; i++) {
+    const b = bytes[i] = argBytes(args[i]);
+    size += bulkSize(b ? b.length : (args[i] as string).length);
+  }
+  return { size, bytes };
+}
+
+/** Writes measured args as bulk strings; returns the next offset. */
+export function putArgs(
+  out: Uint8Array,
+  off: number,
+  args: Arg[],
+  bytes: (Uint8Array | null)[],
+): number {
+  for (let i = 0; i < args.length; i++) off = putBulk(out, off, args[i], bytes[i]);
+  return off;
+}
+
 /**
  * RESP encoding of one command as an array of bulk strings, written straight into
  * one buffer (this runs once per key on a restore: no intermediate strings).
  */
 export function encodeCommand(args: Arg[]): Uint8Array {
-  const bytes: Uint8Array[] = new Array(args.length);
-  let size = 1 + digits(args.length) + 2;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (typeof a === "string") {
-      bytes[i] = asciiLength(a) === -1 ? encoder.encode(a) : (null as unknown as Uint8Array);
-    } else bytes[i] = a;
-    const len = bytes[i] ? bytes[i].length : (a as string).length;
-    size += 1 + digits(len) + 2 + len + 2;
-  }
-  const out = new Uint8Array(size);
-  out[0] = 0x2a; // *
-  let off = putNumber(out, 1, args.length);
-  out[off++] = 13, out[off++] = 10;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i], b = bytes[i];
-    const len = b ? b.length : (a as string).length;
-    out[off++] = 0x24; // $
-    off = putNumber(out, off, len);
-    out[off++] = 13, out[off++] = 10;
-    if (b) {
-      out.set(b, off);
-      off += len;
-    } else {
-      const text = a as string;
-      for (let j = 0; j < len; j++) out[off++] = text.charCodeAt(j);
-    }
-    out[off++] = 13, out[off++] = 10;
-  }
+  const { size, bytes } = measureArgs(args);
+  const out = new Uint8Array(1 + digits(args.length) + 2 + size);
+  putArgs(out, putArrayHeader(out, 0, args.length), args, bytes);
   return out;
 }
 
@@ -276,7 +313,11 @@ export class RedisConnection {
   }
 }
 
+const OK_LINE = encoder.encode("+OK\r\n");
+
 export async function readReply(q: ByteQueue): Promise<Reply> {
+  // The reply to almost every pipelined command, taken without decoding a line.
+  if (q.tryConsume(OK_LINE)) return "OK";
   const line = await q.readLine(1 << 20);
   if (line === "+OK") return "OK"; // the reply to almost every pipelined command
   if (line === null) throw new Error("connection closed by the server");
