@@ -12,7 +12,6 @@ import {
   putBulkHeader,
   type RedisConnection,
   RedisReplyError,
-  type Reply,
 } from "./resp.ts";
 
 /** Values whose DUMP payload stays below this are restored with one RESTORE. */
@@ -99,37 +98,29 @@ export async function replay(
   options: { signal: AbortSignal; now?: number; onKey?: (n: number) => void },
 ): Promise<ReplayResult> {
   const now = options.now ?? Date.now();
-  const inflight: Array<{ reply: Promise<Reply>; what: string | (() => string); bytes: number }> =
-    [];
-  let bytesInFlight = 0;
-  const settle = async () => {
-    conn.flush();
-    const { reply, what, bytes } = inflight.shift()!;
-    bytesInFlight -= bytes;
-    const r = await reply;
-    if (r instanceof RedisReplyError) {
+  // Replies are counted, not awaited one by one: the connection keeps the first
+  // refusal with its tag (a key, or a text naming the command).
+  const refused = () => {
+    const failure = conn.pipelineError;
+    if (failure) {
       throw new CairnError(
         "SOURCE_UNAVAILABLE",
-        `Restore stopped: ${what} was refused by the target: ${r.message}`,
+        `Restore stopped: ${
+          describeTag(failure.tag)
+        } was refused by the target: ${failure.error.message}`,
       );
     }
   };
-  const track = async (reply: Promise<Reply>, what: string | (() => string), bytes: number) => {
-    reply.catch(() => {});
-    inflight.push({ reply, what, bytes });
-    bytesInFlight += bytes;
+  const pipe = async (bytes: Uint8Array, tag: Tag) => {
+    conn.sendPipelined(bytes, tag);
     // Drain to half, not just below the limit: otherwise every new command would wait
     // for one reply and the writes would shrink to one command each.
-    if (inflight.length > MAX_IN_FLIGHT || bytesInFlight > MAX_BYTES_IN_FLIGHT) {
-      while (inflight.length > MAX_IN_FLIGHT / 2 || bytesInFlight > MAX_BYTES_IN_FLIGHT / 2) {
-        await settle();
-      }
+    if (conn.outstanding > MAX_IN_FLIGHT || conn.outstandingBytes > MAX_BYTES_IN_FLIGHT) {
+      await conn.drainTo(MAX_IN_FLIGHT / 2, MAX_BYTES_IN_FLIGHT / 2);
+      refused();
     }
   };
-  const send = (args: Arg[], what: string | (() => string)) => {
-    const bytes = encodeCommand(args);
-    return track(conn.sendRaw([bytes]), what, bytes.length);
-  };
+  const send = (args: Arg[], tag: Tag) => pipe(encodeCommand(args), tag);
 
   const result: ReplayResult = {
     keys_restored: 0,
@@ -183,9 +174,11 @@ export async function replay(
           reader.version,
           tail,
         );
-        await track(conn.sendRaw([bytes]), () => `RESTORE ${name()}`, bytes.length);
+        await pipe(bytes, e.key);
       } else {
-        await restoreStreamedString(conn, reader, value, e.key, ttl, tail, track, name);
+        await conn.drainTo(0, 0);
+        refused();
+        await restoreStreamedString(conn, reader, value, e.key, ttl, tail, name);
       }
       result.keys_restored++;
     } else {
@@ -209,13 +202,14 @@ export async function replay(
           reader.version,
           tail,
         );
-        await track(conn.sendRaw([bytes]), () => `RESTORE ${name()}`, bytes.length);
+        await pipe(bytes, e.key);
         result.keys_restored++;
       }
     }
     options.onKey?.(result.keys_restored + result.keys_restored_by_commands);
   }
-  while (inflight.length) await settle();
+  await conn.drainTo(0, 0);
+  refused();
   return result;
 }
 
@@ -226,7 +220,6 @@ async function restoreStreamedString(
   key: Uint8Array,
   ttl: string,
   tail: Arg[],
-  track: (reply: Promise<Reply>, what: string | (() => string), bytes: number) => Promise<void>,
   name: () => string,
 ): Promise<void> {
   const payloadSize = 1 + value.size + 2 + 8;
@@ -257,7 +250,13 @@ async function restoreStreamedString(
     yield trailing;
   }
   const { reply } = await conn.sendStreamed(parts());
-  await track(reply, () => `RESTORE ${name()}`, 0);
+  const answer = await reply;
+  if (answer instanceof RedisReplyError) {
+    throw new CairnError(
+      "SOURCE_UNAVAILABLE",
+      `Restore stopped: RESTORE ${name()} was refused by the target: ${answer.message}`,
+    );
+  }
 }
 
 async function replayElements(
@@ -266,7 +265,7 @@ async function replayElements(
   count: number,
   key: Uint8Array,
   expireMs: number | null,
-  send: (args: Arg[], what: string | (() => string)) => Promise<void>,
+  send: (args: Arg[], tag: Tag) => Promise<void>,
   name: () => string,
 ): Promise<void> {
   await send(["DEL", key], () => `DEL ${name()}`);
@@ -307,6 +306,14 @@ async function replayElements(
   if (expireMs !== null) {
     await send(["PEXPIREAT", key, String(expireMs)], () => `PEXPIREAT ${name()}`);
   }
+}
+
+/** Names a pipelined command in an error: a key stands for its RESTORE. */
+type Tag = Uint8Array | string | (() => string);
+
+function describeTag(tag: unknown): string {
+  if (tag instanceof Uint8Array) return `RESTORE ${printableKey(tag)}`;
+  return typeof tag === "function" ? tag() : String(tag);
 }
 
 function printableKey(key: Uint8Array): string {

@@ -104,6 +104,16 @@ export function encodeCommand(args: Arg[]): Uint8Array {
   return out;
 }
 
+/** Who waits for a reply: a caller's promise, or a pipelined command's count. */
+type Waiter =
+  | {
+    resolve: (r: Reply) => void;
+    reject: (e: unknown) => void;
+    tag?: undefined;
+    bytes?: undefined;
+  }
+  | { tag: unknown; bytes: number; resolve?: undefined; reject?: undefined };
+
 /**
  * A connection speaking RESP2 directly over TCP (or TLS): commands are written in
  * order and replies resolved in order, so callers can pipeline by not awaiting.
@@ -116,9 +126,17 @@ export class RedisConnection {
   #outbox: Uint8Array[] = [];
   #outboxBytes = 0;
   #flushScheduled = false;
-  #replies: Array<{ resolve: (r: Reply) => void; reject: (e: unknown) => void }> = [];
+  #replies: Array<Waiter> = [];
   #reading = false;
   #closed = false;
+  /** Pipelined commands (sendPipelined) not yet answered, and their bytes. */
+  outstanding = 0;
+  outstandingBytes = 0;
+  /** The first pipelined command the server refused, with its tag. */
+  pipelineError: { tag: unknown; error: RedisReplyError } | null = null;
+  #drainers: Array<
+    { count: number; bytes: number; resolve: () => void; reject: (e: unknown) => void }
+  > = [];
 
   private constructor(target: RedisTarget, conn: Deno.Conn) {
     this.target = target;
@@ -205,6 +223,41 @@ export class RedisConnection {
     return reply;
   }
 
+  /**
+   * Queues a command whose reply is only counted: no promise per command, which is
+   * what a million-key restore would otherwise allocate. A refusal is kept in
+   * `pipelineError` with `tag` (whatever names the command to a human).
+   */
+  sendPipelined(bytes: Uint8Array, tag: unknown): void {
+    this.#replies.push({ tag, bytes: bytes.length });
+    this.outstanding++;
+    this.outstandingBytes += bytes.length;
+    this.#outbox.push(bytes);
+    this.#outboxBytes += bytes.length;
+    if (this.#outboxBytes >= 256 * 1024) this.#flushOutbox();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setTimeout(() => this.#flushOutbox(), 0);
+    }
+    this.#pump();
+  }
+
+  /** Resolves once at most `count` pipelined commands and `bytes` bytes await replies. */
+  drainTo(count: number, bytes: number): Promise<void> {
+    this.#flushOutbox();
+    if (this.outstanding <= count && this.outstandingBytes <= bytes) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#drainers.push({ count, bytes, resolve, reject }));
+  }
+
+  #wakeDrainers(): void {
+    if (this.#drainers.length === 0) return;
+    this.#drainers = this.#drainers.filter((d) => {
+      if (this.outstanding > d.count || this.outstandingBytes > d.bytes) return true;
+      d.resolve();
+      return false;
+    });
+  }
+
   #flushOutbox(): void {
     this.#flushScheduled = false;
     if (this.#outboxBytes === 0) return;
@@ -280,8 +333,18 @@ export class RedisConnection {
     this.#reading = true;
     try {
       while (this.#replies.length > 0) {
-        const reply = await readReply(this.queue);
-        this.#replies.shift()!.resolve(reply);
+        // +OK already buffered is taken synchronously: no async call per reply.
+        const reply = this.queue.tryConsume(OK_LINE) ? "OK" : await readReply(this.queue);
+        const waiter = this.#replies.shift()!;
+        if (waiter.resolve) waiter.resolve(reply);
+        else {
+          this.outstanding--;
+          this.outstandingBytes -= waiter.bytes;
+          if (reply instanceof RedisReplyError && !this.pipelineError) {
+            this.pipelineError = { tag: waiter.tag, error: reply };
+          }
+          this.#wakeDrainers();
+        }
       }
     } catch (error) {
       this.#fail(error);
@@ -295,7 +358,8 @@ export class RedisConnection {
       "SOURCE_UNAVAILABLE",
       `${describe(this.target)}: connection lost (${(error as Error)?.message ?? error})`,
     );
-    for (const r of this.#replies.splice(0)) r.reject(e);
+    for (const r of this.#replies.splice(0)) r.reject?.(e);
+    for (const d of this.#drainers.splice(0)) d.reject(e);
   }
 
   /** Waits for queued writes (used before handing the socket to a raw reader). */
