@@ -383,3 +383,28 @@ Deno.test("redis: cancelling a snapshot removes the partial artifact", async () 
     });
   });
 });
+
+Deno.test("redis: a target that refuses RESTORE part way stops the restore and names the key", async () => {
+  await withRedis([[], []], async (source, target) => {
+    for (let i = 0; i < 50; i++) await source.cmd("SET", `k${i}`, `v${i}`);
+    await target.cmd("ACL", "SETUSER", "norestore", "on", ">nr-pw", "~*", "+@all", "-restore");
+    await withTempDir(async (dir) => {
+      const services = await testServices(dir, { cache: { kind: "redis", url: source.url } });
+      try {
+        const key = String(
+          (await run(services, { kind: "backup", client_name: "cache" })).result!.key,
+        );
+        const restore = await run(services, {
+          kind: "restore",
+          client_name: "cache",
+          key,
+          params: { target: `redis://norestore:nr-pw@127.0.0.1:${target.port}` },
+        });
+        assert.equal(restore.status, "failed");
+        assert.match(restore.error!, /RESTORE "k\d+" was refused by the target: NOPERM/);
+      } finally {
+        await services.store.close();
+      }
+    });
+  });
+});
