@@ -132,6 +132,20 @@ export class ByteQueue {
     return view[0];
   }
 
+  /** The buffered head chunk (read-only), or null: for synchronous scanners. */
+  peekHead(): Uint8Array | null {
+    return this.#chunks[0] ?? null;
+  }
+
+  /** Consumes `n` bytes of the head chunk (the caller scanned them there), as one view. */
+  advance(n: number): Uint8Array {
+    const head = this.#chunks[0];
+    if (!head || head.byteLength < n) throw new RangeError("advance past the head chunk");
+    const view = this.#take(n);
+    this.#consumedView(view);
+    return view;
+  }
+
   /** Consumes `expected` if the head chunk starts with exactly those bytes (no await). */
   tryConsume(expected: Uint8Array): boolean {
     const head = this.#chunks[0];

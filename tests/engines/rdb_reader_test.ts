@@ -58,6 +58,69 @@ Deno.test("rdb reader: a real dump.rdb with every type and encoding; our payload
   }
 });
 
+Deno.test("rdb reader: the synchronous fast path reads the same keys and values as the async one", async () => {
+  const r = await startRedis(["--maxmemory-policy", "allkeys-lru"]);
+  try {
+    await fillEverything(r);
+    for (let i = 0; i < 300; i++) await r.cmd("SET", `ttl:${i}`, `v${i}`, "PX", String(1e9 + i));
+    await r.cmd("SAVE");
+    const bytes = await Deno.readFile(join(r.dir, "dump.rdb"));
+    const slow: string[] = [];
+    const reader = new RdbReader(ReadableStream.from([bytes]));
+    await reader.header();
+    for (let e = await reader.next(); e; e = await reader.next()) {
+      if (e.kind !== "key") continue;
+      const captured = await reader.captureValue(e.type, 64 << 20);
+      const raw = "raw" in captured ? captured.raw! : [];
+      slow.push(entryText(e.db, e.type, e.key, e.expireMs, e.idle, dumpPayload(e.type, raw, 10)));
+    }
+    assert.equal(reader.checksum, "ok");
+    // Any split of the file into chunks: entries inside one chunk take the fast path,
+    // the others the async one, and together they must read exactly the same.
+    for (const size of [bytes.length, 4096, 333, 17]) {
+      const chunks = [];
+      for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.slice(at, at + size));
+      const mixed = new RdbReader(ReadableStream.from(chunks));
+      await mixed.header();
+      const seen: string[] = [];
+      let fastKeys = 0;
+      for (;;) {
+        const f = mixed.tryKeyEntry();
+        if (f) {
+          fastKeys++;
+          seen.push(
+            entryText(f.db, f.type, f.key, f.expireMs, f.idle, dumpPayload(f.type, [f.raw], 10)),
+          );
+          continue;
+        }
+        const e = await mixed.next();
+        if (!e) break;
+        if (e.kind !== "key") continue;
+        const captured = await mixed.captureValue(e.type, 64 << 20);
+        const raw = "raw" in captured ? captured.raw! : [];
+        seen.push(entryText(e.db, e.type, e.key, e.expireMs, e.idle, dumpPayload(e.type, raw, 10)));
+      }
+      assert.equal(mixed.checksum, "ok", `checksum with ${size}-byte chunks`);
+      assert.deepEqual(seen, slow, `entries with ${size}-byte chunks`);
+      if (size >= 4096) assert.ok(fastKeys > slow.length / 2, `fast path used (${fastKeys})`);
+    }
+  } finally {
+    await r.stop();
+  }
+});
+
+function entryText(
+  db: number,
+  type: number,
+  key: Uint8Array,
+  expireMs: number | null,
+  idle: number | null,
+  payload: Uint8Array,
+): string {
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${db} ${type} ${hex(key)} ${expireMs} ${idle} ${hex(payload)}`;
+}
+
 Deno.test("rdb reader: a damaged file is refused with the offset and the checksum difference", async () => {
   const r = await startRedis();
   try {

@@ -2,6 +2,7 @@ import { ByteQueue } from "../byte_queue.ts";
 import { Crc64 } from "./crc64.ts";
 import { listpackEntries } from "./listpack.ts";
 import { lzfDecompress } from "./lzf.ts";
+import { scanKeyEntry } from "./rdb_scan.ts";
 
 /** Value types (rdb.h). */
 export const T = {
@@ -86,6 +87,17 @@ const encoder = new TextEncoder();
  * through CRC-64; `end()` checks it. After a "key" event, consume the value with
  * skipValue(), captureValue() or elements(), or streamString() for strings.
  */
+/** A key entry read whole by the fast path: `raw` is the value as serialized. */
+export interface KeyEntry {
+  db: number;
+  type: number;
+  key: Uint8Array;
+  raw: Uint8Array;
+  expireMs: number | null;
+  idle: number | null;
+  freq: number | null;
+}
+
 export class RdbReader {
   readonly q: ByteQueue;
   readonly crc = new Crc64();
@@ -204,6 +216,31 @@ export class RdbReader {
       return await this.q.skip(clen);
     }
     this.#fail(`unknown string encoding ${l.value}`);
+  }
+
+  /**
+   * The next key with its whole value's serialized bytes, when the entry lies inside
+   * the buffered head chunk: no await, views instead of copies. Null when the async
+   * path (next(), then a value method) must read it; nothing is consumed then, and
+   * likewise for a plain collection of more than `elementThreshold` elements.
+   */
+  tryKeyEntry(elementThreshold = Infinity): KeyEntry | null {
+    if (this.#pendingValue || this.#ended) return null;
+    const head = this.q.peekHead();
+    if (!head) return null;
+    const s = scanKeyEntry(head, 0);
+    // A collection past the threshold is the caller's to replay element by element.
+    if (!s || s.count > elementThreshold) return null;
+    const bytes = this.q.advance(s.end);
+    return {
+      db: this.#db,
+      type: s.type,
+      key: bytes.subarray(s.keyStart, s.keyEnd),
+      raw: bytes.subarray(s.valueStart, s.end),
+      expireMs: s.expireMs,
+      idle: s.idle,
+      freq: s.freq,
+    };
   }
 
   /** The next event, or null after EOF (whose checksum has then been verified). */
@@ -570,20 +607,37 @@ export async function inspectRdb(stream: ReadableStream<Uint8Array>, signal?: Ab
   const check = trailingChecksum();
   const reader = new RdbReader(stream.pipeThrough(check.transform), { checksum: false });
   const version = await reader.header();
-  const keys: Record<string, number> = {};
-  const expires: Record<string, number> = {};
+  // Counted by db number, named "db<n>" once at the end: no string built per key.
+  const keyCounts: number[] = [];
+  const expireCounts: number[] = [];
+  const count = (db: number, expires: boolean) => {
+    keyCounts[db] = (keyCounts[db] ?? 0) + 1;
+    if (expires) expireCounts[db] = (expireCounts[db] ?? 0) + 1;
+  };
   const aux: Record<string, string> = {};
   let functions = 0;
   let n = 0;
-  for (let e = await reader.next(); e; e = await reader.next()) {
+  for (;;) {
+    const fast = reader.tryKeyEntry();
+    if (fast) {
+      count(fast.db, fast.expireMs !== null);
+      if (++n % 4096 === 0) signal?.throwIfAborted();
+      continue;
+    }
+    const e = await reader.next();
+    if (!e) break;
     if (e.kind === "key") {
-      keys[`db${e.db}`] = (keys[`db${e.db}`] ?? 0) + 1;
-      if (e.expireMs !== null) expires[`db${e.db}`] = (expires[`db${e.db}`] ?? 0) + 1;
+      count(e.db, e.expireMs !== null);
       await reader.skipValue(e.type);
       if (++n % 4096 === 0) signal?.throwIfAborted();
     } else if (e.kind === "aux") aux[e.key] = e.value;
     else if (e.kind === "function") functions++;
   }
+  const named = (counts: number[]) =>
+    Object.fromEntries(
+      counts.flatMap((c, db) => (c ? [[`db${db}`, c] as [string, number]] : [])),
+    );
+  const keys = named(keyCounts), expires = named(expireCounts);
   if (!(await reader.q.atEnd())) {
     throw new RdbError("bytes follow the end of the RDB", reader.q.offset);
   }

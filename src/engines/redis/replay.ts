@@ -111,13 +111,16 @@ export async function replay(
       );
     }
   };
+  // Drain to half, not just below the limit: otherwise every new command would wait
+  // for one reply and the writes would shrink to one command each.
+  const drain = async () => {
+    await conn.drainTo(MAX_IN_FLIGHT / 2, MAX_BYTES_IN_FLIGHT / 2);
+    refused();
+  };
   const pipe = async (bytes: Uint8Array, tag: Tag) => {
     conn.sendPipelined(bytes, tag);
-    // Drain to half, not just below the limit: otherwise every new command would wait
-    // for one reply and the writes would shrink to one command each.
     if (conn.outstanding > MAX_IN_FLIGHT || conn.outstandingBytes > MAX_BYTES_IN_FLIGHT) {
-      await conn.drainTo(MAX_IN_FLIGHT / 2, MAX_BYTES_IN_FLIGHT / 2);
-      refused();
+      await drain();
     }
   };
   const send = (args: Arg[], tag: Tag) => pipe(encodeCommand(args), tag);
@@ -138,8 +141,36 @@ export async function replay(
     if (!result.dbs.includes(db)) result.dbs.push(db);
   };
 
-  for (let e = await reader.next(); e; e = await reader.next()) {
-    options.signal.throwIfAborted();
+  for (let n = 0;; n++) {
+    if (n % 1024 === 0) options.signal.throwIfAborted();
+    // The fast path: a key whose whole entry is buffered goes out as one RESTORE
+    // built straight from its bytes, with no await unless the pipeline is full.
+    const fast = reader.tryKeyEntry(ELEMENT_THRESHOLD);
+    if (fast) {
+      if (fast.expireMs !== null && fast.expireMs <= now) {
+        result.keys_skipped_expired++;
+        continue;
+      }
+      if (fast.db !== currentDb || !result.dbs.includes(fast.db)) await selectDb(fast.db);
+      conn.sendPipelined(
+        encodeRestore(
+          ["RESTORE", fast.key, fast.expireMs !== null ? String(fast.expireMs) : "0"],
+          fast.type,
+          [fast.raw],
+          reader.version,
+          restoreTail(fast.expireMs, fast.freq, fast.idle),
+        ),
+        fast.key,
+      );
+      if (conn.outstanding > MAX_IN_FLIGHT || conn.outstandingBytes > MAX_BYTES_IN_FLIGHT) {
+        await drain();
+      }
+      result.keys_restored++;
+      options.onKey?.(result.keys_restored + result.keys_restored_by_commands);
+      continue;
+    }
+    const e = await reader.next();
+    if (!e) break;
     if (e.kind === "function") {
       await send(["FUNCTION", "LOAD", "REPLACE", e.code], "FUNCTION LOAD");
       result.functions++;
@@ -155,15 +186,7 @@ export async function replay(
     }
     await selectDb(e.db);
     const ttl = e.expireMs !== null ? String(e.expireMs) : "0";
-    const tail: Arg[] = [
-      "REPLACE",
-      ...(e.expireMs !== null ? ["ABSTTL"] : []),
-      ...(e.freq !== null
-        ? ["FREQ", String(e.freq)]
-        : e.idle !== null
-        ? ["IDLETIME", String(e.idle)]
-        : []),
-    ];
+    const tail = restoreTail(e.expireMs, e.freq, e.idle);
     if (e.type === T.STRING) {
       const value = await reader.streamString();
       if (value.size <= STREAM_ABOVE) {
@@ -306,6 +329,17 @@ async function replayElements(
   if (expireMs !== null) {
     await send(["PEXPIREAT", key, String(expireMs)], () => `PEXPIREAT ${name()}`);
   }
+}
+
+const TAIL_PLAIN: Arg[] = ["REPLACE"];
+const TAIL_ABSTTL: Arg[] = ["REPLACE", "ABSTTL"];
+
+/** RESTORE's options after the payload; shared arrays for the common cases. */
+function restoreTail(expireMs: number | null, freq: number | null, idle: number | null): Arg[] {
+  const base = expireMs !== null ? TAIL_ABSTTL : TAIL_PLAIN;
+  if (freq !== null) return [...base, "FREQ", String(freq)];
+  if (idle !== null) return [...base, "IDLETIME", String(idle)];
+  return base;
 }
 
 /** Names a pipelined command in an error: a key stands for its RESTORE. */
