@@ -72,7 +72,10 @@ async function writeCommands(path: string): Promise<void> {
   // Values are slices of a random text pool: LZF cannot shrink them, so the RDB is
   // about 1 GiB as the issue asks (repetitive values compressed it to 71 MiB).
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const random = crypto.getRandomValues(new Uint8Array(1 << 20));
+  const random = new Uint8Array(1 << 20);
+  for (let at = 0; at < random.length; at += 65536) {
+    crypto.getRandomValues(random.subarray(at, at + 65536)); // 64 KiB per call at most
+  }
   const pool = Array.from(random, (b) => alphabet[b & 63]).join("");
   const value = (i: number, n: number) => {
     const at = (i * 7919) % (pool.length - n);

@@ -5,6 +5,7 @@ import { RdbReader, T } from "./rdb_reader.ts";
 import {
   type Arg,
   bulkSize,
+  CommandBuilder,
   encodeCommand,
   measureArgs,
   putArgs,
@@ -207,7 +208,7 @@ export async function replay(
     } else {
       const captured = await reader.captureValue(e.type, CAPTURE_LIMIT, ELEMENT_THRESHOLD);
       if ("count" in captured) {
-        await replayElements(reader, e.type, captured.count, e.key, e.expireMs, send, name);
+        await replayElements(reader, e.type, captured.count, e.key, e.expireMs, send, pipe, name);
         result.keys_restored_by_commands++;
       } else {
         if (!captured.raw) {
@@ -289,41 +290,39 @@ async function replayElements(
   key: Uint8Array,
   expireMs: number | null,
   send: (args: Arg[], tag: Tag) => Promise<void>,
+  pipe: (bytes: Uint8Array, tag: Tag) => Promise<void>,
   name: () => string,
 ): Promise<void> {
   await send(["DEL", key], () => `DEL ${name()}`);
   let command = "";
-  let batch: Arg[] = [];
-  let bytes = 0;
+  const batch = new CommandBuilder();
   const flush = async () => {
-    if (batch.length) await send([command, key, ...batch], () => `${command} ${name()}`);
-    batch = [];
-    bytes = 0;
+    if (batch.argc === 0) return;
+    const verb = command;
+    await pipe(batch.finish([verb, key]), () => `${verb} ${name()}`);
   };
   for await (const el of reader.elements(type, count) as AsyncGenerator<Element>) {
     switch (el.op) {
       case "push":
         command = "RPUSH";
-        batch.push(el.value);
-        bytes += el.value.length;
+        batch.add(el.value);
         break;
       case "member":
         command = "SADD";
-        batch.push(el.value);
-        bytes += el.value.length;
+        batch.add(el.value);
         break;
       case "field":
         command = "HSET";
-        batch.push(el.field, el.value);
-        bytes += el.field.length + el.value.length;
+        batch.add(el.field);
+        batch.add(el.value);
         break;
       case "score":
         command = "ZADD";
-        batch.push(el.score, el.member);
-        bytes += el.member.length + 24;
+        batch.add(el.score);
+        batch.add(el.member);
         break;
     }
-    if (batch.length >= CHUNK_ARGS || bytes > 4 * 1024 * 1024) await flush();
+    if (batch.argc >= CHUNK_ARGS || batch.size > 4 * 1024 * 1024) await flush();
   }
   await flush();
   if (expireMs !== null) {

@@ -94,6 +94,48 @@ export function putArgs(
 }
 
 /**
+ * Builds one command from many arguments, each copied into a growing buffer as it
+ * comes: a batch of a thousand hash fields holds no views of the chunks they were
+ * read from (views that outlive a scavenge are promoted, and the old generation of
+ * a five-million-field restore then grew by a hundred MiB before a full GC).
+ */
+export class CommandBuilder {
+  #buf = new Uint8Array(64 * 1024);
+  #len = 0;
+  /** Arguments added since the last finish(). */
+  argc = 0;
+
+  get size(): number {
+    return this.#len;
+  }
+
+  add(arg: Arg): void {
+    const b = argBytes(arg);
+    const len = b ? b.length : (arg as string).length;
+    const need = this.#len + bulkSize(len);
+    if (need > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(need, this.#buf.length * 2));
+      grown.set(this.#buf.subarray(0, this.#len));
+      this.#buf = grown;
+    }
+    this.#len = putBulk(this.#buf, this.#len, arg, b);
+    this.argc++;
+  }
+
+  /** The command: `head` arguments first, then everything added; the builder empties. */
+  finish(head: Arg[]): Uint8Array {
+    const h = measureArgs(head);
+    const argc = head.length + this.argc;
+    const out = new Uint8Array(1 + digits(argc) + 2 + h.size + this.#len);
+    const off = putArgs(out, putArrayHeader(out, 0, argc), head, h.bytes);
+    out.set(this.#buf.subarray(0, this.#len), off);
+    this.#len = 0;
+    this.argc = 0;
+    return out;
+  }
+}
+
+/**
  * RESP encoding of one command as an array of bulk strings, written straight into
  * one buffer (this runs once per key on a restore: no intermediate strings).
  */
