@@ -19,6 +19,8 @@ export const CAIRN = [
 export interface Timed {
   seconds: number;
   rssMiB: number;
+  /** User plus system CPU time of the command. */
+  cpuSeconds: number;
   stdout: string;
 }
 
@@ -46,6 +48,8 @@ export async function timed(
   return {
     seconds: (performance.now() - t) / 1000,
     rssMiB: Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? 0) / 1024,
+    cpuSeconds: Number(/User time \(seconds\): ([\d.]+)/.exec(stderr)?.[1] ?? 0) +
+      Number(/System time \(seconds\): ([\d.]+)/.exec(stderr)?.[1] ?? 0),
     stdout: new TextDecoder().decode(out.stdout),
   };
 }

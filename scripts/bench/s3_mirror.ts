@@ -106,7 +106,9 @@ try {
       (first.seconds / rclone.seconds).toFixed(2)
     } (target <= 1.0); copied ${firstJob.result.objects_copied}; cairn peak RSS ${
       first.rssMiB.toFixed(0)
-    } MiB (rclone ${rclone.rssMiB.toFixed(0)} MiB)`,
+    } MiB (rclone ${rclone.rssMiB.toFixed(0)} MiB); CPU cairn ${
+      first.cpuSeconds.toFixed(1)
+    } s, rclone ${rclone.cpuSeconds.toFixed(1)} s`,
   );
   console.log(
     `  unchanged second run: ${second.seconds.toFixed(1)} s = ${

@@ -8,6 +8,8 @@ import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository
 const TMP_DIR = ".tmp";
 /** Reads and writes of artifacts go in units of this size. */
 const IO_CHUNK = 1024 * 1024;
+/** Write buffers kept for reuse: one per concurrent put, as many as a mirror runs. */
+const SPARE_BUFFERS = 16;
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
@@ -53,6 +55,9 @@ function repositoryError(error: unknown, action: string, root: string): Error {
 export class FsRepository implements Repository {
   readonly kind = "fs" as const;
   readonly root: string;
+  #spareBuffers: Uint8Array[] = [];
+  /** Directories holding names from deferDirSync puts, not yet synced. */
+  #unsyncedDirs = new Set<string>();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -82,6 +87,7 @@ export class FsRepository implements Repository {
     const tmp = join(tmpDir, `${crypto.randomUUID()}.part`);
     const hasher = hashingStream(options.onProgress);
     let file: Deno.FsFile | null = null;
+    let release = () => {};
     try {
       await Deno.mkdir(tmpDir, { recursive: true });
       file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o640 });
@@ -89,7 +95,8 @@ export class FsRepository implements Repository {
       // Small chunks (socket and pipe reads are often a few KiB) are gathered into
       // one reused buffer: a write each MiB instead of a write (and a thread hand-off)
       // per chunk.
-      const pending = new Uint8Array(IO_CHUNK);
+      const pending = this.#takeBuffer();
+      release = () => this.#returnBuffer(pending);
       let used = 0;
       for (;;) {
         const { done, value } = await reader.read();
@@ -110,7 +117,8 @@ export class FsRepository implements Repository {
       file = null;
       await Deno.mkdir(dirname(final), { recursive: true });
       await Deno.rename(tmp, final);
-      syncDirSync(dirname(final));
+      if (options.deferDirSync) this.#unsyncedDirs.add(dirname(final));
+      else syncDirSync(dirname(final));
       return hasher.result();
     } catch (error) {
       try {
@@ -119,7 +127,21 @@ export class FsRepository implements Repository {
       await Deno.remove(tmp).catch(() => {});
       if (options.signal?.aborted) throw options.signal.reason ?? error;
       throw repositoryError(error, `writing ${key}`, this.root);
+    } finally {
+      release();
     }
+  }
+
+  /**
+   * Write buffers are reused: a mirror puts thousands of small objects, and a fresh
+   * MiB each (zeroed, faulted in, then garbage) cost more than the writes it saved.
+   */
+  #takeBuffer(): Uint8Array {
+    return this.#spareBuffers.pop() ?? new Uint8Array(IO_CHUNK);
+  }
+
+  #returnBuffer(buffer: Uint8Array): void {
+    if (this.#spareBuffers.length < SPARE_BUFFERS) this.#spareBuffers.push(buffer);
   }
 
   async get(
@@ -137,7 +159,9 @@ export class FsRepository implements Repository {
       throw repositoryError(error, `reading ${key}`, this.root);
     }
     if (range) await file.seek(range.start, Deno.SeekMode.Start);
-    let left = range?.end === undefined ? Infinity : range.end - (range.start ?? 0) + 1;
+    let left = range?.end === undefined ? Infinity : range.end - range.start + 1;
+    // Read buffers fit the file: a 2 KiB object must not cost a MiB.
+    let expected = (await file.stat()).size - (range?.start ?? 0);
     // MiB reads into fresh buffers: parsers downstream may keep views of a chunk, and
     // large chunks cost the stream machinery far less per byte than 64 KiB ones.
     return new ReadableStream<Uint8Array>({
@@ -147,7 +171,7 @@ export class FsRepository implements Repository {
           controller.close();
           return;
         }
-        const buf = new Uint8Array(Math.min(IO_CHUNK, left));
+        const buf = new Uint8Array(Math.min(IO_CHUNK, left, Math.max(expected + 1, 4096)));
         const n = await file.read(buf);
         if (n === null) {
           file.close();
@@ -155,6 +179,7 @@ export class FsRepository implements Repository {
           return;
         }
         left -= n;
+        expected -= n;
         controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
       },
       cancel() {
@@ -227,6 +252,18 @@ export class FsRepository implements Repository {
     } catch (error) {
       throw repositoryError(error, "checking that it is writable", this.root);
     }
+  }
+
+  syncDeferred(): Promise<void> {
+    const dirs = [...this.#unsyncedDirs];
+    this.#unsyncedDirs.clear();
+    try {
+      for (const dir of dirs) syncDirSync(dir);
+    } catch (error) {
+      for (const dir of dirs) this.#unsyncedDirs.add(dir); // try them all again next time
+      return Promise.reject(repositoryError(error, "syncing mirrored objects", this.root));
+    }
+    return Promise.resolve();
   }
 
   async cleanupPartial(olderThanMs: number): Promise<number> {

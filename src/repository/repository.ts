@@ -16,6 +16,13 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Called with the bytes stored so far, at most a few times a second. */
   onProgress?: (bytes: number) => void;
+  /**
+   * For batches of many small objects: the bytes are durable when put() returns, but
+   * the new name only once syncDeferred() has returned (one directory sync per
+   * directory and batch instead of one per object). Record nothing that depends on
+   * the object before that.
+   */
+  deferDirSync?: boolean;
 }
 
 export interface Repository {
@@ -28,6 +35,8 @@ export interface Repository {
   get(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>>;
   stat(key: string): Promise<ObjectInfo | null>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Makes the names of earlier deferDirSync puts durable (a no-op where puts are atomic). */
+  syncDeferred(): Promise<void>;
   /** Removing a missing key is not an error. */
   remove(key: string): Promise<void>;
   /** Fails with a message naming the problem when the repository cannot be written. */

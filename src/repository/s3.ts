@@ -234,6 +234,11 @@ export class S3Repository implements Repository {
   }
 
   /** Aborts multipart uploads under our prefix that a killed process left behind. */
+  /** An S3 object exists whole or not at all once its PUT returns: nothing to sync. */
+  syncDeferred(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async cleanupPartial(olderThanMs: number): Promise<number> {
     let aborted = 0;
     try {

@@ -43,6 +43,19 @@ export function repositoryConformance(
     assert.deepEqual(await read(await repo.get("backups/c/a.bin")), data);
   });
 
+  test("deferred directory syncs: objects read back before and after syncDeferred", async (repo) => {
+    const keys = ["mirrors/m/a/1.bin", "mirrors/m/a/2.bin", "mirrors/m/b/3.bin"];
+    for (const [i, key] of keys.entries()) {
+      await repo.put(key, chunked(bytes(5000, i)), { deferDirSync: true });
+      assert.deepEqual(await read(await repo.get(key)), bytes(5000, i));
+    }
+    await repo.syncDeferred();
+    await repo.syncDeferred(); // nothing left to sync is fine
+    for (const [i, key] of keys.entries()) {
+      assert.deepEqual(await read(await repo.get(key)), bytes(5000, i));
+    }
+  });
+
   test("ranged reads", async (repo) => {
     const data = bytes(100_000);
     await repo.put("r/x", chunked(data));

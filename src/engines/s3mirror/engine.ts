@@ -96,6 +96,8 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       if (force || sinceSave >= STATE_EVERY_COPIES || Date.now() - lastSave > STATE_EVERY_MS) {
         sinceSave = 0;
         lastSave = Date.now();
+        // The state may only name copies whose directory entries are durable.
+        await repository.syncDeferred();
         await writeState(repository, clientName, state);
       }
     };
@@ -113,7 +115,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       for (let attempt = 1;; attempt++) {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
-        const put = await repository.put(stored, got.body, { signal });
+        const put = await repository.put(stored, got.body, { signal, deferDirSync: true });
         if (put.size !== got.size) {
           if (attempt < COPY_ATTEMPTS) continue;
           throw new CairnError(
