@@ -6,8 +6,9 @@ import { assertSafeKey } from "./paths.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
 const TMP_DIR = ".tmp";
-/** Reads and writes of artifacts go in units of this size. */
+/** Writes of artifacts go in units of this size. */
 const IO_CHUNK = 1024 * 1024;
+const RANGE_CHUNK = 256 * 1024;
 /** Write buffers kept for reuse: one per concurrent put, as many as a mirror runs. */
 const SPARE_BUFFERS = 16;
 
@@ -158,12 +159,14 @@ export class FsRepository implements Repository {
       }
       throw repositoryError(error, `reading ${key}`, this.root);
     }
-    if (range) await file.seek(range.start, Deno.SeekMode.Start);
-    let left = range?.end === undefined ? Infinity : range.end - range.start + 1;
-    // Read buffers fit the file: a 2 KiB object must not cost a MiB.
-    let expected = (await file.stat()).size - (range?.start ?? 0);
-    // MiB reads into fresh buffers: parsers downstream may keep views of a chunk, and
-    // large chunks cost the stream machinery far less per byte than 64 KiB ones.
+    // Whole reads use Deno's own file stream: its chunks leave a streaming download
+    // at +3 MiB of RSS for a GiB, where fresh MiB buffers left +73 MiB to the GC.
+    if (!range) return file.readable;
+    await file.seek(range.start, Deno.SeekMode.Start);
+    let left = range.end === undefined ? Infinity : range.end - range.start + 1;
+    // Read buffers fit what is left of the file: a 2 KiB range must not cost 256 KiB.
+    let expected = (await file.stat()).size - range.start;
+    // Fresh buffers, not one reused: a consumer may keep views of a chunk.
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         if (left <= 0) {
@@ -171,7 +174,7 @@ export class FsRepository implements Repository {
           controller.close();
           return;
         }
-        const buf = new Uint8Array(Math.min(IO_CHUNK, left, Math.max(expected + 1, 4096)));
+        const buf = new Uint8Array(Math.min(RANGE_CHUNK, left, Math.max(expected + 1, 4096)));
         const n = await file.read(buf);
         if (n === null) {
           file.close();

@@ -250,10 +250,14 @@ export class RedisConnection {
    */
   sendRaw(parts: Uint8Array[]): Promise<Reply> {
     const reply = new Promise<Reply>((resolve, reject) => this.#replies.push({ resolve, reject }));
-    for (const p of parts) {
-      this.#outbox.push(p);
-      this.#outboxBytes += p.length;
-    }
+    for (const p of parts) this.#enqueue(p);
+    this.#pump();
+    return reply;
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    this.#outbox.push(bytes);
+    this.#outboxBytes += bytes.length;
     // A macrotask, not a microtask: a parser awaiting buffered data yields to
     // microtasks after every key, which would send each command on its own.
     if (this.#outboxBytes >= 256 * 1024) this.#flushOutbox();
@@ -261,8 +265,6 @@ export class RedisConnection {
       this.#flushScheduled = true;
       setTimeout(() => this.#flushOutbox(), 0);
     }
-    this.#pump();
-    return reply;
   }
 
   /**
@@ -274,13 +276,7 @@ export class RedisConnection {
     this.#replies.push({ tag, bytes: bytes.length });
     this.outstanding++;
     this.outstandingBytes += bytes.length;
-    this.#outbox.push(bytes);
-    this.#outboxBytes += bytes.length;
-    if (this.#outboxBytes >= 256 * 1024) this.#flushOutbox();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setTimeout(() => this.#flushOutbox(), 0);
-    }
+    this.#enqueue(bytes);
     this.#pump();
   }
 
