@@ -38,18 +38,27 @@ export interface BackupOutput {
   cleanup?: () => Promise<void>;
 }
 
-export interface RestoreRequest {
-  manifest: Manifest;
+/** How an engine reads the artifact it restores or verifies. */
+export interface ArtifactAccess {
   /** Opens the artifact; the stream errors at its end if the bytes do not match the manifest. */
   open: () => Promise<ReadableStream<Uint8Array>>;
+  /**
+   * The artifact as a local file whose bytes have been checked against the manifest
+   * (a full read, done once), for tools that read a file faster than a pipe; null
+   * when the repository is not local, and open() is the way.
+   */
+  verifiedFile: () => Promise<string | null>;
+}
+
+export interface RestoreRequest extends ArtifactAccess {
+  manifest: Manifest;
   target: string | null;
   replace: boolean;
   flush: boolean;
 }
 
-export interface VerifyRequest {
+export interface VerifyRequest extends ArtifactAccess {
   manifest: Manifest;
-  open: () => Promise<ReadableStream<Uint8Array>>;
 }
 
 export interface Engine<C extends ClientConfig = ClientConfig> {

@@ -257,6 +257,10 @@ export class FsRepository implements Repository {
     }
   }
 
+  localPath(key: string): string {
+    return this.#path(key);
+  }
+
   syncDeferred(): Promise<void> {
     const dirs = [...this.#unsyncedDirs];
     this.#unsyncedDirs.clear();

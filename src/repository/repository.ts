@@ -35,6 +35,8 @@ export interface Repository {
   get(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>>;
   stat(key: string): Promise<ObjectInfo | null>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** The key as a file a local tool can open, or null when the repository is not local. */
+  localPath(key: string): string | null;
   /** Makes the names of earlier deferDirSync puts durable (a no-op where puts are atomic). */
   syncDeferred(): Promise<void>;
   /** Removing a missing key is not an error. */

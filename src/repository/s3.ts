@@ -234,6 +234,10 @@ export class S3Repository implements Repository {
   }
 
   /** Aborts multipart uploads under our prefix that a killed process left behind. */
+  localPath(): null {
+    return null;
+  }
+
   /** An S3 object exists whole or not at all once its PUT returns: nothing to sync. */
   syncDeferred(): Promise<void> {
     return Promise.resolve();

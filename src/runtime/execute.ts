@@ -1,5 +1,5 @@
 import { CairnError } from "../errors.ts";
-import type { Engine, EngineContext, ProgressUpdate } from "../engines/engine.ts";
+import type { ArtifactAccess, Engine, EngineContext, ProgressUpdate } from "../engines/engine.ts";
 import { engineFor } from "../engines/registry.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
@@ -167,6 +167,37 @@ function opener(services: Services, manifest: Manifest, hooks: RunHooks) {
     );
 }
 
+/** open() and verifiedFile() over one artifact; `checked` when its sha256 was just read whole. */
+function artifactAccess(
+  services: Services,
+  manifest: Manifest,
+  hooks: RunHooks,
+  checked = false,
+): ArtifactAccess {
+  const open = opener(services, manifest, hooks);
+  return {
+    open,
+    verifiedFile: async () => {
+      const path = services.repository.localPath(manifest.key);
+      if (path === null) return null;
+      if (!checked) {
+        await drain(await open(), hooks.signal);
+        checked = true;
+      }
+      return path;
+    },
+  };
+}
+
+/** Reads a stream to its end (a verifying stream fails there if the bytes are wrong). */
+async function drain(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
+  const reader = stream.getReader();
+  for (;;) {
+    signal.throwIfAborted();
+    if ((await reader.read()).done) return;
+  }
+}
+
 async function runRestore(
   services: Services,
   job: Job,
@@ -176,7 +207,7 @@ async function runRestore(
   const { key, manifest, clientName, engine } = await loadForRestore(services, job);
   const out = await engine.restore(engineContext(services, job, hooks, clientName), {
     manifest,
-    open: opener(services, manifest, hooks),
+    ...artifactAccess(services, manifest, hooks),
     target: job.params.target ?? null,
     replace: job.params.replace ?? false,
     flush: job.params.flush ?? false,
@@ -193,14 +224,10 @@ async function runVerify(
   const { key, manifest, clientName, engine } = await loadForRestore(services, job);
   // First the bytes against the manifest's sha256, then the content: a damaged
   // artifact is reported as damaged, not as whatever its parser trips over.
-  const whole = (await opener(services, manifest, hooks)()).getReader();
-  for (;;) {
-    hooks.signal.throwIfAborted();
-    if ((await whole.read()).done) break;
-  }
+  await drain(await opener(services, manifest, hooks)(), hooks.signal);
   const checks = await engine.verify(engineContext(services, job, hooks, clientName), {
     manifest,
-    open: opener(services, manifest, hooks),
+    ...artifactAccess(services, manifest, hooks, true),
   });
   return {
     key,
