@@ -107,17 +107,24 @@ export const redisEngine: Engine<RedisClient> = {
         bytes_total: request.manifest.size_bytes,
         phase: "checking the artifact",
       });
-      const check = (await request.open()).getReader();
-      while (!(await check.read()).done) ctx.signal.throwIfAborted();
+      // The whole artifact is checked before the first write. A local one is then
+      // read as a plain file; from S3 it is read (and checked) once more.
+      const file = await request.verifiedFile();
+      if (file === null) {
+        const check = (await request.open()).getReader();
+        while (!(await check.read()).done) ctx.signal.throwIfAborted();
+      }
       if (request.flush) await conn.ok(["FLUSHALL"]);
       ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
       // The bytes were just verified against the manifest's sha256: no second CRC pass.
-      const reader = new RdbReader(await request.open(), { checksum: false });
+      const body = file !== null ? (await Deno.open(file)).readable : await request.open();
+      const reader = new RdbReader(body, { checksum: false });
       try {
         await reader.header();
         const result = await replay(conn, reader, { signal: ctx.signal });
         return { target: describe(target), flushed: request.flush, ...result };
       } catch (error) {
+        await reader.q.cancel(error).catch(() => {}); // closes the file on a failed replay
         throw rdbFailure(error, request.manifest.key);
       }
     } finally {
