@@ -157,6 +157,9 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
     "--single-transaction",
     file,
   ]);
+  // Dropped, not kept: autovacuum would otherwise work through the first restore's
+  // tables while the second one runs.
+  await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r1" WITH (FORCE)`);
   await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r2" WITH (FORCE)`);
   await admin`CHECKPOINT`;
   const restore = await sh([

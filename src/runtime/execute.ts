@@ -3,7 +3,7 @@ import type { ArtifactAccess, Engine, EngineContext, ProgressUpdate } from "../e
 import { engineFor } from "../engines/registry.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
-import { verifyingStream } from "../repository/hashing.ts";
+import { checkFile, verifyingStream } from "../repository/hashing.ts";
 import { backupKey, manifestKey, parseKey } from "../repository/keys.ts";
 import {
   type Manifest,
@@ -181,7 +181,19 @@ function artifactAccess(
       const path = services.repository.localPath(manifest.key);
       if (path === null) return null;
       if (!checked) {
-        await drain(await open(), hooks.signal);
+        await checkFile(
+          path,
+          { sha256: manifest.sha256, size: manifest.size_bytes, key: manifest.key },
+          {
+            signal: hooks.signal,
+            onProgress: (bytes) =>
+              hooks.progress({
+                bytes_done: bytes,
+                bytes_total: manifest.size_bytes,
+                phase: "checking",
+              }),
+          },
+        );
         checked = true;
       }
       return path;
