@@ -1,17 +1,12 @@
 /** What every benchmark shares: how cairn is run, and how a command is timed. */
 
-export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+import { CAIRN_PERMISSIONS, MAIN } from "../../tests/helpers/tmp.ts";
 
 /** The compiled binary's permissions and V8 flag (deno.json "compile"), so runs match production. */
 export const CAIRN = [
   Deno.execPath(),
   "run",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
+  ...CAIRN_PERMISSIONS,
   "--v8-flags=--max-semi-space-size=1",
   MAIN,
 ];
