@@ -71,6 +71,15 @@ export class Crc64 {
     this.hi = ((this.hi >>> 8) ^ HI[idx]) >>> 0;
   }
 
+  /** Writes the 8 bytes as Redis stores them (little-endian) at `at`. */
+  writeTo(out: Uint8Array, at: number): void {
+    const lo = this.lo, hi = this.hi;
+    out[at] = lo & 0xff, out[at + 1] = (lo >>> 8) & 0xff;
+    out[at + 2] = (lo >>> 16) & 0xff, out[at + 3] = lo >>> 24;
+    out[at + 4] = hi & 0xff, out[at + 5] = (hi >>> 8) & 0xff;
+    out[at + 6] = (hi >>> 16) & 0xff, out[at + 7] = hi >>> 24;
+  }
+
   /** The 8 bytes as Redis stores them (little-endian). */
   bytes(): Uint8Array {
     const out = new Uint8Array(8);

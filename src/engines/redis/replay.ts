@@ -54,10 +54,58 @@ export function dumpPayload(type: number, raw: Uint8Array[], version: number): U
 }
 
 /**
- * The whole RESTORE command in one buffer, its DUMP payload built in place and its
- * CRC-64 computed there: one allocation and one copy of the value per key, where
- * building the payload and then encoding the command took two of each.
+ * A RESTORE command written in place, its DUMP payload built there and its CRC-64
+ * computed there: no buffer of its own per key. prepare() measures, write() fills;
+ * one instance is reused for every key.
  */
+export class RestoreWriter {
+  #head: Arg[] = [];
+  #type = 0;
+  #raw: Uint8Array[] = [];
+  #version = 0;
+  #tail: Arg[] = [];
+  #h: ReturnType<typeof measureArgs> = { size: 0, bytes: [] };
+  #t: ReturnType<typeof measureArgs> = { size: 0, bytes: [] };
+  #payloadSize = 0;
+  #crc = new Crc64();
+
+  /** The command's encoded size. */
+  prepare(head: Arg[], type: number, raw: Uint8Array[], version: number, tail: Arg[]): number {
+    this.#head = head;
+    this.#type = type;
+    this.#raw = raw;
+    this.#version = version;
+    this.#tail = tail;
+    let rawSize = 0;
+    for (const r of raw) rawSize += r.length;
+    this.#payloadSize = 1 + rawSize + 2 + 8;
+    this.#h = measureArgs(head);
+    this.#t = measureArgs(tail);
+    const argc = head.length + 1 + tail.length;
+    return 1 + String(argc).length + 2 + this.#h.size + bulkSize(this.#payloadSize) +
+      this.#t.size;
+  }
+
+  write(out: Uint8Array, at: number): void {
+    const argc = this.#head.length + 1 + this.#tail.length;
+    let off = putArgs(out, putArrayHeader(out, at, argc), this.#head, this.#h.bytes);
+    off = putBulkHeader(out, off, this.#payloadSize);
+    const start = off;
+    out[off++] = this.#type;
+    for (const r of this.#raw) (out.set(r, off), off += r.length);
+    out[off++] = this.#version & 0xff;
+    out[off++] = (this.#version >> 8) & 0xff;
+    const crc = this.#crc;
+    crc.hi = 0, crc.lo = 0;
+    crc.update(out.subarray(start, off)).writeTo(out, off);
+    off += 8;
+    out[off++] = 13, out[off++] = 10;
+    putArgs(out, off, this.#tail, this.#t.bytes);
+    this.#raw = []; // no view of the artifact outlives the write
+  }
+}
+
+/** The whole RESTORE command in a buffer of its own. */
 export function encodeRestore(
   head: Arg[],
   type: number,
@@ -65,25 +113,9 @@ export function encodeRestore(
   version: number,
   tail: Arg[],
 ): Uint8Array {
-  let rawSize = 0;
-  for (const r of raw) rawSize += r.length;
-  const payloadSize = 1 + rawSize + 2 + 8;
-  const h = measureArgs(head), t = measureArgs(tail);
-  const argc = head.length + 1 + tail.length;
-  const out = new Uint8Array(
-    1 + String(argc).length + 2 + h.size + bulkSize(payloadSize) + t.size,
-  );
-  let off = putArgs(out, putArrayHeader(out, 0, argc), head, h.bytes);
-  off = putBulkHeader(out, off, payloadSize);
-  const start = off;
-  out[off++] = type;
-  for (const r of raw) (out.set(r, off), off += r.length);
-  out[off++] = version & 0xff;
-  out[off++] = (version >> 8) & 0xff;
-  out.set(new Crc64().update(out.subarray(start, off)).bytes(), off);
-  off += 8;
-  out[off++] = 13, out[off++] = 10;
-  putArgs(out, off, tail, t.bytes);
+  const writer = new RestoreWriter();
+  const out = new Uint8Array(writer.prepare(head, type, raw, version, tail));
+  writer.write(out, 0);
   return out;
 }
 
@@ -126,6 +158,7 @@ export async function replay(
   };
   const send = (args: Arg[], tag: Tag) => pipe(encodeCommand(args), tag);
 
+  const writer = new RestoreWriter();
   const result: ReplayResult = {
     keys_restored: 0,
     keys_restored_by_commands: 0,
@@ -153,16 +186,14 @@ export async function replay(
         continue;
       }
       if (fast.db !== currentDb || !result.dbs.includes(fast.db)) await selectDb(fast.db);
-      conn.sendPipelined(
-        encodeRestore(
-          ["RESTORE", fast.key, fast.expireMs !== null ? String(fast.expireMs) : "0"],
-          fast.type,
-          [fast.raw],
-          reader.version,
-          restoreTail(fast.expireMs, fast.freq, fast.idle),
-        ),
-        fast.key,
+      const size = writer.prepare(
+        ["RESTORE", fast.key, fast.expireMs !== null ? String(fast.expireMs) : "0"],
+        fast.type,
+        [fast.raw],
+        reader.version,
+        restoreTail(fast.expireMs, fast.freq, fast.idle),
       );
+      conn.sendPipelinedInPlace(size, writer, fast.key);
       if (conn.outstanding > MAX_IN_FLIGHT || conn.outstandingBytes > MAX_BYTES_IN_FLIGHT) {
         await drain();
       }

@@ -146,6 +146,9 @@ export function encodeCommand(args: Arg[]): Uint8Array {
   return out;
 }
 
+/** The in-place command buffer: a socket write's worth of pipelined commands. */
+const ARENA_SIZE = 256 * 1024;
+
 /** Who waits for a reply: a caller's promise, or a pipelined command's count. */
 type Waiter =
   | {
@@ -167,6 +170,9 @@ export class RedisConnection {
   #writing: Promise<void> = Promise.resolve();
   #outbox: Uint8Array[] = [];
   #outboxBytes = 0;
+  /** Pipelined commands written in place, not yet in the outbox. */
+  #arena = new Uint8Array(ARENA_SIZE);
+  #arenaUsed = 0;
   #flushScheduled = false;
   #replies: Array<Waiter> = [];
   #reading = false;
@@ -256,8 +262,13 @@ export class RedisConnection {
   }
 
   #enqueue(bytes: Uint8Array): void {
+    this.#sealArena(); // what was written in place goes first
     this.#outbox.push(bytes);
     this.#outboxBytes += bytes.length;
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
     // A macrotask, not a microtask: a parser awaiting buffered data yields to
     // microtasks after every key, which would send each command on its own.
     if (this.#outboxBytes >= 256 * 1024) this.#flushOutbox();
@@ -296,8 +307,43 @@ export class RedisConnection {
     });
   }
 
+  /**
+   * Like sendPipelined, but the command is written by `writer` straight into the
+   * connection's outgoing buffer: no buffer of its own per command.
+   */
+  sendPipelinedInPlace(
+    size: number,
+    writer: { write(out: Uint8Array, at: number): void },
+    tag: unknown,
+  ): void {
+    if (size > ARENA_SIZE) {
+      const own = new Uint8Array(size);
+      writer.write(own, 0);
+      return this.sendPipelined(own, tag);
+    }
+    if (this.#arenaUsed + size > ARENA_SIZE) this.#sealArena();
+    writer.write(this.#arena, this.#arenaUsed);
+    this.#arenaUsed += size;
+    this.#replies.push({ tag, bytes: size });
+    this.outstanding++;
+    this.outstandingBytes += size;
+    if (this.#arenaUsed === ARENA_SIZE) this.#sealArena();
+    this.#scheduleFlush();
+    this.#pump();
+  }
+
+  /** Moves what was written in place into the outbox; the next command gets a fresh buffer. */
+  #sealArena(): void {
+    if (this.#arenaUsed === 0) return;
+    this.#outbox.push(this.#arena.subarray(0, this.#arenaUsed));
+    this.#outboxBytes += this.#arenaUsed;
+    this.#arena = new Uint8Array(ARENA_SIZE);
+    this.#arenaUsed = 0;
+  }
+
   #flushOutbox(): void {
     this.#flushScheduled = false;
+    this.#sealArena();
     if (this.#outboxBytes === 0) return;
     const parts = this.#outbox;
     const total = this.#outboxBytes;
