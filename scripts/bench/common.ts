@@ -11,6 +11,14 @@ export const CAIRN = [
   MAIN,
 ];
 
+/**
+ * Flushes dirty pages to disk: a timed step must not pay for writing back what an
+ * earlier step (a baseline's output file, a generated data set) left in the cache.
+ */
+export async function settleDisk(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
 export interface Timed {
   seconds: number;
   rssMiB: number;

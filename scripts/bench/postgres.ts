@@ -18,7 +18,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import postgres from "postgres";
 import { PART_SIZE, QUEUE_SIZE } from "../../src/repository/s3.ts";
-import { CAIRN, startS3Server, timed as sh } from "./common.ts";
+import { CAIRN, settleDisk, startS3Server, timed as sh } from "./common.ts";
 
 const { values } = parseArgs({
   options: {
@@ -91,7 +91,8 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
     args: ["-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-qc", "VACUUM ANALYZE"],
     stdout: "null",
   }).output();
-  await admin`CHECKPOINT`; // the build's writes are flushed before anything is timed
+  await admin`CHECKPOINT`;
+  await settleDisk(); // the build's writes are flushed before anything is timed
 
   const file = join(dir, "baseline.dump");
   const base = await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
@@ -143,6 +144,7 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
   // Each restore writes the whole database again; without a checkpoint between them
   // the second one would also pay for flushing the first one's writes.
   await admin`CHECKPOINT`;
+  await settleDisk();
   const restoreBase = await sh([
     "pg_restore",
     "-h",
@@ -162,6 +164,7 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
   await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r1" WITH (FORCE)`);
   await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r2" WITH (FORCE)`);
   await admin`CHECKPOINT`;
+  await settleDisk();
   const restore = await sh([
     ...CAIRN,
     "restore",

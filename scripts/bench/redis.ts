@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CAIRN, timed } from "./common.ts";
+import { CAIRN, settleDisk, timed } from "./common.ts";
 
 const { values } = parseArgs({
   options: { keys: { type: "string", default: "1000000" }, big: { type: "string", default: "1" } },
@@ -141,14 +141,17 @@ try {
   await server(C);
   const commands = join(dir, "commands.resp");
   await writeCommands(commands);
+  await settleDisk();
   const load = await timed(["redis-cli", "-p", String(C), "--pipe"], { stdin: commands });
   console.log(`  load with redis-cli --pipe: ${load.seconds.toFixed(1)} s`);
   await timed(["redis-cli", "-p", String(A), "--pipe"], { stdin: commands });
   await Deno.remove(commands);
 
   const cfg = await config("main", `redis://127.0.0.1:${A}`);
+  await settleDisk();
   const snap = await timed([...CAIRN, "backup", "cache", "--json", "--config", cfg]);
   const job = JSON.parse(snap.stdout);
+  await settleDisk();
   const base = await timed(["redis-cli", "-p", String(A), "--rdb", join(dir, "baseline.rdb")]);
   console.log(
     `  snapshot: redis-cli --rdb ${base.seconds.toFixed(1)} s, cairn ${
@@ -159,6 +162,7 @@ try {
   );
 
   await server(B);
+  await settleDisk();
   const restore = await timed([
     ...CAIRN,
     "restore",
@@ -198,8 +202,10 @@ try {
       );
     }
     const bigCfg = await config("big", `redis://127.0.0.1:${A}`);
+    await settleDisk();
     const bigSnap = await timed([...CAIRN, "backup", "cache", "--json", "--config", bigCfg]);
     const bigJob = JSON.parse(bigSnap.stdout);
+    await settleDisk();
     const bigRestore = await timed([
       ...CAIRN,
       "restore",
