@@ -42,6 +42,10 @@ export interface BackupOutput {
 export interface ArtifactAccess {
   /** Opens the artifact; the stream errors at its end if the bytes do not match the manifest. */
   open: () => Promise<ReadableStream<Uint8Array>>;
+  /** Reads the whole artifact against the manifest (once; later calls share the result). */
+  check: () => Promise<void>;
+  /** The bytes after check(): without a second hash where the checked file is local. */
+  read: () => Promise<ReadableStream<Uint8Array>>;
   /**
    * The artifact as a local file whose bytes have been checked against the manifest
    * (a full read, done once), for tools that read a file faster than a pipe; null

@@ -167,43 +167,50 @@ function opener(services: Services, manifest: Manifest, hooks: RunHooks) {
     );
 }
 
-/** open() and verifiedFile() over one artifact; `checked` when its sha256 was just read whole. */
-function artifactAccess(
-  services: Services,
-  manifest: Manifest,
-  hooks: RunHooks,
-  checked = false,
-): ArtifactAccess {
+/**
+ * The ways an engine reads one artifact. The whole-artifact check runs at most once:
+ * a local file in one pass of MiB reads, anything else by draining a verifying stream.
+ */
+function artifactAccess(services: Services, manifest: Manifest, hooks: RunHooks): ArtifactAccess {
   const open = opener(services, manifest, hooks);
+  const path = services.repository.localPath(manifest.key);
+  let checking: Promise<void> | null = null;
+  const check = () =>
+    checking ??= path === null ? drain(open(), hooks.signal) : checkFile(
+      path,
+      { sha256: manifest.sha256, size: manifest.size_bytes, key: manifest.key },
+      {
+        signal: hooks.signal,
+        onProgress: (bytes) =>
+          hooks.progress({
+            bytes_done: bytes,
+            bytes_total: manifest.size_bytes,
+            phase: "checking",
+          }),
+      },
+    );
   return {
     open,
+    check,
+    read: async () => {
+      await check();
+      // A checked local file is read as it is; anything else is checked again as it comes.
+      return path !== null ? await services.repository.get(manifest.key) : await open();
+    },
     verifiedFile: async () => {
-      const path = services.repository.localPath(manifest.key);
       if (path === null) return null;
-      if (!checked) {
-        await checkFile(
-          path,
-          { sha256: manifest.sha256, size: manifest.size_bytes, key: manifest.key },
-          {
-            signal: hooks.signal,
-            onProgress: (bytes) =>
-              hooks.progress({
-                bytes_done: bytes,
-                bytes_total: manifest.size_bytes,
-                phase: "checking",
-              }),
-          },
-        );
-        checked = true;
-      }
+      await check();
       return path;
     },
   };
 }
 
 /** Reads a stream to its end (a verifying stream fails there if the bytes are wrong). */
-async function drain(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
-  const reader = stream.getReader();
+async function drain(
+  opening: Promise<ReadableStream<Uint8Array>>,
+  signal: AbortSignal,
+): Promise<void> {
+  const reader = (await opening).getReader();
   for (;;) {
     signal.throwIfAborted();
     if ((await reader.read()).done) return;
@@ -236,10 +243,11 @@ async function runVerify(
   const { key, manifest, clientName, engine } = await loadForRestore(services, job);
   // First the bytes against the manifest's sha256, then the content: a damaged
   // artifact is reported as damaged, not as whatever its parser trips over.
-  await drain(await opener(services, manifest, hooks)(), hooks.signal);
+  const access = artifactAccess(services, manifest, hooks);
+  await access.check();
   const checks = await engine.verify(engineContext(services, job, hooks, clientName), {
     manifest,
-    ...artifactAccess(services, manifest, hooks, true),
+    ...access,
   });
   return {
     key,

@@ -109,16 +109,11 @@ export const redisEngine: Engine<RedisClient> = {
       });
       // The whole artifact is checked before the first write. A local one is then
       // read as a plain file; from S3 it is read (and checked) once more.
-      const file = await request.verifiedFile();
-      if (file === null) {
-        const check = (await request.open()).getReader();
-        while (!(await check.read()).done) ctx.signal.throwIfAborted();
-      }
+      await request.check();
       if (request.flush) await conn.ok(["FLUSHALL"]);
       ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
       // The bytes were just verified against the manifest's sha256: no second CRC pass.
-      const body = file !== null ? (await Deno.open(file)).readable : await request.open();
-      const reader = new RdbReader(body, { checksum: false });
+      const reader = new RdbReader(await request.read(), { checksum: false });
       try {
         await reader.header();
         const result = await replay(conn, reader, { signal: ctx.signal });
@@ -136,7 +131,7 @@ export const redisEngine: Engine<RedisClient> = {
   async verify(ctx: EngineContext<RedisClient>, request: VerifyRequest) {
     let rdb;
     try {
-      rdb = await inspectRdb(await request.open(), ctx.signal);
+      rdb = await inspectRdb(await request.read(), ctx.signal);
     } catch (error) {
       throw rdbFailure(error, request.manifest.key);
     }
