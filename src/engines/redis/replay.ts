@@ -150,15 +150,29 @@ export async function replay(
     await conn.drainTo(MAX_IN_FLIGHT / 2, MAX_BYTES_IN_FLIGHT / 2);
     refused();
   };
+  const full = () =>
+    conn.outstanding > MAX_IN_FLIGHT || conn.outstandingBytes > MAX_BYTES_IN_FLIGHT;
   const pipe = async (bytes: Uint8Array, tag: Tag) => {
     conn.sendPipelined(bytes, tag);
-    if (conn.outstanding > MAX_IN_FLIGHT || conn.outstandingBytes > MAX_BYTES_IN_FLIGHT) {
-      await drain();
-    }
+    if (full()) await drain();
   };
   const send = (args: Arg[], tag: Tag) => pipe(encodeCommand(args), tag);
-
+  // Every RESTORE, fast path or not, is written in place by this one writer. It
+  // says whether the pipeline is full: the caller drains then, and only then awaits.
   const writer = new RestoreWriter();
+  const restore = (
+    key: Uint8Array,
+    expireMs: number | null,
+    tail: Arg[],
+    type: number,
+    raw: Uint8Array[],
+  ): boolean => {
+    const ttl = expireMs !== null ? String(expireMs) : "0";
+    const size = writer.prepare(["RESTORE", key, ttl], type, raw, reader.version, tail);
+    conn.sendPipelinedInPlace(size, writer, key);
+    return full();
+  };
+
   const result: ReplayResult = {
     keys_restored: 0,
     keys_restored_by_commands: 0,
@@ -186,17 +200,8 @@ export async function replay(
         continue;
       }
       if (fast.db !== currentDb || !result.dbs.includes(fast.db)) await selectDb(fast.db);
-      const size = writer.prepare(
-        ["RESTORE", fast.key, fast.expireMs !== null ? String(fast.expireMs) : "0"],
-        fast.type,
-        [fast.raw],
-        reader.version,
-        restoreTail(fast.expireMs, fast.freq, fast.idle),
-      );
-      conn.sendPipelinedInPlace(size, writer, fast.key);
-      if (conn.outstanding > MAX_IN_FLIGHT || conn.outstandingBytes > MAX_BYTES_IN_FLIGHT) {
-        await drain();
-      }
+      const tail = restoreTail(fast.expireMs, fast.freq, fast.idle);
+      if (restore(fast.key, fast.expireMs, tail, fast.type, [fast.raw])) await drain();
       result.keys_restored++;
       options.onKey?.(result.keys_restored + result.keys_restored_by_commands);
       continue;
@@ -217,22 +222,16 @@ export async function replay(
       continue;
     }
     await selectDb(e.db);
-    const ttl = e.expireMs !== null ? String(e.expireMs) : "0";
     const tail = restoreTail(e.expireMs, e.freq, e.idle);
     if (e.type === T.STRING) {
       const value = await reader.streamString();
       if (value.size <= STREAM_ABOVE) {
-        const bytes = encodeRestore(
-          ["RESTORE", e.key, ttl],
-          T.STRING,
-          [await value.whole()],
-          reader.version,
-          tail,
-        );
-        await pipe(bytes, e.key);
+        const raw = [await value.whole()];
+        if (restore(e.key, e.expireMs, tail, T.STRING, raw)) await drain();
       } else {
         await conn.drainTo(0, 0);
         refused();
+        const ttl = e.expireMs !== null ? String(e.expireMs) : "0";
         await restoreStreamedString(conn, reader, value, e.key, ttl, tail, name);
       }
       result.keys_restored++;
@@ -250,14 +249,7 @@ export async function replay(
             } MiB in a form that cannot be split into commands`,
           );
         }
-        const bytes = encodeRestore(
-          ["RESTORE", e.key, ttl],
-          e.type,
-          captured.raw,
-          reader.version,
-          tail,
-        );
-        await pipe(bytes, e.key);
+        if (restore(e.key, e.expireMs, tail, e.type, captured.raw)) await drain();
         result.keys_restored++;
       }
     }

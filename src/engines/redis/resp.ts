@@ -284,11 +284,15 @@ export class RedisConnection {
    * `pipelineError` with `tag` (whatever names the command to a human).
    */
   sendPipelined(bytes: Uint8Array, tag: unknown): void {
-    this.#replies.push({ tag, bytes: bytes.length });
-    this.outstanding++;
-    this.outstandingBytes += bytes.length;
+    this.#counted(tag, bytes.length);
     this.#enqueue(bytes);
     this.#pump();
+  }
+
+  #counted(tag: unknown, bytes: number): void {
+    this.#replies.push({ tag, bytes });
+    this.outstanding++;
+    this.outstandingBytes += bytes;
   }
 
   /** Resolves once at most `count` pipelined commands and `bytes` bytes await replies. */
@@ -324,9 +328,7 @@ export class RedisConnection {
     if (this.#arenaUsed + size > ARENA_SIZE) this.#sealArena();
     writer.write(this.#arena, this.#arenaUsed);
     this.#arenaUsed += size;
-    this.#replies.push({ tag, bytes: size });
-    this.outstanding++;
-    this.outstandingBytes += size;
+    this.#counted(tag, size);
     if (this.#arenaUsed === ARENA_SIZE) this.#sealArena();
     this.#scheduleFlush();
     this.#pump();
