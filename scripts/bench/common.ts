@@ -1,5 +1,6 @@
 /** What every benchmark shares: how cairn is run, and how a command is timed. */
 
+import { join } from "node:path";
 import { CAIRN_PERMISSIONS, MAIN } from "../../tests/helpers/tmp.ts";
 
 /** The compiled binary's permissions and V8 flag (deno.json "compile"), so runs match production. */
@@ -10,6 +11,29 @@ export const CAIRN = [
   "--v8-flags=--max-semi-space-size=1",
   MAIN,
 ];
+
+/**
+ * Writes `<dir>/<name>.yaml` for a benchmark run and returns its path: a SQLite store
+ * and (unless `fields` names another) an fs repository of its own, one attempt per
+ * job (a failing run must fail, not retry), plus `fields` (clients, server...).
+ */
+export async function writeConfig(
+  dir: string,
+  name: string,
+  fields: Record<string, unknown>,
+): Promise<string> {
+  const path = join(dir, `${name}.yaml`);
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      store: { kind: "sqlite", path: join(dir, `${name}.db`) },
+      repository: { kind: "fs", path: join(dir, `${name}-repo`) },
+      backup: { worker_max_attempts: 1 },
+      ...fields,
+    }),
+  );
+  return path;
+}
 
 /**
  * Flushes dirty pages to disk: a timed step must not pay for writing back what an

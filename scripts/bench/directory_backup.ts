@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CAIRN, timed } from "./common.ts";
+import { CAIRN, timed, writeConfig } from "./common.ts";
 
 const { values } = parseArgs({
   options: {
@@ -52,15 +52,9 @@ async function makeTree(): Promise<void> {
 async function cairnBackup(tag: string): Promise<{ seconds: number; rssMiB: number }> {
   const dir = join(root, `cairn-${tag}`);
   await Deno.mkdir(dir, { recursive: true });
-  const config = join(dir, "cairn.yaml");
-  await Deno.writeTextFile(
-    config,
-    JSON.stringify({
-      store: { kind: "sqlite", path: join(dir, "cairn.db") },
-      repository: { kind: "fs", path: join(dir, "repo") },
-      clients: { tree: { kind: "directory", path: tree } },
-    }),
-  );
+  const config = await writeConfig(dir, "cairn", {
+    clients: { tree: { kind: "directory", path: tree } },
+  });
   // The same V8 flag the compile and start tasks bake in (a small young generation
   // frees streamed buffers sooner).
   const r = await timed([...CAIRN, "backup", "tree", "--config", config]);

@@ -7,13 +7,12 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CAIRN } from "./common.ts";
+import { CAIRN, writeConfig } from "./common.ts";
 
 const { values } = parseArgs({ options: { mib: { type: "string", default: "1024" } } });
 const KEY = "bench-key";
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-dl-" });
 const port = 20000 + Math.floor(Math.random() * 20000);
-const config = join(dir, "cairn.yaml");
 
 function hwmMiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -32,15 +31,10 @@ try {
     await f.write(chunk);
   }
   f.close();
-  await Deno.writeTextFile(
-    config,
-    JSON.stringify({
-      server: { listen: `127.0.0.1:${port}`, admin_key: KEY },
-      store: { kind: "sqlite", path: join(dir, "cairn.db") },
-      repository: { kind: "fs", path: join(dir, "repo") },
-      clients: { big: { kind: "directory", path: src } },
-    }),
-  );
+  const config = await writeConfig(dir, "cairn", {
+    server: { listen: `127.0.0.1:${port}`, admin_key: KEY },
+    clients: { big: { kind: "directory", path: src } },
+  });
   const backup = await new Deno.Command(Deno.execPath(), {
     args: [...CAIRN.slice(1), "backup", "big", "--json", "--config", config],
     stdout: "piped",
@@ -84,7 +78,7 @@ try {
     const seconds = (performance.now() - t) / 1000;
     const bytes = Number(new TextDecoder().decode(curl.stdout));
     const t2 = performance.now();
-    await new Deno.Command("sh", { args: ["-c", `cat '${join(dir, "repo", key)}' > /dev/null`] })
+    await new Deno.Command("sh", { args: ["-c", `cat '${join(dir, "cairn-repo", key)}' > /dev/null`] })
       .output();
     const catSeconds = (performance.now() - t2) / 1000;
     const peak = hwmMiB(daemon.pid);

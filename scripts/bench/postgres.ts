@@ -18,7 +18,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import postgres from "postgres";
 import { PART_SIZE, QUEUE_SIZE } from "../../src/repository/s3.ts";
-import { CAIRN, settleDisk, startS3Server, timed as sh } from "./common.ts";
+import { CAIRN, settleDisk, startS3Server, timed as sh, writeConfig } from "./common.ts";
 
 const { values } = parseArgs({
   options: {
@@ -41,19 +41,11 @@ async function recreate(name: string): Promise<void> {
   await admin.unsafe(`CREATE DATABASE "${name}"`);
 }
 
-async function config(name: string, repository: Record<string, unknown>): Promise<string> {
-  const path = join(dir, `${name}.yaml`);
-  await Deno.writeTextFile(
-    path,
-    JSON.stringify({
-      store: { kind: "sqlite", path: join(dir, `${name}.db`) },
-      repository,
-      backup: { worker_max_attempts: 1 },
-      clients: { bench: { kind: "postgres", url: `postgres://postgres@127.0.0.1:5432/${DB}` } },
-    }),
-  );
-  return path;
-}
+const config = (name: string, repository: Record<string, unknown>) =>
+  writeConfig(dir, name, {
+    repository,
+    clients: { bench: { kind: "postgres", url: `postgres://postgres@127.0.0.1:5432/${DB}` } },
+  });
 
 async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Promise<void> {
   await recreate(DB);

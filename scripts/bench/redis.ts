@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CAIRN, settleDisk, timed } from "./common.ts";
+import { CAIRN, settleDisk, timed, writeConfig } from "./common.ts";
 
 const { values } = parseArgs({
   options: { keys: { type: "string", default: "1000000" }, big: { type: "string", default: "1" } },
@@ -113,19 +113,8 @@ async function writeCommands(path: string): Promise<void> {
   await w.close();
 }
 
-async function config(name: string, url: string): Promise<string> {
-  const path = join(dir, `${name}.yaml`);
-  await Deno.writeTextFile(
-    path,
-    JSON.stringify({
-      store: { kind: "sqlite", path: join(dir, `${name}.db`) },
-      repository: { kind: "fs", path: join(dir, `${name}-repo`) },
-      backup: { worker_max_attempts: 1 },
-      clients: { cache: { kind: "redis", url } },
-    }),
-  );
-  return path;
-}
+const config = (name: string, url: string) =>
+  writeConfig(dir, name, { clients: { cache: { kind: "redis", url } } });
 
 const cli = (port: number, ...args: string[]) =>
   new Deno.Command("redis-cli", { args: ["-p", String(port), ...args], stdout: "piped" }).output();

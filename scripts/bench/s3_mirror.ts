@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { forEachConcurrently } from "../../src/engines/pool.ts";
-import { CAIRN, startS3Server, timed } from "./common.ts";
+import { CAIRN, startS3Server, timed, writeConfig } from "./common.ts";
 
 const { values } = parseArgs({ options: { objects: { type: "string", default: "5000" } } });
 const N = Number(values.objects);
@@ -75,26 +75,19 @@ try {
     "8",
   ], { env: rcloneEnv });
 
-  const config = join(dir, "cairn.yaml");
-  await Deno.writeTextFile(
-    config,
-    JSON.stringify({
-      store: { kind: "sqlite", path: join(dir, "cairn.db") },
-      repository: { kind: "fs", path: join(dir, "repo") },
-      backup: { worker_max_attempts: 1 },
-      clients: {
-        assets: {
-          kind: "s3",
-          endpoint,
-          bucket: "bench-src",
-          prefixes: ["data/"],
-          access_key_id: "S3RVER",
-          secret_access_key: "S3RVER",
-          concurrency: 8,
-        },
+  const config = await writeConfig(dir, "cairn", {
+    clients: {
+      assets: {
+        kind: "s3",
+        endpoint,
+        bucket: "bench-src",
+        prefixes: ["data/"],
+        access_key_id: "S3RVER",
+        secret_access_key: "S3RVER",
+        concurrency: 8,
       },
-    }),
-  );
+    },
+  });
   const first = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
   const firstJob = JSON.parse(first.stdout);
   const second = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
