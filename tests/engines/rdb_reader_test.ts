@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { inspectRdb, RdbReader, T } from "../../src/engines/redis/rdb_reader.ts";
-import { dumpPayload } from "../../src/engines/redis/replay.ts";
+import { dumpPayload } from "../helpers/dump_payload.ts";
 import { fillEverything, startRedis } from "../helpers/redis.ts";
 
 const EXPECTED_TYPES: Record<string, number> = {

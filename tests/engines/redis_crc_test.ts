@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { crc64 } from "../../src/engines/redis/crc64.ts";
 import { lzfDecompress } from "../../src/engines/redis/lzf.ts";
-import { dumpPayload, encodeRestore } from "../../src/engines/redis/replay.ts";
+import { dumpPayload, encodeRestore } from "../helpers/dump_payload.ts";
 import { encodeCommand } from "../../src/engines/redis/resp.ts";
 
 Deno.test("crc64 (Jones): the check value of 123456789", () => {

@@ -39,20 +39,6 @@ function versionBytes(version: number): Uint8Array {
   return new Uint8Array([version & 0xff, (version >> 8) & 0xff]);
 }
 
-/** DUMP payload: type byte, value bytes as in the RDB, RDB version (LE), CRC-64 (LE) of all before. */
-export function dumpPayload(type: number, raw: Uint8Array[], version: number): Uint8Array {
-  let size = 0;
-  for (const r of raw) size += r.length;
-  const out = new Uint8Array(1 + size + 2 + 8);
-  out[0] = type;
-  let off = 1;
-  for (const r of raw) (out.set(r, off), off += r.length);
-  out[off] = version & 0xff;
-  out[off + 1] = (version >> 8) & 0xff;
-  out.set(new Crc64().update(out.subarray(0, off + 2)).bytes(), off + 2);
-  return out;
-}
-
 /**
  * A RESTORE command written in place, its DUMP payload built there and its CRC-64
  * computed there: no buffer of its own per key. prepare() measures, write() fills;
@@ -103,20 +89,6 @@ export class RestoreWriter {
     putArgs(out, off, this.#tail, this.#t.bytes);
     this.#raw = []; // no view of the artifact outlives the write
   }
-}
-
-/** The whole RESTORE command in a buffer of its own. */
-export function encodeRestore(
-  head: Arg[],
-  type: number,
-  raw: Uint8Array[],
-  version: number,
-  tail: Arg[],
-): Uint8Array {
-  const writer = new RestoreWriter();
-  const out = new Uint8Array(writer.prepare(head, type, raw, version, tail));
-  writer.write(out, 0);
-  return out;
 }
 
 /**
