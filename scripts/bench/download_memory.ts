@@ -78,7 +78,9 @@ try {
     const seconds = (performance.now() - t) / 1000;
     const bytes = Number(new TextDecoder().decode(curl.stdout));
     const t2 = performance.now();
-    await new Deno.Command("sh", { args: ["-c", `cat '${join(dir, "cairn-repo", key)}' > /dev/null`] })
+    await new Deno.Command("sh", {
+      args: ["-c", `cat '${join(dir, "cairn-repo", key)}' > /dev/null`],
+    })
       .output();
     const catSeconds = (performance.now() - t2) / 1000;
     const peak = hwmMiB(daemon.pid);

@@ -59,6 +59,7 @@ export class FsRepository implements Repository {
   #spareBuffers: Uint8Array[] = [];
   /** Directories holding names from deferDirSync puts, not yet synced. */
   #unsyncedDirs = new Set<string>();
+  #knownDirs = new Set<string>();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -90,8 +91,14 @@ export class FsRepository implements Repository {
     let file: Deno.FsFile | null = null;
     let release = () => {};
     try {
-      await Deno.mkdir(tmpDir, { recursive: true });
-      file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o640 });
+      const create = { write: true, createNew: true, mode: 0o640 } as const;
+      await this.#ensureDir(tmpDir);
+      file = await Deno.open(tmp, create).catch(async (error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        this.#knownDirs.clear();
+        await this.#ensureDir(tmpDir);
+        return await Deno.open(tmp, create);
+      });
       const reader = body.pipeThrough(hasher.stream, { signal: options.signal }).getReader();
       // Small chunks (socket and pipe reads are often a few KiB) are gathered into
       // one reused buffer: a write each MiB instead of a write (and a thread hand-off)
@@ -116,8 +123,14 @@ export class FsRepository implements Repository {
       await file.sync();
       file.close();
       file = null;
-      await Deno.mkdir(dirname(final), { recursive: true });
-      await Deno.rename(tmp, final);
+      await this.#ensureDir(dirname(final));
+      await Deno.rename(tmp, final).catch(async (error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        // Someone removed the directory since it was made: make it again, once.
+        this.#knownDirs.clear();
+        await this.#ensureDir(dirname(final));
+        await Deno.rename(tmp, final);
+      });
       if (options.deferDirSync) this.#unsyncedDirs.add(dirname(final));
       else syncDirSync(dirname(final));
       return hasher.result();
@@ -131,6 +144,18 @@ export class FsRepository implements Repository {
     } finally {
       release();
     }
+  }
+
+  /**
+   * Directories this process made or found stay known: a mirror puts thousands of
+   * objects into a few dozen directories, and two mkdir calls per object (each a
+   * thread hand-off) added up.
+   */
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#knownDirs.has(dir)) return;
+    await Deno.mkdir(dir, { recursive: true });
+    if (this.#knownDirs.size > 10_000) this.#knownDirs.clear();
+    this.#knownDirs.add(dir);
   }
 
   /**

@@ -242,6 +242,14 @@ Deno.test("s3 mirror: keys with spaces, unicode, +, %, folder markers and very l
   }
 });
 
+/** A loopback port nothing listens on. */
+function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 Deno.test("s3 mirror: a missing bucket, bad credentials and an unreachable source fail clearly", async () => {
   const s3 = await startS3(["mirror-src"]);
   try {
@@ -253,7 +261,10 @@ Deno.test("s3 mirror: a missing bucket, bad credentials and an unreachable sourc
             { access_key_id: "WRONG-KEY" },
             /refused the request .*(InvalidAccessKeyId|HTTP 403).*access_key_id/,
           ],
-          [{ endpoint: "http://127.0.0.1:1" }, /connection refused|ECONNREFUSED|failed/],
+          [
+            { endpoint: `http://127.0.0.1:${closedPort()}` },
+            /at http:\/\/127\.0\.0\.1:\d+ failed while checking the bucket: connection refused/,
+          ],
         ] as const
       ) {
         const svc = await services(dir, s3, client);

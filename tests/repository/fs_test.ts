@@ -109,3 +109,19 @@ Deno.test("catalog: only backups whose manifest exists are listed, newest first,
     );
   });
 });
+
+Deno.test("fs repository: a put still lands when its directories were removed since the last put", async () => {
+  await withTempDir(async (dir) => {
+    const repo = new FsRepository(dir);
+    const bytes = (n: number) => ReadableStream.from([new Uint8Array([n])]);
+    await repo.put("mirrors/a/x/1", bytes(1));
+    // An operator clears the staging area and prunes a folder while the daemon runs.
+    await Deno.remove(join(dir, ".tmp"), { recursive: true });
+    await Deno.remove(join(dir, "mirrors"), { recursive: true });
+    await repo.put("mirrors/a/x/2", bytes(2));
+    assert.deepEqual(await Deno.readFile(join(dir, "mirrors/a/x/2")), new Uint8Array([2]));
+    await Deno.remove(join(dir, "mirrors/a"), { recursive: true });
+    await repo.put("mirrors/a/x/3", bytes(3));
+    assert.deepEqual(await Deno.readFile(join(dir, "mirrors/a/x/3")), new Uint8Array([3]));
+  });
+});

@@ -15,7 +15,7 @@ import { mirrorKey, parseS3Target } from "./keys.ts";
 import { listingStream, type MirrorEntry, parseListing, readState, writeState } from "./listing.ts";
 import type { S3Source, SourceObject } from "./source.ts";
 
-/** The AWS SDK loads with the first mirror run, not with every cairn start. */
+/** The source client loads with the first mirror run, not with every cairn start. */
 async function openSource(client: S3ClientConfig): Promise<S3Source> {
   const { S3Source } = await import("./source.ts");
   return new S3Source(client);

@@ -1,15 +1,10 @@
-import {
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import { classifyS3 } from "../../repository/s3_errors.ts";
 import { normalizeEtag } from "./keys.ts";
+import { S3Http } from "./s3_http.ts";
+import { type ListPage, parseListPage } from "./s3_xml.ts";
 
 type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
 
@@ -56,27 +51,34 @@ export function sourceError(error: unknown, action: string, where: string): Erro
 
 /** The S3/MinIO bucket a client mirrors from (and restores into). */
 export class S3Source {
-  readonly client: S3Client;
   readonly bucket: string;
   readonly where: string;
+  readonly #config: S3ClientConfig;
+  readonly #http: S3Http;
+  #sdk: S3Client | null = null;
 
   constructor(config: S3ClientConfig) {
-    this.client = new S3Client({
+    this.#config = config;
+    this.#http = new S3Http({
       endpoint: config.endpoint,
       region: config.region,
+      accessKeyId: config.access_key_id,
+      secretAccessKey: config.secret_access_key,
       forcePathStyle: config.force_path_style,
-      credentials: { accessKeyId: config.access_key_id, secretAccessKey: config.secret_access_key },
-      maxAttempts: 5,
     });
     this.bucket = config.bucket;
-    this.where = `s3://${config.bucket} at ${config.endpoint}`;
+    this.where = this.#at(config.bucket);
+  }
+
+  #at(bucket: string): string {
+    return `s3://${bucket} at ${this.#config.endpoint}`;
   }
 
   async checkBucket(bucket = this.bucket): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: bucket }));
+      await (await this.#http.request("HEAD", bucket, "")).body?.cancel();
     } catch (error) {
-      throw sourceError(error, "checking the bucket", `s3://${bucket}`);
+      throw sourceError(error, "checking the bucket", this.#at(bucket));
     }
   }
 
@@ -84,26 +86,21 @@ export class S3Source {
   async *list(prefix: string, bucket = this.bucket): AsyncGenerator<SourceObject> {
     let marker: string | undefined;
     for (;;) {
-      let out;
+      let page: ListPage;
       try {
-        out = await this.client.send(
-          new ListObjectsCommand({ Bucket: bucket, Prefix: prefix, Marker: marker }),
-        );
+        const response = await this.#http.request("GET", bucket, "", {
+          prefix,
+          marker,
+        });
+        page = parseListPage(await response.text());
       } catch (error) {
-        throw sourceError(error, `listing ${prefix || "the bucket"}`, `s3://${bucket}`);
+        throw sourceError(error, `listing ${prefix || "the bucket"}`, this.#at(bucket));
       }
-      const contents = out.Contents ?? [];
-      for (const o of contents) {
-        if (!o.Key) continue;
-        yield {
-          key: o.Key,
-          size: o.Size ?? 0,
-          etag: normalizeEtag(o.ETag),
-          last_modified: o.LastModified?.toISOString() ?? null,
-        };
+      for (const o of page.objects) {
+        yield { key: o.key, size: o.size, etag: o.etag, last_modified: o.lastModified };
       }
-      if (!out.IsTruncated || contents.length === 0) return;
-      marker = contents[contents.length - 1].Key;
+      if (!page.isTruncated || page.objects.length === 0) return;
+      marker = page.nextMarker ?? page.objects[page.objects.length - 1].key;
     }
   }
 
@@ -113,13 +110,11 @@ export class S3Source {
     signal?: AbortSignal,
   ): Promise<{ body: ReadableStream<Uint8Array>; etag: string; size: number }> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
-        abortSignal: signal,
-      });
+      const response = await this.#http.request("GET", this.bucket, key, {}, signal);
       return {
-        body: out.Body!.transformToWebStream() as ReadableStream<Uint8Array>,
-        etag: normalizeEtag(out.ETag),
-        size: out.ContentLength ?? 0,
+        body: response.body ?? new Blob([]).stream(),
+        etag: normalizeEtag(response.headers.get("etag") ?? undefined),
+        size: Number(response.headers.get("content-length") ?? 0),
       };
     } catch (error) {
       throw sourceError(error, `reading ${key}`, this.where);
@@ -128,8 +123,12 @@ export class S3Source {
 
   async head(key: string): Promise<{ etag: string; size: number } | null> {
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { etag: normalizeEtag(out.ETag), size: out.ContentLength ?? 0 };
+      const response = await this.#http.request("HEAD", this.bucket, key);
+      await response.body?.cancel();
+      return {
+        etag: normalizeEtag(response.headers.get("etag") ?? undefined),
+        size: Number(response.headers.get("content-length") ?? 0),
+      };
     } catch (error) {
       const e = sourceError(error, `reading ${key}`, this.where);
       if (
@@ -139,14 +138,29 @@ export class S3Source {
     }
   }
 
+  /** Uploads (restores only) go through the SDK's multipart upload, loaded on first use. */
   async put(
     bucket: string,
     key: string,
     body: ReadableStream<Uint8Array>,
     signal?: AbortSignal,
   ): Promise<void> {
+    const [{ S3Client }, { Upload }] = await Promise.all([
+      import("@aws-sdk/client-s3"),
+      import("@aws-sdk/lib-storage"),
+    ]);
+    this.#sdk ??= new S3Client({
+      endpoint: this.#config.endpoint,
+      region: this.#config.region,
+      forcePathStyle: this.#config.force_path_style,
+      credentials: {
+        accessKeyId: this.#config.access_key_id,
+        secretAccessKey: this.#config.secret_access_key,
+      },
+      maxAttempts: 5,
+    });
     const upload = new Upload({
-      client: this.client,
+      client: this.#sdk,
       params: { Bucket: bucket, Key: key, Body: body },
       partSize: 10 * 1024 * 1024,
       queueSize: 2,
