@@ -263,7 +263,7 @@ Deno.test("s3 mirror: a missing bucket, bad credentials and an unreachable sourc
           ],
           [
             { endpoint: `http://127.0.0.1:${closedPort()}` },
-            /at http:\/\/127\.0\.0\.1:\d+ failed while checking the bucket: connection refused/,
+            /at http:\/\/127\.0\.0\.1:\d+ failed while listing briefs\/: connection refused/,
           ],
         ] as const
       ) {

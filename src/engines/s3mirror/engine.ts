@@ -70,10 +70,13 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
   async backup(ctx: EngineContext<S3ClientConfig>) {
     const { client, repository, clientName, signal } = ctx;
     const source = await openSource(client);
-    await source.checkBucket();
-    const state = await readState(repository, clientName);
     ctx.progress({ bytes_done: 0, phase: "listing" });
-    const current = await listSource(source, client.prefixes, signal);
+    // The listing's first page checks the bucket and the credentials as well as a
+    // HEAD would; the index is read meanwhile.
+    const [state, current] = await Promise.all([
+      readState(repository, clientName),
+      listSource(source, client.prefixes, signal),
+    ]);
     const counters = {
       objects_total: 0,
       objects_copied: 0,
