@@ -6,16 +6,24 @@
  * - cairn's peak RSS                                                               (target < 200 MB)
  * Needs Debian's rclone (apt-get install rclone).
  *
- *   deno task bench:mirror [--objects 5000]
+ * Rounds alternate rclone and cairn; the median round's ratios are the result.
+ *
+ *   deno task bench:mirror [--objects 5000] [--rounds 3]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { forEachConcurrently } from "../../src/engines/pool.ts";
-import { CAIRN, startS3Server, timed, writeConfig } from "./common.ts";
+import { CAIRN, settleDisk, startS3Server, type Timed, timed, writeConfig } from "./common.ts";
 
-const { values } = parseArgs({ options: { objects: { type: "string", default: "5000" } } });
+const { values } = parseArgs({
+  options: {
+    objects: { type: "string", default: "5000" },
+    rounds: { type: "string", default: "3" },
+  },
+});
 const N = Number(values.objects);
+const ROUNDS = Number(values.rounds);
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-mirror-" });
 
 /** Mostly small objects, some medium, a few large: 90% 1-64 KiB, 9% 64 KiB-1 MiB, 1% 1-8 MiB. */
@@ -64,51 +72,67 @@ try {
     PATH: Deno.env.get("PATH") ?? "",
     HOME: Deno.env.get("HOME") ?? "/root",
   };
-  const rclone = await timed([
-    "rclone",
-    "sync",
-    "src:bench-src/data",
-    join(dir, "rclone-dst"),
-    "--transfers",
-    "8",
-    "--checkers",
-    "8",
-  ], { env: rcloneEnv });
-
-  const config = await writeConfig(dir, "cairn", {
-    clients: {
-      assets: {
-        kind: "s3",
-        endpoint,
-        bucket: "bench-src",
-        prefixes: ["data/"],
-        access_key_id: "S3RVER",
-        secret_access_key: "S3RVER",
-        concurrency: 8,
+  // Rounds alternate rclone and cairn, each into a fresh destination, and the
+  // median round is reported: this machine's noise moves a single pair by +-20%.
+  const rounds: Array<{ rclone: Timed; first: Timed; second: Timed; copied: number }> = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    await settleDisk();
+    const rclone = await timed([
+      "rclone",
+      "sync",
+      "src:bench-src/data",
+      join(dir, `rclone-dst-${round}`),
+      "--transfers",
+      "8",
+      "--checkers",
+      "8",
+    ], { env: rcloneEnv });
+    const config = await writeConfig(dir, `cairn-${round}`, {
+      clients: {
+        assets: {
+          kind: "s3",
+          endpoint,
+          bucket: "bench-src",
+          prefixes: ["data/"],
+          access_key_id: "S3RVER",
+          secret_access_key: "S3RVER",
+          concurrency: 8,
+        },
       },
-    },
-  });
-  const first = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
-  const firstJob = JSON.parse(first.stdout);
-  const second = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
-  const secondJob = JSON.parse(second.stdout);
+    });
+    await settleDisk();
+    const first = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
+    const copied = JSON.parse(first.stdout).result.objects_copied;
+    if (copied !== N) throw new Error(`the first mirror copied ${copied} of ${N} objects`);
+    const second = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
+    const again = JSON.parse(second.stdout).result.objects_copied;
+    if (again !== 0) throw new Error(`the unchanged run copied ${again} objects`);
+    rounds.push({ rclone, first, second, copied });
+    console.log(
+      `  round ${round}: rclone ${rclone.seconds.toFixed(1)} s (CPU ${
+        rclone.cpuSeconds.toFixed(1)
+      } s), cairn ${first.seconds.toFixed(1)} s (CPU ${first.cpuSeconds.toFixed(1)} s, RSS ${
+        first.rssMiB.toFixed(0)
+      } MiB) -> ${(first.seconds / rclone.seconds).toFixed(2)}; unchanged ${
+        second.seconds.toFixed(2)
+      } s -> ${(second.seconds / first.seconds).toFixed(2)}`,
+    );
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(
-    `  first mirror: rclone sync ${rclone.seconds.toFixed(1)} s, cairn ${
-      first.seconds.toFixed(1)
-    } s -> ratio ${
-      (first.seconds / rclone.seconds).toFixed(2)
-    } (target <= 1.0); copied ${firstJob.result.objects_copied}; cairn peak RSS ${
-      first.rssMiB.toFixed(0)
-    } MiB (rclone ${rclone.rssMiB.toFixed(0)} MiB); CPU cairn ${
-      first.cpuSeconds.toFixed(1)
-    } s, rclone ${rclone.cpuSeconds.toFixed(1)} s`,
+    `  first mirror vs rclone sync: median ratio ${
+      median(rounds.map((r) => r.first.seconds / r.rclone.seconds)).toFixed(2)
+    } over ${ROUNDS} rounds (target <= 1.0)`,
   );
   console.log(
-    `  unchanged second run: ${second.seconds.toFixed(1)} s = ${
-      (second.seconds / first.seconds).toFixed(2)
-    } of the first (target <= 0.1); copied ${secondJob.result.objects_copied}; peak RSS ${
-      second.rssMiB.toFixed(0)
-    } MiB`,
+    `  unchanged second run: median ${
+      median(rounds.map((r) => r.second.seconds / r.first.seconds)).toFixed(2)
+    } of the first (target <= 0.1); copied 0`,
+  );
+  console.log(
+    `  cairn peak RSS: ${
+      Math.max(...rounds.map((r) => Math.max(r.first.rssMiB, r.second.rssMiB))).toFixed(0)
+    } MiB at most (target < 200 MB)`,
   );
 } finally {
   await server.stop();
