@@ -52,6 +52,13 @@ export interface ArtifactAccess {
    * when the repository is not local, and open() is the way.
    */
   verifiedFile: () => Promise<string | null>;
+  /**
+   * The bytes as stored, checked by nothing: only for an engine whose format carries
+   * its own checksum over every byte and which checks it itself (an RDB's CRC-64).
+   */
+  raw: () => Promise<ReadableStream<Uint8Array>>;
+  /** Whether the artifact is a local file (a second read of it costs no download). */
+  local: boolean;
 }
 
 export interface RestoreRequest extends ArtifactAccess {

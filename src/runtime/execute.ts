@@ -202,6 +202,8 @@ function artifactAccess(services: Services, manifest: Manifest, hooks: RunHooks)
       await check();
       return path;
     },
+    raw: () => services.repository.get(manifest.key),
+    local: path !== null,
   };
 }
 

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { rdbVersionFor } from "../../src/engines/redis/engine.ts";
+import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { parseConfig } from "../../src/config/load.ts";
+import { configureLog } from "../../src/log.ts";
 import { readManifest, writeManifest } from "../../src/repository/manifest.ts";
+import { openServices } from "../../src/runtime/services.ts";
+import { startS3 } from "../helpers/s3.ts";
 import { fillEverything, startRedis, type TestRedis } from "../helpers/redis.ts";
 import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
@@ -210,6 +215,37 @@ Deno.test("redis: a corrupted byte fails verify and restore before anything is w
           params: { target: target.url },
         });
         assert.equal(r.status, "failed");
+        assert.match(r.error!, /damaged: its bytes give CRC-64 [0-9a-f]{16}, the RDB's stored/);
+        assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");
+      } finally {
+        await services.store.close();
+      }
+    });
+  });
+});
+
+Deno.test("redis: an RDB saved without a checksum is checked by its sha256 before anything is written", async () => {
+  await withRedis([["--rdbchecksum", "no"], []], async (source, target) => {
+    await fillEverything(source);
+    await withTempDir(async (dir) => {
+      const services = await testServices(dir, { cache: { kind: "redis", url: source.url } });
+      try {
+        const key = String(
+          (await run(services, { kind: "backup", client_name: "cache" })).result!.key,
+        );
+        const path = join(dir, "repo", key);
+        const bytes = await Deno.readFile(path);
+        assert.ok(bytes.subarray(bytes.length - 8).every((b) => b === 0), "no CRC-64 stored");
+        bytes[Math.floor(bytes.length / 2)] ^= 0x20;
+        await Deno.writeFile(path, bytes);
+        const r = await run(services, {
+          kind: "restore",
+          client_name: "cache",
+          key,
+          params: { target: target.url },
+        });
+        assert.equal(r.status, "failed");
+        assert.match(r.error!, /damaged: sha256/);
         assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");
       } finally {
         await services.store.close();
@@ -407,4 +443,70 @@ Deno.test("redis: a target that refuses RESTORE part way stops the restore and n
       }
     });
   });
+});
+
+Deno.test("redis through an S3 repository: restore reads the artifact twice, checked before writing and again as it replays", async () => {
+  const s3 = await startS3(["redis-backups"]);
+  try {
+    await withRedis([[], []], async (source, target) => {
+      await fillEverything(source);
+      await withTempDir(async (dir) => {
+        configureLog({ to: () => {} });
+        const services = await openServices(parseConfig(JSON.stringify({
+          store: { kind: "sqlite", path: join(dir, "cairn.db") },
+          repository: {
+            kind: "s3",
+            endpoint: s3.endpoint,
+            bucket: "redis-backups",
+            access_key_id: s3.accessKeyId,
+            secret_access_key: s3.secretAccessKey,
+          },
+          backup: { worker_max_attempts: 1 },
+          clients: { cache: { kind: "redis", url: source.url } },
+        })));
+        try {
+          const b = await run(services, { kind: "backup", client_name: "cache" });
+          assert.equal(b.status, "completed", b.error ?? "");
+          const key = String(b.result!.key);
+          const r = await run(services, {
+            kind: "restore",
+            client_name: "cache",
+            key,
+            params: { target: target.url },
+          });
+          assert.equal(r.status, "completed", r.error ?? "");
+          assert.equal(await target.digest(), await source.digest());
+
+          // The same artifact with one byte flipped, put back in place of the original.
+          const stored = new Uint8Array(
+            await new Response(await services.repository.get(key)).arrayBuffer(),
+          );
+          stored[Math.floor(stored.length / 2)] ^= 0x10;
+          const client = new S3Client({
+            endpoint: s3.endpoint,
+            region: "us-east-1",
+            forcePathStyle: true,
+            credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+          });
+          await client.send(
+            new PutObjectCommand({ Bucket: "redis-backups", Key: key, Body: stored }),
+          );
+          await target.cmd("FLUSHALL");
+          const bad = await run(services, {
+            kind: "restore",
+            client_name: "cache",
+            key,
+            params: { target: target.url },
+          });
+          assert.equal(bad.status, "failed");
+          assert.match(bad.error!, /damaged: its bytes give CRC-64/);
+          assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");
+        } finally {
+          await services.store.close();
+        }
+      });
+    });
+  } finally {
+    await s3.stop();
+  }
 });

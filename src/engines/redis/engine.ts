@@ -9,6 +9,7 @@ import type {
   VerifyRequest,
 } from "../engine.ts";
 import { withSideConsumer } from "../side_channel.ts";
+import { checkRdbChecksum } from "./rdb_check.ts";
 import { inspectRdb, RdbError, RdbReader } from "./rdb_reader.ts";
 import { replay } from "./replay.ts";
 import { parseInfo, RedisConnection } from "./resp.ts";
@@ -107,13 +108,28 @@ export const redisEngine: Engine<RedisClient> = {
         bytes_total: request.manifest.size_bytes,
         phase: "checking the artifact",
       });
-      // The whole artifact is checked before the first write. A local one is then
-      // read as a plain file; from S3 it is read (and checked) once more.
-      await request.check();
+      // The whole artifact is checked before the first write, by the CRC-64 that the
+      // Redis which wrote it computed over every byte (a third of a sha256 pass's
+      // cost); an RDB saved without one is checked against the manifest's sha256.
+      const proof = await checkRdbChecksum(
+        await request.raw(),
+        { key: request.manifest.key, size: request.manifest.size_bytes },
+        ctx.signal,
+        (bytes) =>
+          ctx.progress({
+            bytes_done: bytes,
+            bytes_total: request.manifest.size_bytes,
+            phase: "checking the artifact",
+          }),
+      );
+      if (proof.checksum === "absent") await request.check();
       if (request.flush) await conn.ok(["FLUSHALL"]);
       ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
-      // The bytes were just verified against the manifest's sha256: no second CRC pass.
-      const reader = new RdbReader(await request.read(), { checksum: false });
+      // A local file was just checked whole: no second CRC pass. A download is read
+      // again, so it is checked again as it comes (by CRC-64, or by sha256).
+      const reader = proof.checksum === "ok"
+        ? new RdbReader(await request.raw(), { checksum: !request.local })
+        : new RdbReader(await request.read(), { checksum: false });
       try {
         await reader.header();
         const result = await replay(conn, reader, { signal: ctx.signal });
