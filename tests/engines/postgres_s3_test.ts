@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { parseConfig } from "../../src/config/load.ts";
-import { configureLog } from "../../src/log.ts";
 import { listBackups } from "../../src/repository/manifest.ts";
-import { openServices } from "../../src/runtime/services.ts";
 import { dropDatabase, pg, PG_HOST, PG_PORT, tableDigest, withDatabase } from "../helpers/pg.ts";
-import { startS3 } from "../helpers/s3.ts";
-import { run } from "../helpers/services.ts";
+import { s3Repository, startS3 } from "../helpers/s3.ts";
+import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
 Deno.test("postgres into an S3 repository: backup streams through multipart upload, verify and restore read it back", async () => {
@@ -19,22 +15,12 @@ Deno.test("postgres into an S3 repository: backup streams through multipart uplo
         FROM generate_series(1, 250000) g;`,
       );
       await withTempDir(async (dir) => {
-        configureLog({ to: () => {} });
-        const services = await openServices(parseConfig(JSON.stringify({
-          store: { kind: "sqlite", path: join(dir, "cairn.db") },
-          repository: {
-            kind: "s3",
-            endpoint: s3.endpoint,
-            bucket: "pg-backups",
-            prefix: "host-a",
-            access_key_id: s3.accessKeyId,
-            secret_access_key: s3.secretAccessKey,
-          },
-          backup: { worker_max_attempts: 1 },
-          clients: {
-            app: { kind: "postgres", url: `postgres://postgres@${PG_HOST}:${PG_PORT}/${db}` },
-          },
-        })));
+        const services = await testServices(
+          dir,
+          { app: { kind: "postgres", url: `postgres://postgres@${PG_HOST}:${PG_PORT}/${db}` } },
+          {},
+          s3Repository(s3, "pg-backups", "host-a"),
+        );
         const copy = `${db}_from_s3`;
         try {
           const b = await run(services, { kind: "backup", client_name: "app" });

@@ -2,12 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { rdbVersionFor } from "../../src/engines/redis/engine.ts";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { parseConfig } from "../../src/config/load.ts";
-import { configureLog } from "../../src/log.ts";
 import { readManifest, writeManifest } from "../../src/repository/manifest.ts";
-import { openServices } from "../../src/runtime/services.ts";
-import { startS3 } from "../helpers/s3.ts";
+import { s3Repository, startS3 } from "../helpers/s3.ts";
 import { fillEverything, startRedis, type TestRedis } from "../helpers/redis.ts";
+import type { Services } from "../../src/runtime/services.ts";
 import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
@@ -192,34 +190,52 @@ Deno.test("redis: restore into a non-empty server needs flush or replace; flush 
   });
 });
 
+/**
+ * Backs `source` up into a fresh fs repository, flips one byte of the artifact at
+ * `fraction` of its length, and hands over the services and the backup's key.
+ */
+async function withDamagedBackup(
+  source: TestRedis,
+  fraction: number,
+  fn: (services: Services, key: string, artifact: Uint8Array) => Promise<void>,
+): Promise<void> {
+  await withTempDir(async (dir) => {
+    const services = await testServices(dir, { cache: { kind: "redis", url: source.url } });
+    try {
+      const key = String(
+        (await run(services, { kind: "backup", client_name: "cache" })).result!.key,
+      );
+      const path = join(dir, "repo", key);
+      const bytes = await Deno.readFile(path);
+      bytes[Math.floor(bytes.length * fraction)] ^= 0x20;
+      await Deno.writeFile(path, bytes);
+      await fn(services, key, bytes);
+    } finally {
+      await services.store.close();
+    }
+  });
+}
+
+function restoreInto(services: Services, key: string, target: TestRedis) {
+  return run(services, {
+    kind: "restore",
+    client_name: "cache",
+    key,
+    params: { target: target.url },
+  });
+}
+
 Deno.test("redis: a corrupted byte fails verify and restore before anything is written", async () => {
   await withRedis([[], []], async (source, target) => {
     await fillEverything(source);
-    await withTempDir(async (dir) => {
-      const services = await testServices(dir, { cache: { kind: "redis", url: source.url } });
-      try {
-        const key = String(
-          (await run(services, { kind: "backup", client_name: "cache" })).result!.key,
-        );
-        const path = join(dir, "repo", key);
-        const bytes = await Deno.readFile(path);
-        bytes[Math.floor(bytes.length / 3)] ^= 0x20;
-        await Deno.writeFile(path, bytes);
-        const v = await run(services, { kind: "verify", client_name: "cache", key });
-        assert.equal(v.status, "failed");
-        assert.match(v.error!, /damaged/);
-        const r = await run(services, {
-          kind: "restore",
-          client_name: "cache",
-          key,
-          params: { target: target.url },
-        });
-        assert.equal(r.status, "failed");
-        assert.match(r.error!, /damaged: its bytes give CRC-64 [0-9a-f]{16}, the RDB's stored/);
-        assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");
-      } finally {
-        await services.store.close();
-      }
+    await withDamagedBackup(source, 1 / 3, async (services, key) => {
+      const v = await run(services, { kind: "verify", client_name: "cache", key });
+      assert.equal(v.status, "failed");
+      assert.match(v.error!, /damaged/);
+      const r = await restoreInto(services, key, target);
+      assert.equal(r.status, "failed");
+      assert.match(r.error!, /damaged: its bytes give CRC-64 [0-9a-f]{16}, the RDB's stored/);
+      assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");
     });
   });
 });
@@ -227,29 +243,12 @@ Deno.test("redis: a corrupted byte fails verify and restore before anything is w
 Deno.test("redis: an RDB saved without a checksum is checked by its sha256 before anything is written", async () => {
   await withRedis([["--rdbchecksum", "no"], []], async (source, target) => {
     await fillEverything(source);
-    await withTempDir(async (dir) => {
-      const services = await testServices(dir, { cache: { kind: "redis", url: source.url } });
-      try {
-        const key = String(
-          (await run(services, { kind: "backup", client_name: "cache" })).result!.key,
-        );
-        const path = join(dir, "repo", key);
-        const bytes = await Deno.readFile(path);
-        assert.ok(bytes.subarray(bytes.length - 8).every((b) => b === 0), "no CRC-64 stored");
-        bytes[Math.floor(bytes.length / 2)] ^= 0x20;
-        await Deno.writeFile(path, bytes);
-        const r = await run(services, {
-          kind: "restore",
-          client_name: "cache",
-          key,
-          params: { target: target.url },
-        });
-        assert.equal(r.status, "failed");
-        assert.match(r.error!, /damaged: sha256/);
-        assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");
-      } finally {
-        await services.store.close();
-      }
+    await withDamagedBackup(source, 1 / 2, async (services, key, artifact) => {
+      assert.ok(artifact.subarray(artifact.length - 8).every((b) => b === 0), "no CRC-64 stored");
+      const r = await restoreInto(services, key, target);
+      assert.equal(r.status, "failed");
+      assert.match(r.error!, /damaged: sha256/);
+      assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");
     });
   });
 });
@@ -451,29 +450,17 @@ Deno.test("redis through an S3 repository: restore reads the artifact twice, che
     await withRedis([[], []], async (source, target) => {
       await fillEverything(source);
       await withTempDir(async (dir) => {
-        configureLog({ to: () => {} });
-        const services = await openServices(parseConfig(JSON.stringify({
-          store: { kind: "sqlite", path: join(dir, "cairn.db") },
-          repository: {
-            kind: "s3",
-            endpoint: s3.endpoint,
-            bucket: "redis-backups",
-            access_key_id: s3.accessKeyId,
-            secret_access_key: s3.secretAccessKey,
-          },
-          backup: { worker_max_attempts: 1 },
-          clients: { cache: { kind: "redis", url: source.url } },
-        })));
+        const services = await testServices(
+          dir,
+          { cache: { kind: "redis", url: source.url } },
+          {},
+          s3Repository(s3, "redis-backups"),
+        );
         try {
           const b = await run(services, { kind: "backup", client_name: "cache" });
           assert.equal(b.status, "completed", b.error ?? "");
           const key = String(b.result!.key);
-          const r = await run(services, {
-            kind: "restore",
-            client_name: "cache",
-            key,
-            params: { target: target.url },
-          });
+          const r = await restoreInto(services, key, target);
           assert.equal(r.status, "completed", r.error ?? "");
           assert.equal(await target.digest(), await source.digest());
 
@@ -492,12 +479,7 @@ Deno.test("redis through an S3 repository: restore reads the artifact twice, che
             new PutObjectCommand({ Bucket: "redis-backups", Key: key, Body: stored }),
           );
           await target.cmd("FLUSHALL");
-          const bad = await run(services, {
-            kind: "restore",
-            client_name: "cache",
-            key,
-            params: { target: target.url },
-          });
+          const bad = await restoreInto(services, key, target);
           assert.equal(bad.status, "failed");
           assert.match(bad.error!, /damaged: its bytes give CRC-64/);
           assert.equal(Number(await target.cmd("DBSIZE")), 0, "not one key was written");

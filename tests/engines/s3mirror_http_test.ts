@@ -19,23 +19,38 @@ function endpoint(url: string, pathStyle = true) {
 }
 
 /**
- * A proxy in front of the real S3 server that checks each request's SigV4 signature
- * as it arrived on the wire (s3rver itself does not check V4 signatures), using the
- * AWS SDK's signer on the received method, Host, path and query.
+ * A proxy in front of the real S3 server: `intercept` may answer a request itself;
+ * otherwise it is forwarded unchanged (the signature covers the Host header).
+ */
+function proxy(target: string, intercept: (req: Request) => Promise<Response | null>) {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const answer = await intercept(req);
+    if (answer) return answer;
+    const url = new URL(req.url);
+    return await fetch(target + url.pathname + url.search, {
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+    });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, stop: () => server.shutdown() };
+}
+
+/**
+ * Checks each request's SigV4 signature as it arrived on the wire (s3rver itself
+ * does not check V4 signatures), with the AWS SDK's signer on the received method,
+ * Host, path and query; a mismatch is refused as S3 would.
  */
 function signatureCheckingProxy(target: string, secretAccessKey: string) {
   let checked = 0;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+  const server = proxy(target, async (req) => {
     const url = new URL(req.url);
-    const auth = req.headers.get("authorization") ?? "";
     const m =
       /Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})/
-        .exec(auth);
-    const date = req.headers.get("x-amz-date") ?? "";
+        .exec(req.headers.get("authorization") ?? "");
     if (!m) return new Response("unsigned", { status: 400 });
-    const signedNames = m[4].split(";");
     const headers: Record<string, string> = {};
-    for (const name of signedNames) headers[name] = req.headers.get(name) ?? "";
+    for (const name of m[4].split(";")) headers[name] = req.headers.get(name) ?? "";
     const signer = new SignatureV4({
       credentials: { accessKeyId: m[1], secretAccessKey },
       region: m[3],
@@ -44,6 +59,8 @@ function signatureCheckingProxy(target: string, secretAccessKey: string) {
       uriEscapePath: false,
       applyChecksum: false,
     });
+    const date = (req.headers.get("x-amz-date") ?? "")
+      .replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, "$1-$2-$3T$4:$5:$6Z");
     const expected = await signer.sign({
       method: req.method,
       protocol: "http:",
@@ -52,54 +69,27 @@ function signatureCheckingProxy(target: string, secretAccessKey: string) {
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
       headers,
-    }, {
-      signingDate: new Date(
-        date.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, "$1-$2-$3T$4:$5:$6Z"),
-      ),
-    });
+    }, { signingDate: new Date(date) });
     if (!String(expected.headers.authorization).endsWith(`Signature=${m[5]}`)) {
       return new Response("<Error><Code>SignatureDoesNotMatch</Code></Error>", { status: 403 });
     }
     checked++;
-    return await fetch(target + url.pathname + url.search, {
-      method: req.method,
-      headers: req.headers,
-    });
+    return null;
   });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    checked: () => checked,
-    stop: () => server.shutdown(),
-  };
+  return { ...server, checked: () => checked };
 }
 
-/**
- * A proxy in front of the real S3 server that answers the first `failures`
- * requests itself with `status` (and S3's error body), then forwards.
- */
+/** Answers the first `failures` requests itself with `status` and S3's error body. */
 function faultyProxy(target: string, failures: number, status: number, code: string) {
   let seen = 0;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    seen++;
-    if (seen <= failures) {
-      await req.body?.cancel();
-      return new Response(`<Error><Code>${code}</Code><Message>try later</Message></Error>`, {
-        status,
-      });
-    }
-    const url = new URL(req.url);
-    // The signature covers the Host header: forward it unchanged.
-    return await fetch(target + url.pathname + url.search, {
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
+  const server = proxy(target, async (req) => {
+    if (++seen > failures) return null;
+    await req.body?.cancel();
+    return new Response(`<Error><Code>${code}</Code><Message>try later</Message></Error>`, {
+      status,
     });
   });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    requests: () => seen,
-    stop: () => server.shutdown(),
-  };
+  return { ...server, requests: () => seen };
 }
 
 Deno.test("s3 http: request URLs, path-style and virtual-hosted, with keys encoded once", () => {

@@ -7,13 +7,11 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { parseConfig } from "../../src/config/load.ts";
-import { configureLog } from "../../src/log.ts";
-import { openServices, type Services } from "../../src/runtime/services.ts";
+import type { Services } from "../../src/runtime/services.ts";
 import { forEachConcurrently } from "../../src/engines/pool.ts";
 import { mountTmpfs, skipFaults } from "../helpers/mounts.ts";
-import { type S3Server, startS3 } from "../helpers/s3.ts";
-import { run } from "../helpers/services.ts";
+import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
+import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
 function s3client(s3: S3Server): S3Client {
@@ -54,12 +52,9 @@ async function services(
   client: Record<string, unknown>,
   repository?: Record<string, unknown>,
 ): Promise<Services> {
-  configureLog({ to: () => {} });
-  return await openServices(parseConfig(JSON.stringify({
-    store: { kind: "sqlite", path: join(dir, "cairn.db") },
-    repository: repository ?? { kind: "fs", path: join(dir, "repo") },
-    backup: { worker_max_attempts: 1 },
-    clients: {
+  return await testServices(
+    dir,
+    {
       assets: {
         kind: "s3",
         endpoint: s3.endpoint,
@@ -71,7 +66,9 @@ async function services(
         ...client,
       },
     },
-  })));
+    {},
+    repository,
+  );
 }
 
 const body = (i: number, v = 0) => `object ${i} version ${v} ` + "x".repeat(i % 300);
@@ -338,14 +335,12 @@ Deno.test("s3 mirror: mirrors into an S3 repository too", async () => {
   try {
     for (let i = 0; i < 20; i++) await put(c, "mirror-src", `skills/${i}.txt`, body(i));
     await withTempDir(async (dir) => {
-      const svc = await services(dir, s3, { prefixes: ["skills/"] }, {
-        kind: "s3",
-        endpoint: s3.endpoint,
-        bucket: "repo-bucket",
-        prefix: "cairn",
-        access_key_id: s3.accessKeyId,
-        secret_access_key: s3.secretAccessKey,
-      });
+      const svc = await services(
+        dir,
+        s3,
+        { prefixes: ["skills/"] },
+        s3Repository(s3, "repo-bucket", "cairn"),
+      );
       try {
         const b = await run(svc, { kind: "backup", client_name: "assets" });
         assert.equal(b.status, "completed", b.error ?? "");

@@ -48,3 +48,15 @@ export async function startS3(buckets: string[]): Promise<S3Server> {
     },
   };
 }
+
+/** The config of a repository in a bucket of this server. */
+export function s3Repository(s3: S3Server, bucket: string, prefix?: string) {
+  return {
+    kind: "s3",
+    endpoint: s3.endpoint,
+    bucket,
+    ...(prefix === undefined ? {} : { prefix }),
+    access_key_id: s3.accessKeyId,
+    secret_access_key: s3.secretAccessKey,
+  };
+}

@@ -10,11 +10,12 @@ export async function testServices(
   dir: string,
   clients: Record<string, unknown>,
   backup: Record<string, unknown> = {},
+  repository: Record<string, unknown> = { kind: "fs", path: join(dir, "repo") },
 ): Promise<Services> {
   configureLog({ to: () => {} });
   const config = parseConfig(JSON.stringify({
     store: { kind: "sqlite", path: join(dir, "cairn.db") },
-    repository: { kind: "fs", path: join(dir, "repo") },
+    repository,
     backup: { worker_max_attempts: 1, retry_backoff_ms: 10, ...backup },
     clients,
   }));
