@@ -22,6 +22,21 @@ async function withRedis<T>(
   }
 }
 
+/** Restores backup `key` of client "cache" into `target`, with any further params. */
+function restoreInto(
+  services: Services,
+  key: string,
+  target: TestRedis,
+  params: Record<string, unknown> = {},
+) {
+  return run(services, {
+    kind: "restore",
+    client_name: "cache",
+    key,
+    params: { target: target.url, ...params },
+  });
+}
+
 for (
   const [mode, extra] of [
     ["diskless ($EOF mark, keep-alives first)", [
@@ -60,12 +75,7 @@ for (
             const v = await run(services, { kind: "verify", client_name: "cache", key });
             assert.equal(v.status, "completed", v.error ?? "");
 
-            const r = await run(services, {
-              kind: "restore",
-              client_name: "cache",
-              key,
-              params: { target: target.url },
-            });
+            const r = await restoreInto(services, key, target);
             assert.equal(r.status, "completed", r.error ?? "");
             assert.ok(
               Number(r.result!.keys_restored_by_commands) >= 3,
@@ -149,12 +159,7 @@ Deno.test("redis: restore into a non-empty server needs flush or replace; flush 
         const key = String(
           (await run(services, { kind: "backup", client_name: "cache" })).result!.key,
         );
-        const refused = await run(services, {
-          kind: "restore",
-          client_name: "cache",
-          key,
-          params: { target: target.url },
-        });
+        const refused = await restoreInto(services, key, target);
         assert.equal(refused.status, "failed");
         assert.match(refused.error!, /is not empty: pass "flush": true .* "replace": true/);
         assert.equal(
@@ -162,24 +167,14 @@ Deno.test("redis: restore into a non-empty server needs flush or replace; flush 
           "old",
           "nothing written",
         );
-        const replaced = await run(services, {
-          kind: "restore",
-          client_name: "cache",
-          key,
-          params: { target: target.url, replace: true },
-        });
+        const replaced = await restoreInto(services, key, target, { replace: true });
         assert.equal(replaced.status, "completed", replaced.error ?? "");
         assert.equal(
           Number(await target.cmd("EXISTS", "stale")),
           1,
           "replace overwrites, it does not empty",
         );
-        const flushed = await run(services, {
-          kind: "restore",
-          client_name: "cache",
-          key,
-          params: { target: target.url, flush: true },
-        });
+        const flushed = await restoreInto(services, key, target, { flush: true });
         assert.equal(flushed.status, "completed", flushed.error ?? "");
         assert.equal(Number(await target.cmd("EXISTS", "stale")), 0);
         assert.equal(await target.digest(), await source.digest());
@@ -213,15 +208,6 @@ async function withDamagedBackup(
     } finally {
       await services.store.close();
     }
-  });
-}
-
-function restoreInto(services: Services, key: string, target: TestRedis) {
-  return run(services, {
-    kind: "restore",
-    client_name: "cache",
-    key,
-    params: { target: target.url },
   });
 }
 
@@ -271,12 +257,7 @@ Deno.test("redis: a target older than the snapshot's RDB version is refused befo
           ...manifest,
           facts: { ...manifest.facts, rdb_version: 11 },
         });
-        const r = await run(services, {
-          kind: "restore",
-          client_name: "cache",
-          key,
-          params: { target: target.url },
-        });
+        const r = await restoreInto(services, key, target);
         assert.equal(r.status, "failed");
         assert.match(
           r.error!,
@@ -314,12 +295,7 @@ Deno.test("redis: big values go through the streamed and element paths and resto
         const key = String(
           (await run(services, { kind: "backup", client_name: "cache" })).result!.key,
         );
-        const r = await run(services, {
-          kind: "restore",
-          client_name: "cache",
-          key,
-          params: { target: target.url },
-        });
+        const r = await restoreInto(services, key, target);
         assert.equal(r.status, "completed", r.error ?? "");
         assert.equal(await target.digest(), await source.digest());
         assert.ok(Number(await target.cmd("PTTL", "bighash")) > 3_000_000);

@@ -119,7 +119,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
         const put = await repository.put(stored, got.body, { signal, deferDirSync: true });
-        if (put.size !== got.size) {
+        if (got.size !== null && put.size !== got.size) {
           if (attempt < COPY_ATTEMPTS) continue;
           throw new CairnError(
             "SOURCE_UNAVAILABLE",

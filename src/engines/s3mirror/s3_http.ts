@@ -155,7 +155,9 @@ export class S3Http {
       throw networkError(error, url);
     }
     if (response.ok) return response;
-    const body = method === "HEAD" ? "" : await response.text().catch(() => "");
+    const body = method === "HEAD"
+      ? await response.body?.cancel().then(() => "", () => "") ?? ""
+      : await response.text().catch(() => "");
     const { code, message } = parseErrorBody(body);
     // A HEAD reply has no body; like the SDK, name it by its status when it is a 404.
     const name = code ?? (response.status === 404 ? "NotFound" : "Unknown");

@@ -108,13 +108,15 @@ export class S3Source {
   async get(
     key: string,
     signal?: AbortSignal,
-  ): Promise<{ body: ReadableStream<Uint8Array>; etag: string; size: number }> {
+  ): Promise<{ body: ReadableStream<Uint8Array>; etag: string; size: number | null }> {
     try {
       const response = await this.#http.request("GET", this.bucket, key, {}, signal);
+      const length = response.headers.get("content-length");
       return {
         body: response.body ?? new Blob([]).stream(),
         etag: normalizeEtag(response.headers.get("etag") ?? undefined),
-        size: Number(response.headers.get("content-length") ?? 0),
+        // A proxy may re-chunk the body and drop the length; then nothing to compare.
+        size: length === null ? null : Number(length),
       };
     } catch (error) {
       throw sourceError(error, `reading ${key}`, this.where);
