@@ -3,6 +3,7 @@ import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { S3Http, S3HttpError } from "../../src/engines/s3mirror/s3_http.ts";
+import { S3Source } from "../../src/engines/s3mirror/source.ts";
 import { classifyS3 } from "../../src/repository/s3_errors.ts";
 import { startS3 } from "../helpers/s3.ts";
 
@@ -222,4 +223,30 @@ Deno.test("s3 http: an unreachable endpoint says so after its retries; an abort 
   aborted.abort();
   const stopped = await http.request("GET", "src", "k", {}, aborted.signal).catch((e) => e);
   assert.equal(stopped.name, "AbortError");
+});
+
+Deno.test("s3 source: a missing bucket is named as such, a missing object is simply absent", async () => {
+  const s3 = await startS3(["source-src"]);
+  try {
+    const source = new S3Source({
+      kind: "s3",
+      endpoint: s3.endpoint,
+      region: "us-east-1",
+      bucket: "source-src",
+      prefixes: [],
+      access_key_id: s3.accessKeyId,
+      secret_access_key: s3.secretAccessKey,
+      remove: false,
+      concurrency: 8,
+      force_path_style: true,
+    });
+    await source.checkBucket();
+    await assert.rejects(
+      source.checkBucket("no-such-bucket"),
+      /The bucket of s3:\/\/no-such-bucket at http:\/\/127\.0\.0\.1:\d+ does not exist/,
+    );
+    assert.equal(await source.head("missing/key"), null);
+  } finally {
+    await s3.stop();
+  }
 });

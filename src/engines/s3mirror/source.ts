@@ -33,13 +33,9 @@ export function sourceError(error: unknown, action: string, where: string): Erro
         cause: error,
       });
     case "not-found":
-      return action.startsWith("checking the bucket")
-        ? new CairnError("SOURCE_REFUSED", `The bucket of ${where} does not exist`, {
-          cause: error,
-        })
-        : new CairnError("SOURCE_UNAVAILABLE", `Object not found while ${action} at ${where}`, {
-          cause: error,
-        });
+      return new CairnError("SOURCE_UNAVAILABLE", `Object not found while ${action} at ${where}`, {
+        cause: error,
+      });
     case "other":
       return new CairnError(
         "SOURCE_UNAVAILABLE",
@@ -78,6 +74,12 @@ export class S3Source {
     try {
       await (await this.#http.request("HEAD", bucket, "")).body?.cancel();
     } catch (error) {
+      // A HEAD on a missing bucket carries no body to name it: a bare 404 says so.
+      if (classifyS3(error).kind === "not-found") {
+        throw new CairnError("SOURCE_REFUSED", `The bucket of ${this.#at(bucket)} does not exist`, {
+          cause: error,
+        });
+      }
       throw sourceError(error, "checking the bucket", this.#at(bucket));
     }
   }
@@ -132,11 +134,8 @@ export class S3Source {
         size: Number(response.headers.get("content-length") ?? 0),
       };
     } catch (error) {
-      const e = sourceError(error, `reading ${key}`, this.where);
-      if (
-        e instanceof CairnError && e.code === "SOURCE_UNAVAILABLE" && /not found/i.test(e.message)
-      ) return null;
-      throw e;
+      if (classifyS3(error).kind === "not-found") return null;
+      throw sourceError(error, `reading ${key}`, this.where);
     }
   }
 
