@@ -57,8 +57,12 @@ export interface ArtifactAccess {
    * its own checksum over every byte and which checks it itself (an RDB's CRC-64).
    */
   raw: () => Promise<ReadableStream<Uint8Array>>;
-  /** Whether the artifact is a local file (a second read of it costs no download). */
-  local: boolean;
+  /**
+   * The artifact's local file, checked by nothing (as raw()), or null when the
+   * repository is not local: for a check that reads a file faster than a stream,
+   * and to know that a second read costs no download.
+   */
+  rawPath: string | null;
 }
 
 export interface RestoreRequest extends ArtifactAccess {

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { CairnError } from "../errors.ts";
 import { syncDirSync } from "../fs_sync.ts";
+import { fileChunks } from "./file_chunks.ts";
 import { hashingStream } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
@@ -187,32 +188,10 @@ export class FsRepository implements Repository {
     // Whole reads use Deno's own file stream: its chunks leave a streaming download
     // at +3 MiB of RSS for a GiB, where fresh MiB buffers left +73 MiB to the GC.
     if (!range) return file.readable;
-    await file.seek(range.start, Deno.SeekMode.Start);
-    let left = range.end === undefined ? Infinity : range.end - range.start + 1;
-    // Read buffers fit what is left of the file: a 2 KiB range must not cost 256 KiB.
-    let expected = (await file.stat()).size - range.start;
-    // Fresh buffers, not one reused: a consumer may keep views of a chunk.
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (left <= 0) {
-          file.close();
-          controller.close();
-          return;
-        }
-        const buf = new Uint8Array(Math.min(RANGE_CHUNK, left, Math.max(expected + 1, 4096)));
-        const n = await file.read(buf);
-        if (n === null) {
-          file.close();
-          controller.close();
-          return;
-        }
-        left -= n;
-        expected -= n;
-        controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-      },
-      cancel() {
-        file.close();
-      },
+    return await fileChunks(file, {
+      start: range.start,
+      length: range.end === undefined ? undefined : range.end - range.start + 1,
+      chunk: RANGE_CHUNK,
     });
   }
 

@@ -203,7 +203,7 @@ function artifactAccess(services: Services, manifest: Manifest, hooks: RunHooks)
       return path;
     },
     raw: () => services.repository.get(manifest.key),
-    local: path !== null,
+    rawPath: path,
   };
 }
 

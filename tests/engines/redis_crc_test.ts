@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crc64 } from "../../src/engines/redis/crc64.ts";
+import { Crc64, crc64, crc64Combine } from "../../src/engines/redis/crc64.ts";
 import { lzfDecompress } from "../../src/engines/redis/lzf.ts";
 import { dumpPayload, encodeRestore } from "../helpers/dump_payload.ts";
 import { encodeCommand } from "../../src/engines/redis/resp.ts";
@@ -57,4 +57,36 @@ Deno.test("encodeRestore: one buffer equal to encoding the command around its DU
       assert.deepEqual(encodeRestore(head, 4, raw, 11, tail), expected);
     }
   }
+});
+
+Deno.test("crc64: the CRCs of two pieces combine into the CRC of the whole at every split", () => {
+  const data = crypto.getRandomValues(new Uint8Array(300));
+  for (let split = 0; split <= data.length; split += 1 + (split % 7)) {
+    const a = crc64(data.subarray(0, split)), b = crc64(data.subarray(split));
+    assert.equal(
+      crc64Combine(a, b, data.length - split).hex(),
+      crc64(data).hex(),
+      `split at ${split}`,
+    );
+  }
+  const empty = crc64(new Uint8Array());
+  assert.equal(crc64Combine(empty, empty, 0).hex(), "0000000000000000");
+});
+
+Deno.test("crc64: combining scales to pieces of GiB (the length's bits, not its bytes)", () => {
+  // x^(8n) mod P computed by squaring must agree with appending n zero bytes.
+  const head = crc64(new TextEncoder().encode("123456789"));
+  const zeros = new Uint8Array(1 << 20);
+  const appended = crc64(new TextEncoder().encode("123456789"));
+  for (let i = 0; i < 3; i++) appended.update(zeros);
+  assert.equal(crc64Combine(head, crc64(new Uint8Array(3 << 20)), 3 << 20).hex(), appended.hex());
+  // Zero bytes have CRC 0 (init 0), so appending L1 zeros then L2 zeros must equal
+  // appending L1 + L2 at once: lengths past 32 bits are not truncated.
+  const zero = new Crc64();
+  const [l1, l2] = [5 * 2 ** 32 + 12345, 2 ** 31 + 7];
+  assert.equal(
+    crc64Combine(crc64Combine(head, zero, l1), zero, l2).hex(),
+    crc64Combine(head, zero, l1 + l2).hex(),
+  );
+  assert.notEqual(crc64Combine(head, zero, l1).hex(), crc64Combine(head, zero, l1 % 2 ** 32).hex());
 });

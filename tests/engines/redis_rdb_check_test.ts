@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkRdbChecksum } from "../../src/engines/redis/rdb_check.ts";
+import { checkRdbChecksum, checkRdbFile } from "../../src/engines/redis/rdb_check.ts";
 import { fillEverything, startRedis } from "../helpers/redis.ts";
 
 /** The bytes cut into pieces of `size` (the last one shorter). */
@@ -63,6 +63,56 @@ Deno.test("rdb checksum: an RDB saved without a checksum says so, for the caller
   const rdb = await savedRdb(["--rdbchecksum", "no"]);
   assert.deepEqual(
     (await checkRdbChecksum(pieces(rdb, 1000), { key: "k", size: rdb.length })).checksum,
+    "absent",
+  );
+});
+
+/** The same bytes as a local file, checked by checkRdbFile. */
+async function checkAsFile(
+  bytes: Uint8Array,
+  expected: { key: string; size: number },
+) {
+  const dir = await Deno.makeTempDir({ prefix: "cairn-rdb-check-" });
+  const path = join(dir, "dump.rdb");
+  await Deno.writeFile(path, bytes);
+  try {
+    return await checkRdbFile(path, expected);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("rdb checksum of a local file: the same verdicts as the stream's, for whole, damaged, short, foreign and unchecksummed files", async () => {
+  const rdb = await savedRdb();
+  const expected = { key: "backups/cache/x.rdb", size: rdb.length };
+  assert.deepEqual(await checkAsFile(rdb, expected), {
+    checksum: "ok",
+    rdbVersion: 10,
+    size: rdb.length,
+  });
+  for (const at of [0, 9, Math.floor(rdb.length / 2), rdb.length - 9, rdb.length - 1]) {
+    const bad = rdb.slice();
+    bad[at] ^= 0x04;
+    await assert.rejects(
+      checkAsFile(bad, expected),
+      (e: Error & { code?: string }) =>
+        e.code === "CHECKSUM_MISMATCH" && /x\.rdb is damaged/.test(e.message),
+      `byte ${at}`,
+    );
+  }
+  await assert.rejects(
+    checkAsFile(rdb.subarray(0, rdb.length - 100), expected),
+    new RegExp(`it holds ${rdb.length - 100} bytes, the manifest says ${rdb.length}`),
+  );
+  for (const tiny of [new Uint8Array(), new TextEncoder().encode("REDIS")]) {
+    await assert.rejects(
+      checkAsFile(tiny, { key: "k", size: tiny.length }),
+      /does not start like an RDB file/,
+    );
+  }
+  const unchecked = await savedRdb(["--rdbchecksum", "no"]);
+  assert.equal(
+    (await checkAsFile(unchecked, { key: "k", size: unchecked.length })).checksum,
     "absent",
   );
 });

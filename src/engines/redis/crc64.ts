@@ -108,3 +108,50 @@ export class Crc64 {
 export function crc64(bytes: Uint8Array): Crc64 {
   return new Crc64().update(bytes);
 }
+
+/*
+ * Combining: with init 0 and no final xor the CRC is linear, so
+ * crc(A || B) = crc(A) * x^(8 * |B|) mod P  xor  crc(B).
+ * Pieces of a file can then be checksummed on separate threads and joined. The
+ * polynomial arithmetic follows zlib's crc32_combine (multmodp, x2nmodp), in the
+ * reflected bit order, on BigInt: it runs once per piece, not per byte.
+ */
+const POLY_R = (BigInt(POLY_HI) << 32n) | BigInt(POLY_LO);
+const ONE = 1n << 63n; // x^0 in reflected order
+
+/** a * b mod P, both reflected. */
+function multModP(a: bigint, b: bigint): bigint {
+  let m = ONE, p = 0n;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1n)) === 0n) return p;
+    }
+    m >>= 1n;
+    b = b & 1n ? (b >> 1n) ^ POLY_R : b >> 1n;
+  }
+}
+
+/** X2N[k] = x^(2^k) mod P. */
+const X2N: bigint[] = [ONE >> 1n];
+for (let k = 1; k < 64; k++) X2N.push(multModP(X2N[k - 1], X2N[k - 1]));
+
+/** x^(n * 2^k) mod P. */
+function x2nModP(n: number, k: number): bigint {
+  let p = ONE;
+  for (let bits = BigInt(n); bits > 0n; bits >>= 1n, k++) {
+    if (bits & 1n) p = multModP(X2N[k], p);
+  }
+  return p;
+}
+
+/** The CRC of A followed by B, from the CRC of each and B's length in bytes. */
+export function crc64Combine(a: Crc64, b: Crc64, lengthB: number): Crc64 {
+  const ca = (BigInt(a.hi) << 32n) | BigInt(a.lo);
+  const cb = (BigInt(b.hi) << 32n) | BigInt(b.lo);
+  const joined = multModP(x2nModP(lengthB, 3), ca) ^ cb;
+  const out = new Crc64();
+  out.hi = Number(joined >> 32n);
+  out.lo = Number(joined & 0xffffffffn);
+  return out;
+}

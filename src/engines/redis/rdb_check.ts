@@ -1,5 +1,6 @@
 import { CairnError } from "../../errors.ts";
 import { Crc64 } from "./crc64.ts";
+import { crc64OfFile } from "./crc_file.ts";
 
 const MAGIC = new TextEncoder().encode("REDIS");
 
@@ -49,6 +50,48 @@ export async function checkRdbChecksum(
       tailLength = keep;
     }
   }
+  return verdict(head, tail, size, crc, expected);
+}
+
+/**
+ * checkRdbChecksum for an artifact that is a local file: read in MiB pieces with the
+ * CRC split across threads (a 1 GiB RDB in about a quarter of the stream's time).
+ */
+export async function checkRdbFile(
+  path: string,
+  expected: { key: string; size: number },
+  signal?: AbortSignal,
+  onProgress?: (bytes: number) => void,
+): Promise<RdbChecksumProof> {
+  const size = (await Deno.stat(path)).size;
+  const head = new Uint8Array(9);
+  const tail = new Uint8Array(8);
+  {
+    using file = await Deno.open(path, { read: true });
+    await readFully(file, head.subarray(0, Math.min(9, size)));
+    await file.seek(Math.max(0, size - 8), Deno.SeekMode.Start);
+    await readFully(file, tail.subarray(0, Math.min(8, size)));
+  }
+  const crc = await crc64OfFile(path, Math.max(0, size - 8), { signal, onProgress });
+  return verdict(head, tail, size, crc, expected);
+}
+
+async function readFully(file: Deno.FsFile, into: Uint8Array): Promise<void> {
+  for (let at = 0; at < into.length;) {
+    const n = await file.read(into.subarray(at));
+    if (n === null) break;
+    at += n;
+  }
+}
+
+/** Judges an RDB by its size, magic, version and the CRC of all but its last 8 bytes. */
+function verdict(
+  head: Uint8Array,
+  tail: Uint8Array,
+  size: number,
+  crc: Crc64,
+  expected: { key: string; size: number },
+): RdbChecksumProof {
   const damaged = (what: string) =>
     new CairnError("CHECKSUM_MISMATCH", `Artifact ${expected.key} is damaged: ${what}`);
   if (size !== expected.size) {

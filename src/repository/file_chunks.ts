@@ -1,0 +1,32 @@
+/**
+ * A file (from `start`, for at most `length` bytes) as a stream of fresh buffers of
+ * `chunk` bytes. Fresh, not one reused: a consumer may keep views of a chunk. Buffers
+ * fit what is left of the file, so a 2 KiB read does not cost a whole chunk.
+ */
+export async function fileChunks(
+  file: Deno.FsFile,
+  options: { start?: number; length?: number; chunk: number },
+): Promise<ReadableStream<Uint8Array>> {
+  const start = options.start ?? 0;
+  if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+  let left = options.length ?? Infinity;
+  let expected = (await file.stat()).size - start;
+  const done = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    file.close();
+    controller.close();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (left <= 0) return done(controller);
+      const buf = new Uint8Array(Math.min(options.chunk, left, Math.max(expected + 1, 4096)));
+      const n = await file.read(buf);
+      if (n === null) return done(controller);
+      left -= n;
+      expected -= n;
+      controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+    },
+    cancel() {
+      file.close();
+    },
+  });
+}
