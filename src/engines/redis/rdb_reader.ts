@@ -554,7 +554,9 @@ export class RdbReader {
         while (left > 0) {
           const chunk = await q.readSome(Math.min(left, 1 << 20));
           left -= chunk.byteLength;
-          yield chunk.slice();
+          // A view, not a copy: the consumer is done with it before asking for the
+          // next (sendStreamed awaits each write), and chunks are never written to.
+          yield chunk;
         }
       },
     };

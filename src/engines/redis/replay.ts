@@ -129,6 +129,15 @@ export async function replay(
     if (full()) await drain();
   };
   const send = (args: Arg[], tag: Tag) => pipe(encodeCommand(args), tag);
+  // Element batches are written in place like RESTOREs: no buffer of their own each.
+  const pipeInPlace = async (
+    size: number,
+    writer: { write(out: Uint8Array, at: number): void },
+    tag: Tag,
+  ) => {
+    conn.sendPipelinedInPlace(size, writer, tag);
+    if (full()) await drain();
+  };
   // Every RESTORE, fast path or not, is written in place by this one writer. It
   // says whether the pipeline is full: the caller drains then, and only then awaits.
   const writer = new RestoreWriter();
@@ -210,7 +219,16 @@ export async function replay(
     } else {
       const captured = await reader.captureValue(e.type, CAPTURE_LIMIT, ELEMENT_THRESHOLD);
       if ("count" in captured) {
-        await replayElements(reader, e.type, captured.count, e.key, e.expireMs, send, pipe, name);
+        await replayElements(
+          reader,
+          e.type,
+          captured.count,
+          e.key,
+          e.expireMs,
+          send,
+          pipeInPlace,
+          name,
+        );
         result.keys_restored_by_commands++;
       } else {
         if (!captured.raw) {
@@ -285,7 +303,11 @@ async function replayElements(
   key: Uint8Array,
   expireMs: number | null,
   send: (args: Arg[], tag: Tag) => Promise<void>,
-  pipe: (bytes: Uint8Array, tag: Tag) => Promise<void>,
+  pipeInPlace: (
+    size: number,
+    writer: { write(out: Uint8Array, at: number): void },
+    tag: Tag,
+  ) => Promise<void>,
   name: () => string,
 ): Promise<void> {
   await send(["DEL", key], () => `DEL ${name()}`);
@@ -294,7 +316,7 @@ async function replayElements(
   const flush = async () => {
     if (batch.argc === 0) return;
     const verb = command;
-    await pipe(batch.finish([verb, key]), () => `${verb} ${name()}`);
+    await pipeInPlace(batch.prepare([verb, key]), batch, () => `${verb} ${name()}`);
   };
   for await (const el of reader.elements(type, count) as AsyncGenerator<Element>) {
     switch (el.op) {
