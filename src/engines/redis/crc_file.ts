@@ -58,15 +58,18 @@ export async function crc64OfFile(
   const onBytes = (n: number) => options.onProgress?.(done += n);
   const bounds = Array.from({ length: threads + 1 }, (_, i) => Math.floor((end * i) / threads));
   const workers: Worker[] = [];
+  // One piece failing stops this thread's piece too, not only the workers'.
+  const failed = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
   try {
     const pieces = bounds.slice(0, -1).map((start, i) => {
       const stop = bounds[i + 1];
-      if (i === threads - 1) return crc64OfRange(path, start, stop, { ...options, onBytes });
+      if (i === threads - 1) return crc64OfRange(path, start, stop, { signal, onBytes });
       const worker = new Worker(new URL("./crc_worker.ts", import.meta.url).href, {
         type: "module",
       });
       workers.push(worker);
-      return inWorker(worker, { path, start, end: stop }, onBytes, options.signal);
+      return inWorker(worker, { path, start, end: stop }, onBytes, signal);
     });
     const crcs = await Promise.all(pieces);
     let whole = crcs[0];
@@ -74,6 +77,9 @@ export async function crc64OfFile(
       whole = crc64Combine(whole, crcs[i], bounds[i + 1] - bounds[i]);
     }
     return whole;
+  } catch (error) {
+    failed.abort(error);
+    throw options.signal?.aborted ? options.signal.reason : error;
   } finally {
     for (const worker of workers) worker.terminate();
   }
