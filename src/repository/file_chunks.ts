@@ -5,7 +5,8 @@
  */
 export async function fileChunks(
   file: Deno.FsFile,
-  options: { start?: number; length?: number; chunk: number },
+  /** `chunk` may change between reads: a function is asked before each one. */
+  options: { start?: number; length?: number; chunk: number | (() => number) },
 ): Promise<ReadableStream<Uint8Array>> {
   const start = options.start ?? 0;
   if (start > 0) await file.seek(start, Deno.SeekMode.Start);
@@ -18,7 +19,8 @@ export async function fileChunks(
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (left <= 0) return done(controller);
-      const buf = new Uint8Array(Math.min(options.chunk, left, Math.max(expected + 1, 4096)));
+      const chunk = typeof options.chunk === "function" ? options.chunk() : options.chunk;
+      const buf = new Uint8Array(Math.min(chunk, left, Math.max(expected + 1, 4096)));
       const n = await file.read(buf);
       if (n === null) return done(controller);
       left -= n;

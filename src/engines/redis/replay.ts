@@ -100,7 +100,13 @@ export class RestoreWriter {
 export async function replay(
   conn: RedisConnection,
   reader: RdbReader,
-  options: { signal: AbortSignal; now?: number; onKey?: (n: number) => void },
+  options: {
+    signal: AbortSignal;
+    now?: number;
+    onKey?: (n: number) => void;
+    /** Told when a collection starts and stops being replayed element by element. */
+    onElementMode?: (on: boolean) => void;
+  },
 ): Promise<ReplayResult> {
   const now = options.now ?? Date.now();
   // Replies are counted, not awaited one by one: the connection keeps the first
@@ -219,16 +225,21 @@ export async function replay(
     } else {
       const captured = await reader.captureValue(e.type, CAPTURE_LIMIT, ELEMENT_THRESHOLD);
       if ("count" in captured) {
-        await replayElements(
-          reader,
-          e.type,
-          captured.count,
-          e.key,
-          e.expireMs,
-          send,
-          pipeInPlace,
-          name,
-        );
+        options.onElementMode?.(true);
+        try {
+          await replayElements(
+            reader,
+            e.type,
+            captured.count,
+            e.key,
+            e.expireMs,
+            send,
+            pipeInPlace,
+            name,
+          );
+        } finally {
+          options.onElementMode?.(false);
+        }
         result.keys_restored_by_commands++;
       } else {
         if (!captured.raw) {

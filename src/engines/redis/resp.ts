@@ -165,8 +165,23 @@ export function encodeCommand(args: Arg[]): Uint8Array {
 
 /** The in-place command buffer: a socket write's worth of pipelined commands. */
 const ARENA_SIZE = 256 * 1024;
-/** Written arenas kept for reuse (4 MiB): writes complete quickly, few wait at once. */
-const SPARE_ARENAS = 16;
+/** Arenas kept for reuse: as many as a restore's 16 MiB in flight fills. */
+const SPARE_ARENAS = 64;
+/** Outgoing parts smaller than this are joined into one write with their neighbours. */
+const JOIN_BELOW = 16 * 1024;
+
+/** A buffer commands are written into in place, sent in segments as it is sealed. */
+class Arena {
+  readonly buf = new Uint8Array(ARENA_SIZE);
+  /** Bytes written in place. */
+  used = 0;
+  /** Bytes handed to the outbox. */
+  sealed = 0;
+  /** Segments handed over and not yet written to the socket. */
+  pending = 0;
+  /** Full: no more commands go in; reused once nothing of it is pending. */
+  retired = false;
+}
 
 /** Who waits for a reply: a caller's promise, or a pipelined command's count. */
 type Waiter =
@@ -187,14 +202,12 @@ export class RedisConnection {
   readonly #conn: Deno.Conn;
   readonly queue: ByteQueue;
   #writing: Promise<void> = Promise.resolve();
-  #outbox: Uint8Array[] = [];
-  /** The arenas whose bytes are in the outbox, to reuse once written. */
-  #outboxArenas: Uint8Array[] = [];
-  #spareArenas: Uint8Array[] = [];
+  /** Bytes to write, in order; an arena's segment names its arena (reused once written). */
+  #outbox: Array<{ bytes: Uint8Array; arena: Arena | null }> = [];
+  #spareArenas: Arena[] = [];
   #outboxBytes = 0;
   /** Pipelined commands written in place, not yet in the outbox. */
-  #arena: Uint8Array = new Uint8Array(ARENA_SIZE);
-  #arenaUsed = 0;
+  #arena = new Arena();
   #flushScheduled = false;
   #replies: Array<Waiter> = [];
   #reading = false;
@@ -211,7 +224,7 @@ export class RedisConnection {
   private constructor(target: RedisTarget, conn: Deno.Conn) {
     this.target = target;
     this.#conn = conn;
-    this.queue = new ByteQueue(conn.readable);
+    this.queue = new ByteQueue(socketChunks(conn));
   }
 
   static async open(
@@ -285,7 +298,7 @@ export class RedisConnection {
 
   #enqueue(bytes: Uint8Array): void {
     this.#sealArena(); // what was written in place goes first
-    this.#outbox.push(bytes);
+    this.#outbox.push({ bytes, arena: null });
     this.#outboxBytes += bytes.length;
     this.#scheduleFlush();
   }
@@ -347,28 +360,52 @@ export class RedisConnection {
       writer.write(own, 0);
       return this.sendPipelined(own, tag);
     }
-    if (this.#arenaUsed + size > ARENA_SIZE) this.#sealArena();
-    writer.write(this.#arena, this.#arenaUsed);
-    this.#arenaUsed += size;
+    if (this.#arena.used + size > ARENA_SIZE) this.#retireArena();
+    writer.write(this.#arena.buf, this.#arena.used);
+    this.#arena.used += size;
     this.#counted(tag, size);
-    if (this.#arenaUsed === ARENA_SIZE) this.#sealArena();
+    if (this.#arena.used === ARENA_SIZE) this.#retireArena();
     this.#scheduleFlush();
     this.#pump();
   }
 
   /**
-   * Moves what was written in place into the outbox; the next command gets another
-   * arena, a spare one when there is one. Arenas go back to the spares once written:
-   * fresh ones, each surviving a scavenge or two while it waits for the socket, left
-   * a five-million-field restore with a hundred MiB of dead buffers awaiting a full GC.
+   * Moves what was written in place since the last seal into the outbox. Commands
+   * after it go on into the same arena: a flush (every macrotask) must not cost a
+   * fresh 256 KiB buffer for the few KiB written since the last one.
    */
   #sealArena(): void {
-    if (this.#arenaUsed === 0) return;
-    this.#outbox.push(this.#arena.subarray(0, this.#arenaUsed));
-    this.#outboxArenas.push(this.#arena);
-    this.#outboxBytes += this.#arenaUsed;
-    this.#arena = this.#spareArenas.pop() ?? new Uint8Array(ARENA_SIZE);
-    this.#arenaUsed = 0;
+    const a = this.#arena;
+    if (a.used === a.sealed) return;
+    this.#outbox.push({ bytes: a.buf.subarray(a.sealed, a.used), arena: a });
+    this.#outboxBytes += a.used - a.sealed;
+    a.pending++;
+    a.sealed = a.used;
+  }
+
+  /**
+   * Seals a full arena and takes another, a spare one when there is one. Arenas go
+   * back to the spares once all their segments are written: fresh ones, each
+   * surviving a scavenge or two while it waits for the socket, left a
+   * five-million-field restore with a hundred MiB of dead buffers awaiting a full GC.
+   */
+  #retireArena(): void {
+    this.#sealArena();
+    const a = this.#arena;
+    a.retired = true;
+    if (a.pending === 0) this.#recycle(a);
+    this.#arena = this.#spareArenas.pop() ?? new Arena();
+  }
+
+  #written(a: Arena): void {
+    if (--a.pending === 0 && a.retired) this.#recycle(a);
+  }
+
+  #recycle(a: Arena): void {
+    if (this.#spareArenas.length >= SPARE_ARENAS) return;
+    a.used = a.sealed = a.pending = 0;
+    a.retired = false;
+    this.#spareArenas.push(a);
   }
 
   #flushOutbox(): void {
@@ -376,27 +413,41 @@ export class RedisConnection {
     this.#sealArena();
     if (this.#outboxBytes === 0) return;
     const parts = this.#outbox;
-    const total = this.#outboxBytes;
-    let written = this.#outboxArenas;
     this.#outbox = [];
-    this.#outboxArenas = [];
     this.#outboxBytes = 0;
-    const batch = parts.length === 1 ? parts[0] : new Uint8Array(total);
-    if (parts.length > 1) {
-      let off = 0;
-      for (const p of parts) (batch.set(p, off), off += p.length);
-      this.#recycle(written); // copied: free at once
-      written = [];
+    // Arena segments and large buffers are written as they are; runs of small
+    // buffers of their own (single commands) are joined into one write.
+    const writes: Array<{ bytes: Uint8Array; arena: Arena | null }> = [];
+    let run: Uint8Array[] = [], runBytes = 0;
+    const endRun = () => {
+      if (run.length === 0) return;
+      let joined = run[0];
+      if (run.length > 1) {
+        joined = new Uint8Array(runBytes);
+        let off = 0;
+        for (const r of run) (joined.set(r, off), off += r.length);
+      }
+      writes.push({ bytes: joined, arena: null });
+      run = [];
+      runBytes = 0;
+    };
+    for (const part of parts) {
+      if (part.arena || part.bytes.length >= JOIN_BELOW) {
+        endRun();
+        writes.push(part);
+      } else {
+        run.push(part.bytes);
+        runBytes += part.bytes.length;
+      }
     }
+    endRun();
     this.#writing = this.#writing.then(async () => {
-      await this.#writeAll(batch);
-      this.#recycle(written);
+      for (const w of writes) {
+        await this.#writeAll(w.bytes);
+        if (w.arena) this.#written(w.arena);
+      }
     });
     this.#writing.catch((error) => this.#fail(error));
-  }
-
-  #recycle(arenas: Uint8Array[]): void {
-    for (const a of arenas) if (this.#spareArenas.length < SPARE_ARENAS) this.#spareArenas.push(a);
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
@@ -500,6 +551,42 @@ export class RedisConnection {
       this.#conn.close();
     } catch { /* already closed */ }
   }
+}
+
+/** Reads smaller than this are copied out of the read buffer, which is then reused. */
+const COPY_BELOW = 16 * 1024;
+const READ_BUFFER = 64 * 1024;
+
+/**
+ * The socket's bytes as chunks that cost what they hold. Deno's conn.readable gives
+ * every read a fresh 64 KiB buffer however few bytes arrived: a pipelined restore's
+ * replies come a few bytes at a time, and those buffers (GiBs over a big restore)
+ * waited for a full GC and pushed the RSS past 250 MiB. Small reads are copied out
+ * and the buffer reused; a large one (a SYNC body) is handed over whole and the next
+ * read gets a new buffer.
+ */
+function socketChunks(conn: Deno.Conn): ReadableStream<Uint8Array> {
+  let buffer = new Uint8Array(READ_BUFFER);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let n: number | null;
+      try {
+        n = await conn.read(buffer);
+      } catch (error) {
+        // A socket this side closed ends the stream, as conn.readable's does.
+        if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+          return controller.close();
+        }
+        throw error;
+      }
+      if (n === null) return controller.close();
+      if (n < COPY_BELOW) controller.enqueue(buffer.slice(0, n));
+      else {
+        controller.enqueue(buffer.subarray(0, n));
+        buffer = new Uint8Array(READ_BUFFER);
+      }
+    },
+  });
 }
 
 const OK_LINE = encoder.encode("+OK\r\n");
