@@ -32,3 +32,31 @@ export async function fileChunks(
     },
   });
 }
+
+const BLOCK = 1024 * 1024;
+
+/**
+ * Reads bytes [start, end) of a file in MiB blocks into one reused buffer, handing
+ * each block to `onBlock` before the next read: no stream and no chunk objects, which
+ * cost as much as hashing the bytes. Returns how many bytes were read (fewer than
+ * asked when the file is shorter).
+ */
+export async function readBlocks(
+  path: string,
+  onBlock: (block: Uint8Array) => void,
+  options: { start?: number; end?: number; signal?: AbortSignal } = {},
+): Promise<number> {
+  const start = options.start ?? 0, end = options.end ?? Infinity;
+  const buf = new Uint8Array(BLOCK);
+  using file = await Deno.open(path, { read: true });
+  if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+  let at = start;
+  while (at < end) {
+    options.signal?.throwIfAborted();
+    const n = await file.read(buf.subarray(0, Math.min(BLOCK, end - at)));
+    if (n === null) break;
+    onBlock(buf.subarray(0, n));
+    at += n;
+  }
+  return at - start;
+}

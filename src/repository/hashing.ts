@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { CairnError } from "../errors.ts";
+import { readBlocks } from "./file_chunks.ts";
 
 /**
  * A pass-through stream that hashes and counts what flows through it, so an
@@ -80,17 +81,11 @@ export async function checkFile(
   options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<void> {
   const hash = createHash("sha256");
-  const buf = new Uint8Array(1024 * 1024);
-  let size = 0;
-  using file = await Deno.open(path, { read: true });
-  for (;;) {
-    options.signal?.throwIfAborted();
-    const n = await file.read(buf);
-    if (n === null) break;
-    hash.update(buf.subarray(0, n));
-    size += n;
-    options.onProgress?.(size);
-  }
+  let done = 0;
+  const size = await readBlocks(path, (block) => {
+    hash.update(block);
+    options.onProgress?.(done += block.length);
+  }, { signal: options.signal });
   const actual = hash.digest("hex");
   if (size !== expected.size || actual !== expected.sha256) throw damaged(expected, actual, size);
 }

@@ -1,15 +1,12 @@
 import { CairnError } from "../../errors.ts";
+import { readBlocks } from "../../repository/file_chunks.ts";
 import { Crc64, crc64Combine } from "./crc64.ts";
 import type { CrcRangeReply, CrcRangeRequest } from "./crc_worker.ts";
 
-const BUFFER = 1024 * 1024;
 /** Below this a second thread costs more to start than it saves. */
 const SPLIT_ABOVE = 64 * 1024 * 1024;
 
-/**
- * The CRC-64 of bytes [start, end) of a file, read in MiB pieces into one reused
- * buffer: no stream and no chunk objects, which cost as much as the CRC itself.
- */
+/** The CRC-64 of bytes [start, end) of a file, read in MiB blocks. */
 export async function crc64OfRange(
   path: string,
   start: number,
@@ -17,18 +14,15 @@ export async function crc64OfRange(
   options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
 ): Promise<Crc64> {
   const crc = new Crc64();
-  const buf = new Uint8Array(BUFFER);
-  using file = await Deno.open(path, { read: true });
-  await file.seek(start, Deno.SeekMode.Start);
-  for (let at = start; at < end;) {
-    options.signal?.throwIfAborted();
-    const n = await file.read(buf.subarray(0, Math.min(BUFFER, end - at)));
-    if (n === null) {
-      throw new CairnError("CHECKSUM_MISMATCH", `${path} ends at byte ${at}, before ${end}`);
-    }
-    crc.update(buf.subarray(0, n));
-    at += n;
-    options.onBytes?.(n);
+  const read = await readBlocks(path, (block) => {
+    crc.update(block);
+    options.onBytes?.(block.length);
+  }, { start, end, signal: options.signal });
+  if (read < end - start) {
+    throw new CairnError(
+      "CHECKSUM_MISMATCH",
+      `${path} ends at byte ${start + read}, before ${end}`,
+    );
   }
   return crc;
 }

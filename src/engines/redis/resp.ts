@@ -102,7 +102,7 @@ export function putArgs(
 export class CommandBuilder {
   #buf = new Uint8Array(64 * 1024);
   #len = 0;
-  /** Arguments added since the last finish(). */
+  /** Arguments added since the last write(). */
   argc = 0;
 
   get size(): number {
@@ -142,13 +142,6 @@ export class CommandBuilder {
     out.set(this.#buf.subarray(0, this.#len), off);
     this.#len = 0;
     this.argc = 0;
-  }
-
-  /** The command as a buffer of its own (prepare() and write() in one). */
-  finish(head: Arg[]): Uint8Array {
-    const out = new Uint8Array(this.prepare(head));
-    this.write(out, 0);
-    return out;
   }
 }
 
