@@ -15,6 +15,11 @@ import {
 import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
+// These databases are small, so cairn would leave compression to pg_dump; every
+// test here goes through cairn's own parallel compression instead (the S3 tests
+// keep pg_dump's).
+Deno.env.set("CAIRN_PG_COMPRESSION", "cairn");
+
 const url = (db: string, user = "postgres", password = "") =>
   `postgres://${user}${password ? `:${password}` : ""}@${PG_HOST}:${PG_PORT}/${db}`;
 
@@ -73,6 +78,8 @@ Deno.test("postgres: backup -> verify -> restore to a new database reproduces ev
         assert.match(String(manifest.facts.server_version), /^15\./);
         assert.match(String(manifest.facts.pg_dump_version), /^\d+\.\d+/);
         assert.ok(Number(manifest.facts.database_size_bytes) > 0);
+        // CAIRN_PG_COMPRESSION=cairn (set above): the parallel compression path.
+        assert.match(String(manifest.facts.compression), /^zlib level 6, by cairn on \d+ thread/);
         assert.ok(!JSON.stringify(manifest).includes("unused-but-secret-pw"));
         const head = await new Response(await services.repository.get(key, { start: 0, end: 4 }))
           .text();
@@ -272,6 +279,39 @@ Deno.test("postgres: cancelling a running backup kills pg_dump and removes the p
         assert.equal(await dumping(), false, "no pg_dump left running");
         assert.equal(await services.repository.stat(job.key!), null);
         assert.deepEqual([...Deno.readDirSync(join(dir, "repo", ".tmp"))], []);
+      } finally {
+        await services.store.close();
+      }
+    });
+  });
+});
+
+Deno.test("postgres: a dump cut off by the server fails with pg_dump's reason and leaves no artifact", async () => {
+  await withDatabase(async (db, sql) => {
+    await sql.unsafe(
+      "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 12) AS v FROM generate_series(1, 600000) g;",
+    );
+    await withTempDir(async (dir) => {
+      const services = await testServices(dir, { app: { kind: "postgres", url: url(db) } });
+      try {
+        const running = run(services, { kind: "backup", client_name: "app" });
+        const admin = pg();
+        try {
+          // pg_dump's own session (the database is this test's alone), once it is copying.
+          for (let i = 0; i < 500; i++) {
+            const killed = await admin`
+              SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = ${db} AND state = 'active' AND query LIKE 'COPY % TO stdout%'`;
+            if (killed.length > 0) break;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        } finally {
+          await admin.end();
+        }
+        const job = await running;
+        assert.equal(job.status, "failed");
+        assert.match(job.error ?? "", /pg_dump failed: .*(terminat|connection)/i);
+        assert.equal(await services.repository.stat(job.key ?? "none.dump"), null);
       } finally {
         await services.store.close();
       }

@@ -11,7 +11,7 @@ import type {
   VerifyRequest,
 } from "../engine.ts";
 import { explain, spawnTool, type Tool } from "../process.ts";
-import { compareCounts, countRows, type Counts } from "./catalog.ts";
+import { compareCounts, countRows, type Counts, sampleCompressionRatio } from "./catalog.ts";
 import {
   assertDatabaseName,
   connect,
@@ -23,6 +23,26 @@ import {
   toolEnv,
 } from "./conn.ts";
 import { assertDumpCanRead, toolVersion } from "./tools.ts";
+import { recompressArchive } from "./archive_recompress.ts";
+import { DeflatePool } from "./deflate_pool.ts";
+
+import {
+  chooseCompression,
+  type CompressionSetting,
+  parseCompressionSetting,
+  SAMPLE_ABOVE_BYTES,
+} from "./compression_choice.ts";
+
+/** pg_dump's own default level for the custom format (zlib's default). */
+const DUMP_LEVEL = 6;
+
+function compressionSetting(): CompressionSetting {
+  try {
+    return parseCompressionSetting(Deno.env.get("CAIRN_PG_COMPRESSION"));
+  } catch (error) {
+    throw new CairnError("CONFIG_INVALID", (error as Error).message);
+  }
+}
 
 type PostgresClient = Extract<ClientConfig, { kind: "postgres" }>;
 
@@ -163,6 +183,29 @@ async function restoreInto(
 }
 
 /**
+ * pg_dump's uncompressed archive, compressed by `pool`. An archive that stops short
+ * because pg_dump failed is reported as pg_dump's failure (its stderr says why),
+ * not as an unreadable archive.
+ */
+async function* recompressed(tool: Tool, pool: DeflatePool): AsyncGenerator<Uint8Array> {
+  try {
+    yield* recompressArchive(tool.child.stdout, (plain, room) => pool.deflate(plain, room), {
+      level: DUMP_LEVEL,
+      inFlight: pool.threads * 2,
+    });
+  } catch (error) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const status = await Promise.race([
+      tool.exited,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 2000)),
+    ]);
+    clearTimeout(timer);
+    if (status && !status.success) throw toolFailure(tool, "pg_dump", status);
+    throw error;
+  }
+}
+
+/**
  * PostgreSQL through pg_dump's custom format, streamed. Row counts are taken in
  * the very snapshot pg_dump dumps (exported from a REPEATABLE READ transaction
  * that stays open until pg_dump exits), so writes during the backup can never make
@@ -188,7 +231,9 @@ export const postgresEngine: Engine<PostgresClient> = {
     let reserved: Awaited<ReturnType<Sql["reserve"]>> | null = null;
     let envCleanup: (() => Promise<void>) | null = null;
     let tool: Tool | null = null;
+    let pool: DeflatePool | null = null;
     const cleanup = async () => {
+      pool?.close();
       if (tool) {
         // "Cancelled" must mean the child is gone, not merely signalled.
         tool.kill();
@@ -218,12 +263,43 @@ export const postgresEngine: Engine<PostgresClient> = {
       >`SELECT pg_database_size(current_database())::text AS size`;
       const env = await toolEnv(target);
       envCleanup = env.cleanup;
-      tool = spawnTool(dump.bin, ["--format=custom", "--no-password", `--snapshot=${snapshot}`], {
-        env: env.env,
-        stdout: "piped",
-        signal: ctx.signal,
-        setting: "tools.pg_dump",
+      // pg_dump compresses on one core, which for poorly compressible data makes it
+      // the whole backup's bottleneck. Then cairn asks for an uncompressed archive
+      // and compresses its data on worker threads into the archive pg_dump would
+      // have written (see archive_recompress.ts and compression_choice.ts).
+      const setting = compressionSetting();
+      const cores = navigator.hardwareConcurrency ?? 1;
+      const sampleRatio = setting === "auto" && cores >= 2 &&
+          Number(size) >= SAMPLE_ABOVE_BYTES
+        ? await sampleCompressionRatio(reserved as unknown as Sql)
+        : null;
+      const choice = chooseCompression({
+        setting,
+        dumpMajor: dump.major,
+        cores,
+        databaseBytes: Number(size),
+        sampleRatio,
       });
+      const recompress = choice.by === "cairn";
+      if (recompress) pool = new DeflatePool({ level: DUMP_LEVEL });
+      const compression = pool
+        ? `zlib level ${DUMP_LEVEL}, by cairn on ${pool.threads} thread(s) (${choice.why})`
+        : `pg_dump's own (${choice.why})`;
+      tool = spawnTool(
+        dump.bin,
+        [
+          "--format=custom",
+          ...(recompress ? ["--compress=0"] : []),
+          "--no-password",
+          `--snapshot=${snapshot}`,
+        ],
+        {
+          env: env.env,
+          stdout: "piped",
+          signal: ctx.signal,
+          setting: "tools.pg_dump",
+        },
+      );
       ctx.progress({ bytes_done: 0, phase: "dumping" });
       const started = tool;
       // The counts run in the exporting transaction while pg_dump reads the same
@@ -243,6 +319,7 @@ export const postgresEngine: Engine<PostgresClient> = {
             pg_dump_version: dump.version,
             database_size_bytes: Number(size),
             snapshot,
+            compression,
             tables: counts.tables,
             large_objects: counts.large_objects,
           },
@@ -250,7 +327,11 @@ export const postgresEngine: Engine<PostgresClient> = {
         };
       })();
       facts.catch(() => {});
-      return { body: started.child.stdout, facts, cleanup };
+      const deflater = pool;
+      const body = deflater
+        ? ReadableStream.from(recompressed(started, deflater))
+        : started.child.stdout;
+      return { body, facts, cleanup };
     } catch (error) {
       await cleanup();
       throw pgError(error, target);
