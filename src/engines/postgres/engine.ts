@@ -189,10 +189,14 @@ async function restoreInto(
  */
 async function* recompressed(tool: Tool, pool: DeflatePool): AsyncGenerator<Uint8Array> {
   try {
-    yield* recompressArchive(tool.child.stdout, (plain, room) => pool.deflate(plain, room), {
-      level: DUMP_LEVEL,
-      inFlight: pool.threads * 2,
-    });
+    yield* recompressArchive(
+      readInto(tool.child.stdout),
+      (plain, room) => pool.deflate(plain, room),
+      {
+        level: DUMP_LEVEL,
+        inFlight: pool.threads * 2,
+      },
+    );
   } catch (error) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const status = await Promise.race([
@@ -202,6 +206,26 @@ async function* recompressed(tool: Tool, pool: DeflatePool): AsyncGenerator<Uint
     clearTimeout(timer);
     if (status && !status.success) throw toolFailure(tool, "pg_dump", status);
     throw error;
+  }
+}
+
+/**
+ * A byte stream read into one reused buffer: ArchiveRecompressor copies what it
+ * keeps, and a fresh 64 KiB buffer per read of a GiB-sized dump would leave tens
+ * of MiB of garbage between collections.
+ */
+async function* readInto(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader({ mode: "byob" });
+  let buffer = new Uint8Array(256 * 1024);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read(buffer);
+      if (done || !value) return;
+      yield value;
+      buffer = new Uint8Array(value.buffer);
+    }
+  } finally {
+    reader.releaseLock();
   }
 }
 
