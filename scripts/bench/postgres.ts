@@ -7,8 +7,10 @@
  * - cairn's peak RSS during the backups (target < 200 MB, flat in size)
  *
  * pgbench's tables compress about 50x, so its dump uploads in a fraction of a second
- * and there is little for streaming to overlap. A second round adds --text-mib of
- * random hex text (compresses about 2x, like much real data) to show the overlap.
+ * and there is little for streaming to overlap, and zlib keeps pace with the server, so
+ * cairn leaves compression to pg_dump. A second round adds --text-mib of random hex
+ * text (compresses about 2x, like much real data): there pg_dump's single-threaded
+ * zlib is the bottleneck, cairn compresses on worker threads, and the upload overlaps.
  *
  *   deno task bench:postgres [--scale 70 --text-mib 512 --big-scale 0]
  */
@@ -98,6 +100,10 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
       fs.rssMiB.toFixed(0)
     } MiB; artifact ${(job.result.size_bytes / 2 ** 20).toFixed(0)} MiB`,
   );
+  const manifest = JSON.parse(
+    await Deno.readTextFile(join(dir, `repo${scale}`, `${job.key}.manifest.json`)),
+  );
+  console.log(`                 compressed by ${manifest.facts.compression}`);
 
   const client = new S3Client({
     endpoint: s3.endpoint,
