@@ -45,6 +45,30 @@ async function richSchema(sql: Sql): Promise<void> {
   `);
 }
 
+/**
+ * A database with a table big enough (230 MB of rows) that its dump takes a while,
+ * and services with one client, "app", on it.
+ */
+async function withBigTable(
+  fn: (
+    ctx: { db: string; dir: string; services: Awaited<ReturnType<typeof testServices>> },
+  ) => Promise<void>,
+): Promise<void> {
+  await withDatabase(async (db, sql) => {
+    await sql.unsafe(
+      "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 12) AS v FROM generate_series(1, 600000) g;",
+    );
+    await withTempDir(async (dir) => {
+      const services = await testServices(dir, { app: { kind: "postgres", url: url(db) } });
+      try {
+        await fn({ db, dir, services });
+      } finally {
+        await services.store.close();
+      }
+    });
+  });
+}
+
 const TABLES = [
   "public.users",
   "sales.orders",
@@ -251,71 +275,51 @@ Deno.test("postgres: a flipped byte fails verification and restore clearly, and 
 });
 
 Deno.test("postgres: cancelling a running backup kills pg_dump and removes the partial artifact", async () => {
-  await withDatabase(async (db, sql) => {
-    await sql.unsafe(
-      "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 12) AS v FROM generate_series(1, 600000) g;",
-    );
-    await withTempDir(async (dir) => {
-      const services = await testServices(dir, { app: { kind: "postgres", url: url(db) } });
-      try {
-        const controller = new AbortController();
-        const running = run(services, { kind: "backup", client_name: "app" }, controller.signal);
-        // Only our own children: other test files run pg_dump at the same time.
-        const dumping = async () =>
-          new TextDecoder().decode(
-            (await new Deno.Command("pgrep", {
-              args: ["-a", "-P", String(Deno.pid), "pg_dump"],
-              stdout: "piped",
-            }).output()).stdout,
-          ).includes("--snapshot");
-        for (let i = 0; i < 400 && !(await dumping()); i++) {
-          await new Promise((r) => setTimeout(r, 10));
-        }
-        assert.ok(await dumping(), "pg_dump started");
-        await new Promise((r) => setTimeout(r, 200));
-        controller.abort();
-        const job = await running;
-        assert.equal(job.status, "cancelled");
-        assert.equal(await dumping(), false, "no pg_dump left running");
-        assert.equal(await services.repository.stat(job.key!), null);
-        assert.deepEqual([...Deno.readDirSync(join(dir, "repo", ".tmp"))], []);
-      } finally {
-        await services.store.close();
-      }
-    });
+  await withBigTable(async ({ dir, services }) => {
+    const controller = new AbortController();
+    const running = run(services, { kind: "backup", client_name: "app" }, controller.signal);
+    // Only our own children: other test files run pg_dump at the same time.
+    const dumping = async () =>
+      new TextDecoder().decode(
+        (await new Deno.Command("pgrep", {
+          args: ["-a", "-P", String(Deno.pid), "pg_dump"],
+          stdout: "piped",
+        }).output()).stdout,
+      ).includes("--snapshot");
+    for (let i = 0; i < 400 && !(await dumping()); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(await dumping(), "pg_dump started");
+    await new Promise((r) => setTimeout(r, 200));
+    controller.abort();
+    const job = await running;
+    assert.equal(job.status, "cancelled");
+    assert.equal(await dumping(), false, "no pg_dump left running");
+    assert.equal(await services.repository.stat(job.key!), null);
+    assert.deepEqual([...Deno.readDirSync(join(dir, "repo", ".tmp"))], []);
   });
 });
 
 Deno.test("postgres: a dump cut off by the server fails with pg_dump's reason and leaves no artifact", async () => {
-  await withDatabase(async (db, sql) => {
-    await sql.unsafe(
-      "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 12) AS v FROM generate_series(1, 600000) g;",
-    );
-    await withTempDir(async (dir) => {
-      const services = await testServices(dir, { app: { kind: "postgres", url: url(db) } });
-      try {
-        const running = run(services, { kind: "backup", client_name: "app" });
-        const admin = pg();
-        try {
-          // pg_dump's own session (the database is this test's alone), once it is copying.
-          for (let i = 0; i < 500; i++) {
-            const killed = await admin`
+  await withBigTable(async ({ db, services }) => {
+    const running = run(services, { kind: "backup", client_name: "app" });
+    const admin = pg();
+    try {
+      // pg_dump's own session (the database is this test's alone), once it is copying.
+      for (let i = 0; i < 500; i++) {
+        const killed = await admin`
               SELECT pg_terminate_backend(pid) FROM pg_stat_activity
               WHERE datname = ${db} AND state = 'active' AND query LIKE 'COPY % TO stdout%'`;
-            if (killed.length > 0) break;
-            await new Promise((r) => setTimeout(r, 10));
-          }
-        } finally {
-          await admin.end();
-        }
-        const job = await running;
-        assert.equal(job.status, "failed");
-        assert.match(job.error ?? "", /pg_dump failed: .*(terminat|connection)/i);
-        assert.equal(await services.repository.stat(job.key ?? "none.dump"), null);
-      } finally {
-        await services.store.close();
+        if (killed.length > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
       }
-    });
+    } finally {
+      await admin.end();
+    }
+    const job = await running;
+    assert.equal(job.status, "failed");
+    assert.match(job.error ?? "", /pg_dump failed: .*(terminat|connection)/i);
+    assert.equal(await services.repository.stat(job.key ?? "none.dump"), null);
   });
 });
 
