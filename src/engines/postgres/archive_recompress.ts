@@ -129,6 +129,8 @@ export class ArchiveRecompressor {
   /** An int split across two feeds. */
   #part = new Uint8Array(16);
   #partLength = 0;
+  /** The value of the int #int read last. */
+  #lastInt = 0;
   #blockType = 0;
   #chunkLeft = 0;
   #stream: Stream | null = null;
@@ -220,8 +222,6 @@ export class ArchiveRecompressor {
     }
     this.#flushRaw();
   }
-
-  #lastInt = 0;
 
   /**
    * Reads an int at `i` into #lastInt and returns where it ends, or -1 when the
