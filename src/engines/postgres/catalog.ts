@@ -56,9 +56,23 @@ const SAMPLE_ROWS = 2000;
  * How many times the data is expected to shrink under zlib (level 6): a few pages
  * of each of the three largest tables (TABLESAMPLE SYSTEM reads only the pages it
  * picks), their rows as text, each table's ratio weighted by its size. Null when
- * there is nothing to sample.
+ * there is nothing to sample, or the sample fails. `sql` must be in a transaction.
  */
 export async function sampleCompressionRatio(sql: Sql): Promise<number | null> {
+  // Inside the dump's snapshot transaction: a failing sample (a table this role
+  // cannot read, say) must not abort it. pg_dump then reports such a table itself.
+  await sql.unsafe("SAVEPOINT cairn_sample");
+  try {
+    const ratio = await sampleTables(sql);
+    await sql.unsafe("RELEASE SAVEPOINT cairn_sample");
+    return ratio;
+  } catch {
+    await sql.unsafe("ROLLBACK TO SAVEPOINT cairn_sample");
+    return null;
+  }
+}
+
+async function sampleTables(sql: Sql): Promise<number | null> {
   let bytes = 0;
   let packed = 0;
   const tables = await sql.unsafe<Array<{ schema: string; name: string; bytes: number }>>(
