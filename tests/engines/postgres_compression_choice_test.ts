@@ -5,6 +5,7 @@ import {
   FAST_ZLIB_RATIO,
   parseCompressionSetting,
   SAMPLE_ABOVE_BYTES,
+  wantsSample,
 } from "../../src/engines/postgres/compression_choice.ts";
 
 const big: CompressionInputs = {
@@ -64,4 +65,22 @@ Deno.test("compression setting: auto by default, anything else unknown is an err
   assert.equal(parseCompressionSetting("cairn"), "cairn");
   assert.equal(parseCompressionSetting("pg_dump"), "pg_dump");
   assert.throws(() => parseCompressionSetting("gzip"), /auto, cairn or pg_dump, not "gzip"/);
+});
+
+Deno.test("compression choice: a sample is taken exactly when the choice would use it", () => {
+  const { sampleRatio: _, ...base } = big;
+  assert.equal(wantsSample(base), true);
+  assert.equal(wantsSample({ ...base, databaseBytes: SAMPLE_ABOVE_BYTES - 1 }), false);
+  assert.equal(wantsSample({ ...base, cores: 1 }), false);
+  assert.equal(wantsSample({ ...base, dumpMajor: 16 }), false);
+  assert.equal(wantsSample({ ...base, setting: "cairn" }), false);
+  assert.equal(wantsSample({ ...base, setting: "pg_dump" }), false);
+  // Whatever the sample says only matters when one was wanted.
+  for (const setting of ["cairn", "pg_dump"] as const) {
+    for (const sampleRatio of [1, 100, null]) {
+      const a = chooseCompression({ ...big, setting, sampleRatio });
+      const b = chooseCompression({ ...big, setting, sampleRatio: 2 });
+      assert.deepEqual(a, b);
+    }
+  }
 });

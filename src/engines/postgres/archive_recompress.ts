@@ -393,7 +393,7 @@ export class ArchiveRecompressor {
       let adler = 1;
       for (const p of pieces) adler = adler32Combine(adler, p.adler, p.length);
       const check = [adler >>> 24, (adler >>> 16) & 0xff, (adler >>> 8) & 0xff, adler & 0xff];
-      return this.#frame(first ? ZLIB_HEADER : [], FINAL_BLOCK, check);
+      return this.#frame([...(first ? ZLIB_HEADER : []), ...FINAL_BLOCK, ...check]);
     });
     this.#push(trailer);
     this.#stream = null;
@@ -403,11 +403,10 @@ export class ArchiveRecompressor {
   }
 
   /** One chunk as pg_dump writes it: its length as an int, then the bytes. */
-  #frame(before: number[], body: number[], after: number[]): Uint8Array {
-    const length = before.length + body.length + after.length;
-    const out = new Uint8Array(1 + this.#intSize + length);
-    this.#writeHeader(out, length);
-    out.set([...before, ...body, ...after], 1 + this.#intSize);
+  #frame(body: number[]): Uint8Array {
+    const out = new Uint8Array(1 + this.#intSize + body.length);
+    this.#writeHeader(out, body.length);
+    out.set(body, 1 + this.#intSize);
     return out;
   }
 

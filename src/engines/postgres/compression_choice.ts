@@ -41,6 +41,15 @@ export function parseCompressionSetting(value: string | undefined): CompressionS
   );
 }
 
+/**
+ * Whether the choice depends on a sample, so one is worth taking: the same rules
+ * chooseCompression applies before it looks at the ratio.
+ */
+export function wantsSample(inputs: Omit<CompressionInputs, "sampleRatio">): boolean {
+  return inputs.setting === "auto" && inputs.dumpMajor <= RECOMPRESS_UP_TO_MAJOR &&
+    inputs.cores >= 2 && inputs.databaseBytes >= SAMPLE_ABOVE_BYTES;
+}
+
 export function chooseCompression(inputs: CompressionInputs): CompressionChoice {
   if (inputs.setting === "pg_dump") {
     return { by: "pg_dump", why: "CAIRN_PG_COMPRESSION=pg_dump" };
@@ -53,9 +62,8 @@ export function chooseCompression(inputs: CompressionInputs): CompressionChoice 
   }
   if (inputs.setting === "cairn") return { by: "cairn", why: "CAIRN_PG_COMPRESSION=cairn" };
   if (inputs.cores < 2) return { by: "pg_dump", why: "one core: no second one to compress on" };
-  if (inputs.databaseBytes < SAMPLE_ABOVE_BYTES || inputs.sampleRatio === null) {
-    return { by: "pg_dump", why: "small database" };
-  }
+  if (inputs.databaseBytes < SAMPLE_ABOVE_BYTES) return { by: "pg_dump", why: "small database" };
+  if (inputs.sampleRatio === null) return { by: "pg_dump", why: "no rows to sample" };
   const ratio = `sampled rows compress ${inputs.sampleRatio.toFixed(1)}x`;
   return inputs.sampleRatio >= FAST_ZLIB_RATIO
     ? { by: "pg_dump", why: `${ratio}: pg_dump keeps pace with the server` }

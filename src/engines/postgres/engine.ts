@@ -25,12 +25,11 @@ import {
 import { assertDumpCanRead, toolVersion } from "./tools.ts";
 import { recompressArchive } from "./archive_recompress.ts";
 import { DeflatePool } from "./deflate_pool.ts";
-
 import {
   chooseCompression,
   type CompressionSetting,
   parseCompressionSetting,
-  SAMPLE_ABOVE_BYTES,
+  wantsSample,
 } from "./compression_choice.ts";
 
 /** pg_dump's own default level for the custom format (zlib's default). */
@@ -291,18 +290,17 @@ export const postgresEngine: Engine<PostgresClient> = {
       // the whole backup's bottleneck. Then cairn asks for an uncompressed archive
       // and compresses its data on worker threads into the archive pg_dump would
       // have written (see archive_recompress.ts and compression_choice.ts).
-      const setting = compressionSetting();
-      const cores = navigator.hardwareConcurrency ?? 1;
-      const sampleRatio = setting === "auto" && cores >= 2 &&
-          Number(size) >= SAMPLE_ABOVE_BYTES
-        ? await sampleCompressionRatio(reserved as unknown as Sql)
-        : null;
-      const choice = chooseCompression({
-        setting,
+      const inputs = {
+        setting: compressionSetting(),
         dumpMajor: dump.major,
-        cores,
+        cores: navigator.hardwareConcurrency ?? 1,
         databaseBytes: Number(size),
-        sampleRatio,
+      };
+      const choice = chooseCompression({
+        ...inputs,
+        sampleRatio: wantsSample(inputs)
+          ? await sampleCompressionRatio(reserved as unknown as Sql)
+          : null,
       });
       const recompress = choice.by === "cairn";
       if (recompress) pool = new DeflatePool({ level: DUMP_LEVEL });
