@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ByteQueue } from "../../src/engines/byte_queue.ts";
-import { eofBody, markPrefixAtEnd } from "../../src/engines/redis/replication.ts";
+import { eofBody, markPrefixAtEnd, searcher } from "../../src/engines/redis/replication.ts";
 
 const enc = new TextEncoder();
 const MARK = "0123456789abcdef0123456789abcdef01234567";
@@ -51,4 +51,30 @@ Deno.test("markPrefixAtEnd: finds the longest proper start of the mark at the en
   assert.equal(markPrefixAtEnd(enc.encode("xxxb"), m), 0);
   assert.equal(markPrefixAtEnd(enc.encode("abcab"), m), 2); // the whole mark is not a proper start
   assert.equal(markPrefixAtEnd(new Uint8Array(), m), 0);
+});
+
+Deno.test("searcher: the first occurrence, as a naive scan finds it, in text full of near misses", () => {
+  const naive = (h: Uint8Array, n: Uint8Array) => {
+    outer: for (let i = 0; i <= h.length - n.length; i++) {
+      for (let j = 0; j < n.length; j++) if (h[i + j] !== n[j]) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  const mark = enc.encode(MARK);
+  const find = searcher(mark);
+  // Hex digits and pieces of the mark everywhere: every shift and partial match is taken.
+  const alphabet = enc.encode("0123456789abcdef");
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) >>> 8;
+  for (let round = 0; round < 300; round++) {
+    const h = Uint8Array.from({ length: 40 + (random() % 400) }, () => alphabet[random() % 16]);
+    if (round % 3 === 0) h.set(mark.subarray(0, 1 + (random() % 39)), random() % (h.length - 40));
+    if (round % 2 === 0) h.set(mark, random() % (h.length - 39));
+    assert.equal(find(h), naive(h, mark), `round ${round}`);
+  }
+  assert.equal(find(mark), 0);
+  assert.equal(find(mark.subarray(1)), -1);
+  assert.equal(find(new Uint8Array()), -1);
+  assert.equal(searcher(enc.encode("aa"))(enc.encode("baaa")), 1);
 });
