@@ -8,25 +8,23 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { packingStream } from "./packing.ts";
 import type { RepositoryConfig } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
 import { hashingStream } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { classifyS3 } from "./s3_errors.ts";
+import { uploadStream } from "./s3_upload.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
 type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
 
 /**
- * Each upload slot buffers one part, so memory is about PART_SIZE x (QUEUE_SIZE + 1)
- * whatever the artifact size. 10 MiB x 10,000 parts (S3's limit) allows ~97 GiB.
+ * An upload holds QUEUE_SIZE + 1 part buffers (s3_upload.ts), so memory is
+ * PART_SIZE x (QUEUE_SIZE + 1) whatever the artifact size. 10 MiB x 10,000 parts
+ * (S3's limit) allows ~97 GiB.
  */
 export const PART_SIZE = 10 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
-/** lib-storage joins chunks into parts; compact 1 MiB chunks keep each part near PART_SIZE. */
-const PACK_SIZE = 1024 * 1024;
 
 /**
  * One place that turns SDK failures into errors an operator can act on. Credentials
@@ -117,29 +115,18 @@ export class S3Repository implements Repository {
         return reader.cancel(reason);
       },
     });
-    const upload = new Upload({
-      client: this.#client,
-      params: {
-        Bucket: this.#bucket,
-        Key: this.#key(key),
-        Body: source.pipeThrough(hasher.stream).pipeThrough(packingStream(PACK_SIZE)),
-      },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
-      leavePartsOnError: false, // a failed multipart upload is aborted, its parts freed
-    });
-    const onAbort = () => void upload.abort().catch(() => {});
-    options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await upload.done();
+      await uploadStream(
+        { client: this.#client, bucket: this.#bucket, key: this.#key(key) },
+        source.pipeThrough(hasher.stream),
+        { partSize: PART_SIZE, queueSize: QUEUE_SIZE, signal: options.signal },
+      );
       return hasher.result();
     } catch (error) {
       reader.cancel().catch(() => {});
       if (options.signal?.aborted) throw options.signal.reason ?? error;
       if (sourceError) throw sourceError;
       throw s3Error(error, `writing ${key}`, this.location);
-    } finally {
-      options.signal?.removeEventListener("abort", onAbort);
     }
   }
 
