@@ -9,6 +9,8 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 
+/** Where the first part's buffer starts; it grows fourfold up to the part size. */
+const FIRST_BUFFER = 64 * 1024;
 /** S3's limit on the parts of one multipart upload. */
 export const MAX_PARTS = 10_000;
 
@@ -113,7 +115,10 @@ export async function uploadStream(
   };
 
   try {
-    let current = new Uint8Array(partSize);
+    // Most puts are small (manifests, mirrored objects): the first buffer starts small
+    // and grows, so a 2 KiB object does not cost a part-sized allocation, which V8
+    // counts against its next collection.
+    let current = new Uint8Array(Math.min(partSize, FIRST_BUFFER));
     let filled = 0;
     for (;;) {
       check();
@@ -121,6 +126,11 @@ export async function uploadStream(
       if (done) break;
       let offset = 0;
       while (offset < value.length) {
+        if (filled === current.length && filled < partSize) {
+          const bigger = new Uint8Array(Math.min(partSize, filled * 4));
+          bigger.set(current);
+          current = bigger;
+        }
         if (filled === partSize) {
           // More bytes follow a full part, so this upload takes more than one.
           uploadId ??= await createUpload(target, send);
@@ -131,7 +141,7 @@ export async function uploadStream(
           current = free.pop() ?? new Uint8Array(partSize);
           filled = 0;
         }
-        const n = Math.min(partSize - filled, value.length - offset);
+        const n = Math.min(current.length - filled, value.length - offset);
         current.set(value.subarray(offset, offset + n), filled);
         filled += n;
         offset += n;

@@ -13,11 +13,20 @@ function recordingClient(endpoint: string, options: { failPart?: number } = {}) 
     forcePathStyle: true,
     credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
   });
-  const seen = { commands: [] as string[], inFlight: 0, maxInFlight: 0, buffers: new Set() };
+  const seen = {
+    commands: [] as string[],
+    inFlight: 0,
+    maxInFlight: 0,
+    buffers: new Set(),
+    putBuffer: 0,
+  };
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const input = args.input as { Body?: Uint8Array; PartNumber?: number };
       seen.commands.push(context.commandName!);
+      if (context.commandName === "PutObjectCommand") {
+        seen.putBuffer = input.Body!.buffer.byteLength;
+      }
       if (context.commandName !== "UploadPartCommand") return next(args);
       seen.buffers.add(input.Body!.buffer);
       seen.maxInFlight = Math.max(seen.maxInFlight, ++seen.inFlight);
@@ -73,6 +82,7 @@ Deno.test("s3 upload: what fits one part is one PutObject; an empty body is an e
         queueSize: 2,
       });
       assert.deepEqual(seen.commands, ["PutObjectCommand"], `${size} bytes`);
+      if (size <= 1) assert.ok(seen.putBuffer <= 64 * 1024, "a small put takes a small buffer");
       assertPattern(await readBack(client, `one-${size}`), size);
     }
   } finally {

@@ -274,7 +274,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         target.bucket,
         target.prefix + o.key,
         await repository.get(o.stored_key),
-        signal,
+        { size: o.size, signal },
       );
       restored++;
       bytes += o.size;

@@ -6,6 +6,9 @@ import { normalizeEtag } from "./keys.ts";
 import { S3Http } from "./s3_http.ts";
 import { type ListPage, parseListPage } from "./s3_xml.ts";
 
+const MiB = 1024 * 1024;
+const RESTORE_PART_SIZE = 10 * MiB;
+
 type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
 
 export interface SourceObject {
@@ -139,16 +142,21 @@ export class S3Source {
     }
   }
 
-  /** Uploads (restores only) go through the SDK's multipart upload, loaded on first use. */
+  /**
+   * Uploads (restores only) go through the SDK, loaded on first use, and the
+   * repository's streaming upload. One part in flight per object: a restore already
+   * runs `concurrency` objects at once, and each upload holds (queue + 1) parts.
+   */
   async put(
     bucket: string,
     key: string,
     body: ReadableStream<Uint8Array>,
-    signal?: AbortSignal,
+    options: { size: number; signal?: AbortSignal },
   ): Promise<void> {
-    const [{ S3Client }, { Upload }] = await Promise.all([
+    const { signal } = options;
+    const [{ S3Client }, { MAX_PARTS, uploadStream }] = await Promise.all([
       import("@aws-sdk/client-s3"),
-      import("@aws-sdk/lib-storage"),
+      import("../../repository/s3_upload.ts"),
     ]);
     this.#sdk ??= new S3Client({
       endpoint: this.#config.endpoint,
@@ -160,20 +168,17 @@ export class S3Source {
       },
       maxAttempts: 5,
     });
-    const upload = new Upload({
-      client: this.#sdk,
-      params: { Bucket: bucket, Key: key, Body: body },
-      partSize: 10 * 1024 * 1024,
-      queueSize: 2,
-    });
-    const onAbort = () => void upload.abort().catch(() => {});
-    signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await upload.done();
+      // Parts grow with the object, so the largest S3 allows (5 TiB) fits in 10,000.
+      const partSize = Math.max(RESTORE_PART_SIZE, Math.ceil(options.size / MAX_PARTS / MiB) * MiB);
+      await uploadStream({ client: this.#sdk, bucket, key }, body, {
+        partSize,
+        queueSize: 1,
+        signal,
+      });
     } catch (error) {
+      if (signal?.aborted) throw signal.reason ?? error;
       throw sourceError(error, `writing ${key}`, `s3://${bucket}`);
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
     }
   }
 }
