@@ -220,7 +220,7 @@ export class S3Repository implements Repository {
     }
   }
 
-  /** Aborts multipart uploads under our prefix that a killed process left behind. */
+  /** No artifact is a local file: everything is read through get(). */
   localPath(): null {
     return null;
   }
@@ -230,6 +230,7 @@ export class S3Repository implements Repository {
     return Promise.resolve();
   }
 
+  /** Aborts multipart uploads under our prefix that a killed process left behind. */
   async cleanupPartial(olderThanMs: number): Promise<number> {
     let aborted = 0;
     try {
