@@ -329,6 +329,33 @@ Deno.test("s3 mirror: a run that fails part way leaves the mirror usable and the
   }
 });
 
+Deno.test("s3 mirror: a failed sync of the copies fails the run, and its state names none of them", async () => {
+  const s3 = await startS3(["mirror-src"]);
+  const c = s3client(s3);
+  try {
+    for (let i = 0; i < 30; i++) await put(c, "mirror-src", `briefs/${i}.bin`, body(i));
+    await withTempDir(async (dir) => {
+      const svc = await services(dir, s3, { prefixes: ["briefs/"] });
+      try {
+        const sync = svc.repository.syncDeferred.bind(svc.repository);
+        let failures = 1;
+        svc.repository.syncDeferred = () =>
+          failures-- > 0 ? Promise.reject(new Error("Input/output error (os error 5)")) : sync();
+        const failed = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(failed.status, "failed");
+        assert.match(failed.error!, /Input\/output error/);
+        const done = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(done.status, "completed", done.error ?? "");
+        assert.equal(Number(done.result!.objects_copied), 30, "nothing counted as mirrored");
+      } finally {
+        await svc.store.close();
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});
+
 Deno.test("s3 mirror: mirrors into an S3 repository too", async () => {
   const s3 = await startS3(["mirror-src", "repo-bucket"]);
   const c = s3client(s3);

@@ -94,14 +94,23 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     }
     const bytesToCopy = toCopy.reduce((n, o) => n + o.size, 0);
     let lastSave = Date.now(), sinceSave = 0, dirty = false;
+    let saveFailure: unknown = null;
     const saveState = async (force = false) => {
+      // Once a sync failed, which copies are durable is unknown (a failed fsync is
+      // not reported twice): the run fails and its state is never written.
+      if (saveFailure !== null) throw saveFailure;
       if (!dirty && sinceSave === 0) return; // an unchanged run rewrites nothing
       if (force || sinceSave >= STATE_EVERY_COPIES || Date.now() - lastSave > STATE_EVERY_MS) {
         sinceSave = 0;
         lastSave = Date.now();
-        // The state may only name copies whose directory entries are durable.
-        await repository.syncDeferred();
-        await writeState(repository, clientName, state);
+        try {
+          // The state may only name copies whose bytes and directory entries are durable.
+          await repository.syncDeferred();
+          await writeState(repository, clientName, state);
+        } catch (error) {
+          saveFailure ??= error;
+          throw error;
+        }
       }
     };
 
