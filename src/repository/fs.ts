@@ -2,7 +2,7 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { CairnError } from "../errors.ts";
 import { syncDirSync } from "../fs_sync.ts";
 import { fileChunks } from "./file_chunks.ts";
-import { hashingStream } from "./hashing.ts";
+import { contentHasher } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
@@ -12,6 +12,8 @@ const IO_CHUNK = 1024 * 1024;
 const RANGE_CHUNK = 256 * 1024;
 /** Write buffers kept for reuse: one per concurrent put, as many as a mirror runs. */
 const SPARE_BUFFERS = 16;
+/** Background fsyncs of deferred puts in flight; the next deferred put waits below this. */
+const MAX_PENDING_SYNCS = 16;
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
@@ -53,13 +55,17 @@ function repositoryError(error: unknown, action: string, root: string): Error {
 /**
  * A repository in a local directory. A put writes `.tmp/<random>.part`, fsyncs it,
  * renames it into place and fsyncs the directory, so a key is either absent or whole.
+ * A deferred put (mirrors) renames first and leaves both syncs to syncDeferred().
  */
 export class FsRepository implements Repository {
   readonly kind = "fs" as const;
   readonly root: string;
   #spareBuffers: Uint8Array[] = [];
-  /** Directories holding names from deferDirSync puts, not yet synced. */
+  /** Directories holding names from deferred puts, not yet synced. */
   #unsyncedDirs = new Set<string>();
+  /** fsyncs of deferred puts' files still running, and the first that failed. */
+  #pendingSyncs = new Set<Promise<void>>();
+  #syncFailure: unknown = null;
   #knownDirs = new Set<string>();
 
   constructor(root: string) {
@@ -88,10 +94,19 @@ export class FsRepository implements Repository {
     const final = this.#path(key);
     const tmpDir = join(this.root, TMP_DIR);
     const tmp = join(tmpDir, `${crypto.randomUUID()}.part`);
-    const hasher = hashingStream(options.onProgress);
+    const { signal } = options;
+    const hasher = contentHasher(options.onProgress);
+    // Read and hashed here, not through a TransformStream: a mirror's thousands of
+    // bodies arrive in tens of thousands of chunks, and each hop costs.
+    const reader = body.getReader();
+    // Cancelling the body wakes a read that waits for bytes; it then looks like the
+    // end of the body, so the loop checks the signal before trusting an end.
+    const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
+    signal?.addEventListener("abort", onAbort, { once: true });
     let file: Deno.FsFile | null = null;
     let release = () => {};
     try {
+      signal?.throwIfAborted();
       const create = { write: true, createNew: true, mode: 0o640 } as const;
       await this.#ensureDir(tmpDir);
       file = await Deno.open(tmp, create).catch(async (error) => {
@@ -100,7 +115,6 @@ export class FsRepository implements Repository {
         await this.#ensureDir(tmpDir);
         return await Deno.open(tmp, create);
       });
-      const reader = body.pipeThrough(hasher.stream, { signal: options.signal }).getReader();
       // Small chunks (socket and pipe reads are often a few KiB) are gathered into
       // one reused buffer: a write each MiB instead of a write (and a thread hand-off)
       // per chunk.
@@ -110,6 +124,7 @@ export class FsRepository implements Repository {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
+        hasher.update(value);
         if (used > 0 && used + value.byteLength > IO_CHUNK) {
           await writeAll(file, pending.subarray(0, used));
           used = 0;
@@ -120,10 +135,13 @@ export class FsRepository implements Repository {
           used += value.byteLength;
         }
       }
+      signal?.throwIfAborted();
       if (used > 0) await writeAll(file, pending.subarray(0, used));
-      await file.sync();
-      file.close();
-      file = null;
+      if (!options.deferSync) {
+        await file.sync();
+        file.close();
+        file = null;
+      }
       await this.#ensureDir(dirname(final));
       await Deno.rename(tmp, final).catch(async (error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -132,17 +150,23 @@ export class FsRepository implements Repository {
         await this.#ensureDir(dirname(final));
         await Deno.rename(tmp, final);
       });
-      if (options.deferDirSync) this.#unsyncedDirs.add(dirname(final));
-      else syncDirSync(dirname(final));
+      if (file) {
+        this.#unsyncedDirs.add(dirname(final));
+        await this.#syncInBackground(file);
+        file = null;
+      } else syncDirSync(dirname(final));
       return hasher.result();
     } catch (error) {
+      // A failed write must not leave the source (an HTTP body, a child's stdout) stalled.
+      reader.cancel(error).catch(() => {});
       try {
         file?.close();
       } catch { /* already closed */ }
       await Deno.remove(tmp).catch(() => {});
-      if (options.signal?.aborted) throw options.signal.reason ?? error;
+      if (signal?.aborted) throw signal.reason ?? error;
       throw repositoryError(error, `writing ${key}`, this.root);
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       release();
     }
   }
@@ -265,16 +289,42 @@ export class FsRepository implements Repository {
     return this.#path(key);
   }
 
-  syncDeferred(): Promise<void> {
+  /**
+   * The fsync of a deferred put's file runs while the caller copies the next object,
+   * instead of holding its slot; syncDeferred() waits for all of them.
+   */
+  async #syncInBackground(file: Deno.FsFile): Promise<void> {
+    while (this.#pendingSyncs.size >= MAX_PENDING_SYNCS) await Promise.race(this.#pendingSyncs);
+    const done: Promise<void> = file.sync()
+      .catch((error) => {
+        this.#syncFailure ??= error;
+      })
+      .finally(() => {
+        try {
+          file.close();
+        } catch { /* already closed */ }
+        this.#pendingSyncs.delete(done);
+      });
+    this.#pendingSyncs.add(done);
+  }
+
+  async syncDeferred(): Promise<void> {
+    while (this.#pendingSyncs.size > 0) await Promise.all(this.#pendingSyncs);
+    const failure = this.#syncFailure;
+    this.#syncFailure = null;
+    if (failure !== null) {
+      // Which file is unknown once its fsync failed: the caller must not trust any
+      // deferred put since the last successful sync.
+      throw repositoryError(failure, "syncing mirrored objects", this.root);
+    }
     const dirs = [...this.#unsyncedDirs];
     this.#unsyncedDirs.clear();
     try {
       for (const dir of dirs) syncDirSync(dir);
     } catch (error) {
       for (const dir of dirs) this.#unsyncedDirs.add(dir); // try them all again next time
-      return Promise.reject(repositoryError(error, "syncing mirrored objects", this.root));
+      throw repositoryError(error, "syncing mirrored objects", this.root);
     }
-    return Promise.resolve();
   }
 
   async cleanupPartial(olderThanMs: number): Promise<number> {

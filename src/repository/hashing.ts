@@ -2,28 +2,28 @@ import { createHash } from "node:crypto";
 import { CairnError } from "../errors.ts";
 import { readBlocks } from "./file_chunks.ts";
 
+export interface ContentHasher {
+  update(chunk: Uint8Array): void;
+  result(): { size: number; sha256: string };
+}
+
 /**
- * A pass-through stream that hashes and counts what flows through it, so an
- * artifact is hashed while it is written instead of being read twice.
+ * The sha256 and size of bytes handed over one chunk at a time, by the loop that
+ * stores them: an artifact is hashed while it is written instead of being read
+ * twice. Not a TransformStream: a stage costs about 30 us a chunk, 0.4 s of CPU over
+ * a 5,000-object mirror.
  */
-export function hashingStream(onProgress?: (bytes: number) => void): {
-  stream: TransformStream<Uint8Array, Uint8Array>;
-  result: () => { size: number; sha256: string };
-} {
+export function contentHasher(onProgress?: (bytes: number) => void): ContentHasher {
   const hash = createHash("sha256");
   let size = 0;
   let digest: string | null = null;
-  const stream = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
+  return {
+    update(chunk) {
       hash.update(chunk);
       size += chunk.byteLength;
       onProgress?.(size);
-      controller.enqueue(chunk);
     },
-  });
-  return {
-    stream,
-    result: () => {
+    result() {
       digest ??= hash.digest("hex");
       return { size, sha256: digest };
     },

@@ -17,12 +17,12 @@ export interface PutOptions {
   /** Called with the bytes stored so far, at most a few times a second. */
   onProgress?: (bytes: number) => void;
   /**
-   * For batches of many small objects: the bytes are durable when put() returns, but
-   * the new name only once syncDeferred() has returned (one directory sync per
-   * directory and batch instead of one per object). Record nothing that depends on
-   * the object before that.
+   * For batches of many small objects: the bytes and the new name are durable only
+   * once syncDeferred() has returned (file syncs run in the background, one directory
+   * sync per directory and batch). Until then a crash may leave the key absent, old,
+   * or holding a partial file: record nothing that depends on the object before that.
    */
-  deferDirSync?: boolean;
+  deferSync?: boolean;
 }
 
 export interface Repository {
@@ -37,7 +37,7 @@ export interface Repository {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** The key as a file a local tool can open, or null when the repository is not local. */
   localPath(key: string): string | null;
-  /** Makes the names of earlier deferDirSync puts durable (a no-op where puts are atomic). */
+  /** Makes earlier deferSync puts durable (a no-op where puts are atomic). */
   syncDeferred(): Promise<void>;
   /** Removing a missing key is not an error. */
   remove(key: string): Promise<void>;

@@ -10,7 +10,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { RepositoryConfig } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
-import { hashingStream } from "./hashing.ts";
+import { contentHasher } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { classifyS3 } from "./s3_errors.ts";
 import { uploadStream } from "./s3_upload.ts";
@@ -95,9 +95,10 @@ export class S3Repository implements Repository {
     body: ReadableStream<Uint8Array>,
     options: PutOptions = {},
   ): Promise<PutResult> {
-    const hasher = hashingStream(options.onProgress);
+    const hasher = contentHasher(options.onProgress);
     // Remember why the source failed: the SDK may report a later error (from
-    // aborting the multipart upload) that would hide the real cause.
+    // aborting the multipart upload) that would hide the real cause. The bytes are
+    // hashed on the way through this wrapper rather than by another stream stage.
     let sourceError: unknown = null;
     const reader = body.getReader();
     const source = new ReadableStream<Uint8Array>({
@@ -105,7 +106,10 @@ export class S3Repository implements Repository {
         try {
           const { done, value } = await reader.read();
           if (done) controller.close();
-          else controller.enqueue(value);
+          else {
+            hasher.update(value);
+            controller.enqueue(value);
+          }
         } catch (error) {
           sourceError = error;
           controller.error(error);
@@ -118,7 +122,7 @@ export class S3Repository implements Repository {
     try {
       await uploadStream(
         { client: this.#client, bucket: this.#bucket, key: this.#key(key) },
-        source.pipeThrough(hasher.stream),
+        source,
         { partSize: PART_SIZE, queueSize: QUEUE_SIZE, signal: options.signal },
       );
       return hasher.result();

@@ -43,10 +43,11 @@ export function repositoryConformance(
     assert.deepEqual(await read(await repo.get("backups/c/a.bin")), data);
   });
 
-  test("deferred directory syncs: objects read back before and after syncDeferred", async (repo) => {
-    const keys = ["mirrors/m/a/1.bin", "mirrors/m/a/2.bin", "mirrors/m/b/3.bin"];
+  test("deferred syncs: objects read back before and after syncDeferred", async (repo) => {
+    // More than the fs repository lets sync in the background at once (16).
+    const keys = Array.from({ length: 40 }, (_, i) => `mirrors/m/${"abc"[i % 3]}/${i}.bin`);
     for (const [i, key] of keys.entries()) {
-      await repo.put(key, chunked(bytes(5000, i)), { deferDirSync: true });
+      await repo.put(key, chunked(bytes(5000, i)), { deferSync: true });
       assert.deepEqual(await read(await repo.get(key)), bytes(5000, i));
     }
     await repo.syncDeferred();
@@ -117,6 +118,28 @@ export function repositoryConformance(
     });
     await assert.rejects(repo.put("g/x", endless, { signal: controller.signal }));
     assert.equal(await repo.stat("g/x"), null);
+  });
+
+  test("an abort while the source waits for bytes rejects with its reason and cancels the source", async (repo) => {
+    const controller = new AbortController();
+    let cancelled: unknown = null;
+    const stalled = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(bytes(10_000));
+      },
+      pull: () => new Promise(() => {}), // the source never sends another byte
+      cancel(reason) {
+        cancelled = reason;
+      },
+    });
+    const stop = new Error("cancelled by the operator");
+    setTimeout(() => controller.abort(stop), 50);
+    await assert.rejects(
+      repo.put("s/x", stalled, { signal: controller.signal }),
+      (e) => e === stop,
+    );
+    assert.equal(cancelled, stop);
+    assert.equal(await repo.stat("s/x"), null);
   });
 
   test("keys that could escape are refused", async (repo) => {

@@ -19,13 +19,22 @@ Deno.test("fs repository: disk full fails with DISK_FULL and leaves nothing behi
     const unmount = await mountTmpfs(mnt, { sizeBytes: 256 * 1024 });
     try {
       const repo = new FsRepository(mnt);
-      const big = ReadableStream.from((function* () {
-        for (let i = 0; i < 64; i++) yield new Uint8Array(64 * 1024).fill(i);
-      })());
+      let sent = 0;
+      let cancelled = false;
+      const big = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (sent++ < 64) c.enqueue(new Uint8Array(64 * 1024).fill(sent));
+          else c.close();
+        },
+        cancel() {
+          cancelled = true;
+        },
+      });
       await assert.rejects(
         repo.put("backups/c/x", big),
         (e) => e instanceof CairnError && e.code === "DISK_FULL" && /No space left/.test(e.message),
       );
+      assert.ok(cancelled, "the source is told to stop, not left stalled");
       assert.equal(await repo.stat("backups/c/x"), null);
       const left = [...Deno.readDirSync(join(mnt, ".tmp"))];
       assert.deepEqual(left, [], "the temporary file was removed");

@@ -127,7 +127,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       for (let attempt = 1;; attempt++) {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
-        const put = await repository.put(stored, got.body, { signal, deferDirSync: true });
+        const put = await repository.put(stored, got.body, { signal, deferSync: true });
         if (got.size !== null && put.size !== got.size) {
           if (attempt < COPY_ATTEMPTS) continue;
           throw new CairnError(
