@@ -1,6 +1,34 @@
 import assert from "node:assert/strict";
+import { dirname, join, relative, resolve } from "node:path";
 
 const unit = new URL("../scripts/cairn.service", import.meta.url).pathname;
+const root = new URL("..", import.meta.url).pathname;
+
+async function* sourceFiles(dir: string): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) yield* sourceFiles(path);
+    else if (entry.name.endsWith(".ts")) yield path;
+  }
+}
+
+Deno.test("packaging: the compile task includes every module Deno cannot see: hidden imports and workers", async () => {
+  const task: string = JSON.parse(await Deno.readTextFile(join(root, "deno.json"))).tasks.compile;
+  const included = new Set([...task.matchAll(/--include (\S+)/g)].map((m) => m[1]));
+  const needed: string[] = [];
+  for await (const file of sourceFiles(join(root, "src"))) {
+    const text = await Deno.readTextFile(file);
+    const hidden = [...text.matchAll(/unseen\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1]);
+    const workers = [...text.matchAll(/new Worker\(\s*new URL\(\s*"([^"]+)"/g)].map((m) => m[1]);
+    for (const specifier of [...hidden, ...workers]) {
+      assert.match(specifier, /^\.\.?\//, `${file}: ${specifier} must be a relative module`);
+      needed.push(relative(root, resolve(dirname(file), specifier)));
+    }
+  }
+  assert.ok(needed.length >= 19, `found only ${needed.length} call sites: is the pattern stale?`);
+  assert.deepEqual(needed.filter((path) => !included.has(path)), [], "missing from --include");
+  for (const path of included) await Deno.stat(join(root, path)); // and nothing stale is listed
+});
 
 Deno.test("packaging: the systemd unit is hardened and restarts on failure", async () => {
   const text = await Deno.readTextFile(unit);

@@ -1,5 +1,6 @@
 import { ConfigError } from "../config/load.ts";
 import { CairnError, describeError, toError } from "../errors.ts";
+import { unseen } from "../lazy.ts";
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
 import { err, out } from "./output.ts";
@@ -34,19 +35,28 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case "daemon":
-        return await (await import("./daemon.ts")).daemonCommand(rest);
+        return await (await import(unseen("./daemon.ts")) as typeof import("./daemon.ts"))
+          .daemonCommand(rest);
       case "backup":
-        return await (await import("./backup.ts")).backupCommand(rest);
+        return await (await import(unseen("./backup.ts")) as typeof import("./backup.ts"))
+          .backupCommand(rest);
       case "restore":
-        return await (await import("./restore.ts")).restoreCommand(rest);
+        return await (await import(unseen("./restore.ts")) as typeof import("./restore.ts"))
+          .restoreCommand(rest);
       case "verify":
-        return await (await import("./verify.ts")).verifyCommand(rest);
+        return await (await import(unseen("./verify.ts")) as typeof import("./verify.ts"))
+          .verifyCommand(rest);
       case "list":
-        return await (await import("./list.ts")).listCommand(rest);
+        return await (await import(unseen("./list.ts")) as typeof import("./list.ts")).listCommand(
+          rest,
+        );
       case "jobs":
-        return await (await import("./jobs.ts")).jobsCommand(rest);
+        return await (await import(unseen("./jobs.ts")) as typeof import("./jobs.ts")).jobsCommand(
+          rest,
+        );
       case "prune":
-        return await (await import("./prune.ts")).pruneCommand(rest);
+        return await (await import(unseen("./prune.ts")) as typeof import("./prune.ts"))
+          .pruneCommand(rest);
       case "config":
         if (rest[0] !== "check") {
           throw new UsageError(
@@ -54,7 +64,9 @@ export async function main(argv: string[]): Promise<number> {
               " (did you mean: cairn config check?)",
           );
         }
-        return await (await import("./config_check.ts")).configCheckCommand(rest.slice(1));
+        return await (await import(
+          unseen("./config_check.ts")
+        ) as typeof import("./config_check.ts")).configCheckCommand(rest.slice(1));
       case "version":
       case "--version":
         out(`cairn ${VERSION} (deno ${Deno.version.deno})`);

@@ -1,4 +1,5 @@
 import type { RepositoryConfig } from "../config/schema.ts";
+import { unseen } from "../lazy.ts";
 import { FsRepository } from "./fs.ts";
 import type { Repository } from "./repository.ts";
 
@@ -8,6 +9,6 @@ import type { Repository } from "./repository.ts";
  */
 export async function openRepository(config: RepositoryConfig): Promise<Repository> {
   if (config.kind === "fs") return new FsRepository(config.path);
-  const { S3Repository } = await import("./s3.ts");
+  const { S3Repository } = await import(unseen("./s3.ts")) as typeof import("./s3.ts");
   return new S3Repository(config);
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
+import { unseen } from "../../lazy.ts";
 import { logger } from "../../log.ts";
 import { VERSION } from "../../version.ts";
 import type {
@@ -17,7 +18,7 @@ import type { S3Source, SourceObject } from "./source.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
 async function openSource(client: S3ClientConfig): Promise<S3Source> {
-  const { S3Source } = await import("./source.ts");
+  const { S3Source } = await import(unseen("./source.ts")) as typeof import("./source.ts");
   return new S3Source(client);
 }
 

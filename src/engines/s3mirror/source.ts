@@ -1,13 +1,11 @@
-import type { S3Client } from "@aws-sdk/client-s3";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
+import { unseen } from "../../lazy.ts";
 import { classifyS3 } from "../../repository/s3_errors.ts";
 import { normalizeEtag } from "./keys.ts";
+import type { RestoreUploader } from "./restore_upload.ts";
 import { S3Http } from "./s3_http.ts";
 import { type ListPage, parseListPage } from "./s3_xml.ts";
-
-const MiB = 1024 * 1024;
-const RESTORE_PART_SIZE = 10 * MiB;
 
 type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
 
@@ -54,7 +52,7 @@ export class S3Source {
   readonly where: string;
   readonly #config: S3ClientConfig;
   readonly #http: S3Http;
-  #sdk: S3Client | null = null;
+  #uploader: Promise<RestoreUploader> | null = null;
 
   constructor(config: S3ClientConfig) {
     this.#config = config;
@@ -142,42 +140,21 @@ export class S3Source {
     }
   }
 
-  /**
-   * Uploads (restores only) go through the SDK, loaded on first use, and the
-   * repository's streaming upload. One part in flight per object: a restore already
-   * runs `concurrency` objects at once, and each upload holds (queue + 1) parts.
-   */
+  /** Uploads (restores only) load the SDK on first use. */
   async put(
     bucket: string,
     key: string,
     body: ReadableStream<Uint8Array>,
     options: { size: number; signal?: AbortSignal },
   ): Promise<void> {
-    const { signal } = options;
-    const [{ S3Client }, { MAX_PARTS, uploadStream }] = await Promise.all([
-      import("@aws-sdk/client-s3"),
-      import("../../repository/s3_upload.ts"),
-    ]);
-    this.#sdk ??= new S3Client({
-      endpoint: this.#config.endpoint,
-      region: this.#config.region,
-      forcePathStyle: this.#config.force_path_style,
-      credentials: {
-        accessKeyId: this.#config.access_key_id,
-        secretAccessKey: this.#config.secret_access_key,
-      },
-      maxAttempts: 5,
-    });
+    this.#uploader ??= (import(unseen("./restore_upload.ts")) as Promise<
+      typeof import("./restore_upload.ts")
+    >).then(({ RestoreUploader }) => new RestoreUploader(this.#config));
+    const uploader = await this.#uploader;
     try {
-      // Parts grow with the object, so the largest S3 allows (5 TiB) fits in 10,000.
-      const partSize = Math.max(RESTORE_PART_SIZE, Math.ceil(options.size / MAX_PARTS / MiB) * MiB);
-      await uploadStream({ client: this.#sdk, bucket, key }, body, {
-        partSize,
-        queueSize: 1,
-        signal,
-      });
+      await uploader.put(bucket, key, body, options);
     } catch (error) {
-      if (signal?.aborted) throw signal.reason ?? error;
+      if (options.signal?.aborted) throw options.signal.reason ?? error;
       throw sourceError(error, `writing ${key}`, `s3://${bucket}`);
     }
   }
