@@ -18,9 +18,9 @@ export interface PutOptions {
   onProgress?: (bytes: number) => void;
   /**
    * For batches of many small objects: the bytes and the new name are durable only
-   * once syncDeferred() has returned (file syncs run in the background, one directory
-   * sync per directory and batch). Until then a crash may leave the key absent, old,
-   * or holding a partial file: record nothing that depends on the object before that.
+   * once syncDeferred() has returned (one sync for the batch instead of one per
+   * object). Until then a crash may leave the key absent, old, or holding a partial
+   * file: record nothing that depends on the object before that.
    */
   deferSync?: boolean;
 }

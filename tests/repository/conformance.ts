@@ -44,7 +44,7 @@ export function repositoryConformance(
   });
 
   test("deferred syncs: objects read back before and after syncDeferred", async (repo) => {
-    // More than the fs repository lets sync in the background at once (16).
+    // Across directories, more objects than the fs repository's 8 sync lanes.
     const keys = Array.from({ length: 40 }, (_, i) => `mirrors/m/${"abc"[i % 3]}/${i}.bin`);
     for (const [i, key] of keys.entries()) {
       await repo.put(key, chunked(bytes(5000, i)), { deferSync: true });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CairnError } from "../../src/errors.ts";
-import { FsRepository } from "../../src/repository/fs.ts";
+import { FsRepository, syncFilesystem } from "../../src/repository/fs.ts";
 import { deleteBackup, listBackups, writeManifest } from "../../src/repository/manifest.ts";
 import { mountTmpfs, skipFaults } from "../helpers/mounts.ts";
 import { tempDir, withTempDir } from "../helpers/tmp.ts";
@@ -10,6 +10,52 @@ import { repositoryConformance } from "./conformance.ts";
 repositoryConformance("fs", async () => {
   const dir = await tempDir();
   return { repo: new FsRepository(dir), cleanup: () => Deno.remove(dir, { recursive: true }) };
+});
+
+Deno.test("fs repository: deferred puts are made durable by one filesystem sync per batch", async () => {
+  await withTempDir(async (dir) => {
+    const calls: string[] = [];
+    const repo = new FsRepository(dir, {
+      syncFilesystem: (path) => {
+        calls.push(path);
+        return Promise.resolve(true);
+      },
+    });
+    for (let i = 0; i < 5; i++) {
+      await repo.put(`mirrors/m/${i}.bin`, ReadableStream.from([new Uint8Array([i])]), {
+        deferSync: true,
+      });
+    }
+    assert.deepEqual(calls, [], "nothing is synced before syncDeferred");
+    await repo.syncDeferred();
+    assert.deepEqual(calls, [dir]);
+    await repo.syncDeferred();
+    assert.deepEqual(calls, [dir], "an empty batch syncs nothing");
+    await repo.put("backups/c/x", ReadableStream.from([new Uint8Array([1])]));
+    await repo.syncDeferred();
+    assert.deepEqual(calls, [dir], "a plain put is durable on its own");
+  });
+});
+
+Deno.test("fs repository: without syncfs, each deferred file is synced, and one removed since is skipped", async () => {
+  await withTempDir(async (dir) => {
+    const repo = new FsRepository(dir, { syncFilesystem: () => Promise.resolve(false) });
+    for (let i = 0; i < 20; i++) {
+      await repo.put(`mirrors/m/${i % 3}/${i}.bin`, ReadableStream.from([new Uint8Array([i])]), {
+        deferSync: true,
+      });
+    }
+    await repo.remove("mirrors/m/1/7.bin");
+    await repo.syncDeferred();
+    assert.deepEqual(await repo.stat("mirrors/m/2/5.bin"), { key: "mirrors/m/2/5.bin", size: 1 });
+    assert.equal(await repo.stat("mirrors/m/1/7.bin"), null);
+  });
+});
+
+Deno.test("fs repository: the real filesystem sync (sync -f) runs here", async () => {
+  await withTempDir(async (dir) => {
+    assert.equal(await syncFilesystem(dir), true, "coreutils sync -f is missing or failed");
+  });
 });
 
 Deno.test("fs repository: disk full fails with DISK_FULL and leaves nothing behind", async () => {
