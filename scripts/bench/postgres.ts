@@ -12,7 +12,10 @@
  * text (compresses about 2x, like much real data): there pg_dump's single-threaded
  * zlib is the bottleneck, cairn compresses on worker threads, and the upload overlaps.
  *
- *   deno task bench:postgres [--scale 70 --text-mib 512 --big-scale 0]
+ * Each comparison runs --rounds times, alternating the baseline and cairn; the median
+ * round's ratio is the result (a single pair moves by +-15% on a shared 2-core box).
+ *
+ *   deno task bench:postgres [--scale 70 --text-mib 512 --big-scale 0 --rounds 3]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,8 +30,18 @@ const { values } = parseArgs({
     scale: { type: "string", default: "70" },
     "big-scale": { type: "string", default: "0" },
     "text-mib": { type: "string", default: "512" },
+    rounds: { type: "string", default: "3" },
   },
 });
+const ROUNDS = Number(values.rounds);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" / ");
+
+/** `pairs` rounds of (baseline, cairn) seconds: the median ratio and each round's. */
+function ratios(pairs: Array<[number, number]>): { median: number; each: string } {
+  const each = pairs.map(([b, c]) => c / b);
+  return { median: median(each), each: list(each) };
+}
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-pg-" });
 const DB = "cairn_bench_pg";
 const admin = postgres({
@@ -89,19 +102,31 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
   await settleDisk(); // the build's writes are flushed before anything is timed
 
   const file = join(dir, "baseline.dump");
-  const base = await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
   const fsConfig = await config(`fs${scale}`, { kind: "fs", path: join(dir, `repo${scale}`) });
-  const fs = await sh([...CAIRN, "backup", "bench", "--json", "--config", fsConfig]);
-  const job = JSON.parse(fs.stdout);
+  const fsPairs: Array<[number, number]> = [];
+  let fsRss = 0;
+  let job: { key: string; result: { size_bytes: number } } | null = null;
+  for (let round = 0; round < ROUNDS; round++) {
+    await settleDisk();
+    const base = await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
+    await settleDisk();
+    const fs = await sh([...CAIRN, "backup", "bench", "--json", "--config", fsConfig]);
+    job = JSON.parse(fs.stdout);
+    fsPairs.push([base.seconds, fs.seconds]);
+    fsRss = Math.max(fsRss, fs.rssMiB);
+  }
+  const fsRatio = ratios(fsPairs);
   console.log(
-    `  backup to fs:  pg_dump -Fc ${base.seconds.toFixed(1)} s, cairn ${
-      fs.seconds.toFixed(1)
-    } s -> ratio ${(fs.seconds / base.seconds).toFixed(2)} (target <= 1.10); cairn peak RSS ${
-      fs.rssMiB.toFixed(0)
-    } MiB; artifact ${(job.result.size_bytes / 2 ** 20).toFixed(0)} MiB`,
+    `  backup to fs:  pg_dump -Fc ${list(fsPairs.map((p) => p[0]))} s, cairn ${
+      list(fsPairs.map((p) => p[1]))
+    } s -> median ratio ${
+      fsRatio.median.toFixed(2)
+    } (${fsRatio.each}; target <= 1.10); cairn peak RSS ${fsRss.toFixed(0)} MiB; artifact ${
+      (job!.result.size_bytes / 2 ** 20).toFixed(0)
+    } MiB`,
   );
   const manifest = JSON.parse(
-    await Deno.readTextFile(join(dir, `repo${scale}`, `${job.key}.manifest.json`)),
+    await Deno.readTextFile(join(dir, `repo${scale}`, `${job!.key}.manifest.json`)),
   );
   console.log(`                 compressed by ${manifest.facts.compression}`);
 
@@ -111,16 +136,6 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
     forcePathStyle: true,
     credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
   });
-  const tUp = performance.now();
-  await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
-  const f = await Deno.open(file);
-  await new Upload({
-    client,
-    params: { Bucket: "bench-base", Key: `baseline-${scale}.dump`, Body: f.readable },
-    partSize: PART_SIZE,
-    queueSize: QUEUE_SIZE,
-  }).done();
-  const dumpThenUpload = (performance.now() - tUp) / 1000;
   const s3Config = await config(`s3${scale}`, {
     kind: "s3",
     endpoint: s3.endpoint,
@@ -129,55 +144,84 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
     access_key_id: "S3RVER",
     secret_access_key: "S3RVER",
   });
-  const viaS3 = await sh([...CAIRN, "backup", "bench", "--json", "--config", s3Config]);
+  const s3Pairs: Array<[number, number]> = [];
+  let s3Rss = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    await settleDisk();
+    const tUp = performance.now();
+    await sh(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", file, DB]);
+    const f = await Deno.open(file);
+    await new Upload({
+      client,
+      params: { Bucket: "bench-base", Key: `baseline-${scale}.dump`, Body: f.readable },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+    }).done();
+    const dumpThenUpload = (performance.now() - tUp) / 1000;
+    await settleDisk();
+    const viaS3 = await sh([...CAIRN, "backup", "bench", "--json", "--config", s3Config]);
+    s3Pairs.push([dumpThenUpload, viaS3.seconds]);
+    s3Rss = Math.max(s3Rss, viaS3.rssMiB);
+  }
+  const s3Ratio = ratios(s3Pairs);
   console.log(
-    `  backup to S3:  pg_dump -Fc + upload ${dumpThenUpload.toFixed(1)} s, cairn ${
-      viaS3.seconds.toFixed(1)
-    } s -> ratio ${(viaS3.seconds / dumpThenUpload).toFixed(2)} (target <= 0.75); cairn peak RSS ${
-      viaS3.rssMiB.toFixed(0)
-    } MiB`,
+    `  backup to S3:  pg_dump -Fc + upload ${list(s3Pairs.map((p) => p[0]))} s, cairn ${
+      list(s3Pairs.map((p) => p[1]))
+    } s -> median ratio ${
+      s3Ratio.median.toFixed(2)
+    } (${s3Ratio.each}; target <= 0.75); cairn peak RSS ${s3Rss.toFixed(0)} MiB`,
   );
 
-  await recreate(`${DB}_r1`);
-  // Each restore writes the whole database again; without a checkpoint between them
-  // the second one would also pay for flushing the first one's writes.
-  await admin`CHECKPOINT`;
-  await settleDisk();
-  const restoreBase = await sh([
-    "pg_restore",
-    "-h",
-    "127.0.0.1",
-    "-U",
-    "postgres",
-    "-d",
-    `${DB}_r1`,
-    "--no-owner",
-    "--no-privileges",
-    "--exit-on-error",
-    "--single-transaction",
-    file,
-  ]);
-  // Dropped, not kept: autovacuum would otherwise work through the first restore's
-  // tables while the second one runs.
-  await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r1" WITH (FORCE)`);
-  await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r2" WITH (FORCE)`);
-  await admin`CHECKPOINT`;
-  await settleDisk();
-  const restore = await sh([
-    ...CAIRN,
-    "restore",
-    job.key,
-    "--target",
-    `${DB}_r2`,
-    "--config",
-    fsConfig,
-  ]);
+  // The baseline restores the last pg_dump file; cairn restores its own last backup.
+  const restorePairs: Array<[number, number]> = [];
+  let restoreRss = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of [`${DB}_r1`, `${DB}_r2`]) {
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    }
+    await recreate(`${DB}_r1`);
+    // Each restore writes the whole database again; without a checkpoint between them
+    // the second one would also pay for flushing the first one's writes.
+    await admin`CHECKPOINT`;
+    await settleDisk();
+    const restoreBase = await sh([
+      "pg_restore",
+      "-h",
+      "127.0.0.1",
+      "-U",
+      "postgres",
+      "-d",
+      `${DB}_r1`,
+      "--no-owner",
+      "--no-privileges",
+      "--exit-on-error",
+      "--single-transaction",
+      file,
+    ]);
+    // Dropped, not kept: autovacuum would otherwise work through the first restore's
+    // tables while the second one runs.
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${DB}_r1" WITH (FORCE)`);
+    await admin`CHECKPOINT`;
+    await settleDisk();
+    const restore = await sh([
+      ...CAIRN,
+      "restore",
+      job!.key,
+      "--target",
+      `${DB}_r2`,
+      "--config",
+      fsConfig,
+    ]);
+    restorePairs.push([restoreBase.seconds, restore.seconds]);
+    restoreRss = Math.max(restoreRss, restore.rssMiB);
+  }
+  const restoreRatio = ratios(restorePairs);
   console.log(
-    `  restore:       pg_restore ${restoreBase.seconds.toFixed(1)} s, cairn ${
-      restore.seconds.toFixed(1)
-    } s -> ratio ${
-      (restore.seconds / restoreBase.seconds).toFixed(2)
-    } (target <= 1.10); cairn peak RSS ${restore.rssMiB.toFixed(0)} MiB`,
+    `  restore:       pg_restore ${list(restorePairs.map((p) => p[0]))} s, cairn ${
+      list(restorePairs.map((p) => p[1]))
+    } s -> median ratio ${
+      restoreRatio.median.toFixed(2)
+    } (${restoreRatio.each}; target <= 1.10); cairn peak RSS ${restoreRss.toFixed(0)} MiB`,
   );
   for (const name of [`${DB}_r1`, `${DB}_r2`]) {
     await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
