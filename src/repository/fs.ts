@@ -100,6 +100,9 @@ export class FsRepository implements Repository {
   /** Deferred puts not yet synced: their files and the directories naming them. */
   #unsyncedFiles: string[] = [];
   #unsyncedDirs = new Set<string>();
+  /** Syncs run one after another; once one failed, every later one fails too. */
+  #syncQueue: Promise<void> = Promise.resolve();
+  #syncFailure: CairnError | Error | null = null;
   #knownDirs = new Set<string>();
   readonly #syncFilesystem: FilesystemSync;
 
@@ -326,10 +329,19 @@ export class FsRepository implements Repository {
    * One syncfs for the whole batch: an fsync per file costs a disk cache flush each
    * (5,000 of them in a 5,000-object mirror, about 1 s of system time there), a
    * syncfs one. Where syncfs cannot run, each file and then each directory is
-   * fsynced. A failure is thrown and not retried: a failed fsync is reported once,
-   * so the caller must not count any deferred put since the last sync as stored.
+   * fsynced. Calls queue behind each other, so a caller whose puts an earlier call
+   * took waits for that call's outcome.
    */
-  async syncDeferred(): Promise<void> {
+  syncDeferred(): Promise<void> {
+    const run = this.#syncQueue.then(() => this.#syncBatch());
+    this.#syncQueue = run.catch(() => {});
+    return run;
+  }
+
+  async #syncBatch(): Promise<void> {
+    // The kernel reports a lost write once: after a failure, no later sync can say
+    // which deferred puts reached the disk.
+    if (this.#syncFailure) throw this.#syncFailure;
     if (this.#unsyncedFiles.length === 0 && this.#unsyncedDirs.size === 0) return;
     const files = this.#unsyncedFiles;
     const dirs = [...this.#unsyncedDirs];
@@ -344,7 +356,12 @@ export class FsRepository implements Repository {
       await Promise.all(Array.from({ length: SYNC_LANES }, lane));
       for (const dir of dirs) syncDirSync(dir);
     } catch (error) {
-      throw repositoryError(error, "syncing mirrored objects", this.root);
+      this.#syncFailure = repositoryError(
+        error,
+        "syncing mirrored objects (not retried: check the disk, then restart cairn)",
+        this.root,
+      );
+      throw this.#syncFailure;
     }
   }
 

@@ -52,6 +52,41 @@ Deno.test("fs repository: without syncfs, each deferred file is synced, and one 
   });
 });
 
+Deno.test("fs repository: deferred syncs queue, and after a failed one every later one fails", async () => {
+  await withTempDir(async (dir) => {
+    const events: string[] = [];
+    let calls = 0;
+    const repo = new FsRepository(dir, {
+      syncFilesystem: async () => {
+        const call = ++calls;
+        events.push(`start ${call}`);
+        await new Promise((r) => setTimeout(r, 30));
+        events.push(`end ${call}`);
+        if (call === 2) throw new Error("Input/output error (os error 5)");
+        return true;
+      },
+    });
+    const putOne = (key: string) =>
+      repo.put(key, ReadableStream.from([new Uint8Array([1])]), { deferSync: true });
+    await putOne("mirrors/m/a");
+    const first = repo.syncDeferred();
+    await putOne("mirrors/m/b"); // lands while the first sync runs
+    const second = repo.syncDeferred();
+    await first;
+    await assert.rejects(
+      second,
+      (e) =>
+        e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE" &&
+        /Input\/output/.test(e.message),
+    );
+    assert.deepEqual(events, ["start 1", "end 1", "start 2", "end 2"], "one sync at a time");
+    await putOne("mirrors/m/c");
+    await assert.rejects(repo.syncDeferred(), /not retried/);
+    await assert.rejects(repo.syncDeferred(), /not retried/, "even with nothing new to sync");
+    assert.equal(calls, 2);
+  });
+});
+
 Deno.test("fs repository: the real filesystem sync (sync -f) runs here", async () => {
   await withTempDir(async (dir) => {
     assert.equal(await syncFilesystem(dir), true, "coreutils sync -f is missing or failed");
