@@ -37,10 +37,25 @@ const ROUNDS = Number(values.rounds);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" / ");
 
-/** `pairs` rounds of (baseline, cairn) seconds: the median ratio and each round's. */
-function ratios(pairs: Array<[number, number]>): { median: number; each: string } {
+/**
+ * One comparison's line: every round's (baseline, cairn) seconds, the median ratio
+ * and each round's, the target, cairn's peak RSS, and `extra` at the end.
+ */
+function report(
+  label: string,
+  baseline: string,
+  pairs: Array<[number, number]>,
+  target: string,
+  rssMiB: number,
+  extra = "",
+): void {
   const each = pairs.map(([b, c]) => c / b);
-  return { median: median(each), each: list(each) };
+  console.log(
+    `  ${label} ${baseline} ${list(pairs.map((p) => p[0]))} s, cairn ${
+      list(pairs.map((p) => p[1]))
+    } s -> median ratio ${median(each).toFixed(2)} (${list(each)}; target ${target}); ` +
+      `cairn peak RSS ${rssMiB.toFixed(0)} MiB${extra}`,
+  );
 }
 const dir = await Deno.makeTempDir({ prefix: "cairn-bench-pg-" });
 const DB = "cairn_bench_pg";
@@ -115,15 +130,13 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
     fsPairs.push([base.seconds, fs.seconds]);
     fsRss = Math.max(fsRss, fs.rssMiB);
   }
-  const fsRatio = ratios(fsPairs);
-  console.log(
-    `  backup to fs:  pg_dump -Fc ${list(fsPairs.map((p) => p[0]))} s, cairn ${
-      list(fsPairs.map((p) => p[1]))
-    } s -> median ratio ${
-      fsRatio.median.toFixed(2)
-    } (${fsRatio.each}; target <= 1.10); cairn peak RSS ${fsRss.toFixed(0)} MiB; artifact ${
-      (job!.result.size_bytes / 2 ** 20).toFixed(0)
-    } MiB`,
+  report(
+    "backup to fs: ",
+    "pg_dump -Fc",
+    fsPairs,
+    "<= 1.10",
+    fsRss,
+    `; artifact ${(job!.result.size_bytes / 2 ** 20).toFixed(0)} MiB`,
   );
   const manifest = JSON.parse(
     await Deno.readTextFile(join(dir, `repo${scale}`, `${job!.key}.manifest.json`)),
@@ -163,14 +176,7 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
     s3Pairs.push([dumpThenUpload, viaS3.seconds]);
     s3Rss = Math.max(s3Rss, viaS3.rssMiB);
   }
-  const s3Ratio = ratios(s3Pairs);
-  console.log(
-    `  backup to S3:  pg_dump -Fc + upload ${list(s3Pairs.map((p) => p[0]))} s, cairn ${
-      list(s3Pairs.map((p) => p[1]))
-    } s -> median ratio ${
-      s3Ratio.median.toFixed(2)
-    } (${s3Ratio.each}; target <= 0.75); cairn peak RSS ${s3Rss.toFixed(0)} MiB`,
-  );
+  report("backup to S3: ", "pg_dump -Fc + upload", s3Pairs, "<= 0.75", s3Rss);
 
   // The baseline restores the last pg_dump file; cairn restores its own last backup.
   const restorePairs: Array<[number, number]> = [];
@@ -215,14 +221,7 @@ async function measure(scale: number, s3: { endpoint: string }, textMiB = 0): Pr
     restorePairs.push([restoreBase.seconds, restore.seconds]);
     restoreRss = Math.max(restoreRss, restore.rssMiB);
   }
-  const restoreRatio = ratios(restorePairs);
-  console.log(
-    `  restore:       pg_restore ${list(restorePairs.map((p) => p[0]))} s, cairn ${
-      list(restorePairs.map((p) => p[1]))
-    } s -> median ratio ${
-      restoreRatio.median.toFixed(2)
-    } (${restoreRatio.each}; target <= 1.10); cairn peak RSS ${restoreRss.toFixed(0)} MiB`,
-  );
+  report("restore:      ", "pg_restore", restorePairs, "<= 1.10", restoreRss);
   for (const name of [`${DB}_r1`, `${DB}_r2`]) {
     await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   }

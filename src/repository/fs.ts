@@ -102,7 +102,7 @@ export class FsRepository implements Repository {
   #unsyncedDirs = new Set<string>();
   /** Syncs run one after another; once one failed, every later one fails too. */
   #syncQueue: Promise<void> = Promise.resolve();
-  #syncFailure: CairnError | Error | null = null;
+  #syncFailure: Error | null = null;
   #knownDirs = new Set<string>();
   readonly #syncFilesystem: FilesystemSync;
 
