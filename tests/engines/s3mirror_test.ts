@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsCommand,
   PutObjectCommand,
   S3Client,
@@ -11,6 +12,7 @@ import type { Services } from "../../src/runtime/services.ts";
 import { forEachConcurrently } from "../../src/engines/pool.ts";
 import { mountTmpfs, skipFaults } from "../helpers/mounts.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
+import { startS3Proxy } from "../helpers/s3_proxy.ts";
 import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
@@ -352,6 +354,135 @@ Deno.test("s3 mirror: a failed sync of the copies fails the run, and its state n
       }
     });
   } finally {
+    await s3.stop();
+  }
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const objectPath = (key: string) =>
+  `/mirror-src/${key.split("/").map(encodeURIComponent).join("/")}`;
+
+Deno.test("s3 mirror: copies start with the first listing page; a later page that fails fails the run, and the next run copies only what that page held", async () => {
+  const s3 = await startS3(["mirror-src"]);
+  const c = s3client(s3);
+  let failPage2 = true;
+  let objectRead!: () => void;
+  const firstObjectRead = new Promise<void>((r) => objectRead = r);
+  let copiedBeforeListed = false;
+  // Pages of 100, so that 250 objects make three pages.
+  const proxy = await startS3Proxy(s3.endpoint, async (request, url, forward) => {
+    if (url.pathname === "/mirror-src") {
+      if (url.searchParams.has("marker") && failPage2) {
+        failPage2 = false;
+        copiedBeforeListed = await Promise.race([
+          firstObjectRead.then(() => true),
+          sleep(10_000).then(() => false),
+        ]);
+        return new Response(
+          "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+          { status: 403 },
+        );
+      }
+      return await forward(`${url.pathname}${url.search}&max-keys=100`);
+    }
+    if (request.method === "GET") objectRead();
+    return null;
+  });
+  try {
+    const objects = Array.from({ length: 250 }, (_, i) => `briefs/${String(i).padStart(3, "0")}`);
+    await forEachConcurrently(
+      objects,
+      16,
+      (k) => put(c, "mirror-src", k, body(objects.indexOf(k))),
+    );
+    await withTempDir(async (dir) => {
+      const svc = await services(dir, s3, { prefixes: ["briefs/"], endpoint: proxy.endpoint });
+      try {
+        const failed = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(failed.status, "failed");
+        assert.match(failed.error!, /listing briefs\/.*AccessDenied/);
+        assert.ok(copiedBeforeListed, "objects were read before the listing's second page was");
+
+        const done = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(done.status, "completed", done.error ?? "");
+        assert.equal(done.result!.objects_copied, 150, "pages 2 and 3");
+        assert.equal(done.result!.objects_unchanged, 100, "page 1, copied by the failed run");
+        const v = await run(svc, {
+          kind: "verify",
+          client_name: "assets",
+          key: String(done.result!.key),
+        });
+        assert.equal(v.status, "completed", v.error ?? "");
+      } finally {
+        await svc.store.close();
+      }
+    });
+  } finally {
+    await proxy.stop();
+    await s3.stop();
+  }
+});
+
+Deno.test("s3 mirror: an object overwritten while its copy is in flight is copied again; one that keeps changing fails the run by name", async () => {
+  const s3 = await startS3(["mirror-src"]);
+  const c = s3client(s3);
+  let rewrites = 1; // how many GETs of hot.bin see it overwritten mid-copy
+  let version = 0;
+  const proxy = await startS3Proxy(s3.endpoint, async (request, url, forward) => {
+    if (request.method !== "GET" || url.pathname !== objectPath("briefs/hot.bin")) return null;
+    const response = await forward();
+    const bytes = await response.arrayBuffer();
+    if (rewrites-- > 0) {
+      // The old version's bytes are on their way; the object changes meanwhile.
+      await put(c, "mirror-src", "briefs/hot.bin", `hot version ${++version} `.repeat(500));
+      await sleep(150);
+    }
+    return new Response(bytes, { status: response.status, headers: response.headers });
+  });
+  try {
+    await put(c, "mirror-src", "briefs/hot.bin", `hot version ${version} `.repeat(500));
+    for (let i = 0; i < 5; i++) await put(c, "mirror-src", `briefs/cold-${i}.bin`, body(i));
+    await withTempDir(async (dir) => {
+      const svc = await services(dir, s3, { prefixes: ["briefs/"], endpoint: proxy.endpoint });
+      try {
+        const done = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(done.status, "completed", done.error ?? "");
+        assert.equal(done.result!.objects_copied, 6);
+        assert.equal(
+          proxy.seen.filter((r) => r === `GET ${objectPath("briefs/hot.bin")}`).length,
+          2,
+          "copied twice",
+        );
+        assert.equal(
+          await Deno.readTextFile(join(dir, "repo", "mirrors/assets/briefs/hot.bin")),
+          "hot version 1 ".repeat(500),
+        );
+        const listing = JSON.parse(
+          await Deno.readTextFile(join(dir, "repo", String(done.result!.key))),
+        );
+        const head = await c.send(
+          new HeadObjectCommand({ Bucket: "mirror-src", Key: "briefs/hot.bin" }),
+        );
+        assert.equal(
+          `"${listing.objects.find((o: { key: string }) => o.key === "briefs/hot.bin").etag}"`,
+          head.ETag,
+          "the listing names the version copied",
+        );
+
+        await put(c, "mirror-src", "briefs/hot.bin", "changed since the last run");
+        rewrites = 10;
+        const failed = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(failed.status, "failed");
+        assert.match(
+          failed.error!,
+          /briefs\/hot\.bin kept changing while it was copied \(3 attempts\)/,
+        );
+      } finally {
+        await svc.store.close();
+      }
+    });
+  } finally {
+    await proxy.stop();
     await s3.stop();
   }
 });

@@ -42,20 +42,24 @@ async function sha256Of(
   return { sha256: hash.digest("hex"), size };
 }
 
-/** The newest objects under every configured prefix, each key once. */
-async function listSource(
+/**
+ * The objects under every configured prefix, each key once (prefixes may overlap),
+ * recorded into `seen` as they are listed.
+ */
+async function* listSource(
   source: S3Source,
   prefixes: string[],
+  seen: Map<string, SourceObject>,
   signal: AbortSignal,
-): Promise<Map<string, SourceObject>> {
-  const seen = new Map<string, SourceObject>();
+): AsyncGenerator<SourceObject> {
   for (const prefix of prefixes.length ? prefixes : [""]) {
     for await (const o of source.list(prefix)) {
       signal.throwIfAborted();
+      if (seen.has(o.key)) continue;
       seen.set(o.key, o);
+      yield o;
     }
   }
-  return seen;
 }
 
 /**
@@ -72,12 +76,11 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const { client, repository, clientName, signal } = ctx;
     const source = await openSource(client);
     ctx.progress({ bytes_done: 0, phase: "listing" });
-    // The listing's first page checks the bucket and the credentials as well as a
-    // HEAD would; the index is read meanwhile.
-    const [state, current] = await Promise.all([
-      readState(repository, clientName),
-      listSource(source, client.prefixes, signal),
-    ]);
+    // The index is read while the first listing page is on its way: that page checks
+    // the bucket and the credentials as well as a HEAD would.
+    const index = readState(repository, clientName);
+    index.catch(() => {}); // a failed listing is the error reported
+    const current = new Map<string, SourceObject>();
     const counters = {
       objects_total: 0,
       objects_copied: 0,
@@ -86,14 +89,24 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       bytes_copied: 0,
     };
     const refused: Array<{ key: string; reason: string }> = [];
-    const toCopy: SourceObject[] = [];
-    for (const obj of current.values()) {
-      const prev = state.get(obj.key);
-      if (prev && !prev.source_deleted && prev.size === obj.size && prev.etag === obj.etag) {
-        counters.objects_unchanged++;
-      } else toCopy.push(obj);
+    // Copies start with the first listing page: on a first mirror, listing a large
+    // prefix takes as long as copying its first few hundred objects.
+    const listing = { done: false, bytesToCopy: 0 };
+    let state!: Map<string, MirrorEntry>;
+    async function* toCopy(): AsyncGenerator<SourceObject> {
+      for await (const obj of listSource(source, client.prefixes, current, signal)) {
+        state ??= await index;
+        const prev = state.get(obj.key);
+        if (prev && !prev.source_deleted && prev.size === obj.size && prev.etag === obj.etag) {
+          counters.objects_unchanged++;
+        } else {
+          listing.bytesToCopy += obj.size;
+          yield obj;
+        }
+      }
+      state ??= await index;
+      listing.done = true;
     }
-    const bytesToCopy = toCopy.reduce((n, o) => n + o.size, 0);
     let lastSave = Date.now(), sinceSave = 0, dirty = false;
     let saveFailure: unknown = null;
     const saveState = async (force = false) => {
@@ -166,8 +179,9 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         sinceSave++;
         ctx.progress({
           bytes_done: counters.bytes_copied,
-          bytes_total: bytesToCopy,
-          phase: "copying",
+          // The total is known once the listing is.
+          bytes_total: listing.done ? listing.bytesToCopy : null,
+          phase: listing.done ? "copying" : "listing and copying",
         });
         await saveState();
         return;
@@ -175,7 +189,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     };
 
     try {
-      await forEachConcurrently(toCopy, client.concurrency, copyOne, signal);
+      await forEachConcurrently(toCopy(), client.concurrency, copyOne, signal);
     } finally {
       // Whatever happened, record what was copied: the next run picks up from here.
       await saveState(true).catch((e) =>

@@ -85,25 +85,31 @@ export class S3Source {
     }
   }
 
-  /** Every object under a prefix, paged by marker (works on every S3 implementation). */
+  /**
+   * Every object under a prefix, paged by marker (works on every S3 implementation).
+   * The next page is requested as soon as a page arrives, so a consumer that copies
+   * while it lists never waits for the server between pages.
+   */
   async *list(prefix: string, bucket = this.bucket): AsyncGenerator<SourceObject> {
-    let marker: string | undefined;
-    for (;;) {
-      let page: ListPage;
+    const fetchPage = async (marker?: string): Promise<ListPage> => {
       try {
-        const response = await this.#http.request("GET", bucket, "", {
-          prefix,
-          marker,
-        });
-        page = parseListPage(await response.text());
+        const response = await this.#http.request("GET", bucket, "", { prefix, marker });
+        return parseListPage(await response.text());
       } catch (error) {
         throw sourceError(error, `listing ${prefix || "the bucket"}`, this.#at(bucket));
       }
+    };
+    let next: Promise<ListPage> | null = fetchPage();
+    while (next) {
+      const page: ListPage = await next;
+      next = page.isTruncated && page.objects.length > 0
+        ? fetchPage(page.nextMarker ?? page.objects[page.objects.length - 1].key)
+        : null;
+      // A consumer that stops early never awaits the page fetched ahead.
+      next?.catch(() => {});
       for (const o of page.objects) {
         yield { key: o.key, size: o.size, etag: o.etag, last_modified: o.lastModified };
       }
-      if (!page.isTruncated || page.objects.length === 0) return;
-      marker = page.nextMarker ?? page.objects[page.objects.length - 1].key;
     }
   }
 
