@@ -2,6 +2,7 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { CairnError } from "../errors.ts";
 import { syncDirSync } from "../fs_sync.ts";
 import { fileChunks } from "./file_chunks.ts";
+import { gather, openReader } from "./gather.ts";
 import { contentHasher } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
@@ -10,7 +11,11 @@ const TMP_DIR = ".tmp";
 /** Writes of artifacts go in units of this size. */
 const IO_CHUNK = 1024 * 1024;
 const RANGE_CHUNK = 256 * 1024;
-/** Write buffers kept for reuse: one per concurrent put, as many as a mirror runs. */
+/**
+ * Write buffers kept for reuse, one per concurrent put, as many as a mirror runs: a
+ * fresh MiB per small object (zeroed, faulted in, then garbage) cost more than the
+ * writes it saved.
+ */
 const SPARE_BUFFERS = 16;
 /** fsyncs at once when syncDeferred() has to sync file by file. */
 const SYNC_LANES = 8;
@@ -137,13 +142,13 @@ export class FsRepository implements Repository {
     const hasher = contentHasher(options.onProgress);
     // Read and hashed here, not through a TransformStream: a mirror's thousands of
     // bodies arrive in tens of thousands of chunks, and each hop costs.
-    const reader = body.getReader();
+    const reader = openReader(body);
     // Cancelling the body wakes a read that waits for bytes; it then looks like the
     // end of the body, so the loop checks the signal before trusting an end.
     const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
     signal?.addEventListener("abort", onAbort, { once: true });
     let file: Deno.FsFile | null = null;
-    let release = () => {};
+    let buffer: Uint8Array | null = null;
     try {
       signal?.throwIfAborted();
       const create = { write: true, createNew: true, mode: 0o640 } as const;
@@ -154,28 +159,14 @@ export class FsRepository implements Repository {
         await this.#ensureDir(tmpDir);
         return await Deno.open(tmp, create);
       });
-      // Small chunks (socket and pipe reads are often a few KiB) are gathered into
-      // one reused buffer: a write each MiB instead of a write (and a thread hand-off)
-      // per chunk.
-      const pending = this.#takeBuffer();
-      release = () => this.#returnBuffer(pending);
-      let used = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        hasher.update(value);
-        if (used > 0 && used + value.byteLength > IO_CHUNK) {
-          await writeAll(file, pending.subarray(0, used));
-          used = 0;
-        }
-        if (value.byteLength >= IO_CHUNK) await writeAll(file, value);
-        else {
-          pending.set(value, used);
-          used += value.byteLength;
-        }
-      }
+      const out = file;
+      buffer = await gather(
+        reader,
+        this.#spareBuffers.pop() ?? new Uint8Array(IO_CHUNK),
+        (chunk) => hasher.update(chunk),
+        (filled) => writeAll(out, filled),
+      );
       signal?.throwIfAborted();
-      if (used > 0) await writeAll(file, pending.subarray(0, used));
       if (!options.deferSync) await file.sync();
       file.close();
       file = null;
@@ -203,7 +194,10 @@ export class FsRepository implements Repository {
       throw repositoryError(error, `writing ${key}`, this.root);
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      release();
+      // A failed or cancelled read may have taken the memory with it.
+      if (buffer?.byteLength === IO_CHUNK && this.#spareBuffers.length < SPARE_BUFFERS) {
+        this.#spareBuffers.push(buffer);
+      }
     }
   }
 
@@ -217,18 +211,6 @@ export class FsRepository implements Repository {
     await Deno.mkdir(dir, { recursive: true });
     if (this.#knownDirs.size > 10_000) this.#knownDirs.clear();
     this.#knownDirs.add(dir);
-  }
-
-  /**
-   * Write buffers are reused: a mirror puts thousands of small objects, and a fresh
-   * MiB each (zeroed, faulted in, then garbage) cost more than the writes it saved.
-   */
-  #takeBuffer(): Uint8Array {
-    return this.#spareBuffers.pop() ?? new Uint8Array(IO_CHUNK);
-  }
-
-  #returnBuffer(buffer: Uint8Array): void {
-    if (this.#spareBuffers.length < SPARE_BUFFERS) this.#spareBuffers.push(buffer);
   }
 
   async get(

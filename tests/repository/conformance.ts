@@ -13,6 +13,27 @@ const chunked = (b: Uint8Array, size = 7000) =>
   ReadableStream.from((function* () {
     for (let i = 0; i < b.length; i += size) yield b.slice(i, i + size);
   })());
+/** A byte stream, as an HTTP body or a child's stdout is: readable into the caller's buffer. */
+const byteChunked = (b: Uint8Array, size = 7000) => {
+  let i = 0;
+  return new ReadableStream({
+    type: "bytes",
+    pull(c) {
+      if (i >= b.length) {
+        c.close();
+        c.byobRequest?.respond(0);
+        return;
+      }
+      c.enqueue(b.slice(i, i + size));
+      i += size;
+    },
+  });
+};
+/** Every source shape a put must take the same way. */
+const SOURCES = [
+  { kind: "a stream", type: undefined, chunked },
+  { kind: "a byte stream", type: "bytes" as const, chunked: byteChunked },
+];
 const read = async (s: ReadableStream<Uint8Array>) =>
   new Uint8Array(await new Response(s).arrayBuffer());
 
@@ -31,17 +52,25 @@ export function repositoryConformance(
       }
     });
 
-  test("put streams, hashes and stores; get and stat read it back", async (repo) => {
-    const data = bytes(300_000);
-    const put = await repo.put("backups/c/a.bin", chunked(data));
-    assert.equal(put.size, data.length);
-    assert.equal(put.sha256, sha(data));
-    assert.deepEqual(await repo.stat("backups/c/a.bin"), {
-      key: "backups/c/a.bin",
-      size: data.length,
+  for (const source of SOURCES) {
+    test(`put streams ${source.kind}, hashes and stores; get and stat read it back`, async (repo) => {
+      // Larger than the fs repository's 1 MiB write buffer, in chunks that straddle it.
+      const data = bytes(2_500_000);
+      const put = await repo.put("backups/c/a.bin", source.chunked(data, 300_001));
+      assert.equal(put.size, data.length);
+      assert.equal(put.sha256, sha(data));
+      assert.deepEqual(await repo.stat("backups/c/a.bin"), {
+        key: "backups/c/a.bin",
+        size: data.length,
+      });
+      assert.deepEqual(await read(await repo.get("backups/c/a.bin")), data);
+      const small = bytes(300_000, 2);
+      assert.equal((await repo.put("backups/c/b.bin", source.chunked(small))).sha256, sha(small));
+      assert.deepEqual(await read(await repo.get("backups/c/b.bin")), small);
+      const empty = await repo.put("backups/c/empty.bin", source.chunked(new Uint8Array(0)));
+      assert.deepEqual(empty, { size: 0, sha256: sha(new Uint8Array(0)) });
     });
-    assert.deepEqual(await read(await repo.get("backups/c/a.bin")), data);
-  });
+  }
 
   test("deferred syncs: objects read back before and after syncDeferred", async (repo) => {
     // Across directories, more objects than the fs repository's 8 sync lanes.
@@ -94,53 +123,63 @@ export function repositoryConformance(
     assert.equal(await repo.stat("d/x"), null);
   });
 
-  test("a failing source stream leaves no key and no partial object", async (repo) => {
-    const failing = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(bytes(50_000));
-      },
-      pull(c) {
-        c.error(new Error("source died"));
-      },
+  for (const { kind, type } of SOURCES) {
+    test(`a failing source (${kind}) leaves no key and no partial object`, async (repo) => {
+      const failing = new ReadableStream({
+        type,
+        start(c) {
+          c.enqueue(bytes(50_000));
+        },
+        pull(c) {
+          c.error(new Error("source died"));
+        },
+      });
+      await assert.rejects(repo.put("f/x", failing), /source died/);
+      assert.equal(await repo.stat("f/x"), null);
+      assert.equal(await repo.cleanupPartial(-1), 0, "no leftovers");
+      // The repository is still fine for the next put.
+      const data = bytes(70_000);
+      assert.equal((await repo.put("f/y", chunked(data))).sha256, sha(data));
     });
-    await assert.rejects(repo.put("f/x", failing), /source died/);
-    assert.equal(await repo.stat("f/x"), null);
-    assert.equal(await repo.cleanupPartial(-1), 0, "no leftovers");
-  });
 
-  test("an aborted put leaves no key", async (repo) => {
-    const controller = new AbortController();
-    const endless = new ReadableStream<Uint8Array>({
-      pull(c) {
-        c.enqueue(bytes(64 * 1024));
-        controller.abort(new Error("stop"));
-      },
+    test(`an aborted put (${kind}) leaves no key`, async (repo) => {
+      const controller = new AbortController();
+      const endless = new ReadableStream({
+        type,
+        pull(c) {
+          c.enqueue(bytes(64 * 1024));
+          controller.abort(new Error("stop"));
+        },
+      });
+      await assert.rejects(repo.put("g/x", endless, { signal: controller.signal }));
+      assert.equal(await repo.stat("g/x"), null);
     });
-    await assert.rejects(repo.put("g/x", endless, { signal: controller.signal }));
-    assert.equal(await repo.stat("g/x"), null);
-  });
 
-  test("an abort while the source waits for bytes rejects with its reason and cancels the source", async (repo) => {
-    const controller = new AbortController();
-    let cancelled: unknown = null;
-    const stalled = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(bytes(10_000));
-      },
-      pull: () => new Promise(() => {}), // the source never sends another byte
-      cancel(reason) {
-        cancelled = reason;
-      },
+    test(`an abort while the source (${kind}) waits for bytes rejects with its reason and cancels it`, async (repo) => {
+      const controller = new AbortController();
+      let cancelled: unknown = null;
+      const stalled = new ReadableStream({
+        type,
+        start(c) {
+          c.enqueue(bytes(10_000));
+        },
+        pull: () => new Promise(() => {}), // the source never sends another byte
+        cancel(reason) {
+          cancelled = reason;
+        },
+      });
+      const stop = new Error("cancelled by the operator");
+      setTimeout(() => controller.abort(stop), 50);
+      await assert.rejects(
+        repo.put("s/x", stalled, { signal: controller.signal }),
+        (e) => e === stop,
+      );
+      assert.equal(cancelled, stop);
+      assert.equal(await repo.stat("s/x"), null);
+      const data = bytes(70_000);
+      assert.equal((await repo.put("s/y", chunked(data))).sha256, sha(data));
     });
-    const stop = new Error("cancelled by the operator");
-    setTimeout(() => controller.abort(stop), 50);
-    await assert.rejects(
-      repo.put("s/x", stalled, { signal: controller.signal }),
-      (e) => e === stop,
-    );
-    assert.equal(cancelled, stop);
-    assert.equal(await repo.stat("s/x"), null);
-  });
+  }
 
   test("keys that could escape are refused", async (repo) => {
     for (const key of ["../x", "/etc/passwd", "a/../../x", "a\0b", ""]) {
