@@ -167,6 +167,8 @@ export class FsRepository implements Repository {
         (filled) => writeAll(out, filled),
       );
       signal?.throwIfAborted();
+      // Only an abort cancels the body here; an end that was a cancel is never stored.
+      if (buffer === null) throw new Error("the source was cancelled before its end");
       if (!options.deferSync) await file.sync();
       file.close();
       file = null;
