@@ -75,6 +75,11 @@ async function services(
 
 const body = (i: number, v = 0) => `object ${i} version ${v} ` + "x".repeat(i % 300);
 
+/** Verifies the listing a backup job wrote; returns the verify job. */
+function verifyListing(svc: Services, backup: { result?: Record<string, unknown> | null }) {
+  return run(svc, { kind: "verify", client_name: "assets", key: String(backup.result!.key) });
+}
+
 Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and deleted ones; restore into an empty bucket byte for byte", async () => {
   const s3 = await startS3(["mirror-src", "restore-dst"]);
   const c = s3client(s3);
@@ -129,11 +134,7 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
           await Deno.stat(join(dir, "repo", "mirrors/assets", all[10].key)).then(() => true),
         );
 
-        const verify = await run(svc, {
-          kind: "verify",
-          client_name: "assets",
-          key: String(second.result!.key),
-        });
+        const verify = await verifyListing(svc, second);
         assert.equal(verify.status, "completed", verify.error ?? "");
 
         const restore = await run(svc, {
@@ -182,11 +183,7 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
 
         // A damaged mirrored object fails verify by key, and restore reports it instead of restoring it.
         await Deno.writeTextFile(join(dir, "repo", "mirrors/assets", all[100].key), "tampered");
-        const bad = await run(svc, {
-          kind: "verify",
-          client_name: "assets",
-          key: String(third.result!.key),
-        });
+        const bad = await verifyListing(svc, third);
         assert.equal(bad.status, "failed");
         assert.ok(bad.error!.includes(all[100].key), bad.error!);
       } finally {
@@ -313,11 +310,7 @@ Deno.test("s3 mirror: a run that fails part way leaves the mirror usable and the
             `only the objects the failed run did not finish (${copied})`,
           );
           assert.equal(Number(done.result!.objects_unchanged) + copied, 30);
-          const v = await run(svc, {
-            kind: "verify",
-            client_name: "assets",
-            key: String(done.result!.key),
-          });
+          const v = await verifyListing(svc, done);
           assert.equal(v.status, "completed", v.error ?? "");
         } finally {
           await svc.store.close();
@@ -407,11 +400,7 @@ Deno.test("s3 mirror: copies start with the first listing page; a later page tha
         assert.equal(done.status, "completed", done.error ?? "");
         assert.equal(done.result!.objects_copied, 150, "pages 2 and 3");
         assert.equal(done.result!.objects_unchanged, 100, "page 1, copied by the failed run");
-        const v = await run(svc, {
-          kind: "verify",
-          client_name: "assets",
-          key: String(done.result!.key),
-        });
+        const v = await verifyListing(svc, done);
         assert.equal(v.status, "completed", v.error ?? "");
       } finally {
         await svc.store.close();
@@ -504,11 +493,7 @@ Deno.test("s3 mirror: mirrors into an S3 repository too", async () => {
         assert.equal(b.status, "completed", b.error ?? "");
         assert.equal(b.result!.objects_copied, 20);
         assert.equal((await keys(c, "repo-bucket", "cairn/mirrors/assets/skills/")).length, 20);
-        const v = await run(svc, {
-          kind: "verify",
-          client_name: "assets",
-          key: String(b.result!.key),
-        });
+        const v = await verifyListing(svc, b);
         assert.equal(v.status, "completed", v.error ?? "");
         assert.equal(
           (await run(svc, { kind: "backup", client_name: "assets" })).result!.objects_copied,
