@@ -367,10 +367,12 @@ Deno.test("s3 mirror: copies start with the first listing page; a later page tha
     if (url.pathname === "/mirror-src") {
       if (url.searchParams.has("marker") && failPage2) {
         failPage2 = false;
+        let timer: ReturnType<typeof setTimeout> | undefined;
         copiedBeforeListed = await Promise.race([
           firstObjectRead.then(() => true),
-          sleep(10_000).then(() => false),
+          new Promise<boolean>((r) => timer = setTimeout(() => r(false), 10_000)),
         ]);
+        clearTimeout(timer);
         return new Response(
           "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
           { status: 403 },
