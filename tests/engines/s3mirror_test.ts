@@ -195,6 +195,74 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
   }
 });
 
+Deno.test("s3 mirror: restore reports mirrored copies that no longer match the listing by key and never uploads them", async () => {
+  const s3 = await startS3(["mirror-src", "restore-dst"]);
+  const c = s3client(s3);
+  // Small objects go up in one PutObject, the 12 MiB one in parts.
+  const sizes: Record<string, number> = {
+    "briefs/a.bin": 3000,
+    "briefs/b.bin": 3000,
+    "briefs/c.bin": 3000,
+    "briefs/d.bin": 3000,
+    "briefs/large.bin": 12 * 1024 * 1024 + 5,
+  };
+  const content = (key: string) => new Uint8Array(sizes[key]).fill(key.charCodeAt(7));
+  try {
+    for (const key of Object.keys(sizes)) await put(c, "mirror-src", key, content(key));
+    await withTempDir(async (dir) => {
+      const svc = await services(dir, s3, { prefixes: ["briefs/"] });
+      try {
+        const backup = await run(svc, { kind: "backup", client_name: "assets" });
+        assert.equal(backup.status, "completed", backup.error ?? "");
+        const mirrored = (key: string) => join(dir, "repo", "mirrors/assets", key);
+        await Deno.writeTextFile(mirrored("briefs/a.bin"), "shorter"); // size differs
+        await Deno.writeFile(mirrored("briefs/b.bin"), new Uint8Array(3000).fill(9)); // same size
+        await Deno.remove(mirrored("briefs/c.bin"));
+        const large = new Uint8Array(sizes["briefs/large.bin"]).fill(9); // damage in the last part
+        large.set(content("briefs/large.bin").subarray(0, large.length - 1));
+        await Deno.writeFile(mirrored("briefs/large.bin"), large);
+
+        const restore = await run(svc, {
+          kind: "restore",
+          client_name: "assets",
+          key: String(backup.result!.key),
+          params: { target: "s3://restore-dst/copy/" },
+        });
+        assert.equal(restore.status, "failed");
+        assert.match(restore.error!, /Restored 1 objects; 4 no longer match the listing/);
+        for (const key of ["briefs/a.bin", "briefs/b.bin", "briefs/c.bin", "briefs/large.bin"]) {
+          assert.ok(restore.error!.includes(key), `${key} named in: ${restore.error}`);
+        }
+        assert.deepEqual(await keys(c, "restore-dst", "copy/"), ["copy/briefs/d.bin"]);
+        assert.deepEqual(await get(c, "restore-dst", "copy/briefs/d.bin"), content("briefs/d.bin"));
+
+        // Over the source itself: the objects there stay as they are.
+        await put(c, "mirror-src", "briefs/b.bin", "changed at the source");
+        const over = await run(svc, {
+          kind: "restore",
+          client_name: "assets",
+          key: String(backup.result!.key),
+          params: { replace: true },
+        });
+        assert.equal(over.status, "failed");
+        assert.match(over.error!, /Restored 1 objects; 4 no longer match the listing/);
+        assert.equal(
+          new TextDecoder().decode(await get(c, "mirror-src", "briefs/b.bin")),
+          "changed at the source",
+        );
+        assert.deepEqual(
+          await get(c, "mirror-src", "briefs/large.bin"),
+          content("briefs/large.bin"),
+        );
+      } finally {
+        await svc.store.close();
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});
+
 Deno.test("s3 mirror: keys with spaces, unicode, +, %, folder markers and very long names round-trip", async () => {
   const s3 = await startS3(["mirror-src", "restore-dst"]);
   const c = s3client(s3);
