@@ -3,6 +3,7 @@ import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
 import { logger } from "../../log.ts";
+import { verifyingStream } from "../../repository/hashing.ts";
 import { VERSION } from "../../version.ts";
 import type {
   BackupFacts,
@@ -277,7 +278,6 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const mismatched: Array<{ key: string; reason: string }> = [];
     let restored = 0, bytes = 0;
     await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
-      // Check the mirrored copy against the listing before it goes anywhere.
       const info = await repository.stat(o.stored_key);
       if (!info || info.size !== o.size) {
         mismatched.push({
@@ -286,20 +286,22 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         });
         return;
       }
-      const check = await sha256Of(await repository.get(o.stored_key));
-      if (check.sha256 !== o.sha256) {
+      // Checked as it uploads, so each object is read once: the last bytes are held
+      // back until the sha256 matches the listing, and a damaged copy never completes
+      // an upload (nor replaces the object already at the target).
+      const checked = (await repository.get(o.stored_key)).pipeThrough(
+        verifyingStream({ sha256: o.sha256, size: o.size, key: o.stored_key }),
+      );
+      try {
+        await source.put(target.bucket, target.prefix + o.key, checked, { size: o.size, signal });
+      } catch (error) {
+        if (!(error instanceof CairnError && error.code === "CHECKSUM_MISMATCH")) throw error;
         mismatched.push({
           key: o.key,
           reason: "sha256 differs from the listing (changed by a later run or damaged)",
         });
         return;
       }
-      await source.put(
-        target.bucket,
-        target.prefix + o.key,
-        await repository.get(o.stored_key),
-        { size: o.size, signal },
-      );
       restored++;
       bytes += o.size;
       ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
