@@ -27,7 +27,8 @@ export async function writeConfig(
 ): Promise<string> {
   const store = options.store ?? "sqlite";
   const config = {
-    server: { listen: "127.0.0.1:4052", ...(options.server ?? {}) },
+    // Port 0: a test never collides with a running daemon (or another test) on a fixed port.
+    server: { listen: "127.0.0.1:0", ...(options.server ?? {}) },
     store: { kind: store, path: join(dir, store === "sqlite" ? "cairn.db" : "jobs.jsonl") },
     repository: { kind: "fs", path: options.repositoryPath ?? join(dir, "repo") },
     backup: {
