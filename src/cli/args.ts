@@ -7,6 +7,14 @@ export class UsageError extends Error {
   }
 }
 
+/** `--help` or `-h` among a subcommand's arguments: main prints that command's help, exit 0. */
+export class HelpRequested extends Error {
+  constructor() {
+    super("help requested");
+    this.name = "HelpRequested";
+  }
+}
+
 type Spec = Record<string, { type: "string" | "boolean"; short?: string }>;
 
 /** node:util parseArgs with errors turned into usage errors (exit 2). */
@@ -15,6 +23,10 @@ export function parseFlags<S extends Spec>(
   spec: S,
   positionals: { min: number; max: number; names: string[] },
 ) {
+  // Before parsing: `cairn backup --help` must not fail for its missing CLIENT.
+  const end = argv.indexOf("--");
+  const options = end === -1 ? argv : argv.slice(0, end);
+  if (options.includes("--help") || options.includes("-h")) throw new HelpRequested();
   let parsed;
   try {
     parsed = nodeParseArgs({

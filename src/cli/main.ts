@@ -2,7 +2,8 @@ import { ConfigError } from "../config/load.ts";
 import { CairnError, describeError, toError } from "../errors.ts";
 import { unseen } from "../lazy.ts";
 import { VERSION } from "../version.ts";
-import { UsageError } from "./args.ts";
+import { HelpRequested, UsageError } from "./args.ts";
+import { COMMAND_HELP } from "./help.ts";
 import { err, out } from "./output.ts";
 
 // Commands load on demand: `cairn backup` never pays for the HTTP stack, `version` for nothing.
@@ -19,7 +20,8 @@ Usage:
   cairn config check      [--probe] [--config FILE]
   cairn version
 
-The config file is --config FILE, else $CAIRN_CONFIG, else ./cairn.yaml.`;
+The config file is --config FILE, else $CAIRN_CONFIG, else ./cairn.yaml.
+"cairn COMMAND --help" describes one command and all its flags.`;
 
 /** Errors that mean "you asked wrongly" rather than "the job failed": exit 2. */
 const USAGE_CODES = new Set([
@@ -58,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import(unseen("./prune.ts")) as typeof import("./prune.ts"))
           .pruneCommand(rest);
       case "config":
+        if (rest[0] === "--help" || rest[0] === "-h") throw new HelpRequested();
         if (rest[0] !== "check") {
           throw new UsageError(
             `Unknown command: config ${rest[0] ?? ""}`.trim() +
@@ -81,8 +84,13 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command: ${command}`);
     }
   } catch (error) {
+    if (error instanceof HelpRequested) {
+      out(COMMAND_HELP[command] ?? USAGE);
+      return 0;
+    }
     if (error instanceof UsageError) {
-      err(`cairn: ${error.message}\n\n${USAGE}`);
+      const help = COMMAND_HELP[command] ?? USAGE;
+      err(`cairn: ${error.message}\n\n${help}`);
       return 2;
     }
     if (error instanceof ConfigError) {

@@ -1,0 +1,87 @@
+/**
+ * What `cairn <command> --help` prints: the usage line, what each argument means
+ * and every flag the command takes. Kept beside the parsers' flag lists; a test
+ * checks that every flag a command parses is named in its help.
+ */
+const CONFIG_FLAG = "  --config FILE   the config file (default: $CAIRN_CONFIG, else ./cairn.yaml)";
+
+export const COMMAND_HELP: Record<string, string> = {
+  daemon: `Usage: cairn daemon [--config FILE]
+
+Runs the HTTP admin API and the job and schedule workers until SIGTERM or SIGINT
+(Ctrl-C), then lets running jobs finish for a grace period and exits.
+
+${CONFIG_FLAG}`,
+
+  backup: `Usage: cairn backup CLIENT [--label L] [--json] [--config FILE]
+
+Backs up one client (a name under clients: in the config) in this process, records
+the job in the job store and prints the backup's key.
+
+  --label L       a label in the key: 1-40 of a-z, 0-9, _ and - (default: manual)
+  --json          print the finished job record as JSON, nothing else on stdout
+${CONFIG_FLAG}`,
+
+  restore:
+    `Usage: cairn restore KEY [--client C] [--target T] [--yes] [--flush] [--json] [--config FILE]
+
+Restores a backup (KEY as printed by cairn list) in this process. Without --target
+it restores over the client itself.
+
+  --client C      the client whose settings are used (default: the backup's own client)
+  --target T      where the backup goes, by the client's kind:
+                    postgres   a database name on the client's server (created if missing)
+                    redis      a URL, redis://[user[:pass]@]host:port[/db]
+                    sqlite     a file path
+                    directory  a directory path
+                    s3         s3://BUCKET/PREFIX
+  --yes           replace a target that is not empty (without it, cairn refuses)
+  --flush         redis only: empty the target database first
+  --json          print the finished job record as JSON, nothing else on stdout
+${CONFIG_FLAG}`,
+
+  verify: `Usage: cairn verify KEY [--json] [--config FILE]
+
+Checks a backup: its bytes against the manifest's sha256, then its content
+(postgres: a rehearsal restore with row counts; redis: the whole RDB parsed;
+sqlite: integrity_check and counts; directory: file counts; s3: every object).
+Exit 0 when it is sound, 1 when it is damaged, 2 when KEY does not exist.
+
+  --json          print the finished job record as JSON, nothing else on stdout
+${CONFIG_FLAG}`,
+
+  list: `Usage: cairn list [--client C] [--json] [--config FILE]
+
+Lists the backups in the repository, newest first.
+
+  --client C      only this client's backups
+  --json          print the list as JSON
+${CONFIG_FLAG}`,
+
+  jobs: `Usage: cairn jobs [--status S] [--client C] [--limit N] [--json] [--config FILE]
+
+Lists jobs from the job store, newest first.
+
+  --status S      pending, running, completed, failed or cancelled
+  --client C      only this client's jobs
+  --limit N       at most N jobs, 1-1000 (default: 50)
+  --json          print the jobs as JSON
+${CONFIG_FLAG}`,
+
+  prune: `Usage: cairn prune [--client C] [--dry-run] [--json] [--config FILE]
+
+Applies each schedule's retention policy and deletes the backups it does not keep.
+Manual backups are never pruned.
+
+  --client C      only this client's schedules
+  --dry-run       print the plan and delete nothing
+  --json          print the finished job record as JSON
+${CONFIG_FLAG}`,
+
+  config: `Usage: cairn config check [--probe] [--config FILE]
+
+Validates the config and prints the resolved values, secrets shown as ***.
+
+  --probe         also check that the repository is reachable and writable
+${CONFIG_FLAG}`,
+};
