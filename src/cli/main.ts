@@ -30,6 +30,9 @@ const USAGE_CODES = new Set([
   "INVALID_KEY",
   "VALIDATION_FAILED",
   "STORE_LOCKED",
+  "LISTEN_FAILED",
+  // A key that names no backup is asked wrongly; a damaged one is a failed job (exit 1).
+  "BACKUP_NOT_FOUND",
 ]);
 
 export async function main(argv: string[]): Promise<number> {

@@ -28,11 +28,26 @@ export function configPath(flag: string | undefined): string {
   return flag ?? Deno.env.get("CAIRN_CONFIG") ?? "cairn.yaml";
 }
 
-export function zodProblems(error: z.ZodError, prefix = ""): ConfigProblem[] {
+/**
+ * Zod issues as one problem per path. `input` (the value that was parsed) lets a
+ * discriminated union say whether its `kind` is missing or unknown, where zod says
+ * only "Invalid discriminator value".
+ */
+export function zodProblems(error: z.ZodError, prefix = "", input?: unknown): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   for (const issue of error.issues) {
     const base = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
-    if (issue.code === "unrecognized_keys") {
+    const union = issue as { discriminator?: string; options?: unknown[] };
+    if (issue.code === "invalid_union" && union.discriminator && union.options) {
+      const choices = union.options.map(String).join(", ");
+      const value = valueAt(input, issue.path);
+      out.push({
+        path: base,
+        message: value === undefined
+          ? `missing: set ${union.discriminator} to one of ${choices}`
+          : `unknown ${union.discriminator} ${JSON.stringify(value)}: one of ${choices}`,
+      });
+    } else if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         out.push({ path: base ? `${base}.${key}` : key, message: "unknown key" });
       }
@@ -46,6 +61,15 @@ export function zodProblems(error: z.ZodError, prefix = ""): ConfigProblem[] {
     }
   }
   return out;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = Object.hasOwn(value, key) ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  }
+  return value;
 }
 
 /** Parses YAML text into a validated config; every problem is reported at once, by path. */
@@ -69,7 +93,7 @@ export function parseConfig(
   const env = options.env ?? ((name: string) => Deno.env.get(name));
   const { value, problems, secrets } = interpolate(tree, env);
   const parsed = ConfigSchema.safeParse(value);
-  const all = [...problems, ...(parsed.success ? [] : zodProblems(parsed.error))];
+  const all = [...problems, ...(parsed.success ? [] : zodProblems(parsed.error, "", value))];
   if (parsed.success) all.push(...semanticProblems(parsed.data));
   if (all.length > 0) throw new ConfigError(file, all);
   const config = applyEnvOverrides(parsed.data!, env);
@@ -89,7 +113,8 @@ export async function loadConfig(flag: string | undefined): Promise<Config> {
       : (error as Error).message;
     throw new ConfigError(file, [{
       path: "",
-      message: `cannot read the config file: ${reason} (pass --config FILE or set CAIRN_CONFIG)`,
+      message:
+        `cannot read the config file ${file}: ${reason} (pass --config FILE or set CAIRN_CONFIG)`,
     }]);
   }
   return parseConfig(text, { file });

@@ -1,7 +1,7 @@
 import { createApp } from "../api/app.ts";
 import type { Config } from "../config/schema.ts";
 import { isLoopbackHost } from "../config/load.ts";
-import { toError } from "../errors.ts";
+import { CairnError, toError } from "../errors.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
@@ -112,7 +112,13 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     }, app.fetch);
   } catch (error) {
     await services.store.close();
-    throw new Error(`Cannot listen on ${config.server.listen}: ${toError(error).message}`);
+    // A taken or forbidden address is the operator's to fix (exit 2), not a crash.
+    throw new CairnError(
+      "LISTEN_FAILED",
+      `Cannot listen on ${config.server.listen} (server.listen): ${
+        toError(error).message
+      }; stop the process that holds it or choose another address`,
+    );
   }
 
   let resolveFinished!: () => void;

@@ -174,8 +174,56 @@ Deno.test("cli: unknown client and bad keys are usage errors (exit 2) naming the
       "--config",
       config,
     ]);
-    assert.equal(missing.code, 1);
+    // Missing is a usage error (2), so a script can tell it from a damaged backup (1).
+    assert.equal(missing.code, 2);
     assert.match(missing.stderr, /Backup not found/);
+  });
+});
+
+Deno.test("cli: verify of a damaged artifact is exit 1, naming the mismatch", async () => {
+  await withTempDir(async (dir) => {
+    const src = join(dir, "src");
+    await makeTree(src);
+    const config = await writeConfig(dir, { clients: { files: { kind: "directory", path: src } } });
+    const key =
+      JSON.parse((await cairn(["backup", "files", "--json", "--config", config])).stdout).key;
+    const artifact = join(dir, "repo", key);
+    const bytes = await Deno.readFile(artifact);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await Deno.writeFile(artifact, bytes);
+    const damaged = await cairn(["verify", key, "--config", config]);
+    assert.equal(damaged.code, 1, damaged.stderr);
+    assert.match(damaged.stderr, /sha256/);
+  });
+});
+
+Deno.test("cli: a daemon whose address is taken exits 2 naming the address", async () => {
+  await withTempDir(async (dir) => {
+    const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const listen = `127.0.0.1:${(holder.addr as Deno.NetAddr).port}`;
+      const config = await writeConfig(dir, { server: { listen } });
+      const r = await cairn(["daemon", "--config", config]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.ok(
+        r.stderr.includes(
+          `cairn: Cannot listen on ${listen} (server.listen): Address already in use`,
+        ),
+        r.stderr,
+      );
+      assert.ok(!r.stderr.includes("unexpected error"));
+    } finally {
+      holder.close();
+    }
+  });
+});
+
+Deno.test("cli: a missing config file is exit 2 naming the path it tried", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "nope.yaml");
+    const r = await cairn(["list", "--config", path]);
+    assert.equal(r.code, 2);
+    assert.ok(r.stderr.includes(`cannot read the config file ${path}: file not found`), r.stderr);
   });
 });
 

@@ -148,3 +148,15 @@ Deno.test("the shipped example configs are valid", async () => {
     assert.ok(Object.keys(config.clients).length > 0, file);
   }
 });
+
+Deno.test("a repository or client without kind says the kind is missing; an unknown kind is named", () => {
+  assert.deepEqual(problems(`repository: {path: x}`), [
+    "repository.kind: missing: set kind to one of fs, s3",
+  ]);
+  assert.deepEqual(problems(`repository: {kind: ftp}`), [
+    'repository.kind: unknown kind "ftp": one of fs, s3',
+  ]);
+  const client = problems(`clients: {app: {url: "postgres://x@h/db"}}`);
+  assert.equal(client.length, 1);
+  assert.match(client[0], /^clients\.app\.kind: missing: set kind to one of postgres, /);
+});
