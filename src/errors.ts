@@ -26,6 +26,7 @@ export type ErrorCode =
   | "VERIFY_FAILED"
   | "STORE_LOCKED"
   | "STORE_CORRUPT"
+  | "LISTEN_FAILED"
   | "CANCELLED"
   | "INTERNAL";
 
