@@ -7,7 +7,8 @@ import { logger } from "../log.ts";
 import { requireAdminKey } from "./auth.ts";
 import type { ApiDeps, AppEnv } from "./deps.ts";
 import { errorBody } from "./envelope.ts";
-import { backupRoutes } from "./routes/backups.ts";
+import { allowedMethods } from "./methods.ts";
+import { backupRoutes, RESOURCE_PATH } from "./routes/backups.ts";
 import { dlqRoutes } from "./routes/dlq.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { scheduleRoutes } from "./routes/schedules.ts";
@@ -56,9 +57,23 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   app.route("/admin/backups/dlq", dlqRoutes());
   app.route("/admin/backups", backupRoutes());
 
-  app.notFound((c) =>
-    c.json(errorBody("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), 404)
-  );
+  app.notFound((c) => {
+    // Under a fixed resource (jobs, schedules...), the catch-all key routes do not count.
+    const resource = RESOURCE_PATH.test(c.req.path.replace(/^\/admin\/backups\//, ""));
+    const routes = resource ? app.routes.filter((r) => !r.path.includes(":key{")) : app.routes;
+    const allow = allowedMethods(routes, c.req.path);
+    if (allow.length > 0) {
+      c.header("Allow", allow.join(", "));
+      return c.json(
+        errorBody(
+          "METHOD_NOT_ALLOWED",
+          `${c.req.method} is not allowed on ${c.req.path}: use ${allow.join(", ")}`,
+        ),
+        405,
+      );
+    }
+    return c.json(errorBody("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), 404);
+  });
 
   app.onError((error, c) => {
     if (error instanceof CairnError) {

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { logger } from "../log.ts";
+import { invalid } from "./validate.ts";
 import type { Job, NewJob } from "../jobs/types.ts";
 import type { ScheduleWorker } from "../runtime/scheduler.ts";
 import type { Services } from "../runtime/services.ts";
@@ -29,6 +30,18 @@ export async function enqueue(deps: ApiDeps, input: NewJob): Promise<Job> {
 /** `x-athena-client` names the client when a body leaves client_name out. */
 export function clientFrom(c: Context, fromBody: string | undefined): string | undefined {
   return fromBody ?? c.req.header("x-athena-client") ?? undefined;
+}
+
+/** clientFrom, required: a body with neither client_name nor the header is a 400 naming the field. */
+export function requiredClientName(c: Context, fromBody: string | undefined): string {
+  const name = clientFrom(c, fromBody);
+  if (name === undefined || name === "") {
+    throw invalid([{
+      path: "client_name",
+      message: "required: name a configured client, or send the x-athena-client header",
+    }]);
+  }
+  return name;
 }
 
 export type AppEnv = { Variables: { requestId: string; deps: ApiDeps } };

@@ -8,7 +8,10 @@ export const Label = z.string().regex(LABEL, "must be 1-40 of a-z, 0-9, _ and -"
 const Limit = z.coerce.number().int().min(1).max(1000);
 const Cursor = z.string().min(1).max(500);
 
-export const IdParam = z.coerce.number().int().positive("must be a positive integer");
+/** A job or schedule id in a path: digits only, so "abc" and "1.5" are named, not coerced to NaN. */
+export const IdParam = z.string()
+  .regex(/^[1-9][0-9]{0,14}$/, "must be a positive integer")
+  .transform(Number);
 
 export const CreateBackupBody = z.strictObject({
   client_name: ClientName.optional(),

@@ -1,3 +1,4 @@
+import { plural } from "../plural.ts";
 import { requireClient } from "../runtime/services.ts";
 import { parseFlags } from "./args.ts";
 import { runJobCommand } from "./run_job.ts";
@@ -27,7 +28,7 @@ export function pruneCommand(argv: string[]): Promise<number> {
       const lines = [
         dryRun
           ? "Prune plan (dry run, nothing deleted):"
-          : `Pruned ${r.removed} backups, kept ${r.kept}:`,
+          : `Pruned ${plural(r.removed, "backup")}, kept ${r.kept}:`,
       ];
       for (const s of r.schedules) {
         lines.push(`schedule ${s.schedule_id} (${s.client_name}, ${s.timezone})`);

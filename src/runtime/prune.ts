@@ -1,3 +1,4 @@
+import { plural } from "../plural.ts";
 import type { Job, Schedule } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { parseKey } from "../repository/keys.ts";
@@ -86,7 +87,7 @@ export async function prune(
   }
   if (failures.length) {
     throw new Error(
-      `Prune removed ${removed} backups but failed on ${failures.length}: ${
+      `Prune removed ${plural(removed, "backup")} but failed on ${failures.length}: ${
         failures.map((f) => `${f.key}: ${f.error}`).join("; ")
       }`,
     );

@@ -196,8 +196,10 @@ Deno.test("e2e: auth, validation, not-found, INVALID_KEY on every key route, 413
       });
       assert.equal(unknown.status, 400);
       assert.equal((await json(unknown)).code, "UNKNOWN_CLIENT");
+      // No name at all is a missing field, not an unknown client "".
       const noClient = await d.api("/admin/backups", { method: "POST", json: {} });
-      assert.equal((await json(noClient)).code, "UNKNOWN_CLIENT");
+      assert.equal(noClient.status, 400);
+      assert.equal((await json(noClient)).details[0].path, "client_name");
 
       const nf = async (path: string, method: string, code: string) => {
         const res = await d.api(path, { method });

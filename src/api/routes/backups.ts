@@ -8,10 +8,13 @@ import {
   readManifest,
 } from "../../repository/manifest.ts";
 import { requireClient } from "../../runtime/services.ts";
-import { type AppEnv, clientFrom, enqueue } from "../deps.ts";
+import { type AppEnv, clientFrom, enqueue, requiredClientName } from "../deps.ts";
 import { ok } from "../envelope.ts";
 import { CreateBackupBody, ListBackupsQuery, RestoreBody, VerifyBody } from "../schemas.ts";
 import { jsonBody, queryOf } from "../validate.ts";
+
+/** The fixed resources under /admin/backups, which the catch-all key routes must not claim. */
+export const RESOURCE_PATH = /^(jobs|schedules|dlq|prune)(\/|$)/;
 
 /** The key from the path, already URL-decoded once by the router (backups%2Fapp_db%2F...). */
 function keyParam(key: string): string {
@@ -43,17 +46,17 @@ export function backupRoutes(): Hono<AppEnv> {
   app.post("/", async (c) => {
     const { services } = c.get("deps");
     const body = await jsonBody(c, CreateBackupBody);
-    const client = clientFrom(c, body.client_name);
+    const client = requiredClientName(c, body.client_name);
     requireClient(services.config, client);
     const job = await enqueue(c.get("deps"), {
       kind: "backup",
-      client_name: client!,
+      client_name: client,
       label: body.label ?? "manual",
       max_attempts: services.config.backup.worker_max_attempts,
     });
     return ok(c, { job_id: job.id, client_name: job.client_name, status: job.status }, {
       status: 202,
-      message: "Backup queued",
+      message: "Backup job queued",
     });
   });
 
@@ -96,7 +99,7 @@ export function backupRoutes(): Hono<AppEnv> {
     });
     return ok(c, { job_id: job.id, key, client_name: client, status: job.status }, {
       status: 202,
-      message: "Restore queued",
+      message: "Restore job queued",
     });
   });
 
@@ -115,7 +118,7 @@ export function backupRoutes(): Hono<AppEnv> {
     });
     return ok(c, { job_id: job.id, key, status: job.status }, {
       status: 202,
-      message: "Verification queued",
+      message: "Verify job queued",
     });
   });
 
@@ -152,6 +155,8 @@ export function backupRoutes(): Hono<AppEnv> {
   });
 
   app.delete("/:key{.+}", async (c) => {
+    // `DELETE /admin/backups/jobs` is a wrong method on a resource, not a key (405).
+    if (RESOURCE_PATH.test(c.req.param("key"))) return c.notFound();
     const key = keyParam(c.req.param("key"));
     await deleteBackup(c.get("deps").services.repository, key);
     return ok(c, { key, deleted: true }, { message: "Backup deleted" });

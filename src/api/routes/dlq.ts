@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { plural } from "../../plural.ts";
 import { CairnError } from "../../errors.ts";
 import { type Job, jobRecord } from "../../jobs/types.ts";
 import type { JobStore } from "../../store/store.ts";
@@ -67,7 +68,7 @@ export function dlqRoutes(): Hono<AppEnv> {
       kind: body.kind,
     });
     pool?.wake();
-    return ok(c, { requeued }, { message: `Requeued ${requeued} jobs` });
+    return ok(c, { requeued }, { message: `Requeued ${plural(requeued, "job")}` });
   });
 
   app.post("/cleanup", async (c) => {
@@ -77,7 +78,7 @@ export function dlqRoutes(): Hono<AppEnv> {
       status: "failed",
       finished_before: cutoff,
     });
-    return ok(c, { deleted }, { message: `Deleted ${deleted} failed jobs` });
+    return ok(c, { deleted }, { message: `Deleted ${plural(deleted, "failed job")}` });
   });
 
   app.post("/:id/requeue", async (c) => {

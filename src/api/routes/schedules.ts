@@ -3,7 +3,7 @@ import { CairnError } from "../../errors.ts";
 import { nextRunAt } from "../../jobs/cron.ts";
 import { type Schedule, type SchedulePatch, scheduleRecord } from "../../jobs/types.ts";
 import { requireClient } from "../../runtime/services.ts";
-import { type AppEnv, clientFrom } from "../deps.ts";
+import { type AppEnv, requiredClientName } from "../deps.ts";
 import { ok } from "../envelope.ts";
 import { CreateScheduleBody, IdParam, PatchScheduleBody } from "../schemas.ts";
 import { jsonBody, parseWith } from "../validate.ts";
@@ -32,14 +32,14 @@ export function scheduleRoutes(): Hono<AppEnv> {
   app.post("/", async (c) => {
     const { services, scheduler } = c.get("deps");
     const body = await jsonBody(c, CreateScheduleBody);
-    const client = clientFrom(c, body.client_name);
+    const client = requiredClientName(c, body.client_name);
     try {
       requireClient(services.config, client);
     } catch (error) {
       unknownClientField(error);
     }
     const schedule = await services.store.createSchedule({
-      client_name: client!,
+      client_name: client,
       cron: body.cron,
       timezone: body.timezone,
       label: body.label,

@@ -91,7 +91,11 @@ export function systemRoutes(): Hono<AppEnv> {
       max_attempts: 1,
       params: { dry_run: false },
     });
-    return ok(c, jobRecord(job), { status: 202, message: "Prune queued" });
+    // job_id like every other enqueue; the record's fields stay for existing callers.
+    return ok(c, { job_id: job.id, ...jobRecord(job) }, {
+      status: 202,
+      message: "Prune job queued",
+    });
   });
 
   return app;
