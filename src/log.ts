@@ -50,3 +50,24 @@ export const logger = {
   warn: (msg: string, fields?: LogFields) => log("warn", msg, fields),
   error: (msg: string, fields?: LogFields) => log("error", msg, fields),
 };
+
+/**
+ * Sends whatever the runtime or a library prints through console.* (for example
+ * Deno.serve's one-time "request.signal" warning) into the JSON log, so that the
+ * daemon's output stays one JSON object per line.
+ */
+export function captureConsole(): void {
+  const levels: [keyof Console, LogLevel][] = [
+    ["debug", "debug"],
+    ["log", "info"],
+    ["info", "info"],
+    ["warn", "warn"],
+    ["error", "error"],
+  ];
+  for (const [method, level] of levels) {
+    (console as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const text = args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" ");
+      log(level, text, { source: "console" });
+    };
+  }
+}
