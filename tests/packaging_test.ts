@@ -50,17 +50,21 @@ Deno.test("packaging: the systemd unit is hardened and restarts on failure", asy
   assert.ok(stop > 25, "systemd waits longer than cairn's shutdown grace period");
 });
 
-Deno.test("packaging: systemd-analyze accepts the unit", async () => {
-  const analyze = await new Deno.Command("sh", {
-    args: ["-c", "command -v systemd-analyze"],
-    stdout: "piped",
-  }).output();
-  if (!analyze.success) {
-    console.warn(
-      "systemd-analyze is not installed: SKIPPING the unit syntax check (the directive checks above still ran)",
-    );
-    return;
-  }
+/** Whether a command is on PATH, decided when the tests are registered (for `ignore`). */
+function onPath(command: string): boolean {
+  return (Deno.env.get("PATH") ?? "").split(":").some((dir) => {
+    try {
+      return Deno.statSync(`${dir}/${command}`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+// .ci/run installs systemd for this; elsewhere a missing systemd-analyze is reported as ignored.
+Deno.test("packaging: systemd-analyze accepts the unit", {
+  ignore: !onPath("systemd-analyze"),
+}, async () => {
   const dir = await Deno.makeTempDir();
   try {
     // The binary is not installed here; point ExecStart at one that is.

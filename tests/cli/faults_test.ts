@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { waitFor } from "../helpers/daemon.ts";
-import { mountTmpfs, skipFaults, withoutDacOverride } from "../helpers/mounts.ts";
+import { mountTmpfs, SKIP_FAULTS, withoutDacOverride } from "../helpers/mounts.ts";
 import {
   cairn,
   CAIRN_PERMISSIONS,
@@ -13,8 +13,9 @@ import {
   writeConfig,
 } from "../helpers/tmp.ts";
 
-Deno.test("fault: a client directory that cannot be read fails the job clearly", async () => {
-  if (skipFaults()) return;
+Deno.test("fault: a client directory that cannot be read fails the job clearly", {
+  ignore: SKIP_FAULTS,
+}, async () => {
   await withTempDir(async (dir) => {
     const src = join(dir, "locked");
     await makeTree(src);
@@ -52,8 +53,9 @@ Deno.test("fault: a client directory that cannot be read fails the job clearly",
   });
 });
 
-Deno.test("fault: a repository that is not writable fails the job with a clear error", async () => {
-  if (skipFaults()) return;
+Deno.test("fault: a repository that is not writable fails the job with a clear error", {
+  ignore: SKIP_FAULTS,
+}, async () => {
   await withTempDir(async (dir) => {
     const src = join(dir, "src");
     await makeTree(src);
@@ -73,46 +75,49 @@ Deno.test("fault: a repository that is not writable fails the job with a clear e
   });
 });
 
-Deno.test("fault: disk full while writing an artifact fails cleanly; nothing partial is listed; the store stays consistent", async () => {
-  if (skipFaults()) return;
-  await withTempDir(async (dir) => {
-    const src = join(dir, "src");
-    await Deno.mkdir(src);
-    await Deno.writeFile(join(src, "random.bin"), randomBytes(3 << 20));
-    const repo = join(dir, "tiny-repo");
-    const unmount = await mountTmpfs(repo, { sizeBytes: 1 << 20 });
-    try {
-      const config = await writeConfig(dir, {
-        clients: { files: { kind: "directory", path: src } },
-        repositoryPath: repo,
-      });
-      const r = await cairn(["backup", "files", "--json", "--config", config]);
-      assert.equal(r.code, 1);
-      const job = JSON.parse(r.stdout);
-      assert.equal(job.status, "failed");
-      assert.match(
-        job.error,
-        /No space left on device while writing backups\/files\/.* in the repository/,
-      );
-      const list = await cairn(["list", "--json", "--config", config]);
-      assert.deepEqual(JSON.parse(list.stdout).backups, []);
-      assert.deepEqual(
-        [...Deno.readDirSync(join(repo, ".tmp"))],
-        [],
-        "the partial file was removed, the space is back",
-      );
-      // The store is intact and the next (small) backup works on the same disk.
-      await Deno.remove(join(src, "random.bin"));
-      await Deno.writeTextFile(join(src, "small.txt"), "fits");
-      const again = await cairn(["backup", "files", "--json", "--config", config]);
-      assert.equal(again.code, 0, again.stderr);
-      const jobs = JSON.parse((await cairn(["jobs", "--json", "--config", config])).stdout).jobs;
-      assert.deepEqual(jobs.map((j: { status: string }) => j.status), ["completed", "failed"]);
-    } finally {
-      await unmount();
-    }
-  });
-});
+Deno.test(
+  "fault: disk full while writing an artifact fails cleanly; nothing partial is listed; the store stays consistent",
+  { ignore: SKIP_FAULTS },
+  async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, "src");
+      await Deno.mkdir(src);
+      await Deno.writeFile(join(src, "random.bin"), randomBytes(3 << 20));
+      const repo = join(dir, "tiny-repo");
+      const unmount = await mountTmpfs(repo, { sizeBytes: 1 << 20 });
+      try {
+        const config = await writeConfig(dir, {
+          clients: { files: { kind: "directory", path: src } },
+          repositoryPath: repo,
+        });
+        const r = await cairn(["backup", "files", "--json", "--config", config]);
+        assert.equal(r.code, 1);
+        const job = JSON.parse(r.stdout);
+        assert.equal(job.status, "failed");
+        assert.match(
+          job.error,
+          /No space left on device while writing backups\/files\/.* in the repository/,
+        );
+        const list = await cairn(["list", "--json", "--config", config]);
+        assert.deepEqual(JSON.parse(list.stdout).backups, []);
+        assert.deepEqual(
+          [...Deno.readDirSync(join(repo, ".tmp"))],
+          [],
+          "the partial file was removed, the space is back",
+        );
+        // The store is intact and the next (small) backup works on the same disk.
+        await Deno.remove(join(src, "random.bin"));
+        await Deno.writeTextFile(join(src, "small.txt"), "fits");
+        const again = await cairn(["backup", "files", "--json", "--config", config]);
+        assert.equal(again.code, 0, again.stderr);
+        const jobs = JSON.parse((await cairn(["jobs", "--json", "--config", config])).stdout).jobs;
+        assert.deepEqual(jobs.map((j: { status: string }) => j.status), ["completed", "failed"]);
+      } finally {
+        await unmount();
+      }
+    });
+  },
+);
 
 Deno.test("fault: a second process opening the same JSONL store is refused at once", async () => {
   await withTempDir(async (dir) => {

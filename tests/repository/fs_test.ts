@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { CairnError } from "../../src/errors.ts";
 import { FsRepository, syncFilesystem } from "../../src/repository/fs.ts";
 import { deleteBackup, listBackups, writeManifest } from "../../src/repository/manifest.ts";
-import { mountTmpfs, skipFaults } from "../helpers/mounts.ts";
+import { mountTmpfs, SKIP_FAULTS } from "../helpers/mounts.ts";
 import { tempDir, withTempDir } from "../helpers/tmp.ts";
 import { repositoryConformance } from "./conformance.ts";
 
@@ -93,8 +93,9 @@ Deno.test("fs repository: the real filesystem sync (sync -f) runs here", async (
   });
 });
 
-Deno.test("fs repository: disk full fails with DISK_FULL and leaves nothing behind", async () => {
-  if (skipFaults()) return;
+Deno.test("fs repository: disk full fails with DISK_FULL and leaves nothing behind", {
+  ignore: SKIP_FAULTS,
+}, async () => {
   await withTempDir(async (dir) => {
     const mnt = join(dir, "small");
     const unmount = await mountTmpfs(mnt, { sizeBytes: 256 * 1024 });
@@ -125,28 +126,31 @@ Deno.test("fs repository: disk full fails with DISK_FULL and leaves nothing behi
   });
 });
 
-Deno.test("fs repository: a read-only repository says it is not writable", async () => {
-  if (skipFaults()) return;
-  await withTempDir(async (dir) => {
-    const mnt = join(dir, "ro");
-    const unmount = await mountTmpfs(mnt, { sizeBytes: 64 * 1024, readOnly: true });
-    try {
-      const repo = new FsRepository(mnt);
-      await assert.rejects(
-        repo.checkWritable(),
-        (e) =>
-          e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE" &&
-          /not writable/.test(e.message),
-      );
-      await assert.rejects(
-        repo.put("a/b", ReadableStream.from([new Uint8Array(3)])),
-        (e) => e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE",
-      );
-    } finally {
-      await unmount();
-    }
-  });
-});
+Deno.test(
+  "fs repository: a read-only repository says it is not writable",
+  { ignore: SKIP_FAULTS },
+  async () => {
+    await withTempDir(async (dir) => {
+      const mnt = join(dir, "ro");
+      const unmount = await mountTmpfs(mnt, { sizeBytes: 64 * 1024, readOnly: true });
+      try {
+        const repo = new FsRepository(mnt);
+        await assert.rejects(
+          repo.checkWritable(),
+          (e) =>
+            e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE" &&
+            /not writable/.test(e.message),
+        );
+        await assert.rejects(
+          repo.put("a/b", ReadableStream.from([new Uint8Array(3)])),
+          (e) => e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE",
+        );
+      } finally {
+        await unmount();
+      }
+    });
+  },
+);
 
 Deno.test("catalog: only backups whose manifest exists are listed, newest first, paged", async () => {
   await withTempDir(async (dir) => {
