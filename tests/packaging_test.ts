@@ -85,3 +85,58 @@ Deno.test("packaging: systemd-analyze accepts the unit", {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const WRAPPER = new URL("../cairn", import.meta.url).pathname;
+
+Deno.test({
+  name: "packaging: ./cairn runs the CLI, and SIGTERM to it stops the daemon gracefully (exit 0)",
+  sanitizeResources: false,
+  async fn() {
+    const version = await new Deno.Command(WRAPPER, { args: ["version"], stdout: "piped" })
+      .output();
+    assert.equal(version.code, 0);
+    assert.match(new TextDecoder().decode(version.stdout), /^cairn \S+ \(deno 2\.9\.6\)/);
+
+    const dir = await Deno.makeTempDir();
+    try {
+      const config = `${dir}/cairn.yaml`;
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify({
+          server: { listen: "127.0.0.1:0" },
+          store: { kind: "sqlite", path: `${dir}/cairn.db` },
+          repository: { kind: "fs", path: `${dir}/repo` },
+        }),
+      );
+      const child = new Deno.Command(WRAPPER, {
+        args: ["daemon", "--config", config],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const lines: string[] = [];
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      let text = "";
+      while (!text.includes('"cairn daemon started"')) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      // The wrapper execs deno: its pid is the daemon's, so the signal reaches cairn itself.
+      child.kill("SIGTERM");
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      const status = await child.status;
+      clearTimeout(timer);
+      await child.stderr.cancel();
+      lines.push(...text.trim().split("\n"));
+      assert.equal(status.code, 0, text);
+      assert.ok(lines.some((l) => l.includes('"msg":"Stopped"')), text);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
