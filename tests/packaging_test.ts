@@ -140,3 +140,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test("packaging: the image takes pg_dump from the PostgreSQL project's repository, and GNU tar and zstd", async () => {
+  const text = await Deno.readTextFile(join(root, "Dockerfile"));
+  assert.match(text, /apt\.postgresql\.org\.sh -y/, "the PGDG repository is added");
+  assert.match(text, /install -y --no-install-recommends postgresql-client\b/);
+  for (const tool of ["tar", "zstd", "coreutils"]) {
+    assert.match(text, new RegExp(`install -y[^\\n]* ${tool}\\b`), tool);
+  }
+});
+
+Deno.test("packaging: the service config is valid and keeps its state where the unit lets it write", async () => {
+  const { parseConfig } = await import("../src/config/load.ts");
+  const config = parseConfig(
+    await Deno.readTextFile(join(root, "config/cairn.service.yaml")),
+    { env: () => undefined },
+  );
+  const text = await Deno.readTextFile(unit);
+  const writable = [...text.matchAll(/^ReadWritePaths=(.+)$/gm)].flatMap((m) => m[1].split(" "));
+  const under = (path: string) => writable.some((w) => path === w || path.startsWith(`${w}/`));
+  assert.equal(config.store.kind, "sqlite");
+  assert.ok(under(config.store.path), config.store.path);
+  assert.equal(config.repository.kind, "fs");
+  if (config.repository.kind === "fs") assert.ok(under(config.repository.path));
+  assert.match(
+    text,
+    /ExecStart=\/usr\/local\/bin\/cairn daemon --config \/etc\/cairn\/cairn\.yaml/,
+  );
+  assert.match(text, /config\/cairn\.service\.yaml \/etc\/cairn\/cairn\.yaml/, "install line");
+});
