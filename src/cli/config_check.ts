@@ -1,11 +1,15 @@
 import { stringify } from "yaml";
 import { loadConfig } from "../config/load.ts";
 import { redactConfig } from "../config/redacted.ts";
-import { openRepository } from "../repository/open.ts";
+import { unseen } from "../lazy.ts";
+import { plural } from "../plural.ts";
 import { parseFlags } from "./args.ts";
 import { out } from "./output.ts";
 
-/** Prints the resolved config; with --probe also proves the repository is reachable and writable. */
+/**
+ * Prints the resolved config; with --probe also checks the repository, the external
+ * tools and every client (one line each), exit 1 when any check fails.
+ */
 export async function configCheckCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, { probe: { type: "boolean" } }, {
     min: 0,
@@ -15,10 +19,13 @@ export async function configCheckCommand(argv: string[]): Promise<number> {
   const config = await loadConfig(values.config as string | undefined);
   out("# configuration is valid; resolved values (secrets shown as ***):");
   out(stringify(JSON.parse(JSON.stringify(redactConfig(config)))).trimEnd());
-  if (values.probe) {
-    const repo = await openRepository(config.repository);
-    await repo.checkWritable();
-    out(`# probe: the repository ${repo.location} is reachable and writable`);
+  if (!values.probe) return 0;
+  const { probeConfig } = await import(unseen("./probe.ts")) as typeof import("./probe.ts");
+  let failed = 0;
+  for await (const result of probeConfig(config)) {
+    if (!result.ok) failed++;
+    out(`${result.ok ? "ok  " : "FAIL"}  ${result.check}: ${result.detail}`);
   }
-  return 0;
+  out(failed ? `# probe: ${plural(failed, "check")} failed` : "# probe: every check passed");
+  return failed ? 1 : 0;
 }

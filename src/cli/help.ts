@@ -82,6 +82,9 @@ ${CONFIG_FLAG}`,
 
 Validates the config and prints the resolved values, secrets shown as ***.
 
-  --probe         also check that the repository is reachable and writable
+  --probe         also check the repository, each tool a client needs (pg_dump,
+                  pg_restore, tar) and each client: connect and authenticate to
+                  PostgreSQL, Redis and S3 sources; directories and SQLite files exist
+                  and are readable. One line per check; exit 1 when any fails.
 ${CONFIG_FLAG}`,
 };

@@ -347,49 +347,53 @@ Deno.test("s3 mirror: a missing bucket, bad credentials and an unreachable sourc
   }
 });
 
-Deno.test("s3 mirror: a run that fails part way leaves the mirror usable and the next run copies only the rest", { ignore: SKIP_FAULTS }, async () => {
-  const s3 = await startS3(["mirror-src"]);
-  const c = s3client(s3);
-  try {
-    const objects = Array.from({ length: 30 }, (_, i) => `briefs/${i}.bin`);
-    const payload = new Uint8Array(100 * 1024).fill(7);
-    for (const k of objects) await put(c, "mirror-src", k, payload);
-    await withTempDir(async (dir) => {
-      const repo = join(dir, "small-repo");
-      const unmount = await mountTmpfs(repo, { sizeBytes: 1536 * 1024 });
-      try {
-        const svc = await services(dir, s3, { prefixes: ["briefs/"], concurrency: 1 }, {
-          kind: "fs",
-          path: repo,
-        });
+Deno.test(
+  "s3 mirror: a run that fails part way leaves the mirror usable and the next run copies only the rest",
+  { ignore: SKIP_FAULTS },
+  async () => {
+    const s3 = await startS3(["mirror-src"]);
+    const c = s3client(s3);
+    try {
+      const objects = Array.from({ length: 30 }, (_, i) => `briefs/${i}.bin`);
+      const payload = new Uint8Array(100 * 1024).fill(7);
+      for (const k of objects) await put(c, "mirror-src", k, payload);
+      await withTempDir(async (dir) => {
+        const repo = join(dir, "small-repo");
+        const unmount = await mountTmpfs(repo, { sizeBytes: 1536 * 1024 });
         try {
-          const failed = await run(svc, { kind: "backup", client_name: "assets" });
-          assert.equal(failed.status, "failed");
-          assert.match(failed.error!, /No space left/);
-          const grow = await new Deno.Command("mount", { args: ["-o", "remount,size=64m", repo] })
-            .output();
-          assert.ok(grow.success, "remount the tmpfs larger");
-          const done = await run(svc, { kind: "backup", client_name: "assets" });
-          assert.equal(done.status, "completed", done.error ?? "");
-          const copied = Number(done.result!.objects_copied);
-          assert.ok(
-            copied > 0 && copied < 30,
-            `only the objects the failed run did not finish (${copied})`,
-          );
-          assert.equal(Number(done.result!.objects_unchanged) + copied, 30);
-          const v = await verifyListing(svc, done);
-          assert.equal(v.status, "completed", v.error ?? "");
+          const svc = await services(dir, s3, { prefixes: ["briefs/"], concurrency: 1 }, {
+            kind: "fs",
+            path: repo,
+          });
+          try {
+            const failed = await run(svc, { kind: "backup", client_name: "assets" });
+            assert.equal(failed.status, "failed");
+            assert.match(failed.error!, /No space left/);
+            const grow = await new Deno.Command("mount", { args: ["-o", "remount,size=64m", repo] })
+              .output();
+            assert.ok(grow.success, "remount the tmpfs larger");
+            const done = await run(svc, { kind: "backup", client_name: "assets" });
+            assert.equal(done.status, "completed", done.error ?? "");
+            const copied = Number(done.result!.objects_copied);
+            assert.ok(
+              copied > 0 && copied < 30,
+              `only the objects the failed run did not finish (${copied})`,
+            );
+            assert.equal(Number(done.result!.objects_unchanged) + copied, 30);
+            const v = await verifyListing(svc, done);
+            assert.equal(v.status, "completed", v.error ?? "");
+          } finally {
+            await svc.store.close();
+          }
         } finally {
-          await svc.store.close();
+          await unmount();
         }
-      } finally {
-        await unmount();
-      }
-    });
-  } finally {
-    await s3.stop();
-  }
-});
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+);
 
 Deno.test("s3 mirror: a failed sync of the copies fails the run, and its state names none of them", async () => {
   const s3 = await startS3(["mirror-src"]);
