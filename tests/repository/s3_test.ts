@@ -178,7 +178,7 @@ Deno.test("cli: config check --probe proves an S3 repository writable, or says w
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(
         ok.stdout,
-        /probe: the repository s3:\/\/probe-bucket\/ .* is reachable and writable/,
+        /^ok {4}repository \(s3\): s3:\/\/probe-bucket\/ .* is reachable and writable$/m,
       );
       assert.ok(!ok.stdout.includes("S3RVER-secret-value"));
       const missing = await cairn([
@@ -189,7 +189,7 @@ Deno.test("cli: config check --probe proves an S3 repository writable, or says w
         await write("absent-bucket", "S3RVER"),
       ], { env: { S3_SECRET: "x-secret" } });
       assert.equal(missing.code, 1);
-      assert.match(missing.stderr, /does not exist/);
+      assert.match(missing.stdout, /^FAIL {2}repository \(s3\): .*does not exist/m);
       const denied = await cairn([
         "config",
         "check",
@@ -198,7 +198,7 @@ Deno.test("cli: config check --probe proves an S3 repository writable, or says w
         await write("probe-bucket", "WRONGKEY"),
       ], { env: { S3_SECRET: "x-secret" } });
       assert.equal(denied.code, 1);
-      assert.match(denied.stderr, /refused/);
+      assert.match(denied.stdout, /^FAIL  repository \(s3\): .*refused/m);
     });
   } finally {
     await s3.stop();
