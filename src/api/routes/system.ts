@@ -7,6 +7,7 @@ import { VERSION } from "../../version.ts";
 import type { AppEnv } from "../deps.ts";
 import { enqueue } from "../deps.ts";
 import { errorBody, ok } from "../envelope.ts";
+import { openApiDocument } from "../openapi.ts";
 import { PruneBody } from "../schemas.ts";
 import { jsonBody } from "../validate.ts";
 
@@ -31,6 +32,8 @@ export function systemRoutes(): Hono<AppEnv> {
       }, 503);
     }
   });
+
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   app.get("/clients", (c) => {
     const { config } = c.get("deps").services;
