@@ -1,6 +1,7 @@
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { CairnError } from "../errors.ts";
+import { logger } from "../log.ts";
 import { registerSecret } from "../redact.ts";
 import { interpolate } from "./interpolate.ts";
 import { type Config, ConfigSchema } from "./schema.ts";
@@ -97,6 +98,7 @@ export function parseConfig(
   if (parsed.success) all.push(...semanticProblems(parsed.data));
   if (all.length > 0) throw new ConfigError(file, all);
   const config = applyEnvOverrides(parsed.data!, env);
+  for (const warning of clampWarnings(value, config)) logger.warn(warning);
   for (const s of secrets) registerSecret(s);
   registerConfigSecrets(config);
   return config;
@@ -120,6 +122,30 @@ export async function loadConfig(flag: string | undefined): Promise<Config> {
   return parseConfig(text, { file });
 }
 
+/** The floors that the schema clamps poll intervals to (ms), for the warnings below. */
+const POLL_FLOORS = { execution_worker_poll_ms: 250, schedule_worker_poll_ms: 1000 } as const;
+
+/**
+ * A setting below its floor is raised to it rather than refused (Athena does the
+ * same), but the operator hears about it: one sentence per clamped value.
+ */
+export function clampWarnings(raw: unknown, config: Config): string[] {
+  const backup = (raw as { backup?: Record<string, unknown> } | null)?.backup;
+  if (!backup || typeof backup !== "object") return [];
+  const out: string[] = [];
+  for (const [name, floor] of Object.entries(POLL_FLOORS)) {
+    const asked = backup[name];
+    if (typeof asked === "number" && asked < floor) {
+      out.push(
+        `backup.${name} ${asked} is below the minimum ${floor}: using ${
+          config.backup[name as keyof typeof POLL_FLOORS]
+        }`,
+      );
+    }
+  }
+  return out;
+}
+
 function semanticProblems(config: Config): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const host = config.server.listen.slice(0, config.server.listen.lastIndexOf(":"));
@@ -141,8 +167,10 @@ function applyEnvOverrides(config: Config, env: (name: string) => string | undef
   return {
     ...config,
     tools: {
-      pg_dump: env("CAIRN_PG_DUMP_PATH") || config.tools.pg_dump,
-      pg_restore: env("CAIRN_PG_RESTORE_PATH") || config.tools.pg_restore,
+      // ATHENA_* are the names the Athena backup API uses for the same settings.
+      pg_dump: env("CAIRN_PG_DUMP_PATH") || env("ATHENA_PG_DUMP_PATH") || config.tools.pg_dump,
+      pg_restore: env("CAIRN_PG_RESTORE_PATH") || env("ATHENA_PG_RESTORE_PATH") ||
+        config.tools.pg_restore,
     },
   };
 }

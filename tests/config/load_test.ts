@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { parse as parseYaml } from "yaml";
+import { clampWarnings, ConfigError, parseConfig } from "../../src/config/load.ts";
 import { redactConfig } from "../../src/config/redacted.ts";
 import { interpolate } from "../../src/config/interpolate.ts";
 import { redact } from "../../src/redact.ts";
@@ -159,4 +160,25 @@ Deno.test("a repository or client without kind says the kind is missing; an unkn
   const client = problems(`clients: {app: {url: "postgres://x@h/db"}}`);
   assert.equal(client.length, 1);
   assert.match(client[0], /^clients\.app\.kind: missing: set kind to one of postgres, /);
+});
+
+Deno.test("ATHENA_PG_DUMP_PATH and ATHENA_PG_RESTORE_PATH are aliases; CAIRN_ wins when both are set", () => {
+  const c = parseConfig("", {
+    env: env({ ATHENA_PG_DUMP_PATH: "/opt/pg/bin/pg_dump", ATHENA_PG_RESTORE_PATH: "/opt/r" }),
+  });
+  assert.equal(c.tools.pg_dump, "/opt/pg/bin/pg_dump");
+  assert.equal(c.tools.pg_restore, "/opt/r");
+  const both = parseConfig("", {
+    env: env({ ATHENA_PG_DUMP_PATH: "/athena", CAIRN_PG_DUMP_PATH: "/cairn" }),
+  });
+  assert.equal(both.tools.pg_dump, "/cairn");
+});
+
+Deno.test("a poll interval below its floor is clamped, with a warning naming the value", () => {
+  const text = `backup: {execution_worker_poll_ms: 10, schedule_worker_poll_ms: 5000}`;
+  const c = parseConfig(text, { env: env({}) });
+  assert.equal(c.backup.execution_worker_poll_ms, 250);
+  assert.deepEqual(clampWarnings(parseYaml(text), c), [
+    "backup.execution_worker_poll_ms 10 is below the minimum 250: using 250",
+  ]);
 });
