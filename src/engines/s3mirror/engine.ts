@@ -435,15 +435,6 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const mismatched: Array<{ key: string; reason: string }> = [];
     let restored = 0, bytes = 0;
     await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
-      if (o.key.split("/").some((p) => p === "." || p === "..")) {
-        // URL parsers (the SDK's among them) resolve these segments: the upload would
-        // write another key, possibly over another object.
-        mismatched.push({
-          key: o.key,
-          reason: "its '.' or '..' segment cannot be sent in an S3 request as written",
-        });
-        return;
-      }
       const info = await findCopy(repository, ctx.clientName, o);
       if (!info || info.size !== o.size) {
         mismatched.push({

@@ -168,10 +168,11 @@ export function fsPathKey(path: string): string | null {
 }
 
 /**
- * True when an S3 repository can hold `key` under its own name: S3 accepts any key,
- * but a `.` or `..` segment is resolved away by URL parsers (the SDK writes `a/../b`
- * as `b`), and the repository keeps its own keys free of empty segments, a leading
- * `/`, NUL and `\` (paths.ts).
+ * True when an S3 repository can hold `key` under its own name. AWS S3 accepts any
+ * key, but S3-compatible servers differ on `.` and `..` segments (s3rver resolves
+ * `a/../b` to `b`, MinIO refuses it, and fetch() resolves them before sending), and
+ * the repository keeps its own keys free of empty segments, a leading `/`, NUL and
+ * `\` (paths.ts). The rest, and keys past S3_RAW_BUDGET, are escaped.
  */
 export function s3KeepsKeyAsIs(key: string): boolean {
   return objectKeyProblem(key) === null && bytesOf(key) <= S3_RAW_BUDGET &&
