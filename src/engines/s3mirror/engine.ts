@@ -54,7 +54,9 @@ export function objectFailure(error: unknown): string | null {
   for (const e of causes) {
     const { name, message, code } = e as { name?: string; message?: string; code?: string };
     if (code === "INVALID_KEY") return String(message);
-    if (name === "InvalidObjectName") return `the source cannot serve it: ${message}`;
+    if (name && /InvalidObjectName|KeyTooLong|InvalidURI/.test(name)) {
+      return `the source refuses the key (${name}): ${message}`;
+    }
   }
   for (const e of causes) {
     const text = `${(e as Error)?.message ?? ""} ${(e as { code?: string })?.code ?? ""}`;
