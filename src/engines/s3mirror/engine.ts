@@ -100,6 +100,14 @@ async function renameToCurrentNames(
         state.set(entry.key, { ...entry, stored_key: name });
         moved++;
       } catch (error) {
+        // Moved by a run that died before it saved the index: already in place.
+        const there = await repository.stat(name).catch(() => null);
+        if (there && there.size === entry.size) {
+          state.set(entry.key, { ...entry, stored_key: name });
+          moved++;
+          held.delete(entry.stored_key);
+          continue;
+        }
         logger.warn("Could not move a mirrored object to its current name; copying it again", {
           key: entry.key,
           from: entry.stored_key,
@@ -226,7 +234,11 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       const renamed = await renameToCurrentNames(repository, loaded, nameOf);
       counters.objects_moved = renamed.moved;
       stale = renamed.stale;
-      if (renamed.moved || stale.length) dirty = true;
+      if (renamed.moved || stale.length) {
+        // Saved at once: the index names where the objects are now.
+        await repository.syncDeferred();
+        await writeState(repository, clientName, loaded);
+      }
       return loaded;
     };
     // Copies start with the first listing page: on a first mirror, listing a large
