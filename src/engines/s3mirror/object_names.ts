@@ -69,7 +69,11 @@ export function objectKeyProblem(key: string): string | null {
 // deno-lint-ignore no-control-regex -- control bytes are exactly what is escaped
 const ESCAPED = /[%\\\x00-\x1f\x7f]/g;
 
+// deno-lint-ignore no-control-regex -- the same set, to test without replacing
+const NEEDS_ESCAPE = /[%\\\x00-\x1f\x7f]/;
+
 function escapeText(segment: string): string {
+  if (!NEEDS_ESCAPE.test(segment)) return segment;
   return segment.replace(
     ESCAPED,
     (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"),
@@ -115,7 +119,8 @@ export function fsObjectPath(key: string, budget = FS_PATH_BUDGET): string {
   const segments = key.split("/");
   const parts: string[] = [];
   segments.forEach((segment, i) => {
-    const cut = pieces(escapeText(segment));
+    const text = escapeText(segment);
+    const cut = text.length * 3 <= PIECE_BYTES ? [text] : pieces(text);
     for (const piece of cut.slice(0, -1)) parts.push(piece + CONTINUED);
     const tail = cut[cut.length - 1];
     if (i < segments.length - 1) parts.push(tail + DIR);
@@ -125,7 +130,9 @@ export function fsObjectPath(key: string, budget = FS_PATH_BUDGET): string {
     else parts.push(tail);
   });
   const path = parts.join("/");
-  return bytesOf(path) > budget ? `${LONG_KEYS}/${sha256Hex(key)}` : path;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most paths need no encoding to measure.
+  if (path.length * 3 <= budget || bytesOf(path) <= budget) return path;
+  return `${LONG_KEYS}/${sha256Hex(key)}`;
 }
 
 function unescapeText(text: string): string | null {
