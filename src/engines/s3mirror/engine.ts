@@ -32,6 +32,9 @@ export interface FailedObject {
   reason: string;
 }
 
+/** Renames at once when objects move to their current names (each waits on the disk). */
+const MOVE_CONCURRENCY = 8;
+
 /** At most this many failed objects are named in the job result (all are in the listing). */
 const FAILED_IN_RESULT = 100;
 
@@ -84,17 +87,16 @@ async function renameToCurrentNames(
   while (pending.length) {
     const held = new Set(pending.map((e) => e.stored_key));
     const waiting: MirrorEntry[] = [];
-    for (const entry of pending) {
+    // A move whose target another pending move has yet to free waits for the next
+    // pass; one freed during this pass is safe to take (its move has returned).
+    await forEachConcurrently(pending, MOVE_CONCURRENCY, async (entry) => {
       const name = nameOf(entry.key);
       if (name === null) {
         state.delete(entry.key);
         stale.push(entry);
-        continue;
+        return;
       }
-      if (held.has(name)) {
-        waiting.push(entry);
-        continue;
-      }
+      if (held.has(name)) return void waiting.push(entry);
       try {
         await repository.move(entry.stored_key, name, { deferSync: true });
         state.set(entry.key, { ...entry, stored_key: name });
@@ -105,19 +107,18 @@ async function renameToCurrentNames(
         if (there && there.size === entry.size) {
           state.set(entry.key, { ...entry, stored_key: name });
           moved++;
-          held.delete(entry.stored_key);
-          continue;
+        } else {
+          logger.warn("Could not move a mirrored object to its current name; copying it again", {
+            key: entry.key,
+            from: entry.stored_key,
+            error: String(error),
+          });
+          state.delete(entry.key);
+          stale.push(entry);
         }
-        logger.warn("Could not move a mirrored object to its current name; copying it again", {
-          key: entry.key,
-          from: entry.stored_key,
-          error: String(error),
-        });
-        state.delete(entry.key);
-        stale.push(entry);
       }
       held.delete(entry.stored_key);
-    }
+    });
     if (waiting.length === pending.length) {
       // A cycle of names (not made by any naming cairn has used): copy them again.
       for (const entry of waiting) {
