@@ -27,14 +27,15 @@ import { CairnError } from "../../errors.ts";
  *   absolute path) is stored as `%long-keys/<sha256 of the key, hex>`; only the listing
  *   names its key.
  *
- * Names starting with `%` followed by anything but two upper-case hex digits are never
- * produced for a key (`%empty`, `%long-keys`, `%+`): they are reserved for cairn inside
- * `mirrors/<client>/`. Reading a path back: drop the `/` after every `%2F` and after
- * every `%+` (with the `%+`), percent-decode, and map `%empty` to "" (fsPathKey).
+ * A `%` followed by anything but two upper-case hex digits never comes from a key's
+ * text: `%empty`, `%long-keys` and the `%+` suffix are such names, and any other name
+ * of that shape in `mirrors/<client>/` (say `%versions`) is free for cairn's own use.
+ * Reading a path back: drop the `/` after every `%2F` and every `%+` (with the `%+`),
+ * percent-decode, and map `%empty` to "" (fsPathKey).
  *
- * An S3 repository stores the key as it is (`mirrors/<client>/<key>`), except the keys
- * no S3 request can address as written or that leave no room under S3's 1,024 bytes
- * (s3StoredKey).
+ * An S3 repository stores the key as it is (`mirrors/<client>/<key>`), except keys
+ * that S3-compatible servers treat differently or that leave no room under S3's
+ * 1,024 bytes (s3KeepsKeyAsIs, storedObjectKey).
  */
 
 /** Bytes of one encoded piece of a segment; the 3-byte marker keeps a name within 255. */
