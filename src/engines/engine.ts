@@ -25,8 +25,11 @@ export interface BackupFacts {
   tool_versions: Record<string, string>;
   /** Kind-specific manifest facts (row counts, key counts, file counts...). */
   facts: Record<string, unknown>;
-  /** The kind's counters for the job result (SPEC section 4). */
-  counters: Record<string, number>;
+  /**
+   * The kind's counters for the job result (SPEC section 4): numbers, and the list a
+   * count is about where an operator needs the names (the s3 mirror's `failed`).
+   */
+  counters: Record<string, unknown>;
 }
 
 export interface BackupOutput {

@@ -292,6 +292,56 @@ export class FsRepository implements Repository {
       throw repositoryError(error, `deleting ${key}`, this.root);
     }
     syncDirSync(dirname(path));
+    await this.#pruneEmptyDirs(dirname(path));
+  }
+
+  async move(from: string, to: string, options: { deferSync?: boolean } = {}): Promise<void> {
+    const source = this.#path(from);
+    const target = this.#path(to);
+    const rename = async () => {
+      await this.#ensureDir(dirname(target));
+      await Deno.rename(source, target);
+    };
+    try {
+      await rename().catch(async (error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        // The target's directory may have been pruned since this process made it.
+        this.#knownDirs.clear();
+        await rename();
+      });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new CairnError("BACKUP_NOT_FOUND", `Not found in the repository: ${from}`);
+      }
+      throw repositoryError(error, `moving ${from} to ${to}`, this.root);
+    }
+    if (options.deferSync) {
+      this.#unsyncedDirs.add(dirname(target));
+      this.#unsyncedDirs.add(dirname(source));
+    } else {
+      syncDirSync(dirname(target));
+      syncDirSync(dirname(source));
+    }
+    await this.#pruneEmptyDirs(dirname(source));
+  }
+
+  /**
+   * Removes `dir` and its parents while they are empty, up to the root: a directory
+   * left behind would keep its name from a file (a mirrored key), and litters the
+   * tree an operator browses. A put racing with this re-makes its directory (put()
+   * retries a rename that finds none).
+   */
+  async #pruneEmptyDirs(dir: string): Promise<void> {
+    while (dir !== this.root && dir.startsWith(this.root + "/")) {
+      try {
+        await Deno.remove(dir); // not recursive: fails on a directory that holds anything
+      } catch {
+        return;
+      }
+      this.#knownDirs.delete(dir);
+      this.#unsyncedDirs.delete(dir);
+      dir = dirname(dir);
+    }
   }
 
   async checkWritable(): Promise<void> {

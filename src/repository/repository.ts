@@ -41,6 +41,13 @@ export interface Repository {
   syncDeferred(): Promise<void>;
   /** Removing a missing key is not an error. */
   remove(key: string): Promise<void>;
+  /**
+   * Gives the object at `from` the key `to` (replacing what `to` held) without
+   * reading it through cairn: a rename on a disk, a server-side copy then a delete in
+   * S3. BACKUP_NOT_FOUND when `from` does not exist. With deferSync the rename is
+   * durable only once syncDeferred() has returned.
+   */
+  move(from: string, to: string, options?: { deferSync?: boolean }): Promise<void>;
   /** Fails with a message naming the problem when the repository cannot be written. */
   checkWritable(): Promise<void>;
   /** Removes leftovers of interrupted writes older than `olderThanMs`. */

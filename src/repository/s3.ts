@@ -1,5 +1,6 @@
 import {
   AbortMultipartUploadCommand,
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -208,6 +209,32 @@ export class S3Repository implements Repository {
       if (e instanceof CairnError && e.code === "BACKUP_NOT_FOUND") return;
       throw e;
     }
+  }
+
+  /**
+   * CopyObject then DeleteObject. CopyObject takes objects up to 5 GiB (S3 API
+   * reference, CopyObject); a larger one fails here and the caller copies it again
+   * from where it came from.
+   */
+  async move(from: string, to: string): Promise<void> {
+    const source = this.#key(from);
+    try {
+      await this.#client.send(
+        new CopyObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#key(to),
+          // "bucket/key", URL-encoded (S3 API reference, CopyObject x-amz-copy-source).
+          CopySource: `${this.#bucket}/${encodeURIComponent(source).replace(/%2F/g, "/")}`,
+        }),
+      );
+    } catch (error) {
+      const e = s3Error(error, `moving ${from} to ${to}`, this.location);
+      if (e instanceof CairnError && e.code === "BACKUP_NOT_FOUND") {
+        throw new CairnError("BACKUP_NOT_FOUND", `Not found in the repository: ${from}`);
+      }
+      throw e;
+    }
+    await this.remove(from);
   }
 
   async checkWritable(): Promise<void> {

@@ -73,6 +73,10 @@ async function services(
   );
 }
 
+/** Where the fs repository in `dir` holds a mirrored key: directories end in %2F. */
+const mirroredPath = (dir: string, key: string) =>
+  join(dir, "repo", "mirrors/assets", key.split("/").join("%2F/"));
+
 const body = (i: number, v = 0) => `object ${i} version ${v} ` + "x".repeat(i % 300);
 
 /** Verifies the listing a backup job wrote; returns the verify job. */
@@ -131,7 +135,7 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
           "remove: false keeps deleted objects, marked",
         );
         assert.ok(
-          await Deno.stat(join(dir, "repo", "mirrors/assets", all[10].key)).then(() => true),
+          await Deno.stat(mirroredPath(dir, all[10].key)).then(() => true),
         );
 
         const verify = await verifyListing(svc, second);
@@ -174,7 +178,7 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
         assert.equal(third.result!.objects_removed, 5);
         assert.equal(third.result!.objects_copied, 0);
         assert.equal(
-          await Deno.stat(join(dir, "repo", "mirrors/assets", all[10].key)).then(
+          await Deno.stat(mirroredPath(dir, all[10].key)).then(
             () => true,
             () => false,
           ),
@@ -182,7 +186,7 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
         );
 
         // A damaged mirrored object fails verify by key, and restore reports it instead of restoring it.
-        await Deno.writeTextFile(join(dir, "repo", "mirrors/assets", all[100].key), "tampered");
+        await Deno.writeTextFile(mirroredPath(dir, all[100].key), "tampered");
         const bad = await verifyListing(svc, third);
         assert.equal(bad.status, "failed");
         assert.ok(bad.error!.includes(all[100].key), bad.error!);
@@ -214,7 +218,7 @@ Deno.test("s3 mirror: restore reports mirrored copies that no longer match the l
       try {
         const backup = await run(svc, { kind: "backup", client_name: "assets" });
         assert.equal(backup.status, "completed", backup.error ?? "");
-        const mirrored = (key: string) => join(dir, "repo", "mirrors/assets", key);
+        const mirrored = (key: string) => mirroredPath(dir, key);
         await Deno.writeTextFile(mirrored("briefs/a.bin"), "shorter"); // size differs
         await Deno.writeFile(mirrored("briefs/b.bin"), new Uint8Array(3000).fill(9)); // same size
         await Deno.remove(mirrored("briefs/c.bin"));
@@ -516,7 +520,7 @@ Deno.test("s3 mirror: an object overwritten while its copy is in flight is copie
           "copied twice",
         );
         assert.equal(
-          await Deno.readTextFile(join(dir, "repo", "mirrors/assets/briefs/hot.bin")),
+          await Deno.readTextFile(join(dir, "repo", "mirrors/assets/briefs%2F/hot.bin")),
           "hot version 1 ".repeat(500),
         );
         const listing = JSON.parse(

@@ -196,6 +196,35 @@ export function repositoryConformance(
     }
   });
 
+  test("move gives an object another key without reading it, replacing what was there", async (repo) => {
+    const data = bytes(3000, 5);
+    await repo.put("mirrors/c/old/a.bin", chunked(data));
+    await repo.put("mirrors/c/new%2F/a.bin", chunked(bytes(10, 9)));
+    await repo.move("mirrors/c/old/a.bin", "mirrors/c/new%2F/a.bin");
+    assert.equal(await repo.stat("mirrors/c/old/a.bin"), null);
+    assert.deepEqual(await repo.stat("mirrors/c/new%2F/a.bin"), {
+      key: "mirrors/c/new%2F/a.bin",
+      size: 3000,
+    });
+    assert.deepEqual(await read(await repo.get("mirrors/c/new%2F/a.bin")), data);
+    // The old key's directory is gone with it: a file may now take its name.
+    await repo.put("mirrors/c/old", chunked(bytes(4)));
+    assert.equal((await repo.stat("mirrors/c/old"))?.size, 4);
+    await assert.rejects(
+      repo.move("mirrors/c/missing", "mirrors/c/elsewhere"),
+      (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND",
+    );
+  });
+
+  test("remove leaves no directory that would keep a name from a file", async (repo) => {
+    await repo.put("p/photos/1.jpg", chunked(bytes(5)));
+    await repo.put("p/keep.txt", chunked(bytes(5)));
+    await repo.remove("p/photos/1.jpg");
+    await repo.put("p/photos", chunked(bytes(7)));
+    assert.equal((await repo.stat("p/photos"))?.size, 7);
+    assert.equal((await repo.stat("p/keep.txt"))?.size, 5);
+  });
+
   test("checkWritable passes on a healthy repository", async (repo) => {
     await repo.checkWritable();
   });

@@ -13,8 +13,9 @@ import type {
   VerifyRequest,
 } from "../engine.ts";
 import { forEachConcurrently } from "../pool.ts";
-import { mirrorKey, parseS3Target } from "./keys.ts";
+import { parseS3Target } from "./keys.ts";
 import { listingStream, type MirrorEntry, parseListing, readState, writeState } from "./listing.ts";
+import { storedObjectKey } from "./object_names.ts";
 import type { S3Source, SourceObject } from "./source.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
@@ -24,6 +25,134 @@ async function openSource(client: S3ClientConfig): Promise<S3Source> {
 }
 
 type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
+
+/** An object a run could not store, and why (named in the job result and the listing). */
+export interface FailedObject {
+  key: string;
+  reason: string;
+}
+
+/** Renames at once when objects move to their current names (each waits on the disk). */
+const MOVE_CONCURRENCY = 8;
+
+/** At most this many failed objects are named in the job result (all are in the listing). */
+const FAILED_IN_RESULT = 100;
+
+/**
+ * OS errors about one object's name or place, not about the repository as a whole:
+ * ENOTDIR, EEXIST, EISDIR, ENAMETOOLONG, ENOTEMPTY (Linux errno 20, 17, 21, 36, 39).
+ */
+const NAME_ERROR = /os error (17|20|21|36|39)\b|ENOTDIR|EEXIST|EISDIR|ENAMETOOLONG|ENOTEMPTY/;
+
+/**
+ * Why copying this one object failed, when the failure is the object's own (its key
+ * cannot be stored, or cannot be requested from the source); null when the failure
+ * is the run's (disk full, credentials, an unreachable source), which fails the run.
+ */
+export function objectFailure(error: unknown): string | null {
+  const causes: unknown[] = [];
+  for (let e: unknown = error; e && causes.length < 5; e = (e as { cause?: unknown }).cause) {
+    causes.push(e);
+  }
+  for (const e of causes) {
+    const { name, message, code } = e as { name?: string; message?: string; code?: string };
+    if (code === "INVALID_KEY") return String(message);
+    if (name && /InvalidObjectName|KeyTooLong|InvalidURI/.test(name)) {
+      return `the source refuses the key (${name}): ${message}`;
+    }
+  }
+  for (const e of causes) {
+    const text = `${(e as Error)?.message ?? ""} ${(e as { code?: string })?.code ?? ""}`;
+    if (NAME_ERROR.test(text)) return `the repository cannot hold it: ${(e as Error).message}`;
+  }
+  return null;
+}
+
+/**
+ * The current name of every object in the index, for an index written under an
+ * older naming (cairn 0.1 stored `photos/1.jpg` at mirrors/<client>/photos/1.jpg,
+ * where a later `photos` could not go). Objects are moved, not copied again: a
+ * rename on a disk. A move whose target is still another object's old name waits
+ * for that one; what cannot be moved is dropped from the index (the run copies it
+ * again) and its old name returned, to be removed once the run no longer needs it.
+ */
+async function renameToCurrentNames(
+  repository: EngineContext<S3ClientConfig>["repository"],
+  state: Map<string, MirrorEntry>,
+  nameOf: (key: string) => string | null,
+): Promise<{ moved: number; stale: MirrorEntry[] }> {
+  let pending = [...state.values()].filter((e) => e.stored_key !== nameOf(e.key));
+  const stale: MirrorEntry[] = [];
+  let moved = 0;
+  while (pending.length) {
+    const held = new Set(pending.map((e) => e.stored_key));
+    const waiting: MirrorEntry[] = [];
+    // A move whose target another pending move has yet to free waits for the next
+    // pass; one freed during this pass is safe to take (its move has returned).
+    await forEachConcurrently(pending, MOVE_CONCURRENCY, async (entry) => {
+      const name = nameOf(entry.key);
+      if (name === null) {
+        state.delete(entry.key);
+        stale.push(entry);
+        return;
+      }
+      if (held.has(name)) return void waiting.push(entry);
+      try {
+        await repository.move(entry.stored_key, name, { deferSync: true });
+        state.set(entry.key, { ...entry, stored_key: name });
+        moved++;
+      } catch (error) {
+        // Moved by a run that died before it saved the index: already in place.
+        const there = await repository.stat(name).catch(() => null);
+        if (there && there.size === entry.size) {
+          state.set(entry.key, { ...entry, stored_key: name });
+          moved++;
+        } else {
+          logger.warn("Could not move a mirrored object to its current name; copying it again", {
+            key: entry.key,
+            from: entry.stored_key,
+            error: String(error),
+          });
+          state.delete(entry.key);
+          stale.push(entry);
+        }
+      }
+      held.delete(entry.stored_key);
+    });
+    if (waiting.length === pending.length) {
+      // A cycle of names (not made by any naming cairn has used): copy them again.
+      for (const entry of waiting) {
+        state.delete(entry.key);
+        stale.push(entry);
+      }
+      break;
+    }
+    pending = waiting;
+  }
+  return { moved, stale };
+}
+
+/**
+ * The copy of a listed object: the name its listing recorded, else its current name
+ * (a listing written before the names changed). The caller checks size and sha256.
+ */
+async function findCopy(
+  repository: EngineContext<S3ClientConfig>["repository"],
+  clientName: string,
+  o: MirrorEntry,
+): Promise<{ key: string; size: number } | null> {
+  const recorded = await repository.stat(o.stored_key);
+  if (recorded?.size === o.size) return recorded;
+  let current: string;
+  try {
+    current = storedObjectKey(repository.kind, clientName, o.key);
+  } catch {
+    return recorded;
+  }
+  if (current === o.stored_key) return recorded;
+  const moved = await repository.stat(current);
+  return moved?.size === o.size ? moved : recorded ?? moved;
+}
 
 const COPY_ATTEMPTS = 3;
 /** Copies slower than this are followed by a HEAD to catch a change made during the copy. */
@@ -87,16 +216,39 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       objects_copied: 0,
       objects_unchanged: 0,
       objects_removed: 0,
+      objects_failed: 0,
+      objects_moved: 0,
       bytes_copied: 0,
     };
-    const refused: Array<{ key: string; reason: string }> = [];
+    const failed: FailedObject[] = [];
+    const nameOf = (key: string): string | null => {
+      try {
+        return storedObjectKey(repository.kind, clientName, key);
+      } catch {
+        return null;
+      }
+    };
+    // Objects under an old name that could not be moved: copied again by this run.
+    let stale: MirrorEntry[] = [];
+    const loadState = async () => {
+      const loaded = await index;
+      const renamed = await renameToCurrentNames(repository, loaded, nameOf);
+      counters.objects_moved = renamed.moved;
+      stale = renamed.stale;
+      if (renamed.moved || stale.length) {
+        // Saved at once: the index names where the objects are now.
+        await repository.syncDeferred();
+        await writeState(repository, clientName, loaded);
+      }
+      return loaded;
+    };
     // Copies start with the first listing page: on a first mirror, listing a large
     // prefix takes as long as copying its first few hundred objects.
     const listing = { done: false, bytesToCopy: 0 };
     let state!: Map<string, MirrorEntry>;
     async function* toCopy(): AsyncGenerator<SourceObject> {
       for await (const obj of listSource(source, client.prefixes, current, signal)) {
-        state ??= await index;
+        state ??= await loadState();
         const prev = state.get(obj.key);
         if (prev && !prev.source_deleted && prev.size === obj.size && prev.etag === obj.etag) {
           counters.objects_unchanged++;
@@ -105,7 +257,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
           yield obj;
         }
       }
-      state ??= await index;
+      state ??= await loadState();
       listing.done = true;
     }
     let lastSave = Date.now(), sinceSave = 0, dirty = false;
@@ -129,16 +281,26 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       }
     };
 
+    /**
+     * One object that cannot be stored (its key, or what the source says of it) is
+     * named in the result and the listing, and never stops the others: the run still
+     * completes, so every other object has a restorable listing, and the next run
+     * tries it again.
+     */
     const copyOne = async (listed: SourceObject) => {
-      const stored = mirrorKey(clientName, listed.key);
-      if (!stored) {
-        refused.push({
-          key: listed.key,
-          reason:
-            "the key would leave mirrors/<client>/ ('.' or '..' segment, leading '/', NUL or backslash)",
-        });
-        return;
+      try {
+        await copyObject(listed);
+      } catch (error) {
+        const reason = objectFailure(error);
+        if (reason === null || signal.aborted) throw error;
+        failed.push({ key: listed.key, reason });
+        counters.objects_failed++;
+        logger.warn("Could not mirror an object; the others go on", { key: listed.key, reason });
       }
+    };
+
+    const copyObject = async (listed: SourceObject) => {
+      const stored = storedObjectKey(repository.kind, clientName, listed.key);
       for (let attempt = 1;; attempt++) {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
@@ -198,6 +360,14 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       );
     }
 
+    const storedNames = new Set([...state.values()].map((e) => e.stored_key));
+    // Old copies of objects copied again under their current name: no bytes are left
+    // twice. One whose copy failed keeps its old bytes (still its last copy).
+    for (const old of stale) {
+      if (state.has(old.key) && !storedNames.has(old.stored_key)) {
+        await repository.remove(old.stored_key);
+      }
+    }
     for (const [key, entry] of state) {
       if (current.has(key)) {
         if (entry.source_deleted) {
@@ -206,6 +376,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         }
       } else if (client.remove) {
         await repository.remove(entry.stored_key);
+        storedNames.delete(entry.stored_key);
         state.delete(key);
         counters.objects_removed++;
         dirty = true;
@@ -229,7 +400,8 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         bucket: client.bucket,
         prefixes: client.prefixes,
         created_at: new Date().toISOString(),
-        refused,
+        // Named "refused" since listing format 1: the objects this run could not store.
+        refused: failed,
       },
       objects,
     );
@@ -242,10 +414,10 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         objects: counters.objects_total,
         bytes: bytesTotal,
         objects_source_deleted: objects.length - counters.objects_total,
-        objects_refused: refused.length,
-        refused,
+        objects_failed: failed.length,
+        failed,
       },
-      counters,
+      counters: { ...counters, failed: failed.slice(0, FAILED_IN_RESULT) },
     };
     return { body, facts: Promise.resolve(facts) };
   },
@@ -278,7 +450,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const mismatched: Array<{ key: string; reason: string }> = [];
     let restored = 0, bytes = 0;
     await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
-      const info = await repository.stat(o.stored_key);
+      const info = await findCopy(repository, ctx.clientName, o);
       if (!info || info.size !== o.size) {
         mismatched.push({
           key: o.key,
@@ -289,8 +461,8 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       // Checked as it uploads, so each object is read once: the last bytes are held
       // back until the sha256 matches the listing, and a damaged copy never completes
       // an upload (nor replaces the object already at the target).
-      const checked = (await repository.get(o.stored_key)).pipeThrough(
-        verifyingStream({ sha256: o.sha256, size: o.size, key: o.stored_key }),
+      const checked = (await repository.get(info.key)).pipeThrough(
+        verifyingStream({ sha256: o.sha256, size: o.size, key: info.key }),
       );
       try {
         await source.put(target.bucket, target.prefix + o.key, checked, { size: o.size, signal });
@@ -328,7 +500,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const problems: Array<{ key: string; reason: string }> = [];
     let checked = 0, bytes = 0;
     await forEachConcurrently(listing.objects, client.concurrency, async (o: MirrorEntry) => {
-      const info = await repository.stat(o.stored_key);
+      const info = await findCopy(repository, ctx.clientName, o);
       if (!info) return void problems.push({ key: o.key, reason: "missing from the mirror" });
       if (info.size !== o.size) {
         return void problems.push({
@@ -336,7 +508,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
           reason: `size ${info.size}, listing says ${o.size}`,
         });
       }
-      const check = await sha256Of(await repository.get(o.stored_key));
+      const check = await sha256Of(await repository.get(info.key));
       if (check.sha256 !== o.sha256) {
         return void problems.push({ key: o.key, reason: "sha256 differs from the listing" });
       }

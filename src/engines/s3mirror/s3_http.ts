@@ -1,3 +1,6 @@
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { Readable } from "node:stream";
 import { retryDelayMs } from "../../jobs/backoff.ts";
 import { canonicalQuery, Signer, uriEncode } from "./sigv4.ts";
 import { parseErrorBody } from "./s3_xml.ts";
@@ -68,6 +71,51 @@ function networkError(error: unknown, url: URL): S3HttpError {
 }
 
 /**
+ * One request whose path holds `.` or `..` segments, sent as written. S3 keys may
+ * hold them (`a/../b` is a key of its own), but fetch() resolves them as the URL
+ * standard says (`/bucket/a/../b` becomes `/bucket/b`: another object). node:http
+ * sends the path it is given; the SDK reaches S3 the same way.
+ */
+function sendAsWritten(
+  url: URL,
+  path: string,
+  method: "GET" | "HEAD",
+  headers: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<Response> {
+  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const request = send({
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[|\]$/g, ""),
+      port: url.port || undefined,
+      path: path + url.search,
+      method,
+      headers: { ...headers, host: url.host },
+      signal,
+    }, (response) => {
+      const received = new Headers();
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (value !== undefined) {
+          received.set(name, Array.isArray(value) ? value.join(", ") : value);
+        }
+      }
+      const status = response.statusCode ?? 502;
+      const empty = method === "HEAD" || status === 204 || status === 304;
+      if (empty) response.resume();
+      resolve(
+        new Response(
+          empty ? null : Readable.toWeb(response) as unknown as ReadableStream<Uint8Array>,
+          { status, statusText: response.statusMessage, headers: received },
+        ),
+      );
+    });
+    request.on("error", reject);
+    request.end();
+  });
+}
+
+/**
  * GET and HEAD requests to one S3-compatible endpoint over the runtime's fetch,
  * signed with SigV4 and retried with backoff on network failures, 5xx, 429 and
  * SlowDown. An error status comes back as an S3HttpError with S3's code as its name.
@@ -89,24 +137,23 @@ export class S3Http {
     this.#sleep = sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
-  /** The request URL: path-style /bucket/key, or bucket.host/key (virtual-hosted). */
-  url(bucket: string, key: string, query: string): URL {
+  /**
+   * The request URL: path-style /bucket/key, or bucket.host/key (virtual-hosted).
+   * For a key with `.` or `..` segments the URL parser has resolved them: `path` is
+   * what must be sent (and signed) instead (see sendAsWritten).
+   */
+  target(bucket: string, key: string, query: string): { url: URL; path: string } {
     const basePath = this.#base.pathname.replace(/\/+$/, "");
     const host = this.#pathStyle ? this.#base.host : `${bucket}.${this.#base.host}`;
     const path = basePath + (this.#pathStyle ? `/${uriEncode(bucket, false)}` : "") +
       (key || !this.#pathStyle ? `/${uriEncode(key, true)}` : "");
     const url = new URL(`${this.#base.protocol}//${host}${path}`);
-    // The URL parser resolves "." and ".." segments; a key holding them cannot be
-    // addressed as written, and must not silently address another object.
-    if (url.pathname !== (path || "/")) {
-      throw new S3HttpError(
-        "InvalidObjectName",
-        `The key ${JSON.stringify(key)} cannot be requested: it holds "." or ".." segments`,
-        400,
-      );
-    }
     url.search = query;
-    return url;
+    return { url, path: path || "/" };
+  }
+
+  url(bucket: string, key: string, query: string): URL {
+    return this.target(bucket, key, query).url;
   }
 
   /**
@@ -121,11 +168,11 @@ export class S3Http {
     signal?: AbortSignal,
   ): Promise<Response> {
     const query = canonicalQuery(params);
-    const url = this.url(bucket, key, query);
+    const { url, path } = this.target(bucket, key, query);
     for (let attempt = 1;; attempt++) {
       signal?.throwIfAborted();
       try {
-        return await this.#once(method, url, query, signal);
+        return await this.#once(method, url, path, query, signal);
       } catch (error) {
         if (attempt >= ATTEMPTS || !retryable(error)) throw error;
         await this.#sleep(retryDelayMs(attempt, { baseMs: RETRY_BASE_MS, maxMs: 5000 }));
@@ -136,20 +183,23 @@ export class S3Http {
   async #once(
     method: "GET" | "HEAD",
     url: URL,
+    path: string,
     query: string,
     signal?: AbortSignal,
   ): Promise<Response> {
     const headers = this.#signer.sign({
       method,
       host: url.host,
-      // URL normalises nothing that uriEncode produced, so this is the path as sent.
-      path: url.pathname,
+      // uriEncode's output is sent as it is (fetch alters none of it but dot segments).
+      path,
       query,
       now: new Date(),
     });
     let response: Response;
     try {
-      response = await fetch(url, { method, headers, signal });
+      response = url.pathname === path
+        ? await fetch(url, { method, headers, signal })
+        : await sendAsWritten(url, path, method, headers, signal);
     } catch (error) {
       if ((error as Error)?.name === "AbortError") throw error;
       throw networkError(error, url);
