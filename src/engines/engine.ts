@@ -27,6 +27,8 @@ export interface BackupFacts {
   facts: Record<string, unknown>;
   /** The kind's counters for the job result (SPEC section 4). */
   counters: Record<string, number>;
+  /** Things the operator should know about a backup that completed (put in the job result). */
+  warnings?: string[];
 }
 
 export interface BackupOutput {
