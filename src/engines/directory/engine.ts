@@ -42,6 +42,7 @@ async function checkSource(root: string, clientName: string): Promise<void> {
     if (!info.isDirectory) {
       throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
     }
+    for await (const _ of Deno.readDir(root)) break;
   } catch (error) {
     if (error instanceof CairnError) throw error;
     const why = error instanceof Deno.errors.NotFound

@@ -42,8 +42,9 @@ export function isRecentEnough(v: TarVersion): boolean {
 const checked = new Map<string, Promise<TarVersion>>();
 
 /**
- * Runs `<bin> --version` once per binary and returns its version; a TOOL_MISSING error
- * when the binary cannot be run, is not GNU tar, or is older than MIN_GNU_TAR.
+ * Runs `<bin> --version` once per binary and returns its version. Errors: TOOL_MISSING
+ * when the binary cannot be run, TOOL_INCOMPATIBLE when it is not GNU tar or is older
+ * than MIN_GNU_TAR.
  */
 export function checkGnuTar(bin: string): Promise<TarVersion> {
   let p = checked.get(bin);
@@ -81,7 +82,7 @@ async function probe(bin: string): Promise<TarVersion> {
   const first = JSON.stringify(text.split("\n", 1)[0].trim());
   if (!version) {
     throw new CairnError(
-      "TOOL_MISSING",
+      "TOOL_INCOMPATIBLE",
       `${bin} is not GNU tar (its --version says ${first}): directory backups need GNU tar ${
         MIN_GNU_TAR.join(".")
       } or later; point ${SETTING} at it`,
@@ -89,7 +90,7 @@ async function probe(bin: string): Promise<TarVersion> {
   }
   if (!isRecentEnough(version)) {
     throw new CairnError(
-      "TOOL_MISSING",
+      "TOOL_INCOMPATIBLE",
       `${bin} is GNU tar ${version.text}, older than the ${
         MIN_GNU_TAR.join(".")
       } directory backups need; upgrade it or point ${SETTING} at a newer one`,
