@@ -171,9 +171,13 @@ const WARNINGS = [
   /: file is on a different filesystem; not dumped$/,
 ];
 
-/** The name tar printed, made absolute under `root` ("tar: ./a/b: x" gives "/root/a/b: x"). */
+/**
+ * A tar message without tar's own name, with the member name made absolute under
+ * `root`: "/usr/bin/tar: ./a/b: x" gives "/root/a/b: x". tar prefixes its argv[0].
+ */
 export function absolutize(line: string, root: string): string {
-  const body = line.replace(/^tar: /, "");
+  const member = /^(?:\S+: )?(\.(?:\/|:).*)$/.exec(line);
+  const body = member ? member[1] : line.replace(/^\S+: /, "");
   if (body.startsWith("./")) return `${root.replace(/\/+$/, "")}/${body.slice(2)}`;
   if (body.startsWith(".:")) return `${root}${body.slice(1)}`;
   return body;
