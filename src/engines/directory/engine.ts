@@ -1,7 +1,6 @@
 import { basename, join, resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
-import { VERSION } from "../../version.ts";
 import type {
   BackupFacts,
   Engine,
