@@ -1,4 +1,4 @@
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import type {
@@ -143,6 +143,7 @@ export const directoryEngine: Engine<DirectoryClient> = {
     const tag = `${ctx.jobId}-${crypto.randomUUID().slice(0, 8)}`;
     // In place, stage inside the target: same filesystem, and the directory itself stays.
     const staging = before ? join(target, STAGING_PREFIX + tag) : siblingTemp(target, "restore");
+    if (!before) await Deno.mkdir(dirname(target), { recursive: true });
     await Deno.mkdir(staging, { mode: 0o700 });
     try {
       const counts = await extract(ctx, request, staging);
@@ -200,7 +201,7 @@ async function extract(
   request: RestoreRequest,
   staging: string,
 ): Promise<TarCounts> {
-  const tar = startTar(ctx.tools.tar, extractArgs(staging), {
+  const tar = startTar(ctx.tools.tar, extractArgs(staging, { asRoot: Deno.uid() === 0 }), {
     stdin: "piped",
     stdout: "null",
     signal: ctx.signal,

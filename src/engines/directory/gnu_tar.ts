@@ -133,14 +133,15 @@ export function createArgs(
  * and creates symlinks that point outside (absolute or with `..`) only at the end, as
  * placeholders first, so no later member writes through them. `--absolute-names` and
  * `--keep-directory-symlink` are deliberately not given. As root, owners, setuid bits
- * and xattrs come back as archived.
+ * and xattrs come back as archived; otherwise files belong to the restoring user (a
+ * chown would fail and fail the restore).
  */
-export function extractArgs(dir: string): string[] {
+export function extractArgs(dir: string, options: { asRoot: boolean }): string[] {
   return [
     "--extract",
     "--file=-",
     `--directory=${dir}`,
-    "--same-owner",
+    options.asRoot ? "--same-owner" : "--no-same-owner",
     "--same-permissions",
     "--numeric-owner",
     "--xattrs",

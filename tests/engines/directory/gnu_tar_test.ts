@@ -53,7 +53,7 @@ Deno.test("gnu tar: create arguments archive the root as '.', excludes before th
 });
 
 Deno.test("gnu tar: extract arguments keep owners and modes, never absolute names", () => {
-  const args = extractArgs("/t/.cairn-restore-1");
+  const args = extractArgs("/t/.cairn-restore-1", { asRoot: true });
   for (
     const a of [
       "--extract",
@@ -69,6 +69,8 @@ Deno.test("gnu tar: extract arguments keep owners and modes, never absolute name
   for (const a of ["--absolute-names", "-P", "--keep-directory-symlink", "--overwrite"]) {
     assert.ok(!args.includes(a), a);
   }
+  const user = extractArgs("/t/x", { asRoot: false });
+  assert.ok(user.includes("--no-same-owner") && !user.includes("--same-owner"));
 });
 
 Deno.test("gnu tar: messages name members under the archived root", () => {
