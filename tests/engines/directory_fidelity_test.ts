@@ -74,7 +74,17 @@ Deno.test({
         const b = await run(services, { kind: "backup", client_name: "files" });
         assert.equal(b.status, "completed", b.error ?? "");
         const key = String(b.result!.key);
-        const r = b.result as Record<string, unknown>;
+        const r = (await readManifest(services.repository, key)).facts;
+        assert.deepEqual(Object.keys(b.result!).sort(), [
+          "bytes",
+          "duration_ms",
+          "files",
+          "key",
+          "sha256",
+          "size_bytes",
+        ]);
+        assert.equal(b.result!.files, r.files);
+        assert.equal(b.result!.bytes, r.bytes);
         // Regular files with data: caf\xe9.txt, d\xff/inside.txt, h1 (h2 and links/h3 are
         // links to it), 5 mode files, sparse.bin, the 255-byte name, the deep file.
         assert.equal(r.files, 11);

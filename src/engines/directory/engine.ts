@@ -85,7 +85,7 @@ export const directoryEngine: Engine<DirectoryClient> = {
       const { code, stderr } = await tar.done;
       const report = createOutcome(code, stderr, root, ctx.clientName);
       const counts = await counting.counts;
-      const counters = {
+      const all = {
         files: counts.files,
         bytes: counts.bytes,
         directories: counts.directories,
@@ -95,11 +95,17 @@ export const directoryEngine: Engine<DirectoryClient> = {
         sockets_skipped: report.sockets_skipped,
         changed_while_reading: report.changed_while_reading,
       };
+      // The job result keeps SPEC's files and bytes, plus the warning counts when there are any.
+      const counters: Record<string, number> = { files: counts.files, bytes: counts.bytes };
+      if (report.sockets_skipped) counters.sockets_skipped = report.sockets_skipped;
+      if (report.changed_while_reading) {
+        counters.changed_while_reading = report.changed_while_reading;
+      }
       return {
         tool_versions: { tar: `GNU tar ${version.text}`, format: "tar+gzip (GNU tar, pax)" },
         facts: {
           path: root,
-          ...counters,
+          ...all,
           exclude: ctx.client.exclude,
           one_file_system: ctx.client.one_file_system,
           warnings: report.warnings,
