@@ -151,25 +151,38 @@ export const directoryEngine: Engine<DirectoryClient> = {
     const staging = before ? join(target, STAGING_PREFIX + tag) : siblingTemp(target, "restore");
     if (!before) await Deno.mkdir(dirname(target), { recursive: true });
     await Deno.mkdir(staging, { mode: 0o700 });
+    let swapped = false;
     try {
       const counts = await extract(ctx, request, staging);
       ctx.signal.throwIfAborted();
       if (!before) {
-        // Archives before cairn 0.2 have no entry for the root itself.
+        // Archives from cairn's own tar writer (before GNU tar) have no entry for the root.
         if (!counts.root) await Deno.chmod(staging, 0o755);
         await Deno.rename(staging, target);
       } else {
         const root = await Deno.stat(staging);
         const rootTimes = counts.root ? await timesOf(staging) : targetTimes!;
         await swapContents(target, basename(staging), OLD_PREFIX + tag);
-        await Deno.remove(staging);
-        if (counts.root) await applyRootOwnerMode(target, root);
-        await setTimes(target, rootTimes);
+        swapped = true;
+        try {
+          await Deno.remove(staging);
+          if (counts.root) await applyRootOwnerMode(target, root);
+          await setTimes(target, rootTimes);
+        } catch (error) {
+          // The contents are in: this is not a failed restore to roll back.
+          throw new CairnError(
+            "INTERNAL",
+            `The contents of ${target} were restored, but its own owner, mode or times could not be set: ${
+              (error as Error).message
+            }`,
+            { cause: error },
+          );
+        }
       }
       return { target, files: counts.files, bytes: counts.bytes, in_place: before !== null };
     } catch (error) {
       await removeQuietly(staging);
-      if (targetTimes) await setTimes(target, targetTimes).catch(() => {});
+      if (targetTimes && !swapped) await setTimes(target, targetTimes).catch(() => {});
       throw error;
     }
   },
