@@ -286,3 +286,93 @@ Deno.test({
     });
   },
 });
+
+/** Runs the real cairn CLI as uid/gid 1234 with no capabilities (a fresh Deno cache it owns). */
+async function cairnAsUser(dir: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  const denoDir = join(dir, "deno-cache");
+  await Deno.mkdir(denoDir, { recursive: true });
+  await Deno.chown(denoDir, 1234, 1234);
+  const out = await new Deno.Command("setpriv", {
+    args: [
+      "--reuid=1234",
+      "--regid=1234",
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      "env",
+      `DENO_DIR=${denoDir}`,
+      `HOME=${dir}`,
+      "NO_COLOR=1",
+      Deno.execPath(),
+      "run",
+      ...CAIRN_PERMISSIONS,
+      MAIN,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test({
+  name: "directory as an unprivileged user: an unreadable file fails the backup naming it; " +
+    "without it, backup and restore work and the files belong to the user",
+  ignore: !asRoot, // root sets up the user's directory
+  sanitizeResources: false,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      await Deno.chmod(dir, 0o755);
+      const src = join(dir, "src");
+      await Deno.mkdir(join(src, "sub"), { recursive: true });
+      await Deno.writeTextFile(join(src, "mine.txt"), "mine");
+      await Deno.writeTextFile(join(src, "sub", "root-only.key"), "secret");
+      await Deno.chmod(join(src, "sub", "root-only.key"), 0o600); // root's, unreadable to 1234
+      await Deno.writeTextFile(join(src, "sub", "roots.txt"), "readable"); // root's, mode 0644
+      const config = await writeConfig(dir, {
+        clients: { files: { kind: "directory", path: src } },
+      });
+      for (const p of [dir, src, join(src, "sub"), join(src, "mine.txt"), config]) {
+        await Deno.chown(p, 1234, 1234);
+      }
+      const failed = await cairnAsUser(dir, ["backup", "files", "--config", config]);
+      assert.equal(failed.code, 1, failed.stderr);
+      assert.match(
+        failed.stderr,
+        new RegExp(
+          `Cannot back up ${src} of client files: ${src}/sub/root-only\\.key: Cannot open: Permission denied`,
+        ),
+      );
+
+      await Deno.remove(join(src, "sub", "root-only.key"));
+      const ok = await cairnAsUser(dir, ["backup", "files", "--json", "--config", config]);
+      assert.equal(ok.code, 0, ok.stderr);
+      const list = await cairn(["list", "--json", "--config", config]);
+      const [backup] = JSON.parse(list.stdout).backups;
+      const target = join(dir, "restored");
+      const restored = await cairnAsUser(dir, [
+        "restore",
+        backup.key,
+        "--target",
+        target,
+        "--config",
+        config,
+      ]);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.equal(await Deno.readTextFile(join(target, "mine.txt")), "mine");
+      // Not root: tar cannot give files to other owners, so they become the user's.
+      assert.equal(await Deno.readTextFile(join(target, "sub", "roots.txt")), "readable");
+      for (
+        const p of [
+          target,
+          join(target, "sub"),
+          join(target, "mine.txt"),
+          join(target, "sub", "roots.txt"),
+        ]
+      ) {
+        const info = await Deno.lstat(p);
+        assert.deepEqual([info.uid, info.gid], [1234, 1234], p);
+      }
+    });
+  },
+});
