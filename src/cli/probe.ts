@@ -1,6 +1,7 @@
 import type { ClientConfig, Config } from "../config/schema.ts";
 import { describeError, toError } from "../errors.ts";
 import { connect, parsePgUrl, pgError } from "../engines/postgres/conn.ts";
+import { checkGnuTar } from "../engines/directory/gnu_tar.ts";
 import { toolVersion } from "../engines/postgres/tools.ts";
 import { RedisConnection, text } from "../engines/redis/resp.ts";
 import { parseRedisUrl } from "../engines/redis/url.ts";
@@ -139,6 +140,12 @@ export async function* probeConfig(config: Config): AsyncGenerator<ProbeResult> 
         return `${bin} is PostgreSQL ${v.version}`;
       });
     }
+  }
+  if (kinds.has("directory")) {
+    yield await run("tool tar", async () => {
+      const v = await checkGnuTar(config.tools.tar);
+      return `${config.tools.tar} is GNU tar ${v.text}`;
+    });
   }
   for (const [name, client] of Object.entries(config.clients)) {
     yield await run(`client ${name} (${client.kind})`, probeClient(client));

@@ -171,6 +171,7 @@ function applyEnvOverrides(config: Config, env: (name: string) => string | undef
       pg_dump: env("CAIRN_PG_DUMP_PATH") || env("ATHENA_PG_DUMP_PATH") || config.tools.pg_dump,
       pg_restore: env("CAIRN_PG_RESTORE_PATH") || env("ATHENA_PG_RESTORE_PATH") ||
         config.tools.pg_restore,
+      tar: env("CAIRN_TAR_PATH") || config.tools.tar,
     },
   };
 }

@@ -38,7 +38,19 @@ const S3Client = z.strictObject({
   concurrency: z.number().int().min(1).max(256).default(8),
   force_path_style: z.boolean().default(true),
 });
-const DirectoryClient = z.strictObject({ kind: z.literal("directory"), path: nonEmpty });
+const DirectoryClient = z.strictObject({
+  kind: z.literal("directory"),
+  path: nonEmpty,
+  /** GNU tar `--exclude` patterns (globs; a pattern without `/` matches a name at any depth). */
+  exclude: z.array(
+    z.string().min(1, "an exclude pattern cannot be empty").refine(
+      (p) => !/[\0\n]/.test(p),
+      "an exclude pattern cannot contain a NUL byte or a newline",
+    ),
+  ).default([]),
+  /** GNU tar `--one-file-system`: do not descend into other mounted filesystems. */
+  one_file_system: z.boolean().default(false),
+});
 const SqliteClient = z.strictObject({ kind: z.literal("sqlite"), path: nonEmpty });
 
 export const ClientSchema = z.discriminatedUnion("kind", [
@@ -96,6 +108,8 @@ export const ConfigSchema = z.strictObject({
   tools: z.strictObject({
     pg_dump: nonEmpty.default("pg_dump"),
     pg_restore: nonEmpty.default("pg_restore"),
+    /** GNU tar for directory backups (checked to be GNU tar 1.30 or later). */
+    tar: nonEmpty.default("tar"),
   }).prefault({}),
   clients: z.record(
     z.string().regex(CLIENT_NAME, "client names are 1-63 of a-z, 0-9, _ and -"),

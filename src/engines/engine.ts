@@ -30,6 +30,8 @@ export interface BackupFacts {
    * count is about where an operator needs the names (the s3 mirror's `failed`).
    */
   counters: Record<string, unknown>;
+  /** Things the operator should know about a backup that completed (put in the job result). */
+  warnings?: string[];
 }
 
 export interface BackupOutput {

@@ -120,6 +120,7 @@ async function runBackup(
       sha256: put.sha256,
       duration_ms: Date.now() - started,
       ...facts.counters,
+      ...(facts.warnings?.length ? { warnings: facts.warnings } : {}),
     };
   } catch (error) {
     output.body.cancel(error).catch(() => {});

@@ -47,6 +47,7 @@ Deno.test({
           "ok    repository (fs)",
           "ok    tool pg_dump",
           "ok    tool pg_restore",
+          "ok    tool tar",
           "ok    client db (postgres)",
           "ok    client cache (redis)",
           "ok    client bucket (s3)",
@@ -63,13 +64,16 @@ Deno.test({
             lite: { kind: "sqlite", path: join(files, "a.txt") },
           },
         });
-        const failed = await cairn(["config", "check", "--probe", "--config", bad]);
+        const failed = await cairn(["config", "check", "--probe", "--config", bad], {
+          env: { CAIRN_TAR_PATH: "/nonexistent/tar" },
+        });
         assert.equal(failed.code, 1, failed.stdout + failed.stderr);
         assert.match(failed.stdout, /^FAIL  client db \(postgres\): .*refused/m);
         assert.match(failed.stdout, /^FAIL  client cache \(redis\): .*rejected the credentials/m);
         assert.match(failed.stdout, /^FAIL  client files \(directory\): .*nowhere/m);
         assert.match(failed.stdout, /^FAIL  client lite \(sqlite\): .*not a SQLite database/m);
-        assert.match(failed.stdout, /# probe: 4 checks failed/);
+        assert.match(failed.stdout, /^FAIL  tool tar: .*\/nonexistent\/tar/m);
+        assert.match(failed.stdout, /# probe: 5 checks failed/);
         assert.ok(!failed.stdout.includes("wrong-pw"));
       });
     } finally {

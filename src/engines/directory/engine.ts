@@ -1,7 +1,6 @@
-import { resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
-import { VERSION } from "../../version.ts";
 import type {
   BackupFacts,
   Engine,
@@ -10,9 +9,17 @@ import type {
   VerifyRequest,
 } from "../engine.ts";
 import { refuseOccupied, removeQuietly, siblingTemp } from "../fs_util.ts";
-import { Extractor } from "./extract.ts";
-import { readTar } from "./tar_reader.ts";
-import { archiveDirectory } from "./tar_writer.ts";
+import {
+  checkGnuTar,
+  createArgs,
+  createOutcome,
+  extractArgs,
+  OLD_PREFIX,
+  STAGING_PREFIX,
+} from "./gnu_tar.ts";
+import { swapContents } from "./swap.ts";
+import { countingTransform, countTar, type TarCounts } from "./tar_count.ts";
+import { startTar } from "./tar_process.ts";
 
 type DirectoryClient = Extract<ClientConfig, { kind: "directory" }>;
 
@@ -22,91 +29,174 @@ function gunzip(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> 
   );
 }
 
-/** A directory as a streamed tar.gz; restore extracts beside the target and swaps it in. */
+function gzip(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  return stream.pipeThrough(
+    new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+  );
+}
+
+async function checkSource(root: string, clientName: string): Promise<void> {
+  try {
+    const info = await Deno.stat(root);
+    if (!info.isDirectory) {
+      throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
+    }
+    for await (const _ of Deno.readDir(root)) break;
+  } catch (error) {
+    if (error instanceof CairnError) throw error;
+    const why = error instanceof Deno.errors.NotFound
+      ? "it does not exist"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (error as Error).message;
+    throw new CairnError(
+      "SOURCE_UNAVAILABLE",
+      `Cannot read the directory ${root} of client ${clientName}: ${why}`,
+    );
+  }
+}
+
+/**
+ * A directory as a pax tar.gz written by GNU tar (cairn counts the members it stores
+ * with tar-stream); restore extracts with GNU tar into an empty staging directory and
+ * then swaps the contents in, keeping the target directory itself.
+ */
 export const directoryEngine: Engine<DirectoryClient> = {
   kind: "directory",
   extension: "tar.gz",
 
   async backup(ctx: EngineContext<DirectoryClient>) {
     const root = resolve(ctx.client.path);
-    // Fail before creating anything when the source is plainly missing or unreadable.
-    try {
-      const info = await Deno.stat(root);
-      if (!info.isDirectory) {
-        throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
-      }
-      for await (const _ of Deno.readDir(root)) break;
-    } catch (error) {
-      if (error instanceof CairnError) throw error;
-      const why = error instanceof Deno.errors.NotFound
-        ? "it does not exist"
-        : error instanceof Deno.errors.PermissionDenied
-        ? "permission denied"
-        : (error as Error).message;
-      throw new CairnError(
-        "SOURCE_UNAVAILABLE",
-        `Cannot read the directory ${root} of client ${ctx.clientName}: ${why}`,
-      );
-    }
-    // Progress is the bytes stored, reported by the job runner; the archive is the source of them.
-    const archive = archiveDirectory(root, { signal: ctx.signal });
-    const body = archive.stream.pipeThrough(
-      new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+    const version = await checkGnuTar(ctx.tools.tar);
+    // Fail before creating anything when the source is plainly missing.
+    await checkSource(root, ctx.clientName);
+    const tar = startTar(
+      ctx.tools.tar,
+      createArgs(root, {
+        exclude: ctx.client.exclude,
+        oneFileSystem: ctx.client.one_file_system,
+      }),
+      { stdin: "null", stdout: "piped", signal: ctx.signal },
     );
-    const facts = archive.stats.then((s): BackupFacts => ({
-      tool_versions: { cairn: VERSION, format: "tar+gzip (ustar/pax)" },
-      facts: { path: root, ...s },
-      counters: { files: s.files, bytes: s.bytes },
-    }));
-    return { body, facts };
+    // The counts are of the very bytes stored: the parser sits on the stream to gzip.
+    const counting = countingTransform();
+    const body = gzip(tar.child.stdout.pipeThrough(counting.transform));
+    const facts = (async (): Promise<BackupFacts> => {
+      const { code, stderr } = await tar.done;
+      const report = createOutcome(code, stderr, root, ctx.clientName);
+      const counts = await counting.counts;
+      const all = {
+        files: counts.files,
+        bytes: counts.bytes,
+        directories: counts.directories,
+        symlinks: counts.symlinks,
+        hardlinks: counts.hardlinks,
+        special: counts.special,
+        sockets_skipped: report.sockets_skipped,
+        changed_while_reading: report.changed_while_reading,
+      };
+      // The job result keeps SPEC's files and bytes, plus the warning counts when there are any.
+      const counters: Record<string, number> = { files: counts.files, bytes: counts.bytes };
+      if (report.sockets_skipped) counters.sockets_skipped = report.sockets_skipped;
+      if (report.changed_while_reading) {
+        counters.changed_while_reading = report.changed_while_reading;
+      }
+      return {
+        tool_versions: { tar: `GNU tar ${version.text}`, format: "tar+gzip (GNU tar, pax)" },
+        facts: {
+          path: root,
+          ...all,
+          exclude: ctx.client.exclude,
+          one_file_system: ctx.client.one_file_system,
+          warnings: report.warnings,
+        },
+        counters,
+        warnings: report.warnings,
+      };
+    })();
+    facts.catch(() => {});
+    return {
+      body,
+      facts,
+      cleanup: async () => {
+        try {
+          tar.child.kill("SIGKILL");
+        } catch { /* exited */ }
+        await tar.done.catch(() => {});
+      },
+    };
   },
 
   async restore(ctx: EngineContext<DirectoryClient>, request: RestoreRequest) {
     const target = resolve(request.target ?? ctx.client.path);
     await refuseOccupied(target, request.replace);
-    const staging = siblingTemp(target, `restore-${ctx.jobId}`);
-    const old = siblingTemp(target, `old-${ctx.jobId}`);
+    await checkGnuTar(ctx.tools.tar);
+    // The whole artifact against the manifest's sha256 before anything touches the disk.
+    await request.check();
+    ctx.signal.throwIfAborted();
+    const before = await Deno.lstat(target).catch((error) => {
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
+    });
+    if (before && !before.isDirectory) {
+      throw new CairnError(
+        "VALIDATION_FAILED",
+        `Restore target ${target} exists and is not a directory: remove it or choose another target`,
+      );
+    }
+    // Staging inside the target changes its mtime: a failed restore puts it back.
+    const targetTimes = before ? await timesOf(target) : null;
+    const tag = `${ctx.jobId}-${crypto.randomUUID().slice(0, 8)}`;
+    // In place, stage inside the target: same filesystem, and the directory itself stays.
+    const staging = before ? join(target, STAGING_PREFIX + tag) : siblingTemp(target, "restore");
+    if (!before) await Deno.mkdir(dirname(target), { recursive: true });
+    await Deno.mkdir(staging, { mode: 0o700 });
+    let swapped = false;
     try {
-      await Deno.mkdir(staging, { recursive: true, mode: 0o700 });
-      const extractor = new Extractor(staging);
-      for await (const entry of readTar(gunzip(await request.open()))) {
-        ctx.signal.throwIfAborted();
-        await extractor.write(
-          entry,
-          ctx.signal,
-          (b) => ctx.progress({ bytes_done: b, phase: "extracting" }),
-        );
+      const counts = await extract(ctx, request, staging);
+      ctx.signal.throwIfAborted();
+      if (!before) {
+        // Archives from cairn's own tar writer (before GNU tar) have no entry for the root.
+        if (!counts.root) await Deno.chmod(staging, 0o755);
+        await Deno.rename(staging, target);
+      } else {
+        const root = await Deno.stat(staging);
+        const rootTimes = counts.root ? await timesOf(staging) : targetTimes!;
+        await swapContents(target, basename(staging), OLD_PREFIX + tag);
+        swapped = true;
+        try {
+          await Deno.remove(staging);
+          if (counts.root) await applyRootOwnerMode(target, root);
+          await setTimes(target, rootTimes);
+        } catch (error) {
+          // The contents are in: this is not a failed restore to roll back.
+          throw new CairnError(
+            "INTERNAL",
+            `The contents of ${target} were restored, but its own owner, mode or times could not be set: ${
+              (error as Error).message
+            }`,
+            { cause: error },
+          );
+        }
       }
-      await extractor.finish();
-      // Only a whole, checksum-verified archive replaces what is there.
-      const existed = await Deno.lstat(target).then(() => true, () => false);
-      if (existed) await Deno.rename(target, old);
-      await Deno.rename(staging, target);
-      if (existed) await removeQuietly(old);
-      return { target, files: extractor.files, bytes: extractor.bytes };
+      return { target, files: counts.files, bytes: counts.bytes, in_place: before !== null };
     } catch (error) {
       await removeQuietly(staging);
+      if (targetTimes && !swapped) await setTimes(target, targetTimes).catch(() => {});
       throw error;
     }
   },
 
   async verify(ctx: EngineContext<DirectoryClient>, request: VerifyRequest) {
-    let files = 0, bytes = 0, directories = 0, symlinks = 0;
-    for await (const entry of readTar(gunzip(await request.open()))) {
-      ctx.signal.throwIfAborted();
-      if (entry.header.type === "file") {
-        files++;
-        for await (const chunk of entry.body) bytes += chunk.byteLength;
-      } else if (entry.header.type === "dir") directories++;
-      else if (entry.header.type === "symlink") symlinks++;
-    }
+    const counts = await countTar(gunzip(await request.read()));
+    ctx.signal.throwIfAborted();
     const expected = request.manifest.facts as { files?: number; bytes?: number };
     const problems: string[] = [];
-    if (expected.files !== files) {
-      problems.push(`${files} files in the archive, the manifest says ${expected.files}`);
+    if (expected.files !== counts.files) {
+      problems.push(`${counts.files} files in the archive, the manifest says ${expected.files}`);
     }
-    if (expected.bytes !== bytes) {
-      problems.push(`${bytes} bytes of file data, the manifest says ${expected.bytes}`);
+    if (expected.bytes !== counts.bytes) {
+      problems.push(`${counts.bytes} bytes of file data, the manifest says ${expected.bytes}`);
     }
     if (problems.length) {
       throw new CairnError(
@@ -114,6 +204,96 @@ export const directoryEngine: Engine<DirectoryClient> = {
         `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
       );
     }
-    return { files, bytes, directories, symlinks };
+    return {
+      files: counts.files,
+      bytes: counts.bytes,
+      directories: counts.directories,
+      symlinks: counts.symlinks,
+      hardlinks: counts.hardlinks,
+    };
   },
 };
+
+/** Extracts the checked artifact into the empty `staging` directory with GNU tar. */
+async function extract(
+  ctx: EngineContext<DirectoryClient>,
+  request: RestoreRequest,
+  staging: string,
+): Promise<TarCounts> {
+  const tar = startTar(ctx.tools.tar, extractArgs(staging, { asRoot: Deno.uid() === 0 }), {
+    stdin: "piped",
+    stdout: "null",
+    signal: ctx.signal,
+  });
+  const counting = countingTransform();
+  let done = 0;
+  const progress = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      done += chunk.byteLength;
+      ctx.progress({ bytes_done: done, phase: "extracting" });
+      controller.enqueue(chunk);
+    },
+  });
+  const fed = gunzip(await request.read())
+    .pipeThrough(counting.transform)
+    .pipeThrough(progress)
+    .pipeTo(tar.child.stdin, { signal: ctx.signal })
+    .catch((error) => error);
+  const [{ code, stderr }, feedError] = await Promise.all([tar.done, fed]);
+  ctx.signal.throwIfAborted();
+  if (code !== 0) {
+    const lines = stderr.split("\n").map((l) => l.trim()).filter((l) =>
+      l && !/Exiting with failure status/.test(l)
+    );
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `GNU tar refused to restore ${request.manifest.key} (exit status ${code}); nothing was changed in the target: ${
+        lines.slice(0, 10).join("; ") || "no message"
+      }`,
+    );
+  }
+  if (feedError) throw feedError;
+  return await counting.counts;
+}
+
+/** A directory's atime and mtime to the nanosecond, as GNU stat prints them. */
+async function timesOf(path: string): Promise<[string, string]> {
+  const out = await new Deno.Command("stat", {
+    args: ["--printf=%x\\n%y", "--", path],
+    env: { LC_ALL: "C" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new CairnError(
+      "INTERNAL",
+      `stat ${path} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
+  }
+  const [atime, mtime] = new TextDecoder().decode(out.stdout).split("\n");
+  return [atime, mtime];
+}
+
+/** Sets a directory's times to the nanosecond (Deno.utime keeps milliseconds). */
+async function setTimes(path: string, [atime, mtime]: [string, string]): Promise<void> {
+  for (const [flag, when] of [["-a", atime], ["-m", mtime]]) {
+    const out = await new Deno.Command("touch", {
+      args: [flag, "-d", when, "--", path],
+      env: { LC_ALL: "C" },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new CairnError(
+        "INTERNAL",
+        `touch ${path} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+      );
+    }
+  }
+}
+
+/** Gives `target` the archived root's owner and mode (owner only as root, as tar does). */
+async function applyRootOwnerMode(target: string, root: Deno.FileInfo): Promise<void> {
+  if (Deno.uid() === 0) await Deno.chown(target, root.uid, root.gid);
+  await Deno.chmod(target, root.mode! & 0o7777);
+}
