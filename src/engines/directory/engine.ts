@@ -39,7 +39,7 @@ async function checkSource(root: string, clientName: string): Promise<void> {
   try {
     const info = await Deno.stat(root);
     if (!info.isDirectory) {
-      throw new CairnError("SOURCE_UNAVAILABLE", `Cannot back up ${root}: not a directory`);
+      throw new CairnError("SOURCE_REFUSED", `Cannot back up ${root}: not a directory`);
     }
     for await (const _ of Deno.readDir(root)) break;
   } catch (error) {
@@ -49,8 +49,11 @@ async function checkSource(root: string, clientName: string): Promise<void> {
       : error instanceof Deno.errors.PermissionDenied
       ? "permission denied"
       : (error as Error).message;
+    // Missing or forbidden stays so until someone acts: another attempt cannot help.
+    const permanent = error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.PermissionDenied;
     throw new CairnError(
-      "SOURCE_UNAVAILABLE",
+      permanent ? "SOURCE_REFUSED" : "SOURCE_UNAVAILABLE",
       `Cannot read the directory ${root} of client ${clientName}: ${why}`,
     );
   }

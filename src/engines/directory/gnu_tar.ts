@@ -207,8 +207,8 @@ export function classifyCreateStderr(stderr: string, root: string): TarReport {
 
 /**
  * The outcome of `tar --create` from its exit status (0 ok, 1 "some files differ", a
- * warning; 2 fatal) and its stderr: the report, or a SOURCE_UNAVAILABLE error naming the
- * files tar could not read.
+ * warning; 2 fatal) and its stderr: the report, or an error naming the files tar could
+ * not read (SOURCE_REFUSED when every one was "Permission denied", else SOURCE_UNAVAILABLE).
  */
 export function createOutcome(
   code: number,
@@ -223,8 +223,11 @@ export function createOutcome(
     ? lines.slice(0, 10).join("; ") +
       (lines.length > 10 ? ` (and ${lines.length - 10} more)` : "")
     : `tar exited with status ${code}`;
+  // A file tar may not read stays unreadable on the next attempt (SOURCE_REFUSED, not
+  // retried); anything else (an I/O error, a vanished mount) may be passing.
+  const refused = lines.length > 0 && lines.every((l) => /Permission denied/.test(l));
   throw new CairnError(
-    "SOURCE_UNAVAILABLE",
+    refused ? "SOURCE_REFUSED" : "SOURCE_UNAVAILABLE",
     `Cannot back up ${root} of client ${clientName}: ${why}`,
   );
 }
