@@ -1,0 +1,583 @@
+import { CairnError, isCairnError } from "../../errors.ts";
+import { logger } from "../../log.ts";
+import type { EngineContext, RestoreRequest } from "../engine.ts";
+import {
+  compareCounts,
+  countRows,
+  displayName,
+  manifestTables,
+  quoteIdent,
+  type TableRows,
+} from "./catalog.ts";
+import { connect, pgError, type PgTarget, type RestoreDestination, type Sql } from "./conn.ts";
+import { archiveList, archiveScript, restoreInto } from "./pg_restore.ts";
+import {
+  parseList,
+  parseScript,
+  parseTableName,
+  referencedRoles,
+  selectTables,
+  type TocEntry,
+} from "./toc.ts";
+
+export async function open(target: PgTarget, database = target.database): Promise<Sql> {
+  const sql = connect(target, database);
+  try {
+    await sql`SELECT 1`;
+    return sql;
+  } catch (error) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw pgError(error, target, database);
+  }
+}
+
+/**
+ * A maintenance connection for CREATE / DROP / ALTER DATABASE: the postgres
+ * database, else template1; never `avoid` (a database cannot be renamed or
+ * dropped by a session connected to it).
+ */
+export async function openAdmin(target: PgTarget, avoid?: string): Promise<Sql> {
+  const first = avoid === "postgres" ? "template1" : "postgres";
+  try {
+    return await open(target, first);
+  } catch (error) {
+    if (isCairnError(error, "SOURCE_REFUSED") && /does not exist/.test(error.message)) {
+      return await open(target, first === "postgres" ? "template1" : "postgres");
+    }
+    throw error;
+  }
+}
+
+export async function dropDatabase(target: PgTarget, name: string): Promise<void> {
+  const admin = await openAdmin(target, name);
+  try {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+/** `base` + `suffix`, `base` cut so the whole fits PostgreSQL's 63-byte names. */
+export function sideName(base: string, suffix: string): string {
+  return base.slice(0, 63 - suffix.length) + suffix;
+}
+
+/** `20261130T094721` (UTC): the moment in a kept database's name. */
+function stamp(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "");
+}
+
+interface DatabaseFacts {
+  oid: number;
+  owner: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+  provider: string;
+  icuLocale: string | null;
+  allowConn: boolean;
+  acl: Array<{ grantee: string | null; privilege: string; grantable: boolean }> | null;
+  settings: Array<{ role: string | null; config: string[] }>;
+}
+
+async function databaseFacts(admin: Sql, name: string): Promise<DatabaseFacts | null> {
+  const rows = await admin.unsafe<
+    Array<{
+      oid: number;
+      owner: string;
+      encoding: string;
+      datcollate: string;
+      datctype: string;
+      datlocprovider: string;
+      daticulocale: string | null;
+      datallowconn: boolean;
+      has_acl: boolean;
+    }>
+  >(
+    `SELECT d.oid::int AS oid, pg_get_userbyid(d.datdba) AS owner,
+       pg_encoding_to_char(d.encoding) AS encoding, d.datcollate, d.datctype,
+       d.datlocprovider::text AS datlocprovider, d.daticulocale, d.datallowconn,
+       d.datacl IS NOT NULL AS has_acl
+     FROM pg_database d WHERE d.datname = $1`,
+    [name],
+  );
+  if (rows.length === 0) return null;
+  const d = rows[0];
+  const acl = d.has_acl
+    ? await admin.unsafe<Array<{ grantee: string | null; privilege: string; grantable: boolean }>>(
+      `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee,
+         a.privilege_type AS privilege, a.is_grantable AS grantable
+       FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1`,
+      [name],
+    )
+    : null;
+  const settings = await admin.unsafe<Array<{ role: string | null; config: string[] }>>(
+    `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role,
+       s.setconfig AS config
+     FROM pg_db_role_setting s WHERE s.setdatabase = $1`,
+    [d.oid],
+  );
+  return {
+    oid: d.oid,
+    owner: d.owner,
+    encoding: d.encoding,
+    collate: d.datcollate,
+    ctype: d.datctype,
+    provider: d.datlocprovider,
+    icuLocale: d.daticulocale,
+    allowConn: d.datallowconn,
+    acl: acl ? [...acl] : null,
+    settings: [...settings],
+  };
+}
+
+const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/** Settings whose stored value is already a list of quoted items (`"$user", public`). */
+const LIST_SETTINGS = new Set([
+  "search_path",
+  "temp_tablespaces",
+  "session_preload_libraries",
+  "local_preload_libraries",
+]);
+
+/**
+ * What `pg_dump` (without --create) leaves out and a swapped-in database must get
+ * from the one it replaces: its grants (CONNECT, TEMP, CREATE) and its
+ * `ALTER DATABASE / ALTER ROLE ... IN DATABASE ... SET` settings.
+ */
+async function copyDatabaseProperties(
+  admin: Sql,
+  facts: DatabaseFacts,
+  fresh: string,
+  noOwner: boolean,
+): Promise<void> {
+  const db = quoteIdent(fresh);
+  if (facts.acl && !noOwner) {
+    await admin.unsafe(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+    for (const a of facts.acl) {
+      if (a.grantee === facts.owner) continue;
+      await admin.unsafe(
+        `GRANT ${a.privilege} ON DATABASE ${db} TO ${
+          a.grantee === null ? "PUBLIC" : quoteIdent(a.grantee)
+        }${a.grantable ? " WITH GRANT OPTION" : ""}`,
+      );
+    }
+  }
+  for (const s of facts.settings) {
+    if (s.role !== null && noOwner) continue;
+    const prefix = s.role === null
+      ? `ALTER DATABASE ${db}`
+      : `ALTER ROLE ${quoteIdent(s.role)} IN DATABASE ${db}`;
+    for (const item of s.config) {
+      const at = item.indexOf("=");
+      const name = item.slice(0, at), value = item.slice(at + 1);
+      if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) continue;
+      await admin.unsafe(
+        `${prefix} SET ${name} TO ${LIST_SETTINGS.has(name) ? value : literal(value)}`,
+      );
+    }
+  }
+}
+
+/** The roles the archive's objects need that the target server lacks: a clear error, before any write. */
+async function assertRolesExist(
+  server: PgTarget,
+  admin: Sql,
+  entries: TocEntry[],
+  key: string,
+): Promise<void> {
+  const needed = referencedRoles(entries);
+  if (needed.length === 0) return;
+  const present = new Set(
+    (await admin.unsafe<Array<{ rolname: string }>>(
+      "SELECT rolname FROM pg_roles WHERE rolname = ANY($1)",
+      [needed],
+    )).map((r) => r.rolname),
+  );
+  const missing = needed.filter((r) => !present.has(r));
+  if (missing.length === 0) return;
+  throw new CairnError(
+    "VALIDATION_FAILED",
+    `PostgreSQL at ${server.host}:${server.port} has no role ${
+      missing.map((r) => quoteIdent(r)).join(", ")
+    }, which own${missing.length === 1 ? "s" : ""} or ${
+      missing.length === 1 ? "is" : "are"
+    } granted objects in ${key}: create ${
+      missing.length === 1 ? "it" : "them"
+    } first (CREATE ROLE), or restore without owners and grants ("no_owner": true, --no-owner)`,
+    { details: missing.map((role) => ({ path: "role", message: `missing: ${role}` })) },
+  );
+}
+
+async function writeListFile(
+  lines: string[],
+): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await Deno.makeTempFile({ prefix: "cairn-pg-list-" });
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return { path, remove: () => Deno.remove(path).catch(() => {}) };
+}
+
+/**
+ * Restores a whole database by swap (NOTES "PostgreSQL restore by swap"): into a
+ * fresh database beside the target, object by object (no --single-transaction:
+ * the lock table of a default server cannot hold one lock per object of a few
+ * thousand tables), then its row counts are checked against the manifest. Only
+ * then: connections to the old database are blocked and ended, it is renamed
+ * aside, and the fresh one takes its name. The old database is dropped, or kept
+ * as `<name>_pre_restore_<UTC stamp>` with `keep_old`. Any failure before the
+ * swap drops the fresh database; the target is untouched.
+ */
+export async function restoreWhole(
+  ctx: EngineContext,
+  request: RestoreRequest,
+  dest: RestoreDestination,
+): Promise<Record<string, unknown>> {
+  const { server, database } = dest;
+  const noOwner = request.no_owner ?? false;
+  let admin = await openAdmin(server, database);
+  let existing: DatabaseFacts | null;
+  let fresh: string;
+  try {
+    existing = await databaseFacts(admin, database);
+    if (existing && !request.replace && (await databaseHasObjects(server, database))) {
+      throw new CairnError(
+        "TARGET_NOT_EMPTY",
+        `Restore target database ${dest.display} is not empty: pass --yes on the command line or "replace": true to overwrite it`,
+      );
+    }
+    if (!noOwner) {
+      ctx.progress({ bytes_done: 0, phase: "checking roles" });
+      const entries = parseScript(await archiveScript(ctx, request));
+      await assertRolesExist(server, admin, entries, request.manifest.key);
+    }
+    fresh = sideName(database, `_cairn_new_${crypto.randomUUID().slice(0, 8)}`);
+    const like = existing
+      ? ` ENCODING ${literal(existing.encoding)} LC_COLLATE ${literal(existing.collate)} LC_CTYPE ${
+        literal(existing.ctype)
+      }${
+        existing.provider === "i" && existing.icuLocale
+          ? ` LOCALE_PROVIDER icu ICU_LOCALE ${literal(existing.icuLocale)}`
+          : ""
+      }${noOwner ? "" : ` OWNER ${quoteIdent(existing.owner)}`}`
+      : "";
+    await admin.unsafe(`CREATE DATABASE ${quoteIdent(fresh)} TEMPLATE template0${like}`);
+  } catch (error) {
+    await admin.end({ timeout: 5 });
+    throw pgError(error, server, database);
+  }
+  let swapped = false;
+  try {
+    try {
+      if (existing) await copyDatabaseProperties(admin, existing, fresh, noOwner);
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+    ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
+    await restoreInto(ctx, server, request, fresh, {
+      noOwner,
+      singleTransaction: false,
+      clean: false,
+    });
+    ctx.progress({ bytes_done: 0, phase: "counting rows" });
+    const sql = await open(server, fresh);
+    let counted;
+    try {
+      counted = await countRows(sql, { signal: ctx.signal });
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+    const { problems } = compareCounts({
+      tables: manifestTables(request.manifest.facts),
+      large_objects: Number(request.manifest.facts.large_objects ?? 0),
+    }, counted);
+    if (problems.length) {
+      throw new CairnError(
+        "VERIFY_FAILED",
+        `The restored copy of ${request.manifest.key} does not match its manifest, so ${dest.display} was left as it was: ${
+          problems.join("; ")
+        }`,
+      );
+    }
+    ctx.signal.throwIfAborted();
+    admin = await openAdmin(server, database);
+    let kept: string | null = null;
+    try {
+      if (existing) {
+        kept = await swap(admin, database, fresh, existing.allowConn);
+      } else {
+        await admin.unsafe(`ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(database)}`);
+      }
+      swapped = true;
+    } finally {
+      if (!swapped) await admin.end({ timeout: 5 });
+    }
+    try {
+      if (kept && !request.keep_old) {
+        await admin.unsafe(`DROP DATABASE ${quoteIdent(kept)} WITH (FORCE)`).then(
+          () => kept = null,
+          (e) =>
+            logger.warn("Could not drop the database a restore replaced", {
+              database: kept,
+              error: String(e),
+            }),
+        );
+      }
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+    return {
+      target: dest.display,
+      created: existing === null,
+      replaced: existing !== null,
+      kept_old: kept,
+      owners: noOwner ? "not restored (no_owner)" : "restored",
+      tables: counted.tables.length,
+      rows: counted.tables.reduce((a, t) => a + t.rows, 0),
+      large_objects: counted.large_objects,
+    };
+  } catch (error) {
+    if (!swapped) {
+      await dropDatabase(server, fresh).catch((e) =>
+        logger.warn("Could not drop a failed restore's database", {
+          database: fresh,
+          error: String(e),
+        })
+      );
+    }
+    throw pgError(error, server, database);
+  }
+}
+
+/**
+ * Puts `fresh` in the place of `target`: new connections to the target are
+ * refused, its sessions ended, it is renamed to `<target>_pre_restore_<stamp>`,
+ * and `fresh` takes its name. Any failure undoes what was done. Returns the name
+ * the old database now has.
+ */
+async function swap(
+  admin: Sql,
+  target: string,
+  fresh: string,
+  allowConn: boolean,
+): Promise<string> {
+  let aside = sideName(target, `_pre_restore_${stamp(new Date())}`);
+  for (let n = 2; (await admin`SELECT 1 FROM pg_database WHERE datname = ${aside}`).length; n++) {
+    aside = sideName(target, `_pre_restore_${stamp(new Date())}_${n}`);
+  }
+  const t = quoteIdent(target), a = quoteIdent(aside), f = quoteIdent(fresh);
+  await admin.unsafe(`ALTER DATABASE ${t} ALLOW_CONNECTIONS false`);
+  let renamed = false;
+  try {
+    // A session that was mid-connect when connections were blocked may still appear.
+    for (let i = 0;; i++) {
+      await admin`
+        SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = ${target} AND pid <> pg_backend_pid()`;
+      try {
+        await admin.unsafe(`ALTER DATABASE ${t} RENAME TO ${a}`);
+        break;
+      } catch (error) {
+        if ((error as { code?: string }).code !== "55006" || i >= 50) throw error;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    renamed = true;
+    await admin.unsafe(`ALTER DATABASE ${f} RENAME TO ${t}`);
+  } catch (error) {
+    if (renamed) await admin.unsafe(`ALTER DATABASE ${a} RENAME TO ${t}`).catch(() => {});
+    if (allowConn) {
+      await admin.unsafe(`ALTER DATABASE ${renamed ? a : t} ALLOW_CONNECTIONS true`).catch(
+        () => {},
+      );
+      await admin.unsafe(`ALTER DATABASE ${t} ALLOW_CONNECTIONS true`).catch(() => {});
+    }
+    throw error;
+  }
+  // The kept copy opens again as it was, for an operator to look at or drop.
+  if (allowConn) await admin.unsafe(`ALTER DATABASE ${a} ALLOW_CONNECTIONS true`);
+  return aside;
+}
+
+/** Whether a database holds anything a restore would clobber. */
+async function databaseHasObjects(target: PgTarget, name: string): Promise<boolean> {
+  const sql = await open(target, name);
+  try {
+    const [{ n }] = await sql.unsafe<Array<{ n: string }>>(`
+      SELECT count(*)::text AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+      WHERE s.nspname NOT IN ('pg_catalog', 'information_schema') AND s.nspname NOT LIKE 'pg\\_toast%'`);
+    return Number(n) > 0;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Restores only `request.tables` into the target database, which keeps
+ * everything else: the TOC entries of those tables and what belongs to them
+ * (toc.ts selectTables) go to pg_restore with --use-list, --clean and
+ * --single-transaction, so the tables are replaced at once or not at all (a few
+ * tables need few locks). Unknown names, tables the target already has without
+ * `replace`, and missing roles are refused before anything is written.
+ */
+export async function restoreTables(
+  ctx: EngineContext,
+  request: RestoreRequest,
+  dest: RestoreDestination,
+): Promise<Record<string, unknown>> {
+  const { server, database } = dest;
+  const noOwner = request.no_owner ?? false;
+  const wanted = (request.tables ?? []).map((name) => {
+    try {
+      return parseTableName(name);
+    } catch (error) {
+      throw new CairnError("VALIDATION_FAILED", `Invalid table ${(error as Error).message}`);
+    }
+  });
+  ctx.progress({ bytes_done: 0, phase: "reading the archive's contents" });
+  const [script, listing] = [await archiveScript(ctx, request), await archiveList(ctx, request)];
+  const entries = parseScript(script);
+  const list = parseList(listing);
+  const probe = selectTables(entries, list, wanted, {
+    existing: () => false,
+    missingSchemas: new Set(),
+  });
+  if (probe.unknown.length) {
+    const available = entries.filter((e) => e.type === "TABLE").length;
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `Backup ${request.manifest.key} has no table ${
+        probe.unknown.map((t) => displayName(t.schema, t.table)).join(", ")
+      } (it holds ${available} table${
+        available === 1 ? "" : "s"
+      }; names are schema.table, exact case, double quotes around parts with dots, quotes or spaces)`,
+    );
+  }
+  const admin = await openAdmin(server, database);
+  let created = false;
+  try {
+    if ((await admin`SELECT 1 FROM pg_database WHERE datname = ${database}`).length === 0) {
+      await admin.unsafe(`CREATE DATABASE ${quoteIdent(database)} TEMPLATE template0`);
+      created = true;
+    }
+  } catch (error) {
+    throw pgError(error, server, database);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  try {
+    const sql = await open(server, database);
+    let selection;
+    try {
+      const present = await sql.unsafe<Array<{ schema: string; name: string }>>(
+        `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'f')`,
+      );
+      const schemas = new Set(
+        (await sql.unsafe<Array<{ nspname: string }>>("SELECT nspname FROM pg_namespace")).map((
+          r,
+        ) => r.nspname),
+      );
+      const has = new Set(present.map((p) => JSON.stringify([p.schema, p.name])));
+      const missingSchemas = new Set(wanted.map((w) => w.schema).filter((s) => !schemas.has(s)));
+      selection = selectTables(entries, list, wanted, {
+        existing: (s, t) => has.has(JSON.stringify([s, t])),
+        missingSchemas,
+      });
+      const clash = selection.tables.filter((t) => has.has(JSON.stringify([t.schema, t.table])));
+      if (clash.length && !request.replace) {
+        throw new CairnError(
+          "TARGET_NOT_EMPTY",
+          `Restore target database ${dest.display} already has ${
+            clash.map((t) => displayName(t.schema, t.table)).join(", ")
+          }: pass --yes on the command line or "replace": true to replace ${
+            clash.length === 1 ? "it" : "them"
+          }`,
+        );
+      }
+      if (!noOwner) {
+        const chosen = new Set(selection.list.map((l) => Number(l.split(";")[0])));
+        const admin2 = await openAdmin(server, database);
+        try {
+          await assertRolesExist(
+            server,
+            admin2,
+            entries.filter((e) => chosen.has(e.dumpId)),
+            request.manifest.key,
+          );
+        } finally {
+          await admin2.end({ timeout: 5 });
+        }
+      }
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+    const listFile = await writeListFile(selection.list);
+    try {
+      ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
+      await restoreInto(ctx, server, request, database, {
+        noOwner,
+        singleTransaction: true,
+        clean: true,
+        listFile: listFile.path,
+      });
+    } catch (error) {
+      if (isCairnError(error) && /depends on/.test(error.message)) {
+        throw new CairnError(
+          "TARGET_NOT_EMPTY",
+          `${error.message}. Nothing was changed: add those objects' tables to "tables", or restore the whole database`,
+        );
+      }
+      throw error;
+    } finally {
+      await listFile.remove();
+    }
+    const check = await open(server, database);
+    let counted: TableRows[];
+    try {
+      counted = (await countRows(check, { signal: ctx.signal })).tables.filter((t) =>
+        selection.tables.some((s) => s.schema === t.schema && s.table === t.table)
+      );
+    } finally {
+      await check.end({ timeout: 5 });
+    }
+    const recorded = manifestTables(request.manifest.facts);
+    const expectedRows = (s: string, t: string) =>
+      recorded.format === "split"
+        ? recorded.tables.find((r) => r.schema === s && r.table === t)?.rows ?? null
+        : recorded.tables[`${s}.${t}`] ?? null;
+    const comparison = selection.tables.map((t) => ({
+      ...t,
+      manifest: expectedRows(t.schema, t.table),
+      restored: counted.find((c) => c.schema === t.schema && c.table === t.table)?.rows ?? null,
+    }));
+    const wrong = comparison.filter((c) => c.manifest !== c.restored);
+    if (wrong.length) {
+      throw new CairnError(
+        "VERIFY_FAILED",
+        `Restored tables do not match the manifest of ${request.manifest.key}: ${
+          wrong.map((c) =>
+            `${
+              displayName(c.schema, c.table)
+            }: ${c.restored} rows restored, ${c.manifest} in the manifest`
+          ).join("; ")
+        }`,
+      );
+    }
+    return {
+      target: dest.display,
+      created,
+      owners: noOwner ? "not restored (no_owner)" : "restored",
+      tables: comparison.length,
+      rows: comparison.reduce((a, c) => a + (c.restored ?? 0), 0),
+      restored_tables: comparison,
+    };
+  } catch (error) {
+    if (created) {
+      await dropDatabase(server, database).catch((e) =>
+        logger.warn("Could not drop a failed restore's database", { database, error: String(e) })
+      );
+    }
+    throw pgError(error, server, database);
+  }
+}
