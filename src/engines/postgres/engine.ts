@@ -2,14 +2,7 @@ import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import { logger } from "../../log.ts";
 import { VERSION } from "../../version.ts";
-import type {
-  ArtifactAccess,
-  BackupFacts,
-  Engine,
-  EngineContext,
-  RestoreRequest,
-  VerifyRequest,
-} from "../engine.ts";
+import type { BackupFacts, Engine, RestoreRequest, VerifyRequest } from "../engine.ts";
 import { spawnTool, type Tool } from "../process.ts";
 import {
   compareCounts,

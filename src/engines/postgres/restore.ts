@@ -571,6 +571,7 @@ export async function restoreTables(
       tables: comparison.length,
       rows: comparison.reduce((a, c) => a + (c.restored ?? 0), 0),
       restored_tables: comparison,
+      ...(selection.skipped.length ? { foreign_keys_left_out: selection.skipped } : {}),
     };
   } catch (error) {
     if (created) {

@@ -153,6 +153,12 @@ export function alteredTable(entry: TocEntry): { schema: string; table: string }
   return m ? { schema: unquoteIdent(m[1]), table: unquoteIdent(m[2]) } : null;
 }
 
+/** The table a FOREIGN KEY constraint references. */
+export function referencedTable(entry: TocEntry): { schema: string; table: string } | null {
+  const m = new RegExp(String.raw`REFERENCES (${IDENT})\.(${IDENT})\(`).exec(entry.sql);
+  return m ? { schema: unquoteIdent(m[1]), table: unquoteIdent(m[2]) } : null;
+}
+
 /** Names that are keywords, not roles, where a grantee may stand. */
 const NOT_ROLES = new Set(["PUBLIC", "CURRENT_USER", "SESSION_USER", "CURRENT_ROLE"]);
 
@@ -230,15 +236,17 @@ export interface TableSelection {
   tables: Array<{ schema: string; table: string }>;
   /** The requested names that are not tables in the archive. */
   unknown: Array<{ schema: string; table: string }>;
+  /** Foreign keys left out: a table they join is neither selected nor in the target. */
+  skipped: string[];
 }
 
 /**
  * The TOC entries that restore `wanted` tables: each TABLE, its TABLE DATA (same
  * catalog oid), what belongs to it (indexes, constraints, triggers, defaults,
  * owned sequences with their SEQUENCE SET, comments, grants, policies, rules),
- * transitively, and the SCHEMA entries of `missingSchemas`. A foreign key on a
- * table outside the selection is kept only if that table is in `existing` (the
- * target has it); else it could not be created.
+ * transitively, and the SCHEMA entries of `missingSchemas`. A foreign key is kept
+ * only if both tables it joins are selected or in `existing` (the target has
+ * them); else it could not be created, and is named in `skipped`.
  */
 export function selectTables(
   entries: TocEntry[],
@@ -270,17 +278,21 @@ export function selectTables(
     selected.add(entry.dumpId);
     selectedNames.add(key(w.schema, w.table));
   }
+  const skipped: string[] = [];
+  const available = (t: { schema: string; table: string } | null) =>
+    t !== null &&
+    (selectedNames.has(key(t.schema, t.table)) || options.existing(t.schema, t.table));
   for (let grew = true; grew;) {
     grew = false;
     for (const entry of entries) {
       if (selected.has(entry.dumpId) || !BELONGS_TO_TABLE.has(entry.type)) continue;
       if (!entry.dependencies.some((d) => selected.has(d))) continue;
-      if (entry.type === "FK CONSTRAINT") {
-        const on = alteredTable(entry);
-        if (
-          on && !selectedNames.has(key(on.schema, on.table)) &&
-          !options.existing(on.schema, on.table)
-        ) continue;
+      if (
+        entry.type === "FK CONSTRAINT" &&
+        !(available(alteredTable(entry)) && available(referencedTable(entry)))
+      ) {
+        if (!skipped.includes(entry.name)) skipped.push(entry.name);
+        continue;
       }
       selected.add(entry.dumpId);
       grew = true;
@@ -302,5 +314,5 @@ export function selectTables(
       sequences.some((s) => line.rest.startsWith(`SEQUENCE SET ${s.schema} ${s.name} `));
     if (selected.has(line.dumpId) || dataOfTable || sequenceSet) out.push(line.line);
   }
-  return { list: out, tables, unknown };
+  return { list: out, tables, unknown, skipped };
 }
