@@ -180,6 +180,9 @@ async function copyDatabaseProperties(
   }
 }
 
+/** A role as SQL would name it: quoted only when it must be. */
+const roleName = (r: string) => /^[a-z_][a-z0-9_$]*$/.test(r) ? r : quoteIdent(r);
+
 /** The roles the archive's objects need that the target server lacks: a clear error, before any write. */
 async function assertRolesExist(
   server: PgTarget,
@@ -200,7 +203,7 @@ async function assertRolesExist(
   throw new CairnError(
     "VALIDATION_FAILED",
     `PostgreSQL at ${server.host}:${server.port} has no role ${
-      missing.map((r) => quoteIdent(r)).join(", ")
+      missing.map(roleName).join(", ")
     }, which own${missing.length === 1 ? "s" : ""} or ${
       missing.length === 1 ? "is" : "are"
     } granted objects in ${key}: create ${
