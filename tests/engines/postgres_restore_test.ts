@@ -401,6 +401,20 @@ Deno.test({
         assert.deepEqual(await tableFacts(sql, "public.users"), before);
         const [{ next }] = await sql`SELECT nextval('users_id_seq')::int AS next`;
         assert.equal(next, 51, "the owned sequence came back with its value");
+        // A view outside the list depends on users: refused, and the transaction rolled back.
+        await sql.unsafe(`CREATE VIEW users_view AS SELECT * FROM users; DELETE FROM orders;`);
+        const blocked = await run(services, {
+          kind: "restore",
+          client_name: "app",
+          key,
+          params: { replace: true, tables: ["public.users", "public.orders"] },
+        });
+        assert.equal(blocked.status, "failed");
+        assert.match(
+          blocked.error!,
+          /view public\.users_view depends on table public\.users.*Nothing was changed: add those objects' tables to "tables", or restore the whole database$/,
+        );
+        assert.equal(await count("orders"), 0, "nothing written");
       });
     });
   },

@@ -140,7 +140,7 @@ export function pgError(error: unknown, target: PgTarget, database = target.data
     case "28000":
       return new CairnError(
         "SOURCE_REFUSED",
-        `${where} rejected the credentials of user ${target.user} (${e.message}): check the password in the client url`,
+        `${where} rejected the credentials of user ${target.user} (${e.message}): check the password in the client url (or the restore target URL)`,
         { cause: error },
       );
     case "3D000":
