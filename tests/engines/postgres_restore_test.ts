@@ -238,7 +238,10 @@ Deno.test({
           ALTER TABLE owned OWNER TO "${owner}";
           GRANT SELECT ON owned TO "${reader}";
           REVOKE CONNECT ON DATABASE "${db}" FROM PUBLIC;
-          GRANT CONNECT ON DATABASE "${db}" TO "${reader}";`);
+          GRANT CONNECT ON DATABASE "${db}" TO "${reader}";
+          ALTER DATABASE "${db}" SET work_mem = '5MB';
+          ALTER DATABASE "${db}" SET search_path = "$user", public, "Other Schema";
+          ALTER ROLE "${reader}" IN DATABASE "${db}" SET statement_timeout = '7s';`);
         await withServices(db, async (services) => {
           const key = await backup(services);
           const r = await run(services, {
@@ -259,6 +262,15 @@ Deno.test({
               SELECT has_database_privilege(${reader}, current_database(), 'CONNECT') AS connect,
                 has_database_privilege('public', current_database(), 'CONNECT') AS pub`;
             assert.deepEqual([connect, pub], [true, false], "database grants carried over");
+            const settings = await check`
+              SELECT coalesce(pg_get_userbyid(nullif(setrole, 0)), '') AS role, setconfig
+              FROM pg_db_role_setting WHERE setdatabase =
+                (SELECT oid FROM pg_database WHERE datname = current_database())
+              ORDER BY 1`;
+            assert.deepEqual(settings.map((r) => [r.role, r.setconfig]), [
+              ["", ["work_mem=5MB", 'search_path="$user", public, "Other Schema"']],
+              [reader, ["statement_timeout=7s"]],
+            ], "database settings carried over");
           } finally {
             await check.end();
           }
