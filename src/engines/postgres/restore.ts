@@ -75,7 +75,6 @@ interface DatabaseFacts {
   ctype: string;
   provider: string;
   icuLocale: string | null;
-  allowConn: boolean;
   acl: Array<{ grantee: string | null; privilege: string; grantable: boolean }> | null;
   settings: Array<{ role: string | null; config: string[] }>;
 }
@@ -90,13 +89,12 @@ async function databaseFacts(admin: Sql, name: string): Promise<DatabaseFacts | 
       datctype: string;
       datlocprovider: string;
       daticulocale: string | null;
-      datallowconn: boolean;
       has_acl: boolean;
     }>
   >(
     `SELECT d.oid::int AS oid, pg_get_userbyid(d.datdba) AS owner,
        pg_encoding_to_char(d.encoding) AS encoding, d.datcollate, d.datctype,
-       d.datlocprovider::text AS datlocprovider, d.daticulocale, d.datallowconn,
+       d.datlocprovider::text AS datlocprovider, d.daticulocale,
        d.datacl IS NOT NULL AS has_acl
      FROM pg_database d WHERE d.datname = $1`,
     [name],
@@ -125,7 +123,6 @@ async function databaseFacts(admin: Sql, name: string): Promise<DatabaseFacts | 
     ctype: d.datctype,
     provider: d.datlocprovider,
     icuLocale: d.daticulocale,
-    allowConn: d.datallowconn,
     acl: acl ? [...acl] : null,
     settings: [...settings],
   };
@@ -307,7 +304,7 @@ export async function restoreWhole(
     let kept: string | null = null;
     try {
       if (existing) {
-        kept = await swap(admin, database, fresh, existing.allowConn);
+        kept = await swap(admin, database, fresh);
       } else {
         await admin.unsafe(`ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(database)}`);
       }
@@ -353,52 +350,44 @@ export async function restoreWhole(
 }
 
 /**
- * Puts `fresh` in the place of `target`: new connections to the target are
- * refused, its sessions ended, it is renamed to `<target>_pre_restore_<stamp>`,
- * and `fresh` takes its name. Any failure undoes what was done. Returns the name
- * the old database now has.
+ * Puts `fresh` in the place of `target`, in one transaction: the target's
+ * sessions are ended, it is renamed to `<target>_pre_restore_<stamp>`, and
+ * `fresh` takes its name; both renames commit together or not at all, so a
+ * process killed half way leaves the target as it was (nothing like a database
+ * left refusing connections). ALTER DATABASE RENAME refuses while another
+ * session is connected (55006, after waiting up to 5 s for them to go), so
+ * sessions that arrive meanwhile are ended again and the rename retried under a
+ * savepoint. Returns the name the old database now has.
  */
-async function swap(
-  admin: Sql,
-  target: string,
-  fresh: string,
-  allowConn: boolean,
-): Promise<string> {
+async function swap(admin: Sql, target: string, fresh: string): Promise<string> {
   let aside = sideName(target, `_pre_restore_${stamp(new Date())}`);
   for (let n = 2; (await admin`SELECT 1 FROM pg_database WHERE datname = ${aside}`).length; n++) {
     aside = sideName(target, `_pre_restore_${stamp(new Date())}_${n}`);
   }
   const t = quoteIdent(target), a = quoteIdent(aside), f = quoteIdent(fresh);
-  await admin.unsafe(`ALTER DATABASE ${t} ALLOW_CONNECTIONS false`);
-  let renamed = false;
+  await admin.unsafe("BEGIN");
   try {
-    // A session that was mid-connect when connections were blocked may still appear.
     for (let i = 0;; i++) {
+      // pg_stat_activity is read once per transaction unless its snapshot is cleared.
+      await admin`SELECT pg_stat_clear_snapshot()`;
       await admin`
         SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE datname = ${target} AND pid <> pg_backend_pid()`;
+      await admin.unsafe("SAVEPOINT cairn_swap");
       try {
         await admin.unsafe(`ALTER DATABASE ${t} RENAME TO ${a}`);
         break;
       } catch (error) {
-        if ((error as { code?: string }).code !== "55006" || i >= 50) throw error;
-        await new Promise((r) => setTimeout(r, 100));
+        await admin.unsafe("ROLLBACK TO SAVEPOINT cairn_swap");
+        if ((error as { code?: string }).code !== "55006" || i >= 5) throw error;
       }
     }
-    renamed = true;
     await admin.unsafe(`ALTER DATABASE ${f} RENAME TO ${t}`);
+    await admin.unsafe("COMMIT");
   } catch (error) {
-    if (renamed) await admin.unsafe(`ALTER DATABASE ${a} RENAME TO ${t}`).catch(() => {});
-    if (allowConn) {
-      await admin.unsafe(`ALTER DATABASE ${renamed ? a : t} ALLOW_CONNECTIONS true`).catch(
-        () => {},
-      );
-      await admin.unsafe(`ALTER DATABASE ${t} ALLOW_CONNECTIONS true`).catch(() => {});
-    }
+    await admin.unsafe("ROLLBACK").catch(() => {});
     throw error;
   }
-  // The kept copy opens again as it was, for an operator to look at or drop.
-  if (allowConn) await admin.unsafe(`ALTER DATABASE ${a} ALLOW_CONNECTIONS true`);
   return aside;
 }
 
