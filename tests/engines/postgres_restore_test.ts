@@ -10,6 +10,9 @@ import {
   tableDigest,
   withDatabase,
 } from "../helpers/pg.ts";
+import postgres from "postgres";
+import { sealTarget } from "../../src/runtime/target_secrets.ts";
+import { startSecondPostgres } from "../helpers/pg_second.ts";
 import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
@@ -557,4 +560,59 @@ Deno.test({
   },
 });
 
-export { databaseExists };
+Deno.test({
+  name:
+    "postgres restore to a URL on another server: a missing role is named, --no-owner restores there; the password is in no result or store",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const second = await startSecondPostgres();
+    try {
+      await withRoles(["remote_owner"], async ([owner]) => {
+        await withDatabase(async (db, sql) => {
+          await sql.unsafe(
+            `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 12);
+            ALTER TABLE t OWNER TO "${owner}";`,
+          );
+          await withServices(db, async (services) => {
+            const key = await backup(services);
+            const target = second.url("dr_copy");
+            const shown = `postgres://postgres:***@127.0.0.1:${second.port}/dr_copy`;
+            const missing = await run(services, {
+              kind: "restore",
+              client_name: "app",
+              key,
+              params: sealTarget(target),
+            });
+            assert.equal(missing.status, "failed");
+            assert.equal(
+              missing.error,
+              `PostgreSQL at 127.0.0.1:${second.port} has no role ${owner}, which owns or is granted objects in ${key}: create it first (CREATE ROLE), or restore without owners and grants ("no_owner": true, --no-owner)`,
+            );
+            const r = await run(services, {
+              kind: "restore",
+              client_name: "app",
+              key,
+              params: { ...sealTarget(target), no_owner: true },
+            });
+            assert.equal(r.status, "completed", r.error ?? "");
+            assert.equal(r.result!.target, shown);
+            assert.equal(r.params.target, shown);
+            const stored = JSON.stringify(await services.store.list({}, { limit: 100 }));
+            assert.ok(!stored.includes(second.password), "the store never holds the password");
+            const remote = postgres(target, { max: 1, onnotice: () => {} });
+            try {
+              const [{ n }] = await remote`SELECT count(*)::int AS n FROM t`;
+              assert.equal(n, 12);
+            } finally {
+              await remote.end();
+            }
+            assert.equal(await databaseExists("dr_copy"), false, "nothing on the client's server");
+          });
+        });
+      });
+    } finally {
+      await second.stop();
+    }
+  },
+});
