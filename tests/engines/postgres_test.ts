@@ -268,6 +268,11 @@ Deno.test("postgres: a flipped byte fails verification and restore clearly, and 
         assert.equal(r.status, "failed");
         assert.match(r.error!, /damaged|pg_restore failed/);
         assert.equal(await databaseExists(target), false, "the half-restored database was dropped");
+        const admin = pg();
+        const beside = await admin`
+          SELECT datname FROM pg_database WHERE starts_with(datname, ${target + "_"})`;
+        await admin.end();
+        assert.deepEqual([...beside], [], "no fresh database left beside the target");
       } finally {
         await services.store.close();
         await dropDatabase(target);

@@ -7,6 +7,8 @@ import {
   selectTables,
 } from "../../src/engines/postgres/toc.ts";
 import { compareCounts, manifestTables } from "../../src/engines/postgres/catalog.ts";
+import { restoreDestination } from "../../src/engines/postgres/conn.ts";
+import { sideName } from "../../src/engines/postgres/restore.ts";
 
 Deno.test("table names: schema.table with SQL quoting, unambiguous for dots, quotes and spaces", () => {
   assert.deepEqual(parseTableName("public.users"), { schema: "public", table: "users" });
@@ -239,4 +241,51 @@ Deno.test("manifest tables: the split format compares per (schema, table); the o
       .problems,
     ['"a.b".c: 5 rows restored, absent in the manifest'],
   );
+});
+
+Deno.test("restore destinations: none, a database name, or a postgres:// URL naming its database; the password never in a message", () => {
+  const client = "postgres://app:client-pw@db.internal:5433/appdb";
+  const own = restoreDestination(client, null);
+  assert.deepEqual([own.server.host, own.server.port, own.database, own.display], [
+    "db.internal",
+    5433,
+    "appdb",
+    "appdb",
+  ]);
+  const named = restoreDestination(client, "appdb_copy");
+  assert.deepEqual([named.server.host, named.database, named.server.password], [
+    "db.internal",
+    "appdb_copy",
+    "client-pw",
+  ]);
+  const url = restoreDestination(client, "postgres://dr:t%40rget%2Fpw@10.1.2.3:6432/restored");
+  assert.deepEqual(
+    [url.server.host, url.server.port, url.server.user, url.server.password, url.database],
+    ["10.1.2.3", 6432, "dr", "t@rget/pw", "restored"],
+  );
+  assert.equal(url.display, "postgres://dr:***@10.1.2.3:6432/restored");
+  const fail = (target: string, message: RegExp) =>
+    assert.throws(() => restoreDestination(client, target), (e: Error) => {
+      assert.match(e.message, message);
+      assert.ok(!e.message.includes("s3cr3t"), e.message);
+      return true;
+    });
+  fail(
+    "postgres://dr:s3cr3t@10.1.2.3:6432",
+    /postgres:\/\/dr:\*\*\*@10\.1\.2\.3:6432 names no database/,
+  );
+  fail("postgresql://dr:s3cr3t@10.1.2.3/bad;name", /Invalid restore target database "bad;name"/);
+  fail(
+    "redis://:s3cr3t@10.1.2.3:6379/0",
+    /Invalid restore target redis:\/\/:\*\*\*@10\.1\.2\.3:6379\/0/,
+  );
+  fail("has space", /Invalid restore target "has space"/);
+});
+
+Deno.test("side names fit PostgreSQL's 63 bytes: the base is cut, the suffix kept", () => {
+  assert.equal(sideName("app", "_pre_restore_20261130T101500"), "app_pre_restore_20261130T101500");
+  const long = "d".repeat(63);
+  const side = sideName(long, "_cairn_new_1234abcd");
+  assert.equal(side.length, 63);
+  assert.ok(side.endsWith("_cairn_new_1234abcd"));
 });

@@ -4,6 +4,7 @@ import { explain, spawnTool, type Tool } from "../process.ts";
 import { conninfoFor, type PgTarget, toolEnv } from "./conn.ts";
 import { toolVersion } from "./tools.ts";
 
+/** A tool's failure as SOURCE_UNAVAILABLE, with the lines of its stderr that say why. */
 export function toolFailure(tool: Tool, name: string, status: Deno.CommandStatus): CairnError {
   const why = explain(tool.stderr()) || `exit code ${status.code}`;
   return new CairnError("SOURCE_UNAVAILABLE", `${name} failed: ${why}`);

@@ -20,6 +20,7 @@ import {
   type TocEntry,
 } from "./toc.ts";
 
+/** A checked connection (one session) to `database` on `target`'s server; errors via pgError. */
 export async function open(target: PgTarget, database = target.database): Promise<Sql> {
   const sql = connect(target, database);
   try {
