@@ -616,3 +616,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "postgres restore: cancelled while pg_restore runs, the fresh database is dropped and the live one is as it was",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withDatabase(async (db, sql) => {
+      await sql.unsafe(
+        "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 12) AS v FROM generate_series(1, 600000) g;",
+      );
+      await withServices(db, async (services) => {
+        const key = await backup(services);
+        await sql.unsafe("DELETE FROM big WHERE id > 1000");
+        const controller = new AbortController();
+        const running = run(services, {
+          kind: "restore",
+          client_name: "app",
+          key,
+          params: { replace: true },
+        }, controller.signal);
+        // The restore's own pg_restore (other test files run theirs at the same time).
+        const restoring = async () =>
+          new TextDecoder().decode(
+            (await new Deno.Command("pgrep", {
+              args: ["-a", "-P", String(Deno.pid), "pg_restore"],
+              stdout: "piped",
+            }).output()).stdout,
+          ).includes("--dbname");
+        let seen = false;
+        for (let i = 0; i < 2000 && !(seen = await restoring()); i++) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        assert.ok(seen, "pg_restore started");
+        controller.abort();
+        const job = await running;
+        assert.equal(job.status, "cancelled");
+        assert.equal(await restoring(), false, "no pg_restore left running");
+        const [{ n }] = await sql`SELECT count(*)::int AS n FROM big`;
+        assert.equal(n, 1000, "the live database is as it was");
+        assert.deepEqual(await databasesLike(`${db}_`), [], "the fresh database was dropped");
+      });
+    });
+  },
+});
