@@ -8,7 +8,7 @@ import {
 } from "../../src/engines/postgres/toc.ts";
 import { compareCounts, manifestTables } from "../../src/engines/postgres/catalog.ts";
 import { restoreDestination } from "../../src/engines/postgres/conn.ts";
-import { sideName } from "../../src/engines/postgres/restore.ts";
+import { sideName } from "../../src/engines/postgres/databases.ts";
 
 Deno.test("table names: schema.table with SQL quoting, unambiguous for dots, quotes and spaces", () => {
   assert.deepEqual(parseTableName("public.users"), { schema: "public", table: "users" });

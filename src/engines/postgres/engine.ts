@@ -13,7 +13,8 @@ import {
 } from "./catalog.ts";
 import { parsePgUrl, pgError, restoreDestination, type Sql, toolEnv } from "./conn.ts";
 import { toolFailure } from "./pg_restore.ts";
-import { dropDatabase, open, openAdmin, restoreTables, restoreWhole } from "./restore.ts";
+import { dropDatabase, open, openAdmin } from "./databases.ts";
+import { restoreTables, restoreWhole } from "./restore.ts";
 import { restoreInto } from "./pg_restore.ts";
 import { assertDumpCanRead, toolVersion } from "./tools.ts";
 import { recompressArchive } from "./archive_recompress.ts";
