@@ -2,6 +2,7 @@ import { z } from "zod";
 import { JOB_KINDS, JOB_STATUSES, RetentionSchema } from "../jobs/types.ts";
 import { cronProblem, timezoneProblem } from "../jobs/cron.ts";
 import { CLIENT_NAME, LABEL } from "../repository/keys.ts";
+import { parseTableName } from "../engines/postgres/toc.ts";
 
 export const ClientName = z.string().regex(CLIENT_NAME, "must be 1-63 of a-z, 0-9, _ and -");
 export const Label = z.string().regex(LABEL, "must be 1-40 of a-z, 0-9, _ and -");
@@ -24,11 +25,26 @@ export const ListBackupsQuery = z.strictObject({
   cursor: Cursor.optional(),
 });
 
+/** `schema.table`, parts in double quotes when they hold a dot, quote or space. */
+export const TableName = z.string().max(300).superRefine((v, ctx) => {
+  try {
+    parseTableName(v);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});
+
 export const RestoreBody = z.strictObject({
   client_name: ClientName.optional(),
   target: z.string().min(1).max(4096).optional(),
   replace: z.boolean().optional(),
   flush: z.boolean().optional(),
+  /** PostgreSQL: restore only these tables into the target, leaving the rest. */
+  tables: z.array(TableName).min(1).max(10000).optional(),
+  /** PostgreSQL: no owners and grants (roles missing on the target). */
+  no_owner: z.boolean().optional(),
+  /** PostgreSQL: keep the replaced database as <name>_pre_restore_<stamp>. */
+  keep_old: z.boolean().optional(),
 });
 
 export const VerifyBody = z.strictObject({ client_name: ClientName.optional() });

@@ -15,7 +15,7 @@ export class HelpRequested extends Error {
   }
 }
 
-type Spec = Record<string, { type: "string" | "boolean"; short?: string }>;
+type Spec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 
 /** node:util parseArgs with errors turned into usage errors (exit 2). */
 export function parseFlags<S extends Spec>(
@@ -46,7 +46,7 @@ export function parseFlags<S extends Spec>(
     throw new UsageError(`Unexpected argument: ${pos[positionals.max]}`);
   }
   return {
-    values: parsed.values as Record<string, string | boolean | undefined>,
+    values: parsed.values as Record<string, string | boolean | string[] | undefined>,
     positionals: pos,
   };
 }

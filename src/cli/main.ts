@@ -13,6 +13,7 @@ Usage:
   cairn daemon            [--config FILE]
   cairn backup  CLIENT    [--label L] [--json] [--config FILE]
   cairn restore KEY       [--client C] [--target T] [--yes] [--json] [--config FILE]
+                          [--flush] [--table SCHEMA.TABLE ...] [--no-owner] [--keep-old]
   cairn verify  KEY       [--json] [--config FILE]
   cairn list              [--client C] [--json] [--config FILE]
   cairn jobs              [--status S] [--client C] [--limit N] [--json] [--config FILE]

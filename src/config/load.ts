@@ -187,6 +187,9 @@ function registerConfigSecrets(config: Config): void {
       try {
         const url = new URL(client.url);
         registerSecret(decodeURIComponent(url.password));
+        if (client.kind === "postgres" && client.verify_url) {
+          registerSecret(decodeURIComponent(new URL(client.verify_url).password));
+        }
       } catch { /* validated already */ }
     }
     if (client.kind === "s3") {

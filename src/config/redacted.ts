@@ -5,6 +5,11 @@ import type { ClientConfig, Config } from "./schema.ts";
 export function redactClient(client: ClientConfig): Record<string, unknown> {
   switch (client.kind) {
     case "postgres":
+      return {
+        ...client,
+        url: redactUrl(client.url),
+        ...(client.verify_url ? { verify_url: redactUrl(client.verify_url) } : {}),
+      };
     case "redis":
       return { ...client, url: redactUrl(client.url) };
     case "s3":

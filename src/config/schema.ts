@@ -21,6 +21,8 @@ const HostPort = nonEmpty.refine((v) => {
 const PostgresClient = z.strictObject({
   kind: z.literal("postgres"),
   url: urlWithScheme(["postgres", "postgresql"]),
+  /** The connection verify rehearsals use (a role that may create databases); default url. */
+  verify_url: urlWithScheme(["postgres", "postgresql"]).optional(),
 });
 const RedisClient = z.strictObject({
   kind: z.literal("redis"),

@@ -72,9 +72,16 @@ export interface ArtifactAccess {
 
 export interface RestoreRequest extends ArtifactAccess {
   manifest: Manifest;
+  /** Where to restore, with any credential in it (never stored: see runtime/target_secrets.ts). */
   target: string | null;
   replace: boolean;
   flush: boolean;
+  /** PostgreSQL: only these tables (`schema.table`, parts quoted as SQL identifiers). */
+  tables?: string[];
+  /** PostgreSQL: restore without owners and grants. */
+  no_owner?: boolean;
+  /** PostgreSQL: keep the replaced database as `<name>_pre_restore_<stamp>` instead of dropping it. */
+  keep_old?: boolean;
 }
 
 export interface VerifyRequest extends ArtifactAccess {

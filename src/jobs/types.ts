@@ -14,7 +14,14 @@ export interface Progress {
 
 /** What a job needs beyond its kind and client: restore target, prune options. */
 export const JobParamsSchema = z.object({
+  /** Restore target; a password in it is stored as *** (see runtime/target_secrets.ts). */
   target: z.string().min(1).optional(),
+  /** Where this process keeps the target's credential in memory. */
+  target_ref: z.string().min(1).optional(),
+  /** PostgreSQL restore: only these tables, then no_owner / keep_old options. */
+  tables: z.array(z.string().min(1)).optional(),
+  no_owner: z.boolean().optional(),
+  keep_old: z.boolean().optional(),
   replace: z.boolean().optional(),
   flush: z.boolean().optional(),
   dry_run: z.boolean().optional(),

@@ -14,6 +14,7 @@ import {
 import { VERSION } from "../version.ts";
 import { prune } from "./prune.ts";
 import { requireClient, type Services } from "./services.ts";
+import { forgetTarget, unsealTarget } from "./target_secrets.ts";
 
 /** What the attempt runner hands to a job while it runs. */
 export interface RunHooks {
@@ -230,10 +231,14 @@ async function runRestore(
   const out = await engine.restore(engineContext(services, job, hooks, clientName), {
     manifest,
     ...artifactAccess(services, manifest, hooks),
-    target: job.params.target ?? null,
+    target: unsealTarget(job.params),
     replace: job.params.replace ?? false,
     flush: job.params.flush ?? false,
+    ...(job.params.tables ? { tables: job.params.tables } : {}),
+    ...(job.params.no_owner !== undefined ? { no_owner: job.params.no_owner } : {}),
+    ...(job.params.keep_old !== undefined ? { keep_old: job.params.keep_old } : {}),
   });
+  forgetTarget(job.params);
   return { key, duration_ms: Date.now() - started, ...out };
 }
 

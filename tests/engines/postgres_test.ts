@@ -92,12 +92,12 @@ Deno.test("postgres: backup -> verify -> restore to a new database reproduces ev
         const key = String(b.result!.key);
         assert.match(key, /\.dump$/);
         const manifest = await readManifest(services.repository, key);
-        assert.deepEqual(manifest.facts.tables, {
-          "public.users": 2000,
-          "sales.orders": 5000,
-          "sales.events_no_pk": 303,
-          "Audit Log.MixedCase Table": 3,
-        });
+        assert.deepEqual(manifest.facts.tables, [
+          { schema: "Audit Log", table: "MixedCase Table", rows: 3 },
+          { schema: "public", table: "users", rows: 2000 },
+          { schema: "sales", table: "events_no_pk", rows: 303 },
+          { schema: "sales", table: "orders", rows: 5000 },
+        ]);
         assert.equal(manifest.facts.large_objects, 2);
         assert.match(String(manifest.facts.server_version), /^15\./);
         assert.match(String(manifest.facts.pg_dump_version), /^\d+\.\d+/);
@@ -213,7 +213,9 @@ Deno.test("postgres: writes during the backup never make verification disagree w
         const b = await run(services, { kind: "backup", client_name: "app" });
         assert.equal(b.status, "completed", b.error ?? "");
         const manifest = await readManifest(services.repository, String(b.result!.key));
-        const counted = (manifest.facts.tables as Record<string, number>)["public.busy"];
+        const counted =
+          (manifest.facts.tables as Array<{ schema: string; table: string; rows: number }>)
+            .find((t) => t.schema === "public" && t.table === "busy")!.rows;
         writing = false;
         await loop;
         assert.ok(inserted > 0, "the writer ran during the backup");
@@ -266,6 +268,11 @@ Deno.test("postgres: a flipped byte fails verification and restore clearly, and 
         assert.equal(r.status, "failed");
         assert.match(r.error!, /damaged|pg_restore failed/);
         assert.equal(await databaseExists(target), false, "the half-restored database was dropped");
+        const admin = pg();
+        const beside = await admin`
+          SELECT datname FROM pg_database WHERE starts_with(datname, ${target + "_"})`;
+        await admin.end();
+        assert.deepEqual([...beside], [], "no fresh database left beside the target");
       } finally {
         await services.store.close();
         await dropDatabase(target);

@@ -8,6 +8,7 @@ import {
   readManifest,
 } from "../../repository/manifest.ts";
 import { requireClient } from "../../runtime/services.ts";
+import { sealTarget } from "../../runtime/target_secrets.ts";
 import { type AppEnv, clientFrom, enqueue, requiredClientName } from "../deps.ts";
 import { ok } from "../envelope.ts";
 import { CreateBackupBody, ListBackupsQuery, RestoreBody, VerifyBody } from "../schemas.ts";
@@ -86,15 +87,31 @@ export function backupRoutes(): Hono<AppEnv> {
         },
       );
     }
+    const pgOnly = (["tables", "no_owner", "keep_old"] as const).filter((f) =>
+      body[f] !== undefined
+    );
+    if (pgOnly.length && config.kind !== "postgres") {
+      throw new CairnError(
+        "VALIDATION_FAILED",
+        `${
+          pgOnly.join(", ")
+        } apply only to PostgreSQL restores; client ${client} is of kind ${config.kind}`,
+        { details: pgOnly.map((path) => ({ path, message: "only for postgres clients" })) },
+      );
+    }
     const job = await enqueue(c.get("deps"), {
       kind: "restore",
       client_name: client,
       key,
       max_attempts: services.config.backup.worker_max_attempts,
       params: {
-        ...(body.target !== undefined ? { target: body.target } : {}),
+        // A password in the target stays in this process's memory, never in the store.
+        ...sealTarget(body.target),
         ...(body.replace !== undefined ? { replace: body.replace } : {}),
         ...(body.flush !== undefined ? { flush: body.flush } : {}),
+        ...(body.tables !== undefined ? { tables: body.tables } : {}),
+        ...(body.no_owner !== undefined ? { no_owner: body.no_owner } : {}),
+        ...(body.keep_old !== undefined ? { keep_old: body.keep_old } : {}),
       },
     });
     return ok(c, { job_id: job.id, key, client_name: client, status: job.status }, {

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import postgres from "postgres";
 import { CairnError } from "../../errors.ts";
+import { redactUrl } from "../../redact.ts";
 
 export interface PgTarget {
   url: string;
@@ -38,6 +39,57 @@ export function assertDatabaseName(name: string, what: string): void {
       }: use a database name of letters, digits, _ $ and - (at most 63)`,
     );
   }
+}
+
+/** Where a restore writes: a server, a database on it, and how to name it in output. */
+export interface RestoreDestination {
+  server: PgTarget;
+  database: string;
+  /** The database name, or the URL with its password as *** (for results and messages). */
+  display: string;
+}
+
+/**
+ * A restore target: none (the client's own database), a database name on the
+ * client's server, or a `postgres://user:pass@host:port/db` URL naming another
+ * server (which must name its database). Throws VALIDATION_FAILED naming the
+ * problem; the message never holds the password.
+ */
+export function restoreDestination(clientUrl: string, target: string | null): RestoreDestination {
+  const client = parsePgUrl(clientUrl);
+  if (target === null) {
+    return { server: client, database: client.database, display: client.database };
+  }
+  if (/^postgres(ql)?:\/\//i.test(target)) {
+    let server: PgTarget;
+    try {
+      server = parsePgUrl(target);
+    } catch {
+      throw new CairnError(
+        "VALIDATION_FAILED",
+        `Invalid restore target URL ${
+          redactUrl(target)
+        }: use postgres://user:password@host:port/database`,
+      );
+    }
+    const display = redactUrl(target);
+    if (!new URL(target).pathname.replace(/^\//, "")) {
+      throw new CairnError(
+        "VALIDATION_FAILED",
+        `Restore target URL ${display} names no database: add /<database> to it`,
+      );
+    }
+    assertDatabaseName(server.database, "restore target database");
+    return { server, database: server.database, display };
+  }
+  if (target.includes("://")) {
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `Invalid restore target ${redactUrl(target)}: a database name, or a postgres:// URL`,
+    );
+  }
+  assertDatabaseName(target, "restore target");
+  return { server: client, database: target, display: target };
 }
 
 /** A connection to `database` (default: the client's) for cairn's own queries. */
@@ -88,7 +140,7 @@ export function pgError(error: unknown, target: PgTarget, database = target.data
     case "28000":
       return new CairnError(
         "SOURCE_REFUSED",
-        `${where} rejected the credentials of user ${target.user} (${e.message}): check the password in the client url`,
+        `${where} rejected the credentials of user ${target.user} (${e.message}): check the password in the client url (or the restore target URL)`,
         { cause: error },
       );
     case "3D000":

@@ -1,27 +1,21 @@
 import type { ClientConfig } from "../../config/schema.ts";
-import { CairnError, isCairnError } from "../../errors.ts";
+import { CairnError } from "../../errors.ts";
 import { logger } from "../../log.ts";
 import { VERSION } from "../../version.ts";
-import type {
-  ArtifactAccess,
-  BackupFacts,
-  Engine,
-  EngineContext,
-  RestoreRequest,
-  VerifyRequest,
-} from "../engine.ts";
-import { explain, spawnTool, type Tool } from "../process.ts";
-import { compareCounts, countRows, type Counts, sampleCompressionRatio } from "./catalog.ts";
+import type { BackupFacts, Engine, RestoreRequest, VerifyRequest } from "../engine.ts";
+import { spawnTool, type Tool } from "../process.ts";
 import {
-  assertDatabaseName,
-  connect,
-  conninfoFor,
-  parsePgUrl,
-  pgError,
-  type PgTarget,
-  type Sql,
-  toolEnv,
-} from "./conn.ts";
+  compareCounts,
+  countRows,
+  type Counts,
+  manifestTables,
+  sampleCompressionRatio,
+} from "./catalog.ts";
+import { parsePgUrl, pgError, restoreDestination, type Sql, toolEnv } from "./conn.ts";
+import { toolFailure } from "./pg_restore.ts";
+import { dropDatabase, open, openAdmin } from "./databases.ts";
+import { restoreTables, restoreWhole } from "./restore.ts";
+import { restoreInto } from "./pg_restore.ts";
 import { assertDumpCanRead, toolVersion } from "./tools.ts";
 import { recompressArchive } from "./archive_recompress.ts";
 import { DeflatePool } from "./deflate_pool.ts";
@@ -44,142 +38,6 @@ function compressionSetting(): CompressionSetting {
 }
 
 type PostgresClient = Extract<ClientConfig, { kind: "postgres" }>;
-
-async function open(target: PgTarget, database = target.database): Promise<Sql> {
-  const sql = connect(target, database);
-  try {
-    await sql`SELECT 1`;
-    return sql;
-  } catch (error) {
-    await sql.end({ timeout: 1 }).catch(() => {});
-    throw pgError(error, target, database);
-  }
-}
-
-/** A maintenance connection for CREATE / DROP DATABASE: the postgres database, else template1. */
-async function openAdmin(target: PgTarget): Promise<Sql> {
-  try {
-    return await open(target, "postgres");
-  } catch (error) {
-    if (isCairnError(error, "SOURCE_REFUSED") && /does not exist/.test(error.message)) {
-      return await open(target, "template1");
-    }
-    throw error;
-  }
-}
-
-async function databaseExists(admin: Sql, name: string): Promise<boolean> {
-  return (await admin`SELECT 1 FROM pg_database WHERE datname = ${name}`).length > 0;
-}
-
-/** Whether a database holds anything a restore would clobber. */
-async function databaseHasObjects(target: PgTarget, name: string): Promise<boolean> {
-  const sql = await open(target, name);
-  try {
-    const [{ n }] = await sql.unsafe<Array<{ n: string }>>(`
-      SELECT count(*)::text AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-      WHERE s.nspname NOT IN ('pg_catalog', 'information_schema') AND s.nspname NOT LIKE 'pg\\_toast%'`);
-    return Number(n) > 0;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
-
-async function dropDatabase(target: PgTarget, name: string): Promise<void> {
-  const admin = await openAdmin(target);
-  try {
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
-function toolFailure(tool: Tool, name: string, status: Deno.CommandStatus): CairnError {
-  const why = explain(tool.stderr()) || `exit code ${status.code}`;
-  return new CairnError("SOURCE_UNAVAILABLE", `${name} failed: ${why}`);
-}
-
-/**
- * Feeds the (checksum-verifying) artifact into pg_restore's stdin. If the artifact
- * turns out damaged, pg_restore is killed before it can see the end of its input,
- * so its single transaction never commits.
- */
-async function restoreInto(
-  ctx: EngineContext<PostgresClient>,
-  target: PgTarget,
-  artifact: ArtifactAccess,
-  database: string,
-  options: { clean: boolean },
-): Promise<void> {
-  // A local artifact is checked whole first, then read by pg_restore as a file:
-  // faster than a pipe (pg_restore's small reads wake both processes thousands of
-  // times), and damage is found before anything is restored.
-  const file = await artifact.verifiedFile();
-  const restoreTool = await toolVersion(
-    ctx.tools.pg_restore,
-    "tools.pg_restore (or CAIRN_PG_RESTORE_PATH)",
-  );
-  const { env, cleanup } = await toolEnv(target);
-  try {
-    const args = [
-      `--dbname=${conninfoFor(database)}`,
-      "--no-owner",
-      "--no-privileges",
-      "--exit-on-error",
-      "--single-transaction",
-      "--no-password",
-      ...(options.clean ? ["--clean", "--if-exists"] : []),
-    ];
-    if (file !== null) {
-      ctx.progress({ bytes_done: 0, phase: "pg_restore reading the checked artifact" });
-      const tool = spawnTool(restoreTool.bin, [...args, "--", file], {
-        env,
-        signal: ctx.signal,
-        setting: "tools.pg_restore",
-      });
-      const status = await tool.exited;
-      ctx.signal.throwIfAborted();
-      if (!status.success) throw toolFailure(tool, "pg_restore", status);
-      return;
-    }
-    const tool = spawnTool(restoreTool.bin, args, {
-      env,
-      stdin: "piped",
-      signal: ctx.signal,
-      setting: "tools.pg_restore",
-    });
-    const writer = tool.child.stdin.getWriter();
-    const reader = (await artifact.open()).getReader();
-    let artifactError: unknown = null;
-    try {
-      for (;;) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          artifactError = error;
-          tool.kill();
-          break;
-        }
-        if (chunk.done) break;
-        try {
-          await writer.write(chunk.value);
-        } catch {
-          break; // pg_restore stopped reading: its exit status says why
-        }
-      }
-      if (!artifactError) await writer.close().catch(() => {});
-    } finally {
-      reader.releaseLock();
-    }
-    const status = await tool.exited;
-    if (artifactError) throw artifactError;
-    ctx.signal.throwIfAborted();
-    if (!status.success) throw toolFailure(tool, "pg_restore", status);
-  } finally {
-    await cleanup();
-  }
-}
 
 /**
  * pg_dump's uncompressed archive, compressed by `pool`. An archive that stops short
@@ -255,8 +113,14 @@ export const postgresEngine: Engine<PostgresClient> = {
     let envCleanup: (() => Promise<void>) | null = null;
     let tool: Tool | null = null;
     let pool: DeflatePool | null = null;
+    let counter: Sql | null = null;
+    let counting: Promise<unknown> | null = null;
+    const stopCounting = new AbortController();
     const cleanup = async () => {
       pool?.close();
+      stopCounting.abort();
+      await counting?.catch(() => {});
+      await counter?.end({ timeout: 5 }).catch(() => {});
       if (tool) {
         // "Cancelled" must mean the child is gone, not merely signalled.
         tool.kill();
@@ -326,13 +190,20 @@ export const postgresEngine: Engine<PostgresClient> = {
       const started = tool;
       // The counts run in the exporting transaction while pg_dump reads the same
       // snapshot: the same numbers, but the scans overlap the dump instead of preceding it.
-      const counting = countRows(reserved as unknown as Sql, ctx.signal);
-      counting.catch(() => {});
+      // On a second session that imports the snapshot, batch by batch, so its
+      // locks come and go instead of adding one per table to pg_dump's.
+      counter = await open(target);
+      const counts = countRows(counter, {
+        signal: AbortSignal.any([ctx.signal, stopCounting.signal]),
+        snapshot,
+      });
+      counting = counts;
+      counts.catch(() => {});
       const facts = (async (): Promise<BackupFacts> => {
-        const [status, counts] = await Promise.all([started.exited, counting]);
+        const [status, counted] = await Promise.all([started.exited, counts]);
         if (!status.success) throw toolFailure(started, "pg_dump", status);
         await reserved!`COMMIT`;
-        const rows = Object.values(counts.tables).reduce((a, b) => a + b, 0);
+        const rows = counted.tables.reduce((a, t) => a + t.rows, 0);
         return {
           tool_versions: { cairn: VERSION, pg_dump: dump.version, server: server_version },
           facts: {
@@ -342,10 +213,10 @@ export const postgresEngine: Engine<PostgresClient> = {
             database_size_bytes: Number(size),
             snapshot,
             compression,
-            tables: counts.tables,
-            large_objects: counts.large_objects,
+            tables: counted.tables,
+            large_objects: counted.large_objects,
           },
-          counters: { tables: Object.keys(counts.tables).length, rows },
+          counters: { tables: counted.tables.length, rows },
         };
       })();
       facts.catch(() => {});
@@ -360,56 +231,16 @@ export const postgresEngine: Engine<PostgresClient> = {
     }
   },
 
-  async restore(ctx, request: RestoreRequest) {
-    const target = parsePgUrl(ctx.client.url);
-    const database = request.target ?? target.database;
-    assertDatabaseName(database, "restore target");
-    const admin = await openAdmin(target);
-    let created = false;
-    let exists: boolean;
-    try {
-      exists = await databaseExists(admin, database);
-      if (!exists) {
-        await admin.unsafe(`CREATE DATABASE "${database}" TEMPLATE template0`);
-        created = true;
-      }
-    } catch (error) {
-      throw pgError(error, target, database);
-    } finally {
-      await admin.end({ timeout: 5 });
-    }
-    if (exists && !request.replace && (await databaseHasObjects(target, database))) {
-      throw new CairnError(
-        "TARGET_NOT_EMPTY",
-        `Restore target database ${database} is not empty: pass --yes on the command line or "replace": true to overwrite it`,
-      );
-    }
-    try {
-      ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
-      await restoreInto(ctx, target, request, database, { clean: exists });
-    } catch (error) {
-      // Leave nothing half-made: a database cairn created for this restore goes again.
-      if (created) {
-        await dropDatabase(target, database).catch((e) =>
-          logger.warn("Could not drop a failed restore's database", { database, error: String(e) })
-        );
-      }
-      throw error;
-    }
-    // pg_restore ran in one transaction with --exit-on-error and succeeded: every row
-    // of the dump is there. The numbers come from the manifest, not from scanning the
-    // whole database again (verify is the run that counts and compares).
-    const tables = (request.manifest.facts.tables ?? {}) as Record<string, number>;
-    return {
-      target: database,
-      created,
-      tables: Object.keys(tables).length,
-      rows: Object.values(tables).reduce((a, b) => a + b, 0),
-    };
+  restore(ctx, request: RestoreRequest) {
+    const dest = restoreDestination(ctx.client.url, request.target);
+    return request.tables && request.tables.length > 0
+      ? restoreTables(ctx, request, dest)
+      : restoreWhole(ctx, request, dest);
   },
 
   async verify(ctx, request: VerifyRequest) {
-    const target = parsePgUrl(ctx.client.url);
+    // A role that may create databases, when the client's own may not.
+    const target = parsePgUrl(ctx.client.verify_url ?? ctx.client.url);
     // Job ids are only unique within one job store; two hosts (or a CLI with its own
     // store) verifying against one server must never share, or drop, a scratch database.
     const scratch = `cairn_verify_${ctx.jobId}_${
@@ -430,41 +261,37 @@ export const postgresEngine: Engine<PostgresClient> = {
         bytes_total: request.manifest.size_bytes,
         phase: "restore rehearsal",
       });
-      await restoreInto(ctx, target, request, scratch, { clean: false });
+      // Owners and grants are left out: the rehearsal checks contents, and the
+      // roles may not exist where it runs (or the verify role may not assume them).
+      await restoreInto(ctx, target, request, scratch, {
+        noOwner: true,
+        singleTransaction: false,
+        clean: false,
+      });
       const sql = await open(target, scratch);
       let actual: Counts;
       try {
-        actual = await countRows(sql, ctx.signal);
+        actual = await countRows(sql, { signal: ctx.signal });
       } finally {
         await sql.end({ timeout: 5 });
       }
-      const expected = {
-        tables: (request.manifest.facts.tables ?? {}) as Record<string, number>,
+      const { comparison, problems } = compareCounts({
+        tables: manifestTables(request.manifest.facts),
         large_objects: Number(request.manifest.facts.large_objects ?? 0),
-      };
-      const problems = compareCounts(expected, actual);
-      const comparison = Object.keys({ ...expected.tables, ...actual.tables }).sort().map((
-        name,
-      ) => ({
-        table: name,
-        manifest: expected.tables[name] ?? null,
-        restored: actual.tables[name] ?? null,
-      }));
+      }, actual);
       if (problems.length) {
         throw new CairnError(
           "VERIFY_FAILED",
           `Restore rehearsal of ${request.manifest.key} does not match its manifest: ${
             problems.join("; ")
           }`,
-          {
-            details: comparison,
-          },
+          { details: comparison },
         );
       }
       return {
         scratch_database: scratch,
         tables_checked: comparison.length,
-        rows_checked: Object.values(actual.tables).reduce((a, b) => a + b, 0),
+        rows_checked: actual.tables.reduce((a, t) => a + t.rows, 0),
         large_objects: actual.large_objects,
         comparison,
       };

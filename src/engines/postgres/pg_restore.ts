@@ -1,0 +1,140 @@
+import { CairnError } from "../../errors.ts";
+import type { ArtifactAccess, EngineContext } from "../engine.ts";
+import { explain, spawnTool, type Tool } from "../process.ts";
+import { conninfoFor, type PgTarget, toolEnv } from "./conn.ts";
+import { toolVersion } from "./tools.ts";
+
+/** A tool's failure as SOURCE_UNAVAILABLE, with the lines of its stderr that say why. */
+export function toolFailure(tool: Tool, name: string, status: Deno.CommandStatus): CairnError {
+  const why = explain(tool.stderr()) || `exit code ${status.code}`;
+  return new CairnError("SOURCE_UNAVAILABLE", `${name} failed: ${why}`);
+}
+
+function restoreBin(ctx: EngineContext) {
+  return toolVersion(ctx.tools.pg_restore, "tools.pg_restore (or CAIRN_PG_RESTORE_PATH)");
+}
+
+/**
+ * Runs pg_restore on the artifact: as a checked local file when the repository
+ * has one (faster than a pipe: pg_restore's small reads would wake both processes
+ * thousands of times, and damage is found before anything is restored), else fed
+ * through stdin from the verifying stream (damage then kills pg_restore before it
+ * sees the end of its input). Resolves with stdout when `capture` is set.
+ */
+async function runOnArchive(
+  ctx: EngineContext,
+  artifact: ArtifactAccess,
+  args: string[],
+  env: Record<string, string>,
+  options: { capture: boolean; verified: boolean },
+): Promise<string> {
+  const bin = (await restoreBin(ctx)).bin;
+  const file = options.verified ? await artifact.verifiedFile() : artifact.rawPath;
+  const tool = spawnTool(bin, file !== null ? [...args, "--", file] : args, {
+    env,
+    stdin: file !== null ? "null" : "piped",
+    stdout: options.capture ? "piped" : "null",
+    signal: ctx.signal,
+    setting: "tools.pg_restore",
+  });
+  const output = options.capture ? new Response(tool.child.stdout).text() : Promise.resolve("");
+  output.catch(() => {});
+  let artifactError: unknown = null;
+  if (file === null) {
+    const writer = tool.child.stdin.getWriter();
+    const reader = (await artifact.open()).getReader();
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (error) {
+          artifactError = error;
+          tool.kill();
+          break;
+        }
+        if (chunk.done) break;
+        try {
+          await writer.write(chunk.value);
+        } catch {
+          break; // pg_restore stopped reading (a listing needs only the TOC): its status says why
+        }
+      }
+      if (!artifactError) await writer.close().catch(() => {});
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+  const [status, text] = await Promise.all([tool.exited, output]);
+  if (artifactError && !(options.capture && status.success)) throw artifactError;
+  ctx.signal.throwIfAborted();
+  if (!status.success) throw toolFailure(tool, "pg_restore", status);
+  return text;
+}
+
+/** A child environment for pg_restore runs that only read the archive (no connection). */
+function offlineEnv(): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: Deno.env.get("HOME") ?? "/",
+    LANG: "C.UTF-8",
+  };
+}
+
+/** `pg_restore --list`: the archive's table of contents (reads only the archive's head). */
+export function archiveList(ctx: EngineContext, artifact: ArtifactAccess): Promise<string> {
+  return runOnArchive(ctx, artifact, ["--list"], offlineEnv(), {
+    capture: true,
+    verified: false,
+  });
+}
+
+/** `pg_restore --verbose --schema-only --file=-`: the DDL with TOC headers (see toc.ts). */
+export function archiveScript(ctx: EngineContext, artifact: ArtifactAccess): Promise<string> {
+  return runOnArchive(ctx, artifact, ["--verbose", "--schema-only", "--file=-"], offlineEnv(), {
+    capture: true,
+    verified: false,
+  });
+}
+
+export interface RestoreOptions {
+  /** --no-owner --no-privileges: objects owned by the restoring role, no grants. */
+  noOwner: boolean;
+  /**
+   * One transaction for everything: only for a few objects into a live database
+   * (a table subset). A whole database commits object by object into a fresh
+   * database instead: one transaction takes a lock per object, and a few thousand
+   * tables exhaust a default server's lock table.
+   */
+  singleTransaction: boolean;
+  /** --clean --if-exists: drop each restored object first. */
+  clean: boolean;
+  /** A `--use-list` file: restore only these TOC entries. */
+  listFile?: string;
+}
+
+/** Restores the artifact into `database` on `server`; the password only ever in a passfile. */
+export async function restoreInto(
+  ctx: EngineContext,
+  server: PgTarget,
+  artifact: ArtifactAccess,
+  database: string,
+  options: RestoreOptions,
+): Promise<void> {
+  const { env, cleanup } = await toolEnv(server);
+  try {
+    const args = [
+      `--dbname=${conninfoFor(database)}`,
+      "--exit-on-error",
+      "--no-password",
+      ...(options.noOwner ? ["--no-owner", "--no-privileges"] : []),
+      ...(options.singleTransaction ? ["--single-transaction"] : []),
+      ...(options.clean ? ["--clean", "--if-exists"] : []),
+      ...(options.listFile ? [`--use-list=${options.listFile}`] : []),
+    ];
+    ctx.progress({ bytes_done: 0, phase: "pg_restore" });
+    await runOnArchive(ctx, artifact, args, env, { capture: false, verified: true });
+  } finally {
+    await cleanup();
+  }
+}
