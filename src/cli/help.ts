@@ -24,19 +24,29 @@ ${CONFIG_FLAG}`,
 
   restore:
     `Usage: cairn restore KEY [--client C] [--target T] [--yes] [--flush] [--json] [--config FILE]
+                     [--table SCHEMA.TABLE ...] [--no-owner] [--keep-old]
 
 Restores a backup (KEY as printed by cairn list) in this process. Without --target
 it restores over the client itself.
 
   --client C      the client whose settings are used (default: the backup's own client)
   --target T      where the backup goes, by the client's kind:
-                    postgres   a database name on the client's server (created if missing)
+                    postgres   a database name on the client's server (created if missing),
+                               or a URL postgres://user:pass@host:port/db on another
+                               server (the password is never stored)
                     redis      a URL, redis://[user[:pass]@]host:port[/db]
                     sqlite     a file path
                     directory  a directory path
                     s3         s3://BUCKET/PREFIX
   --yes           replace a target that is not empty (without it, cairn refuses)
   --flush         redis only: empty the target database first
+  --table S.T     postgres only, repeatable: restore only these tables (schema.table;
+                  double quotes around a part with a dot, quote or space) and leave
+                  the rest of the target alone
+  --no-owner      postgres only: restore without owners and grants (everything
+                  owned by the restoring role)
+  --keep-old      postgres only: keep the replaced database, renamed
+                  <db>_pre_restore_<stamp>, instead of dropping it
   --json          print the finished job record as JSON, nothing else on stdout
 ${CONFIG_FLAG}`,
 

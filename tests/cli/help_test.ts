@@ -5,7 +5,17 @@ import { cairn } from "../helpers/tmp.ts";
 const FLAGS: Record<string, string[]> = {
   daemon: ["--config"],
   backup: ["--label", "--json", "--config"],
-  restore: ["--client", "--target", "--yes", "--flush", "--json", "--config"],
+  restore: [
+    "--client",
+    "--target",
+    "--yes",
+    "--flush",
+    "--table",
+    "--no-owner",
+    "--keep-old",
+    "--json",
+    "--config",
+  ],
   verify: ["--json", "--config"],
   list: ["--client", "--json", "--config"],
   jobs: ["--status", "--client", "--limit", "--json", "--config"],
