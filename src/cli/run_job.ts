@@ -36,6 +36,14 @@ export async function runJobCommand(
   configureLog({ to: humanLogSink, level: Deno.env.get("CAIRN_LOG_LEVEL") as never ?? "warn" });
   const config = await loadConfig(flags.config);
   const services = await openServices(config);
+  try {
+    await services.scratch.prepare();
+  } catch (error) {
+    await services.store.close();
+    throw error;
+  }
+  // Only what dead processes left: a daemon sharing the scratch root keeps its files.
+  await services.scratch.sweep();
   const progress = new ProgressLine();
   const interrupt = new AbortController();
   const onSignal = () => {

@@ -118,8 +118,13 @@ export async function runAttempt(
         key = k;
         await store.update(claimed.id, token, { key: k });
       },
+      confirmLease: async () => {
+        await store.renew(claimed.id, token, ttl);
+      },
     });
-    controller.signal.throwIfAborted();
+    // A backup that returned has written its manifest: it exists, so the job is
+    // completed whatever was asked meanwhile (its status must agree with the repository).
+    if (claimed.kind !== "backup") controller.signal.throwIfAborted();
     if (progressDirty) await store.update(claimed.id, token, { progress: { ...progress } });
     outcome = await store.complete(claimed.id, token, result);
     logger.info("Job completed", {

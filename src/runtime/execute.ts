@@ -12,7 +12,9 @@ import {
   writeManifest,
 } from "../repository/manifest.ts";
 import { VERSION } from "../version.ts";
+import { LeaseLostError } from "../store/store.ts";
 import { prune } from "./prune.ts";
+import { keyState, removeOrphan, resultFromManifest } from "./recover.ts";
 import { requireClient, type Services } from "./services.ts";
 
 /** What the attempt runner hands to a job while it runs. */
@@ -21,6 +23,12 @@ export interface RunHooks {
   progress: (update: ProgressUpdate) => void;
   /** Records the artifact key on the job as soon as it is chosen. */
   setKey: (key: string) => Promise<void>;
+  /**
+   * Renews the lease now; LeaseLostError when another worker owns the job. Called
+   * right before a backup's manifest is written, so that a worker whose lease lapsed
+   * (and whose artifact a sweep may have removed) does not list a backup.
+   */
+  confirmLease?: () => Promise<void>;
 }
 
 export function executeJob(
@@ -54,6 +62,7 @@ function engineContext(
     progress: hooks.progress,
     tools: services.config.tools,
     repository: services.repository,
+    scratch: services.scratch,
   };
 }
 
@@ -85,8 +94,24 @@ async function runBackup(
   const client = requireClient(services.config, clientName);
   const engine = await engineFor(client, clientName);
   const started = Date.now();
-  const key = await freshKey(services, clientName, job.label ?? "manual", engine);
-  await hooks.setKey(key);
+  // The key is fixed on the job before anything is written under it, so a re-run
+  // after a crash knows where to look: its own backup there means the job is done.
+  let key = job.key;
+  if (key !== null) {
+    const found = await keyState(services.repository, key, job.id);
+    if (found.state === "complete") {
+      logger.info("The job's backup already exists; finishing the job", { job_id: job.id, key });
+      return resultFromManifest(found.manifest);
+    }
+    if (found.state === "partial") {
+      await removeOrphan(services.repository, key, `job ${job.id} runs again`);
+    }
+    if (found.state === "foreign") key = null; // never ours to write: take a new one
+  }
+  if (key === null) {
+    key = await freshKey(services, clientName, job.label ?? "manual", engine);
+    await hooks.setKey(key);
+  }
   const ctx = engineContext(services, job, hooks, clientName);
   const output = await engine.backup(ctx);
   let stored = false;
@@ -113,6 +138,7 @@ async function runBackup(
       facts: facts.facts,
     };
     // The manifest is written last: until it exists, the backup does not.
+    await hooks.confirmLease?.();
     await writeManifest(services.repository, manifest);
     return {
       key,
@@ -123,10 +149,18 @@ async function runBackup(
     };
   } catch (error) {
     output.body.cancel(error).catch(() => {});
-    if (stored) {
-      await services.repository.remove(key).catch((e) =>
-        logger.warn("Could not remove a partial artifact", { key, error: String(e) })
-      );
+    // With the lease lost, another worker owns the job and may be writing this key.
+    const leaseLost = error instanceof LeaseLostError ||
+      (hooks.signal.reason as { reason?: string } | undefined)?.reason === "lease-lost";
+    if (stored && !leaseLost) {
+      // A failed job leaves no backup: the manifest too, should its write have got
+      // as far as the rename. What cannot be removed now, the sweep removes later.
+      const k = key;
+      await services.repository.remove(manifestKey(k))
+        .then(() => services.repository.remove(k))
+        .catch((e) =>
+          logger.warn("Could not remove a partial artifact", { key: k, error: String(e) })
+        );
     }
     throw error;
   } finally {

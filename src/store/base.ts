@@ -200,6 +200,39 @@ export abstract class BaseStore implements JobStore {
     return this.#transition(id, token, (job, now) => state.release(job, now));
   }
 
+  expireLeasesOf(isDead: (owner: string) => boolean): Promise<Job[]> {
+    return this.#run((tx) => {
+      const now = this.now();
+      const out: Job[] = [];
+      const running = tx.queryJobs({ status: "running" }, { limit: Number.MAX_SAFE_INTEGER });
+      for (const job of running) {
+        if (job.lease_owner === null || !isDead(job.lease_owner)) continue;
+        if (job.lease_expires_at !== null && job.lease_expires_at <= now) continue;
+        const expired = state.expireLease(job, now);
+        tx.putJob(expired);
+        out.push(expired);
+      }
+      return out;
+    });
+  }
+
+  settleAbandoned(
+    id: number,
+    token: string,
+    outcome: { result: Record<string, unknown> } | { error: string },
+  ): Promise<Job> {
+    return this.#run((tx) => {
+      const now = this.now();
+      const job = tx.getJob(id);
+      if (
+        !job || job.lease_token !== token || !state.isLeaseExpired(job, now)
+      ) throw new LeaseLostError(id);
+      const settled = state.settleFromRepository(job, now, outcome);
+      tx.putJob(settled);
+      return settled;
+    });
+  }
+
   requestCancel(id: number): Promise<Job> {
     return this.#run((tx) => {
       const job = state.requestCancel(this.#mustGet(tx, id), this.now());
@@ -330,6 +363,7 @@ export function matchesFilter(job: Job, filter: JobFilter): boolean {
     (filter.client_name === undefined || job.client_name === filter.client_name) &&
     (filter.kind === undefined || job.kind === filter.kind) &&
     (filter.schedule_id === undefined || job.schedule_id === filter.schedule_id) &&
+    (filter.key === undefined || job.key === filter.key) &&
     (filter.finished_before === undefined ||
       (job.finished_at !== null && job.finished_at < filter.finished_before));
 }

@@ -14,6 +14,8 @@ export interface JobFilter {
   client_name?: string;
   kind?: JobKind;
   schedule_id?: number;
+  /** Jobs naming this backup key. */
+  key?: string;
   /** Only jobs that finished before this instant (ms). */
   finished_before?: number;
 }
@@ -71,6 +73,20 @@ export interface JobStore {
     options: { retryDelayMs: number; permanent?: boolean },
   ): Promise<Job>;
   markCancelled(id: number, token: string): Promise<Job>;
+  /**
+   * Ends the lease of every running job whose owner `isDead` says is gone, so it can
+   * be claimed (or settled) at once instead of after its TTL. Returns those jobs.
+   */
+  expireLeasesOf(isDead: (owner: string) => boolean): Promise<Job[]>;
+  /**
+   * Settles an abandoned job (running, lease expired, still held under `token`)
+   * from what the repository holds; LeaseLostError when it is no longer that.
+   */
+  settleAbandoned(
+    id: number,
+    token: string,
+    outcome: { result: Record<string, unknown> } | { error: string },
+  ): Promise<Job>;
   release(id: number, token: string): Promise<Job>;
   requestCancel(id: number): Promise<Job>;
   requeue(id: number): Promise<Job>;

@@ -119,7 +119,7 @@ async function restoreInto(
     ctx.tools.pg_restore,
     "tools.pg_restore (or CAIRN_PG_RESTORE_PATH)",
   );
-  const { env, cleanup } = await toolEnv(target);
+  const { env, cleanup } = await toolEnv(target, ctx.scratch);
   try {
     const args = [
       `--dbname=${conninfoFor(database)}`,
@@ -284,7 +284,7 @@ export const postgresEngine: Engine<PostgresClient> = {
       const [{ size }] = await reserved<
         Array<{ size: string }>
       >`SELECT pg_database_size(current_database())::text AS size`;
-      const env = await toolEnv(target);
+      const env = await toolEnv(target, ctx.scratch);
       envCleanup = env.cleanup;
       // pg_dump compresses on one core, which for poorly compressible data makes it
       // the whole backup's bottleneck. Then cairn asks for an uncompressed archive
