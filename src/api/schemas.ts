@@ -4,6 +4,12 @@ import { cronProblem, timezoneProblem } from "../jobs/cron.ts";
 import { CLIENT_NAME, LABEL } from "../repository/keys.ts";
 
 export const ClientName = z.string().regex(CLIENT_NAME, "must be 1-63 of a-z, 0-9, _ and -");
+/**
+ * A name that must be a configured client: checked by lookup (requireClient), so an
+ * unknown one, whatever its spelling ("toString", "__defineGetter__"), is
+ * UNKNOWN_CLIENT like any other, not a grammar error.
+ */
+const ClientRef = z.string().min(1, "must not be empty").max(255);
 export const Label = z.string().regex(LABEL, "must be 1-40 of a-z, 0-9, _ and -");
 const Limit = z.coerce.number().int().min(1).max(1000);
 const Cursor = z.string().min(1).max(500);
@@ -11,7 +17,7 @@ const Cursor = z.string().min(1).max(500);
 export const IdParam = z.coerce.number().int().positive("must be a positive integer");
 
 export const CreateBackupBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   label: Label.optional(),
 });
 
@@ -22,13 +28,13 @@ export const ListBackupsQuery = z.strictObject({
 });
 
 export const RestoreBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   target: z.string().min(1).max(4096).optional(),
   replace: z.boolean().optional(),
   flush: z.boolean().optional(),
 });
 
-export const VerifyBody = z.strictObject({ client_name: ClientName.optional() });
+export const VerifyBody = z.strictObject({ client_name: ClientRef.optional() });
 
 export const ListJobsQuery = z.strictObject({
   status: z.enum(JOB_STATUSES).optional(),
@@ -53,7 +59,7 @@ export const BulkRequeueBody = z.strictObject({
 export const CleanupBody = z.strictObject({ older_than_days: z.number().nonnegative() });
 
 export const PruneBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   dry_run: z.boolean().optional(),
 });
 
@@ -67,7 +73,7 @@ const TimeZone = z.string().superRefine((v, ctx) => {
 });
 
 export const CreateScheduleBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   cron: Cron,
   timezone: TimeZone.default("UTC"),
   label: Label.default("scheduled"),
@@ -76,7 +82,7 @@ export const CreateScheduleBody = z.strictObject({
 });
 
 export const PatchScheduleBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   cron: Cron.optional(),
   timezone: TimeZone.optional(),
   label: Label.optional(),
