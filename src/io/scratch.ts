@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import { CairnError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { ownerTag, parseOwnerTag, processState } from "./process_id.ts";
+import { deadTags, ownerTag, parseOwnerTag } from "./process_id.ts";
 
 /**
  * cairn's one place for scratch files (SQLite snapshot copies, verify copies,
@@ -85,10 +85,13 @@ export class Scratch {
     } catch {
       return removed;
     }
+    const nameOf = (e: Deno.DirEntry) =>
+      e.name.startsWith(".probe-") ? e.name.slice(".probe-".length) : e.name;
+    const dead = await deadTags(entries.map(nameOf));
     for (const e of entries) {
-      const name = e.name.startsWith(".probe-") ? e.name.slice(".probe-".length) : e.name;
+      const name = nameOf(e);
       const owner = parseOwnerTag(name);
-      if (!owner || processState(owner) !== "dead") continue;
+      if (!owner || !dead.has(name)) continue;
       const path = join(this.root, e.name);
       try {
         await Deno.remove(path, { recursive: true });

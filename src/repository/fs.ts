@@ -349,16 +349,18 @@ export class FsRepository implements Repository {
 
   async cleanupPartial(
     olderThanMs: number,
-    writerIsDead: (name: string) => boolean = () => false,
+    writerIsDead: (names: string[]) => Promise<Set<string>> = () => Promise.resolve(new Set()),
   ): Promise<number> {
     let removed = 0;
     const dir = join(this.root, TMP_DIR);
     try {
-      for await (const e of Deno.readDir(dir)) {
+      const entries = await Array.fromAsync(Deno.readDir(dir));
+      const dead = await writerIsDead(entries.map((e) => e.name));
+      for (const e of entries) {
         const path = join(dir, e.name);
         const info = await Deno.stat(path).catch(() => null);
         if (
-          writerIsDead(e.name) ||
+          dead.has(e.name) ||
           (info?.mtime && Date.now() - info.mtime.getTime() > olderThanMs)
         ) {
           await Deno.remove(path).then(() => removed++).catch(() => {});

@@ -47,5 +47,8 @@ export interface Repository {
    * Removes leftovers of interrupted writes older than `olderThanMs`, and at once
    * those whose name `writerIsDead` says a process that is gone was writing.
    */
-  cleanupPartial(olderThanMs: number, writerIsDead?: (name: string) => boolean): Promise<number>;
+  cleanupPartial(
+    olderThanMs: number,
+    writerIsDead?: (names: string[]) => Promise<Set<string>>,
+  ): Promise<number>;
 }

@@ -1,5 +1,5 @@
 import { CairnError, toError } from "../errors.ts";
-import { parseOwner, parseOwnerTag, processState } from "../io/process_id.ts";
+import { deadTags, parseOwner, processStates } from "../io/process_id.ts";
 import * as state from "../jobs/state.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
@@ -53,10 +53,14 @@ export async function removeOrphan(repo: Repository, key: string, why: string): 
   logger.warn("Removed an artifact without a manifest", { key, reason: why });
 }
 
-/** Whether a lease owner is a process on this host that is known to be gone. */
-export function ownerIsDead(owner: string): boolean {
-  const id = parseOwner(owner);
-  return id !== null && processState(id) === "dead";
+/** Of the lease owners given, those that are processes on this host known to be gone. */
+export async function deadOwners(owners: Iterable<string | null>): Promise<Set<string>> {
+  const parsed = [...new Set(owners)].flatMap((o) => {
+    const id = parseOwner(o);
+    return id ? [{ owner: o!, id }] : [];
+  });
+  const states = await processStates(parsed.map((p) => p.id));
+  return new Set(parsed.filter((_, i) => states[i] === "dead").map((p) => p.owner));
 }
 
 /**
@@ -64,7 +68,10 @@ export function ownerIsDead(owner: string): boolean {
  * gone (killed, crashed): their leases end now instead of after the TTL.
  */
 export async function reclaimFromDeadOwners(services: Services): Promise<Job[]> {
-  const jobs = await services.store.expireLeasesOf(ownerIsDead);
+  const { jobs: running } = await services.store.list({ status: "running" }, { limit: 1000 });
+  const dead = await deadOwners(running.map((j) => j.lease_owner));
+  if (dead.size === 0) return [];
+  const jobs = await services.store.expireLeasesOf((owner) => dead.has(owner));
   for (const job of jobs) {
     logger.warn("Took back a job whose worker process is gone", {
       job_id: job.id,
@@ -141,9 +148,10 @@ export async function sweepOrphanArtifacts(services: Services): Promise<string[]
   for (const key of candidates) {
     const now = Date.now();
     const { jobs } = await services.store.list({ key, kind: "backup" }, { limit: 10 });
+    const dead = await deadOwners(jobs.map((j) => j.lease_owner));
     const live = jobs.some((j) =>
       j.status === "running" && !state.isLeaseExpired(j, now) &&
-      !(j.lease_owner !== null && ownerIsDead(j.lease_owner))
+      !(j.lease_owner !== null && dead.has(j.lease_owner))
     );
     if (live) continue;
     if (jobs.length === 0) {
@@ -158,7 +166,11 @@ export async function sweepOrphanArtifacts(services: Services): Promise<string[]
       await removeOrphan(
         repo,
         key,
-        jobs.length ? `job ${jobs[0].id} is ${jobs[0].status}` : "no job holds its key",
+        jobs.length === 0
+          ? "no job holds its key"
+          : jobs[0].status === "running"
+          ? `the worker of job ${jobs[0].id} is gone`
+          : `job ${jobs[0].id} is ${jobs[0].status}`,
       );
       removed.push(key);
     } catch (error) {
@@ -192,7 +204,7 @@ export async function sweep(services: Services): Promise<SweepReport> {
     return [] as string[];
   });
   const scratch = await services.scratch.sweep();
-  const partial = await services.repository.cleanupPartial(leaseMs(services.config), ownerIsDeadTag)
+  const partial = await services.repository.cleanupPartial(leaseMs(services.config), deadTags)
     .catch(() => 0);
   if (partial) logger.info("Removed leftovers of interrupted writes", { files: partial });
   return {
@@ -202,10 +214,4 @@ export async function sweep(services: Services): Promise<SweepReport> {
     scratch,
     partial_writes: partial,
   };
-}
-
-/** For `.tmp/<pid>-<start>-<uuid>.part` names: whether the writing process is gone. */
-function ownerIsDeadTag(name: string): boolean {
-  const id = parseOwnerTag(name);
-  return id !== null && processState(id) === "dead";
 }

@@ -1,5 +1,5 @@
 import { type ClientConfig, type Config, scratchRoot } from "../config/schema.ts";
-import { currentProcess, formatOwner } from "../io/process_id.ts";
+import { formatOwner, initProcessId } from "../io/process_id.ts";
 import { Scratch } from "../io/scratch.ts";
 import { CairnError } from "../errors.ts";
 import { openRepository } from "../repository/open.ts";
@@ -25,7 +25,7 @@ export interface Services {
 export async function openServices(config: Config, options: BaseOptions = {}): Promise<Services> {
   const repository = await openRepository(config.repository);
   const store = await openStore(config.store, options);
-  const owner = formatOwner(currentProcess(), crypto.randomUUID().slice(0, 8));
+  const owner = formatOwner(await initProcessId(), crypto.randomUUID().slice(0, 8));
   return { config, store, repository, owner, scratch: new Scratch(scratchRoot(config)) };
 }
 

@@ -47,10 +47,13 @@ Deno.test("client names: the API answers 400 UNKNOWN_CLIENT for prototype names 
       const schedule = { cron: "0 2 * * *" };
       for (const name of PROTO_NAMES) {
         // "__proto__" in a JSON body is an own property once parsed: JSON.parse says so.
-        const bodyOf = (extra: object) => JSON.parse(JSON.stringify({ ...extra }).replace(
-          /^\{/,
-          `{"client_name":${JSON.stringify(name)}${Object.keys(extra).length ? "," : ""}`,
-        ));
+        const bodyOf = (extra: object) =>
+          JSON.parse(
+            JSON.stringify({ ...extra }).replace(
+              /^\{/,
+              `{"client_name":${JSON.stringify(name)}${Object.keys(extra).length ? "," : ""}`,
+            ),
+          );
         await expect400(await post("/admin/backups", bodyOf({})), `backup ${name}`);
         await expect400(
           await post("/admin/backups", {}, { "x-athena-client": name }),
