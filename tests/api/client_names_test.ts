@@ -89,3 +89,69 @@ Deno.test("client names: the API answers 400 UNKNOWN_CLIENT for prototype names 
     }
   });
 });
+
+Deno.test("client names: a config client called __proto__ is refused by name, not silently dropped", async () => {
+  const { ConfigError, parseConfig } = await import("../../src/config/load.ts");
+  try {
+    parseConfig("clients:\n  __proto__:\n    kind: directory\n    path: /tmp\n");
+    assert.fail("accepted");
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.match(
+      error.problems.map((p) => `${p.path}: ${p.message}`).join("\n"),
+      /__proto__ cannot be a client name/,
+    );
+  }
+  // "constructor" is a name like any other: configured, it is found by lookup.
+  const config = parseConfig("clients:\n  constructor:\n    kind: directory\n    path: /tmp\n");
+  assert.equal(requireClient(config, "constructor").kind, "directory");
+});
+
+Deno.test("names: SQLite tables called __proto__ and constructor are counted, and a backup of them verifies", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  const { join } = await import("node:path");
+  const { run } = await import("../helpers/services.ts");
+  await withTempDir(async (dir) => {
+    const path = join(dir, "odd.db");
+    const db = new DatabaseSync(path);
+    db.exec(`CREATE TABLE "__proto__" (x); INSERT INTO "__proto__" VALUES (1), (2);`);
+    db.exec(`CREATE TABLE "constructor" (x); INSERT INTO "constructor" VALUES (1);`);
+    db.close();
+    const services = await testServices(dir, { odd: { kind: "sqlite", path } });
+    try {
+      const backup = await run(services, { kind: "backup", client_name: "odd" });
+      assert.equal(backup.status, "completed", backup.error ?? "");
+      const key = String(backup.result!.key);
+      const manifest = JSON.parse(
+        await Deno.readTextFile(join(dir, "repo", key + ".manifest.json")),
+      );
+      assert.deepEqual(Object.entries(manifest.facts.tables), [["__proto__", 2], [
+        "constructor",
+        1,
+      ]]);
+      const verify = await run(services, { kind: "verify", client_name: "odd", key });
+      assert.equal(verify.status, "completed", verify.error ?? "");
+    } finally {
+      await services.store.close();
+    }
+  });
+});
+
+Deno.test("names: DLQ stats count a client called constructor from zero", async () => {
+  await withTempDir(async (dir) => {
+    const services = await testServices(dir, { constructor: { kind: "directory", path: dir } });
+    try {
+      const job = await services.store.enqueue({
+        kind: "backup",
+        client_name: "constructor",
+        max_attempts: 1,
+      }, { claimAs: { owner: "w", leaseMs: 60_000 } });
+      await services.store.fail(job.id, job.lease_token!, "boom", { retryDelayMs: 0 });
+      const app = createApp({ services, pool: null, scheduler: null, startedAt: Date.now() });
+      const stats = (await (await app.request("/admin/backups/dlq/stats")).json()).data;
+      assert.deepEqual(stats.by_client, { constructor: 1 });
+    } finally {
+      await services.store.close();
+    }
+  });
+});

@@ -10,11 +10,14 @@ type SqliteClient = Extract<ClientConfig, { kind: "sqlite" }>;
 
 function compareTables(expected: Record<string, number>, actual: Record<string, number>): string[] {
   const problems: string[] = [];
+  // Own keys only: a table called "constructor" must not meet Object.prototype's.
+  const own = (o: Record<string, number>, name: string) =>
+    Object.hasOwn(o, name) ? o[name] : undefined;
   for (const name of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
-    if (expected[name] !== actual[name]) {
+    if (own(expected, name) !== own(actual, name)) {
       problems.push(
-        `table ${name}: ${actual[name] ?? "missing"} rows, the manifest says ${
-          expected[name] ?? "absent"
+        `table ${name}: ${own(actual, name) ?? "missing"} rows, the manifest says ${
+          own(expected, name) ?? "absent"
         }`,
       );
     }
