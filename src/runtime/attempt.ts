@@ -115,8 +115,8 @@ export async function runAttempt(
         options.onProgress?.(claimed, progress);
       },
       setKey: async (k) => {
-        key = k;
         await store.update(claimed.id, token, { key: k });
+        key = k;
       },
       confirmLease: async () => {
         await store.renew(claimed.id, token, ttl);

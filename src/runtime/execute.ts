@@ -12,7 +12,7 @@ import {
   writeManifest,
 } from "../repository/manifest.ts";
 import { VERSION } from "../version.ts";
-import { LeaseLostError } from "../store/store.ts";
+import { KeyTakenError, LeaseLostError } from "../store/store.ts";
 import { prune } from "./prune.ts";
 import { keyState, removeOrphan, resultFromManifest } from "./recover.ts";
 import { requireClient, type Services } from "./services.ts";
@@ -66,22 +66,33 @@ function engineContext(
   };
 }
 
-async function freshKey(
+/**
+ * A key no backup uses and no other backup job holds, fixed on the job before it
+ * returns. Two backups of one client in the same millisecond must not share a key:
+ * the store refuses a key another job holds (KeyTakenError), the repository shows
+ * keys of backups whose jobs are gone.
+ */
+async function fixFreshKey(
   services: Services,
   client: string,
   label: string,
   engine: Engine,
+  setKey: (key: string) => Promise<void>,
 ): Promise<string> {
-  // Two backups of one client in the same millisecond must not share a key.
   let at = Date.now();
-  for (;;) {
+  for (;; at++) {
     const key = backupKey(client, new Date(at), label, engine.extension);
     const taken = await Promise.all([
       services.repository.stat(key),
       services.repository.stat(manifestKey(key)),
     ]);
-    if (!taken[0] && !taken[1]) return key;
-    at++;
+    if (taken[0] || taken[1]) continue;
+    try {
+      await setKey(key);
+      return key;
+    } catch (error) {
+      if (!(error instanceof KeyTakenError)) throw error;
+    }
   }
 }
 
@@ -109,8 +120,7 @@ async function runBackup(
     if (found.state === "foreign") key = null; // never ours to write: take a new one
   }
   if (key === null) {
-    key = await freshKey(services, clientName, job.label ?? "manual", engine);
-    await hooks.setKey(key);
+    key = await fixFreshKey(services, clientName, job.label ?? "manual", engine, hooks.setKey);
   }
   const ctx = engineContext(services, job, hooks, clientName);
   const output = await engine.backup(ctx);

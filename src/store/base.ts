@@ -14,6 +14,7 @@ import {
   type JobFilter,
   type JobPage,
   type JobStore,
+  KeyTakenError,
   type Lease,
   LeaseLostError,
   type PageOptions,
@@ -173,7 +174,13 @@ export abstract class BaseStore implements JobStore {
 
   update(id: number, token: string, patch: { progress?: Progress; key?: string }): Promise<Job> {
     return this.#run((tx) => {
-      const job = { ...this.#owned(tx, id, token), ...patch, updated_at: this.now() };
+      const owned = this.#owned(tx, id, token);
+      if (patch.key !== undefined && owned.kind === "backup") {
+        const holder = tx.queryJobs({ key: patch.key, kind: "backup" }, { limit: 2 })
+          .find((j) => j.id !== id);
+        if (holder) throw new KeyTakenError(patch.key, holder.id);
+      }
+      const job = { ...owned, ...patch, updated_at: this.now() };
       tx.putJob(job);
       return job;
     });

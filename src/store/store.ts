@@ -64,6 +64,10 @@ export interface JobStore {
   claim(lease: Lease, options?: { id?: number }): Promise<Job | null>;
   /** Extends the lease (and saves progress, when given): the worker's heartbeat. */
   renew(id: number, token: string, leaseMs: number, patch?: { progress?: Progress }): Promise<Job>;
+  /**
+   * Saves progress or fixes the job's key. A backup job's key is unique among backup
+   * jobs: KeyTakenError when another one holds it.
+   */
   update(id: number, token: string, patch: { progress?: Progress; key?: string }): Promise<Job>;
   complete(id: number, token: string, result: Record<string, unknown>): Promise<Job>;
   fail(
@@ -112,5 +116,13 @@ export class LeaseLostError extends Error {
   constructor(id: number) {
     super(`Lost the lease on job ${id}: another worker owns it now or it was finalized`);
     this.name = "LeaseLostError";
+  }
+}
+
+/** update({ key }) when another backup job already holds that key: pick another. */
+export class KeyTakenError extends Error {
+  constructor(key: string, holder: number) {
+    super(`Backup key ${key} is already held by job ${holder}`);
+    this.name = "KeyTakenError";
   }
 }

@@ -102,6 +102,15 @@ for (const kind of ["sqlite", "jsonl"] as const) {
           "running",
           "left for the repository to decide",
         );
+        // Another backup job cannot take a key this one holds (same client, same millisecond).
+        const d = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
+          claimAs: lease,
+        });
+        await assert.rejects(
+          () =>
+            store.update(d.id, d.lease_token!, { key: "backups/c/20260101T000000000Z-x.sqlite" }),
+          (e: Error) => e.name === "KeyTakenError" && /held by job/.test(e.message),
+        );
         const done = await store.settleAbandoned(c.id, c.lease_token!, { result: { key: "k" } });
         assert.equal(done.status, "completed");
         await assert.rejects(
