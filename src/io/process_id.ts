@@ -121,21 +121,18 @@ export async function processStates(
 ): Promise<Array<"alive" | "dead" | "unknown">> {
   const here = await initProcessId();
   const local = ids.filter((id) => judgeable(here) && judgeable(id) && id.host === here.host);
-  const paths = [...new Set(local.map((id) => `/proc/${id.pid}/stat`))];
+  if (local.length === 0) return ids.map(() => "unknown");
+  // pid 1 always runs: if its entry is missing, /proc hides other processes
+  // (hidepid, ProtectProc=invisible) or cannot be read, and an absent pid proves nothing.
+  const init = "/proc/1/stat";
+  const paths = [...new Set([init, ...local.map((id) => `/proc/${id.pid}/stat`)])];
   const lines = await firstLines(paths);
-  // A /proc we cannot read at all (not even our own entry) tells nothing.
-  if (paths.length > 0 && lines.size === 0 && !(await canReadOwnStat())) {
-    return ids.map(() => "unknown");
-  }
+  if (!lines.has(init)) return ids.map(() => "unknown");
   return ids.map((id) => {
     if (!local.includes(id)) return "unknown";
     const line = lines.get(`/proc/${id.pid}/stat`);
     return line !== undefined && parseStatStart(line) === id.start ? "alive" : "dead";
   });
-}
-
-async function canReadOwnStat(): Promise<boolean> {
-  return (await firstLines([`/proc/${Deno.pid}/stat`])).size === 1;
 }
 
 /** A lease owner: `cairn1 <host> <pid> <start> <nonce>` (space-separated: none of them holds one). */
