@@ -63,6 +63,8 @@ Deno.test({
           completed: 0,
           failed: 0,
           duplicates: 0,
+          orphans_left_by_kills: 0,
+          scratch_dirs_left_by_kills: 0,
           orphans_after_sweep: 0,
           scratch_left: 0,
           recover_s: [] as number[],
@@ -123,8 +125,15 @@ Deno.test({
             await new Promise((r) => setTimeout(r, rng(50, 1200)));
             const inFlight = (await allJobs()).filter((j) => j.status === "running");
             const killedAt = Date.now();
+            const deadPid = d.pid;
             await d.stop("SIGKILL");
             figures.kills++;
+            // What this kill left, for the figures: the restart's sweep must remove it.
+            figures.orphans_left_by_kills += (await repoState(repo)).orphans.length;
+            figures.scratch_dirs_left_by_kills += (await Array.fromAsync(
+              Deno.readDir(scratch),
+              (e) => e.name,
+            ).catch(() => [] as string[])).filter((n) => n.startsWith(`${deadPid}-`)).length;
             d = await spawnDaemon(config);
             await checkConsistent(`after kill ${figures.kills}`);
             // Recovered: every job the kill interrupted is running again or finished.
@@ -193,6 +202,8 @@ Deno.test({
               completed: figures.completed,
               failed: figures.failed,
               duplicates: figures.duplicates,
+              orphans_left_by_kills: figures.orphans_left_by_kills,
+              scratch_dirs_left_by_kills: figures.scratch_dirs_left_by_kills,
               orphans_after_sweep: figures.orphans_after_sweep,
               scratch_left: figures.scratch_left,
               recover_s_mean: r.length
