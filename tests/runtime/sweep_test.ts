@@ -114,3 +114,64 @@ Deno.test({
     });
   },
 });
+
+Deno.test("settle: a backup killed on its last attempt is completed when its manifest exists, failed (artifact removed) when not; a job command settles them too", async () => {
+  const { formatOwner, initProcessId } = await import("../../src/io/process_id.ts");
+  const { cairn } = await import("../helpers/tmp.ts");
+  await withTempDir(async (dir) => {
+    const me = await initProcessId();
+    const child = new Deno.Command("true").spawn();
+    await child.status;
+    const deadOwner = formatOwner({ host: me.host, pid: child.pid, start: "12345" }, "gone");
+    const config = await writeConfig(dir, { clients: { c: { kind: "directory", path: dir } } });
+    const services = await testServices(dir, { c: { kind: "directory", path: dir } });
+    const { store, repository } = services;
+    const key = (n: number) => `backups/c/2026010${n}T000000000Z-manual.tar.gz`;
+    const stuck = async (n: number) => {
+      const job = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
+        claimAs: { owner: deadOwner, leaseMs: 15 * 60_000 },
+      });
+      await store.update(job.id, job.lease_token!, { key: key(n) });
+      await repository.put(key(n), bytes(`artifact ${n}`));
+      return job;
+    };
+    const withBackup = await stuck(1);
+    const put = await repository.stat(key(1));
+    const { createHash } = await import("node:crypto");
+    await repository.put(
+      manifestKey(key(1)),
+      bytes(JSON.stringify({
+        format_version: 1,
+        key: key(1),
+        client_name: "c",
+        kind: "directory",
+        label: "manual",
+        created_at: "2026-01-01T00:00:00.000Z",
+        size_bytes: put!.size,
+        sha256: createHash("sha256").update("artifact 1").digest("hex"),
+        job_id: withBackup.id,
+        schedule_id: null,
+        tool_versions: {},
+        facts: {},
+      })),
+    );
+    const bare = await stuck(2);
+    await store.close();
+    // Any job command on this host settles them (the daemon's sweep does the same).
+    const out = await cairn(["backup", "c", "--config", config]);
+    assert.equal(out.code, 0, out.stderr);
+    const reopened = await testServices(dir, { c: { kind: "directory", path: dir } });
+    try {
+      const a = (await reopened.store.get(withBackup.id))!;
+      assert.equal(a.status, "completed", a.error ?? "");
+      assert.equal(a.result?.key, key(1));
+      const b = (await reopened.store.get(bare.id))!;
+      assert.equal(b.status, "failed");
+      assert.match(b.error!, /lost its lease on attempt 1 of 1/);
+      assert.equal(await reopened.repository.stat(key(2)), null, "its bare artifact is gone");
+      assert.ok(await reopened.repository.stat(key(1)), "the completed job's backup stays");
+    } finally {
+      await reopened.store.close();
+    }
+  });
+});
