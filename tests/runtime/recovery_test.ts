@@ -192,7 +192,7 @@ Deno.test("scratch: a sweep removes only dead processes' directories, never a li
 const ENV_DUMP = `#!/bin/sh
 env > "$ENV_OUT.$$"
 if [ -n "$PGPASSFILE" ]; then cat "$PGPASSFILE" > "$ENV_OUT.$$.passfile"; fi
-if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 15.4"; fi
+if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi
 `;
 
 Deno.test("children: a tool and a probe see only a minimal environment, never CAIRN_ADMIN_KEY or other secrets; a passfile lives only while its child runs", async () => {
@@ -242,4 +242,61 @@ Deno.test("children: a tool and a probe see only a minimal environment, never CA
       Deno.env.delete("APP_DB_PASSWORD");
     }
   });
+});
+
+Deno.test({
+  name:
+    "children: through a real daemon, pg_dump (a script here) and its --version probe never see CAIRN_ADMIN_KEY; its passfile is gone when it exits",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { spawnDaemon, waitForJob, json } = await import("../helpers/daemon.ts");
+    const { PG_HOST, PG_PORT, requirePostgres } = await import("../helpers/pg.ts");
+    await requirePostgres();
+    await withTempDir(async (dir) => {
+      const script = join(dir, "fake_pg_dump.sh");
+      const out = join(dir, "env");
+      // The path is written into the script: the child sees none of the daemon's variables.
+      await Deno.writeTextFile(script, ENV_DUMP.replaceAll("$ENV_OUT", out) + "exit 3\n");
+      await Deno.chmod(script, 0o755);
+      const path = await writeConfig(dir, {
+        clients: {
+          db: { kind: "postgres", url: `postgres://postgres:pw-9@${PG_HOST}:${PG_PORT}/postgres` },
+        },
+      });
+      const text = JSON.parse(await Deno.readTextFile(path));
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify({ ...text, tools: { pg_dump: script } }),
+      );
+      const key = "admin-key-not-for-children";
+      const d = await spawnDaemon(path, {
+        adminKey: key,
+        env: { CAIRN_ADMIN_KEY: key, SOME_TOKEN: "token-not-for-children" },
+      });
+      try {
+        const text2 = JSON.parse(await Deno.readTextFile(path));
+        assert.equal(text2.server.admin_key, undefined, "the key reached cairn by environment");
+        const res = await d.api("/admin/backups", { method: "POST", json: { client_name: "db" } });
+        const id = (await json(res)).data.job_id;
+        const job = await waitForJob(d, id, ["failed", "completed"]);
+        assert.equal(job.status, "failed", "the fake pg_dump exits 3");
+        const dumps = (await filesUnder(dir)).filter((f) => /^env\.\d+$/.test(f));
+        assert.equal(dumps.length, 2, "the --version probe and the dump");
+        for (const f of dumps) {
+          const env = await Deno.readTextFile(join(dir, f));
+          assert.ok(!env.includes(key), `${f} saw CAIRN_ADMIN_KEY:\n${env}`);
+          assert.ok(!env.includes("token-not-for-children"), env);
+          assert.ok(!/^CAIRN_/m.test(env), env);
+        }
+        assert.ok(
+          (await filesUnder(dir)).some((f) => f.endsWith(".passfile")),
+          "the dump was given a passfile",
+        );
+        assert.deepEqual(await filesUnder(join(dir, "scratch")), [], "and it is gone");
+      } finally {
+        await d.stop();
+      }
+    });
+  },
 });
