@@ -26,7 +26,7 @@ COPY --from=build /src/dist/cairn /usr/local/bin/cairn
 COPY config/docker.yaml /etc/cairn/cairn.yaml
 USER cairn
 WORKDIR /var/lib/cairn
-ENV CAIRN_CONFIG=/etc/cairn/cairn.yaml CAIRN_TMPDIR=/var/lib/cairn DENO_NO_UPDATE_CHECK=1
+ENV CAIRN_CONFIG=/etc/cairn/cairn.yaml DENO_NO_UPDATE_CHECK=1
 VOLUME ["/var/lib/cairn"]
 EXPOSE 4052
 STOPSIGNAL SIGTERM

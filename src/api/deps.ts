@@ -27,7 +27,10 @@ export async function enqueue(deps: ApiDeps, input: NewJob): Promise<Job> {
   return job;
 }
 
-/** `x-athena-client` names the client when a body leaves client_name out. */
+/**
+ * `x-athena-client` names the client when a body leaves client_name out. Either is
+ * only a name: callers check it with requireClient (an own-key lookup).
+ */
 export function clientFrom(c: Context, fromBody: string | undefined): string | undefined {
   return fromBody ?? c.req.header("x-athena-client") ?? undefined;
 }

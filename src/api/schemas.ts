@@ -5,6 +5,12 @@ import { CLIENT_NAME, LABEL } from "../repository/keys.ts";
 import { parseTableName } from "../engines/postgres/toc.ts";
 
 export const ClientName = z.string().regex(CLIENT_NAME, "must be 1-63 of a-z, 0-9, _ and -");
+/**
+ * A name that must be a configured client: checked by lookup (requireClient), so an
+ * unknown one, whatever its spelling ("toString", "__defineGetter__"), is
+ * UNKNOWN_CLIENT like any other, not a grammar error.
+ */
+const ClientRef = z.string().min(1, "must not be empty").max(255);
 export const Label = z.string().regex(LABEL, "must be 1-40 of a-z, 0-9, _ and -");
 const Limit = z.coerce.number().int().min(1).max(1000);
 const Cursor = z.string().min(1).max(500);
@@ -15,7 +21,7 @@ export const IdParam = z.string()
   .transform(Number);
 
 export const CreateBackupBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   label: Label.optional(),
 });
 
@@ -35,7 +41,7 @@ export const TableName = z.string().max(300).superRefine((v, ctx) => {
 });
 
 export const RestoreBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   target: z.string().min(1).max(4096).optional(),
   replace: z.boolean().optional(),
   flush: z.boolean().optional(),
@@ -47,7 +53,7 @@ export const RestoreBody = z.strictObject({
   keep_old: z.boolean().optional(),
 });
 
-export const VerifyBody = z.strictObject({ client_name: ClientName.optional() });
+export const VerifyBody = z.strictObject({ client_name: ClientRef.optional() });
 
 export const ListJobsQuery = z.strictObject({
   status: z.enum(JOB_STATUSES).optional(),
@@ -72,7 +78,7 @@ export const BulkRequeueBody = z.strictObject({
 export const CleanupBody = z.strictObject({ older_than_days: z.number().nonnegative() });
 
 export const PruneBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   dry_run: z.boolean().optional(),
 });
 
@@ -86,7 +92,7 @@ const TimeZone = z.string().superRefine((v, ctx) => {
 });
 
 export const CreateScheduleBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   cron: Cron,
   timezone: TimeZone.default("UTC"),
   label: Label.default("scheduled"),
@@ -95,7 +101,7 @@ export const CreateScheduleBody = z.strictObject({
 });
 
 export const PatchScheduleBody = z.strictObject({
-  client_name: ClientName.optional(),
+  client_name: ClientRef.optional(),
   cron: Cron.optional(),
   timezone: TimeZone.optional(),
   label: Label.optional(),

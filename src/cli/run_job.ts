@@ -4,6 +4,7 @@ import type { Job, NewJob } from "../jobs/types.ts";
 import { jobRecord } from "../jobs/types.ts";
 import { configureLog } from "../log.ts";
 import { runHere } from "../runtime/run_here.ts";
+import { reclaimFromDeadOwners, settleAbandonedBackups } from "../runtime/recover.ts";
 import { openServices, type Services } from "../runtime/services.ts";
 import { err, out, ProgressLine } from "./output.ts";
 
@@ -36,6 +37,19 @@ export async function runJobCommand(
   configureLog({ to: humanLogSink, level: Deno.env.get("CAIRN_LOG_LEVEL") as never ?? "warn" });
   const config = await loadConfig(flags.config);
   const services = await openServices(config);
+  try {
+    await services.scratch.prepare();
+  } catch (error) {
+    await services.store.close();
+    throw error;
+  }
+  // Only what dead processes left: a daemon sharing the scratch root keeps its files.
+  // Jobs of dead processes on this host are ended too, so that a host without a
+  // daemon does not keep them "running" (the orphan scan is the daemon's: it lists
+  // the whole repository).
+  await services.scratch.sweep();
+  await reclaimFromDeadOwners(services).catch(() => []);
+  await settleAbandonedBackups(services).catch(() => []);
   const progress = new ProgressLine();
   const interrupt = new AbortController();
   const onSignal = () => {

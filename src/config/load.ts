@@ -94,7 +94,11 @@ export function parseConfig(
   const env = options.env ?? ((name: string) => Deno.env.get(name));
   const { value, problems, secrets } = interpolate(tree, env);
   const parsed = ConfigSchema.safeParse(value);
-  const all = [...problems, ...(parsed.success ? [] : zodProblems(parsed.error, "", value))];
+  const all = [
+    ...problems,
+    ...protoClientProblems(value),
+    ...(parsed.success ? [] : zodProblems(parsed.error, "", value)),
+  ];
   if (parsed.success) all.push(...semanticProblems(parsed.data));
   if (all.length > 0) throw new ConfigError(file, all);
   const config = applyEnvOverrides(parsed.data!, env);
@@ -102,6 +106,14 @@ export function parseConfig(
   for (const s of secrets) registerSecret(s);
   registerConfigSecrets(config);
   return config;
+}
+
+/** zod drops a "__proto__" key of a record without a word: say so instead of losing the client. */
+function protoClientProblems(tree: unknown): ConfigProblem[] {
+  const clients = (tree as { clients?: unknown } | null)?.clients;
+  return clients !== null && typeof clients === "object" && Object.hasOwn(clients, "__proto__")
+    ? [{ path: "clients.__proto__", message: "__proto__ cannot be a client name" }]
+    : [];
 }
 
 export async function loadConfig(flag: string | undefined): Promise<Config> {

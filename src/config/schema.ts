@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import { z } from "zod";
 import { CLIENT_NAME } from "../repository/keys.ts";
 
@@ -80,7 +81,15 @@ const S3Repository = z.strictObject({
   force_path_style: z.boolean().default(true),
 });
 
+/** The shortest lease: three renewals of at least a second each fit in it. */
+export const MIN_LEASE_TTL_MINUTES = 0.05;
+
 export const ConfigSchema = z.strictObject({
+  /**
+   * cairn's scratch root (snapshot copies, passfiles): default `scratch` beside the
+   * job store, see scratchRoot().
+   */
+  scratch_dir: nonEmpty.optional(),
   server: z.strictObject({
     listen: HostPort.default("127.0.0.1:4052"),
     admin_key: z.string().optional(),
@@ -104,7 +113,14 @@ export const ConfigSchema = z.strictObject({
       Math.max(v, 1000)
     ),
     worker_max_attempts: z.number().int().min(1).max(100).default(3),
-    worker_lease_ttl_minutes: z.number().positive().max(24 * 60).default(15),
+    // The lease is renewed every TTL/3 (at most every 2 s, see runtime/lease.ts): below
+    // 0.05 minutes (3 s) a busy event loop misses renewals and every job "loses its lease".
+    worker_lease_ttl_minutes: z.number().min(
+      MIN_LEASE_TTL_MINUTES,
+      `must be at least ${MIN_LEASE_TTL_MINUTES} (3 s): the lease is renewed every TTL/3, so a shorter one expires between renewals`,
+    ).max(24 * 60).default(15),
+    /** How often the daemon removes what crashes left (orphan artifacts, scratch, .tmp). */
+    sweep_interval_ms: z.number().int().min(1000).default(60_000),
     retry_backoff_ms: z.number().int().nonnegative().default(5000),
   }).prefault({}),
   tools: z.strictObject({
@@ -121,3 +137,8 @@ export const ConfigSchema = z.strictObject({
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type RepositoryConfig = Config["repository"];
+
+/** Where scratch files go: scratch_dir, else `scratch` in the job store's directory. */
+export function scratchRoot(config: Pick<Config, "scratch_dir" | "store">): string {
+  return config.scratch_dir ?? join(dirname(config.store.path), "scratch");
+}

@@ -2,6 +2,7 @@ import type { ClientConfig, Config } from "../config/schema.ts";
 import type { Extension } from "../repository/keys.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import type { Scratch } from "../io/scratch.ts";
 
 export interface ProgressUpdate {
   bytes_done: number;
@@ -18,6 +19,8 @@ export interface EngineContext<C extends ClientConfig = ClientConfig> {
   progress: (update: ProgressUpdate) => void;
   tools: Config["tools"];
   repository: Repository;
+  /** Where every scratch file goes (snapshot copies, passfiles): never the system temp dir. */
+  scratch: Scratch;
 }
 
 /** Facts a backup reports for its manifest and job result. */

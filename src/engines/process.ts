@@ -1,5 +1,72 @@
+import { join } from "node:path";
 import { CairnError } from "../errors.ts";
+import type { Scratch } from "../io/scratch.ts";
 import { redact } from "../redact.ts";
+
+/**
+ * The variables every child may see: where to find programs, a locale and the time
+ * zone. Nothing else of cairn's environment reaches a child (CAIRN_ADMIN_KEY, secrets
+ * a config took from ${VAR}...): each spawn adds only what its tool needs.
+ */
+export function baseChildEnv(): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+    LANG: "C.UTF-8",
+  };
+  const tz = Deno.env.get("TZ");
+  if (tz) env.TZ = tz;
+  return env;
+}
+
+/**
+ * A file holding a secret that a child reads by path (libpq's PGPASSFILE). It is
+ * written into the scratch root right before the child starts and removed the moment
+ * the child exits, whatever happens; a crash in between leaves it in this process's
+ * scratch directory, which the next sweep removes.
+ */
+export interface SecretFile {
+  /** The variable that names the file to the child. */
+  variable: string;
+  content: string;
+  scratch: Scratch;
+}
+
+const SECRET_FILE = Symbol("secretFile");
+
+/** `env` plus a secret file that spawnTool writes per child (see SecretFile). */
+export function withSecretFile(
+  env: Record<string, string>,
+  file: SecretFile,
+): Record<string, string> {
+  const out: Record<string, string> & { [SECRET_FILE]?: SecretFile } = { ...env };
+  Object.defineProperty(out, SECRET_FILE, { value: file, enumerable: false });
+  return out;
+}
+
+function secretFileOf(env: Record<string, string>): SecretFile | undefined {
+  return (env as { [SECRET_FILE]?: SecretFile })[SECRET_FILE];
+}
+
+/**
+ * Runs a short command to its end with a minimal environment (baseChildEnv plus
+ * `env`), stdin closed: probes such as `pg_dump --version` and `sync -f`.
+ * Throws what Deno.Command throws when the program cannot be started.
+ */
+export async function runCommand(
+  bin: string,
+  args: string[],
+  options: { env?: Record<string, string>; stdout?: "piped" | "null"; stderr?: "piped" | "null" } =
+    {},
+): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(bin, {
+    args,
+    env: { ...baseChildEnv(), ...(options.env ?? {}) },
+    clearEnv: true,
+    stdin: "null",
+    stdout: options.stdout ?? "piped",
+    stderr: options.stderr ?? "piped",
+  }).output();
+}
 
 export interface Tool {
   /** Started process; stdout/stdin as requested. */
@@ -30,16 +97,34 @@ export function spawnTool(
   },
 ): Tool {
   let child: Deno.ChildProcess;
+  const env = { ...options.env };
+  const secret = secretFileOf(options.env);
+  let secretDir: string | null = null;
+  const removeSecret = () => {
+    if (secretDir === null) return;
+    try {
+      Deno.removeSync(secretDir, { recursive: true });
+    } catch { /* already gone */ }
+    secretDir = null;
+  };
   try {
+    if (secret) {
+      // Synchronous: the file exists exactly from here until the child is gone.
+      secretDir = secret.scratch.dirSync("secret-");
+      const path = join(secretDir, "secret");
+      Deno.writeTextFileSync(path, secret.content, { mode: 0o600, createNew: true });
+      env[secret.variable] = path;
+    }
     child = new Deno.Command(bin, {
       args,
-      env: options.env,
+      env,
       clearEnv: true,
       stdin: options.stdin ?? "null",
       stdout: options.stdout ?? "null",
       stderr: "piped",
     }).spawn();
   } catch (error) {
+    removeSecret();
     throw toolMissing(bin, options.setting, error);
   }
   let tail = "";
@@ -62,7 +147,7 @@ export function spawnTool(
     } catch { /* already gone */ }
   };
   options.signal?.addEventListener("abort", kill, { once: true });
-  const exited = child.status.then(async (status) => {
+  const exited = child.status.finally(removeSecret).then(async (status) => {
     options.signal?.removeEventListener("abort", kill);
     await drained;
     return status;

@@ -49,6 +49,9 @@ export function isClaimable(job: Job, now: number): boolean {
  */
 export function settleAbandoned(job: Job, now: number): Job | null {
   if (!isLeaseExpired(job, now)) return null;
+  // A backup with a fixed key may have written its backup before its worker died:
+  // only a look at the repository can say whether it completed (runtime/recover.ts).
+  if (needsRepositoryToSettle(job)) return null;
   if (job.cancel_requested) {
     return finish(job, now, "cancelled", { error: "Cancelled while its worker was gone" });
   }
@@ -59,6 +62,33 @@ export function settleAbandoned(job: Job, now: number): Job | null {
     });
   }
   return null;
+}
+
+/** A backup whose key is fixed: its outcome is whatever its key holds in the repository. */
+export function needsRepositoryToSettle(job: Job): boolean {
+  return job.kind === "backup" && job.key !== null;
+}
+
+/**
+ * An abandoned job (lease expired, or its owner known dead) settled from what the
+ * repository holds: completed with `result` when its backup exists, else failed or
+ * cancelled as settleAbandoned would have.
+ */
+export function settleFromRepository(
+  job: Job,
+  now: number,
+  outcome: { result: Record<string, unknown> } | { error: string },
+): Job {
+  if ("result" in outcome) return complete(job, now, outcome.result);
+  if (job.cancel_requested) {
+    return finish(job, now, "cancelled", { error: "Cancelled while its worker was gone" });
+  }
+  return finish(job, now, "failed", { error: outcome.error });
+}
+
+/** A running job whose owner is known dead: its lease ends now instead of at its expiry. */
+export function expireLease(job: Job, now: number): Job {
+  return { ...job, lease_expires_at: Math.min(job.lease_expires_at ?? now, now), updated_at: now };
 }
 
 export function claim(job: Job, now: number, owner: string, token: string, leaseMs: number): Job {

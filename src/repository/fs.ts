@@ -5,6 +5,8 @@ import { fileChunks } from "./file_chunks.ts";
 import { gather, openReader } from "./gather.ts";
 import { contentHasher } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
+import { ownerTag } from "../io/process_id.ts";
+import { runCommand } from "../engines/process.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
 const TMP_DIR = ".tmp";
@@ -29,12 +31,7 @@ export type FilesystemSync = (path: string) => Promise<boolean>;
 /** coreutils' `sync -f`: Deno has no syncfs(2) of its own. */
 export async function syncFilesystem(path: string): Promise<boolean> {
   try {
-    const out = await new Deno.Command("sync", {
-      args: ["-f", path],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
+    const out = await runCommand("sync", ["-f", path], { stdout: "null", stderr: "null" });
     return out.success;
   } catch {
     return false; // not installed, or not allowed to run
@@ -137,7 +134,8 @@ export class FsRepository implements Repository {
   ): Promise<PutResult> {
     const final = this.#path(key);
     const tmpDir = join(this.root, TMP_DIR);
-    const tmp = join(tmpDir, `${crypto.randomUUID()}.part`);
+    // Named by the writing process, so a sweep removes a dead writer's part at once.
+    const tmp = join(tmpDir, `${ownerTag()}-${crypto.randomUUID()}.part`);
     const { signal } = options;
     const hasher = contentHasher(options.onProgress);
     // Read and hashed here, not through a TransformStream: a mirror's thousands of
@@ -399,14 +397,22 @@ export class FsRepository implements Repository {
     }
   }
 
-  async cleanupPartial(olderThanMs: number): Promise<number> {
+  async cleanupPartial(
+    olderThanMs: number,
+    writerIsDead: (names: string[]) => Promise<Set<string>> = () => Promise.resolve(new Set()),
+  ): Promise<number> {
     let removed = 0;
     const dir = join(this.root, TMP_DIR);
     try {
-      for await (const e of Deno.readDir(dir)) {
+      const entries = await Array.fromAsync(Deno.readDir(dir));
+      const dead = await writerIsDead(entries.map((e) => e.name));
+      for (const e of entries) {
         const path = join(dir, e.name);
         const info = await Deno.stat(path).catch(() => null);
-        if (info?.mtime && Date.now() - info.mtime.getTime() > olderThanMs) {
+        if (
+          dead.has(e.name) ||
+          (info?.mtime && Date.now() - info.mtime.getTime() > olderThanMs)
+        ) {
           await Deno.remove(path).then(() => removed++).catch(() => {});
         }
       }

@@ -50,6 +50,12 @@ export interface Repository {
   move(from: string, to: string, options?: { deferSync?: boolean }): Promise<void>;
   /** Fails with a message naming the problem when the repository cannot be written. */
   checkWritable(): Promise<void>;
-  /** Removes leftovers of interrupted writes older than `olderThanMs`. */
-  cleanupPartial(olderThanMs: number): Promise<number>;
+  /**
+   * Removes leftovers of interrupted writes older than `olderThanMs`, and at once
+   * those whose name `writerIsDead` says a process that is gone was writing.
+   */
+  cleanupPartial(
+    olderThanMs: number,
+    writerIsDead?: (names: string[]) => Promise<Set<string>>,
+  ): Promise<number>;
 }

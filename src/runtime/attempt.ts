@@ -115,11 +115,16 @@ export async function runAttempt(
         options.onProgress?.(claimed, progress);
       },
       setKey: async (k) => {
-        key = k;
         await store.update(claimed.id, token, { key: k });
+        key = k;
+      },
+      confirmLease: async () => {
+        await store.renew(claimed.id, token, ttl);
       },
     });
-    controller.signal.throwIfAborted();
+    // A backup that returned has written its manifest: it exists, so the job is
+    // completed whatever was asked meanwhile (its status must agree with the repository).
+    if (claimed.kind !== "backup") controller.signal.throwIfAborted();
     if (progressDirty) await store.update(claimed.id, token, { progress: { ...progress } });
     outcome = await store.complete(claimed.id, token, result);
     logger.info("Job completed", {

@@ -6,7 +6,8 @@ import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { ScheduleWorker } from "./scheduler.ts";
-import { leaseMs, openServices, type Services } from "./services.ts";
+import { openServices, type Services } from "./services.ts";
+import { runSweep, Sweeper } from "./sweeper.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
 export interface DaemonHandle {
@@ -66,6 +67,12 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     Deno.addSignalListener(sig, () => onSignal(sig));
   }
   const services = await openServices(config);
+  try {
+    await services.scratch.prepare();
+  } catch (error) {
+    await services.store.close();
+    throw error;
+  }
   const startedAt = Date.now();
   try {
     await services.repository.checkWritable();
@@ -74,8 +81,10 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
       error: toError(error).message,
     });
   }
-  const cleaned = await services.repository.cleanupPartial(leaseMs(config) * 2).catch(() => 0);
-  if (cleaned) logger.info("Removed leftovers of interrupted writes", { files: cleaned });
+  // Before any worker claims: jobs of a killed predecessor on this host are taken
+  // back now, and what it left (orphan artifacts, scratch files) is removed.
+  await runSweep(services, "start-up");
+  const sweeper = new Sweeper(services, config.backup.sweep_interval_ms);
 
   const pool: WorkerPool = new WorkerPool(services, {
     concurrency: config.backup.worker_concurrency,
@@ -93,6 +102,7 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     pool.start();
     scheduler.start();
   }
+  sweeper.start();
   if (!config.server.admin_key) {
     logger.warn(
       "No server.admin_key is set: the admin API on loopback accepts requests without a key",
@@ -128,6 +138,7 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     stopping ??= (async () => {
       logger.info("Shutting down", { reason });
       await scheduler.stop();
+      await sweeper.stop();
       await pool.stop(shutdownGraceMs());
       abort.abort();
       await server.finished.catch(() => {});

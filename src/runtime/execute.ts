@@ -12,7 +12,9 @@ import {
   writeManifest,
 } from "../repository/manifest.ts";
 import { VERSION } from "../version.ts";
+import { KeyTakenError, LeaseLostError } from "../store/store.ts";
 import { prune } from "./prune.ts";
+import { keyState, removeOrphan, resultFromManifest } from "./recover.ts";
 import { requireClient, type Services } from "./services.ts";
 import { forgetTarget, unsealTarget } from "./target_secrets.ts";
 
@@ -22,6 +24,12 @@ export interface RunHooks {
   progress: (update: ProgressUpdate) => void;
   /** Records the artifact key on the job as soon as it is chosen. */
   setKey: (key: string) => Promise<void>;
+  /**
+   * Renews the lease now; LeaseLostError when another worker owns the job. Called
+   * right before a backup's manifest is written, so that a worker whose lease lapsed
+   * (and whose artifact a sweep may have removed) does not list a backup.
+   */
+  confirmLease?: () => Promise<void>;
 }
 
 export function executeJob(
@@ -55,25 +63,37 @@ function engineContext(
     progress: hooks.progress,
     tools: services.config.tools,
     repository: services.repository,
+    scratch: services.scratch,
   };
 }
 
-async function freshKey(
+/**
+ * A key no backup uses and no other backup job holds, fixed on the job before it
+ * returns. Two backups of one client in the same millisecond must not share a key:
+ * the store refuses a key another job holds (KeyTakenError), the repository shows
+ * keys of backups whose jobs are gone.
+ */
+async function fixFreshKey(
   services: Services,
   client: string,
   label: string,
   engine: Engine,
+  setKey: (key: string) => Promise<void>,
 ): Promise<string> {
-  // Two backups of one client in the same millisecond must not share a key.
   let at = Date.now();
-  for (;;) {
+  for (;; at++) {
     const key = backupKey(client, new Date(at), label, engine.extension);
     const taken = await Promise.all([
       services.repository.stat(key),
       services.repository.stat(manifestKey(key)),
     ]);
-    if (!taken[0] && !taken[1]) return key;
-    at++;
+    if (taken[0] || taken[1]) continue;
+    try {
+      await setKey(key);
+      return key;
+    } catch (error) {
+      if (!(error instanceof KeyTakenError)) throw error;
+    }
   }
 }
 
@@ -86,8 +106,23 @@ async function runBackup(
   const client = requireClient(services.config, clientName);
   const engine = await engineFor(client, clientName);
   const started = Date.now();
-  const key = await freshKey(services, clientName, job.label ?? "manual", engine);
-  await hooks.setKey(key);
+  // The key is fixed on the job before anything is written under it, so a re-run
+  // after a crash knows where to look: its own backup there means the job is done.
+  let key = job.key;
+  if (key !== null) {
+    const found = await keyState(services.repository, key, job.id);
+    if (found.state === "complete") {
+      logger.info("The job's backup already exists; finishing the job", { job_id: job.id, key });
+      return resultFromManifest(found.manifest);
+    }
+    if (found.state === "partial") {
+      await removeOrphan(services.repository, key, `job ${job.id} runs again`);
+    }
+    if (found.state === "foreign") key = null; // never ours to write: take a new one
+  }
+  if (key === null) {
+    key = await fixFreshKey(services, clientName, job.label ?? "manual", engine, hooks.setKey);
+  }
   const ctx = engineContext(services, job, hooks, clientName);
   const output = await engine.backup(ctx);
   let stored = false;
@@ -114,6 +149,7 @@ async function runBackup(
       facts: facts.facts,
     };
     // The manifest is written last: until it exists, the backup does not.
+    await hooks.confirmLease?.();
     await writeManifest(services.repository, manifest);
     return {
       key,
@@ -125,10 +161,18 @@ async function runBackup(
     };
   } catch (error) {
     output.body.cancel(error).catch(() => {});
-    if (stored) {
-      await services.repository.remove(key).catch((e) =>
-        logger.warn("Could not remove a partial artifact", { key, error: String(e) })
-      );
+    // With the lease lost, another worker owns the job and may be writing this key.
+    const leaseLost = error instanceof LeaseLostError ||
+      (hooks.signal.reason as { reason?: string } | undefined)?.reason === "lease-lost";
+    if (stored && !leaseLost) {
+      // A failed job leaves no backup: the manifest too, should its write have got
+      // as far as the rename. What cannot be removed now, the sweep removes later.
+      const k = key;
+      await services.repository.remove(manifestKey(k))
+        .then(() => services.repository.remove(k))
+        .catch((e) =>
+          logger.warn("Could not remove a partial artifact", { key: k, error: String(e) })
+        );
     }
     throw error;
   } finally {

@@ -14,6 +14,7 @@ import {
   type JobFilter,
   type JobPage,
   type JobStore,
+  KeyTakenError,
   type Lease,
   LeaseLostError,
   type PageOptions,
@@ -173,7 +174,13 @@ export abstract class BaseStore implements JobStore {
 
   update(id: number, token: string, patch: { progress?: Progress; key?: string }): Promise<Job> {
     return this.#run((tx) => {
-      const job = { ...this.#owned(tx, id, token), ...patch, updated_at: this.now() };
+      const owned = this.#owned(tx, id, token);
+      if (patch.key !== undefined && owned.kind === "backup") {
+        const holder = tx.queryJobs({ key: patch.key, kind: "backup" }, { limit: 2 })
+          .find((j) => j.id !== id);
+        if (holder) throw new KeyTakenError(patch.key, holder.id);
+      }
+      const job = { ...owned, ...patch, updated_at: this.now() };
       tx.putJob(job);
       return job;
     });
@@ -198,6 +205,39 @@ export abstract class BaseStore implements JobStore {
 
   release(id: number, token: string): Promise<Job> {
     return this.#transition(id, token, (job, now) => state.release(job, now));
+  }
+
+  expireLeasesOf(isDead: (owner: string) => boolean): Promise<Job[]> {
+    return this.#run((tx) => {
+      const now = this.now();
+      const out: Job[] = [];
+      const running = tx.queryJobs({ status: "running" }, { limit: Number.MAX_SAFE_INTEGER });
+      for (const job of running) {
+        if (job.lease_owner === null || !isDead(job.lease_owner)) continue;
+        if (job.lease_expires_at !== null && job.lease_expires_at <= now) continue;
+        const expired = state.expireLease(job, now);
+        tx.putJob(expired);
+        out.push(expired);
+      }
+      return out;
+    });
+  }
+
+  settleAbandoned(
+    id: number,
+    token: string,
+    outcome: { result: Record<string, unknown> } | { error: string },
+  ): Promise<Job> {
+    return this.#run((tx) => {
+      const now = this.now();
+      const job = tx.getJob(id);
+      if (
+        !job || job.lease_token !== token || !state.isLeaseExpired(job, now)
+      ) throw new LeaseLostError(id);
+      const settled = state.settleFromRepository(job, now, outcome);
+      tx.putJob(settled);
+      return settled;
+    });
   }
 
   requestCancel(id: number): Promise<Job> {
@@ -330,6 +370,7 @@ export function matchesFilter(job: Job, filter: JobFilter): boolean {
     (filter.client_name === undefined || job.client_name === filter.client_name) &&
     (filter.kind === undefined || job.kind === filter.kind) &&
     (filter.schedule_id === undefined || job.schedule_id === filter.schedule_id) &&
+    (filter.key === undefined || job.key === filter.key) &&
     (filter.finished_before === undefined ||
       (job.finished_at !== null && job.finished_at < filter.finished_before));
 }

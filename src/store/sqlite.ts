@@ -107,6 +107,7 @@ function where(filter: JobFilter): { sql: string; args: SQLInputValue[] } {
   if (filter.schedule_id !== undefined) {
     (parts.push("schedule_id = ?"), args.push(filter.schedule_id));
   }
+  if (filter.key !== undefined) (parts.push("key = ?"), args.push(filter.key));
   if (filter.finished_before !== undefined) {
     parts.push("finished_at IS NOT NULL AND finished_at < ?");
     args.push(filter.finished_before);

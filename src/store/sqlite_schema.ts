@@ -42,6 +42,8 @@ export const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL
    );`,
+  // The sweep asks which job holds a backup key.
+  `CREATE INDEX jobs_key ON jobs(key);`,
 ];
 
 export const JOB_COLUMNS = [

@@ -14,6 +14,8 @@ export interface JobFilter {
   client_name?: string;
   kind?: JobKind;
   schedule_id?: number;
+  /** Jobs naming this backup key. */
+  key?: string;
   /** Only jobs that finished before this instant (ms). */
   finished_before?: number;
 }
@@ -62,6 +64,10 @@ export interface JobStore {
   claim(lease: Lease, options?: { id?: number }): Promise<Job | null>;
   /** Extends the lease (and saves progress, when given): the worker's heartbeat. */
   renew(id: number, token: string, leaseMs: number, patch?: { progress?: Progress }): Promise<Job>;
+  /**
+   * Saves progress or fixes the job's key. A backup job's key is unique among backup
+   * jobs: KeyTakenError when another one holds it.
+   */
   update(id: number, token: string, patch: { progress?: Progress; key?: string }): Promise<Job>;
   complete(id: number, token: string, result: Record<string, unknown>): Promise<Job>;
   fail(
@@ -71,6 +77,20 @@ export interface JobStore {
     options: { retryDelayMs: number; permanent?: boolean },
   ): Promise<Job>;
   markCancelled(id: number, token: string): Promise<Job>;
+  /**
+   * Ends the lease of every running job whose owner `isDead` says is gone, so it can
+   * be claimed (or settled) at once instead of after its TTL. Returns those jobs.
+   */
+  expireLeasesOf(isDead: (owner: string) => boolean): Promise<Job[]>;
+  /**
+   * Settles an abandoned job (running, lease expired, still held under `token`)
+   * from what the repository holds; LeaseLostError when it is no longer that.
+   */
+  settleAbandoned(
+    id: number,
+    token: string,
+    outcome: { result: Record<string, unknown> } | { error: string },
+  ): Promise<Job>;
   release(id: number, token: string): Promise<Job>;
   requestCancel(id: number): Promise<Job>;
   requeue(id: number): Promise<Job>;
@@ -96,5 +116,13 @@ export class LeaseLostError extends Error {
   constructor(id: number) {
     super(`Lost the lease on job ${id}: another worker owns it now or it was finalized`);
     this.name = "LeaseLostError";
+  }
+}
+
+/** update({ key }) when another backup job already holds that key: pick another. */
+export class KeyTakenError extends Error {
+  constructor(key: string, holder: number) {
+    super(`Backup key ${key} is already held by job ${holder}`);
+    this.name = "KeyTakenError";
   }
 }

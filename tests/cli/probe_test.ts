@@ -68,11 +68,11 @@ Deno.test({
           env: { CAIRN_TAR_PATH: "/nonexistent/tar" },
         });
         assert.equal(failed.code, 1, failed.stdout + failed.stderr);
-        assert.match(failed.stdout, /^FAIL  client db \(postgres\): .*refused/m);
-        assert.match(failed.stdout, /^FAIL  client cache \(redis\): .*rejected the credentials/m);
-        assert.match(failed.stdout, /^FAIL  client files \(directory\): .*nowhere/m);
-        assert.match(failed.stdout, /^FAIL  client lite \(sqlite\): .*not a SQLite database/m);
-        assert.match(failed.stdout, /^FAIL  tool tar: .*\/nonexistent\/tar/m);
+        assert.match(failed.stdout, /^FAIL {2}client db \(postgres\): .*refused/m);
+        assert.match(failed.stdout, /^FAIL {2}client cache \(redis\): .*rejected the credentials/m);
+        assert.match(failed.stdout, /^FAIL {2}client files \(directory\): .*nowhere/m);
+        assert.match(failed.stdout, /^FAIL {2}client lite \(sqlite\): .*not a SQLite database/m);
+        assert.match(failed.stdout, /^FAIL {2}tool tar: .*\/nonexistent\/tar/m);
         assert.match(failed.stdout, /# probe: 5 checks failed/);
         assert.ok(!failed.stdout.includes("wrong-pw"));
       });

@@ -198,7 +198,7 @@ Deno.test("cli: config check --probe proves an S3 repository writable, or says w
         await write("probe-bucket", "WRONGKEY"),
       ], { env: { S3_SECRET: "x-secret" } });
       assert.equal(denied.code, 1);
-      assert.match(denied.stdout, /^FAIL  repository \(s3\): .*refused/m);
+      assert.match(denied.stdout, /^FAIL {2}repository \(s3\): .*refused/m);
     });
   } finally {
     await s3.stop();

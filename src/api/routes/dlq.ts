@@ -40,17 +40,20 @@ export function dlqRoutes(): Hono<AppEnv> {
 
   app.get("/stats", async (c) => {
     const failed = await allFailed(c.get("deps").services.store);
-    const by_kind: Record<string, number> = {};
-    const by_client: Record<string, number> = {};
+    // Maps, not plain objects: a client called "constructor" must count from 0.
+    const kinds = new Map<string, number>();
+    const clients = new Map<string, number>();
     let oldest: number | null = null, newest: number | null = null;
     for (const j of failed) {
-      by_kind[j.kind] = (by_kind[j.kind] ?? 0) + 1;
+      kinds.set(j.kind, (kinds.get(j.kind) ?? 0) + 1);
       const client = j.client_name ?? "(none)";
-      by_client[client] = (by_client[client] ?? 0) + 1;
+      clients.set(client, (clients.get(client) ?? 0) + 1);
       const at = j.finished_at ?? j.updated_at;
       oldest = oldest === null ? at : Math.min(oldest, at);
       newest = newest === null ? at : Math.max(newest, at);
     }
+    const by_kind = Object.fromEntries(kinds);
+    const by_client = Object.fromEntries(clients);
     return ok(c, {
       total: failed.length,
       by_kind,

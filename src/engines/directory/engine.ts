@@ -20,6 +20,7 @@ import {
 import { swapContents } from "./swap.ts";
 import { countingTransform, countTar, type TarCounts } from "./tar_count.ts";
 import { startTar } from "./tar_process.ts";
+import { runCommand } from "../process.ts";
 
 type DirectoryClient = Extract<ClientConfig, { kind: "directory" }>;
 
@@ -261,12 +262,7 @@ async function extract(
 
 /** A directory's atime and mtime to the nanosecond, as GNU stat prints them. */
 async function timesOf(path: string): Promise<[string, string]> {
-  const out = await new Deno.Command("stat", {
-    args: ["--printf=%x\\n%y", "--", path],
-    env: { LC_ALL: "C" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await runCommand("stat", ["--printf=%x\\n%y", "--", path], { env: { LC_ALL: "C" } });
   if (!out.success) {
     throw new CairnError(
       "INTERNAL",
@@ -280,12 +276,10 @@ async function timesOf(path: string): Promise<[string, string]> {
 /** Sets a directory's times to the nanosecond (Deno.utime keeps milliseconds). */
 async function setTimes(path: string, [atime, mtime]: [string, string]): Promise<void> {
   for (const [flag, when] of [["-a", atime], ["-m", mtime]]) {
-    const out = await new Deno.Command("touch", {
-      args: [flag, "-d", when, "--", path],
+    const out = await runCommand("touch", [flag, "-d", when, "--", path], {
       env: { LC_ALL: "C" },
       stdout: "null",
-      stderr: "piped",
-    }).output();
+    });
     if (!out.success) {
       throw new CairnError(
         "INTERNAL",

@@ -1,4 +1,5 @@
 import { CairnError } from "../../errors.ts";
+import { runCommand } from "../process.ts";
 
 /**
  * GNU tar as cairn runs it: which version is accepted, the arguments, and what its
@@ -61,13 +62,7 @@ const SETTING = "tools.tar in the config (or CAIRN_TAR_PATH)";
 async function probe(bin: string): Promise<TarVersion> {
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command(bin, {
-      args: ["--version"],
-      env: { LC_ALL: "C" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    out = await runCommand(bin, ["--version"], { env: { LC_ALL: "C" } });
   } catch (error) {
     throw new CairnError(
       "TOOL_MISSING",

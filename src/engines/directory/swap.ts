@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { CairnError } from "../../errors.ts";
 import { logger } from "../../log.ts";
+import { runCommand } from "../process.ts";
 
 /**
  * Moves every entry of `from` (except the names in `keep`) into `to`, by rename, with
@@ -13,13 +14,7 @@ export async function moveEntries(from: string, to: string, keep: string[] = [])
   const args = [from, "-mindepth", "1", "-maxdepth", "1"];
   for (const name of keep) args.push("!", "-name", name);
   args.push("-exec", "mv", "-t", to, "--", "{}", "+");
-  const out = await new Deno.Command("find", {
-    args,
-    env: { LC_ALL: "C" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
+  const out = await runCommand("find", args, { env: { LC_ALL: "C" }, stdout: "null" });
   if (!out.success) {
     throw new CairnError(
       "INTERNAL",

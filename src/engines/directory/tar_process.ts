@@ -1,3 +1,5 @@
+import { baseChildEnv } from "../process.ts";
+
 /** The most stderr kept from one tar run; a tree that warns more is summarized by its start. */
 const STDERR_KEEP = 4 * 1024 * 1024;
 
@@ -19,7 +21,7 @@ export function startTar(
   const child = new Deno.Command(bin, {
     args,
     clearEnv: true,
-    env: { LC_ALL: "C", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    env: { ...baseChildEnv(), LC_ALL: "C" },
     stdin: options.stdin,
     stdout: options.stdout,
     stderr: "piped",

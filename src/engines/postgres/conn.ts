@@ -1,7 +1,8 @@
-import { join } from "node:path";
 import postgres from "postgres";
 import { CairnError } from "../../errors.ts";
 import { redactUrl } from "../../redact.ts";
+import type { Scratch } from "../../io/scratch.ts";
+import { baseChildEnv, withSecretFile } from "../process.ts";
 
 export interface PgTarget {
   url: string;
@@ -163,13 +164,13 @@ export function pgError(error: unknown, target: PgTarget, database = target.data
  * The environment for pg_dump / pg_restore. The password goes into a private
  * passfile (mode 0600 in a 0700 directory), never into argv or PGPASSWORD.
  */
-export async function toolEnv(
+export function toolEnv(
   target: PgTarget,
+  scratch: Scratch,
 ): Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> {
   const env: Record<string, string> = {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    ...baseChildEnv(),
     HOME: Deno.env.get("HOME") ?? "/",
-    LANG: "C.UTF-8",
     PGHOST: target.host,
     PGPORT: String(target.port),
     PGUSER: target.user,
@@ -178,7 +179,7 @@ export async function toolEnv(
     PGCONNECT_TIMEOUT: "10",
   };
   if (target.sslmode) env.PGSSLMODE = target.sslmode;
-  for (const name of ["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "TZ"]) {
+  for (const name of ["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"]) {
     const v = Deno.env.get(name);
     if (v) env[name] = v;
   }
@@ -188,15 +189,14 @@ export async function toolEnv(
       const v = Deno.env.get(name);
       if (v) env[name] = v;
     }
-    return { env, cleanup: () => Promise.resolve() };
+    return Promise.resolve({ env, cleanup: () => Promise.resolve() });
   }
-  const dir = await Deno.makeTempDir({ prefix: "cairn-pg-" });
-  await Deno.chmod(dir, 0o700);
-  const file = join(dir, "pgpass");
+  // The passfile is written by spawnTool for each child and removed when it exits.
   const escaped = target.password.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
-  await Deno.writeTextFile(file, `*:*:*:*:${escaped}\n`, { mode: 0o600 });
-  env.PGPASSFILE = file;
-  return { env, cleanup: () => Deno.remove(dir, { recursive: true }).catch(() => {}) };
+  return Promise.resolve({
+    env: withSecretFile(env, { variable: "PGPASSFILE", content: `*:*:*:*:${escaped}\n`, scratch }),
+    cleanup: () => Promise.resolve(),
+  });
 }
 
 /** A libpq conninfo naming one database, for pg_restore --dbname. */

@@ -148,7 +148,7 @@ export const postgresEngine: Engine<PostgresClient> = {
       const [{ size }] = await reserved<
         Array<{ size: string }>
       >`SELECT pg_database_size(current_database())::text AS size`;
-      const env = await toolEnv(target);
+      const env = await toolEnv(target, ctx.scratch);
       envCleanup = env.cleanup;
       // pg_dump compresses on one core, which for poorly compressible data makes it
       // the whole backup's bottleneck. Then cairn asks for an uncompressed archive

@@ -121,7 +121,7 @@ export async function restoreInto(
   database: string,
   options: RestoreOptions,
 ): Promise<void> {
-  const { env, cleanup } = await toolEnv(server);
+  const { env, cleanup } = await toolEnv(server, ctx.scratch);
   try {
     const args = [
       `--dbname=${conninfoFor(database)}`,

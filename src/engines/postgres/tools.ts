@@ -1,5 +1,5 @@
 import { CairnError } from "../../errors.ts";
-import { toolMissing } from "../process.ts";
+import { runCommand, toolMissing } from "../process.ts";
 
 export interface ToolVersion {
   bin: string;
@@ -11,8 +11,7 @@ export interface ToolVersion {
 export async function toolVersion(bin: string, setting: string): Promise<ToolVersion> {
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command(bin, { args: ["--version"], stdout: "piped", stderr: "piped" })
-      .output();
+    out = await runCommand(bin, ["--version"]);
   } catch (error) {
     throw toolMissing(bin, setting, error);
   }

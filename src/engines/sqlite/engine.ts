@@ -8,17 +8,16 @@ import { runSqliteWorker } from "./run_worker.ts";
 
 type SqliteClient = Extract<ClientConfig, { kind: "sqlite" }>;
 
-function tempRoot(): string {
-  return Deno.env.get("CAIRN_TMPDIR") ?? Deno.env.get("TMPDIR") ?? "/tmp";
-}
-
 function compareTables(expected: Record<string, number>, actual: Record<string, number>): string[] {
   const problems: string[] = [];
+  // Own keys only: a table called "constructor" must not meet Object.prototype's.
+  const own = (o: Record<string, number>, name: string) =>
+    Object.hasOwn(o, name) ? o[name] : undefined;
   for (const name of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
-    if (expected[name] !== actual[name]) {
+    if (own(expected, name) !== own(actual, name)) {
       problems.push(
-        `table ${name}: ${actual[name] ?? "missing"} rows, the manifest says ${
-          expected[name] ?? "absent"
+        `table ${name}: ${own(actual, name) ?? "missing"} rows, the manifest says ${
+          own(expected, name) ?? "absent"
         }`,
       );
     }
@@ -64,7 +63,7 @@ export const sqliteEngine: Engine<SqliteClient> = {
         `The SQLite database ${source} of client ${ctx.clientName} does not exist`,
       );
     }
-    const dir = await Deno.makeTempDir({ dir: tempRoot(), prefix: "cairn-sqlite-" });
+    const dir = await ctx.scratch.dir("sqlite-");
     const cleanup = () => removeQuietly(dir);
     try {
       const dest = join(dir, "snapshot.sqlite");
@@ -118,7 +117,7 @@ export const sqliteEngine: Engine<SqliteClient> = {
   },
 
   async verify(ctx: EngineContext<SqliteClient>, request: VerifyRequest) {
-    const dir = await Deno.makeTempDir({ dir: tempRoot(), prefix: "cairn-verify-" });
+    const dir = await ctx.scratch.dir("sqlite-verify-");
     try {
       const path = join(dir, "copy.sqlite");
       await writeStreamToFile(await request.open(), path, ctx.signal);

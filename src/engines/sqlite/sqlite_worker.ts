@@ -23,7 +23,8 @@ function countTables(db: DatabaseSync): Record<string, number> {
   const names = db.prepare(
     "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
   ).all() as Array<{ name: string }>;
-  const out: Record<string, number> = {};
+  // No prototype: a table called "__proto__" is a key like any other.
+  const out: Record<string, number> = Object.create(null);
   for (const { name } of names) {
     const row = db.prepare(`SELECT COUNT(*) AS n FROM ${quoteIdent(name)}`).get() as { n: number };
     out[name] = Number(row.n);
