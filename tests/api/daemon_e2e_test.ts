@@ -321,7 +321,8 @@ Deno.test("e2e: a failed job lands in the DLQ and is requeued, listed, counted a
       for (const id of ids) {
         const j = await waitForJob(d, id, ["failed", "completed"]);
         assert.equal(j.status, "failed");
-        assert.equal(j.attempts, 2);
+        // A missing directory is permanent: dead-lettered at the first of 2 attempts.
+        assert.equal(j.attempts, 1);
         assert.match(j.error, /does not exist/);
       }
       const dlq = (await json(

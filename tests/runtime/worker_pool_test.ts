@@ -53,7 +53,8 @@ Deno.test("pool: runs up to worker_concurrency jobs at once and retries failures
     const src = await bigTree(dir, 24);
     const services = await testServices(dir, {
       big: { kind: "directory", path: src },
-      broken: { kind: "directory", path: join(dir, "missing") },
+      // A server that is down may come back: retried (a missing directory is not).
+      broken: { kind: "postgres", url: `postgres://postgres@127.0.0.1:${deadPort()}/app` },
     }, { retry_backoff_ms: 50 });
     const settled: Job[] = [];
     const pool = new WorkerPool(services, {
@@ -85,7 +86,7 @@ Deno.test("pool: runs up to worker_concurrency jobs at once and retries failures
       const f = (await services.store.get(failing.id))!;
       assert.equal(f.status, "failed");
       assert.equal(f.attempts, 3, "retried until attempts ran out");
-      assert.match(f.error!, /does not exist/);
+      assert.match(f.error!, /refused the connection/);
     } finally {
       await pool.stop(1000);
       await services.store.close();
@@ -176,3 +177,11 @@ Deno.test("pool: shutdown waits out the grace period, then releases running jobs
     }
   });
 });
+
+/** A loopback port nothing listens on (bound, then closed). */
+function deadPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
