@@ -99,9 +99,9 @@ export function parseConfig(
     ...protoClientProblems(value),
     ...(parsed.success ? [] : zodProblems(parsed.error, "", value)),
   ];
-  if (parsed.success) all.push(...semanticProblems(parsed.data));
+  if (parsed.success) all.push(...semanticProblems(parsed.data), ...passwordProblems(parsed.data));
   if (all.length > 0) throw new ConfigError(file, all);
-  const config = applyEnvOverrides(parsed.data!, env);
+  const config = applyEnvOverrides(withPasswordsInUrls(parsed.data!), env);
   for (const warning of clampWarnings(value, config)) logger.warn(warning);
   for (const s of secrets) registerSecret(s);
   registerConfigSecrets(config);
@@ -156,6 +156,55 @@ export function clampWarnings(raw: unknown, config: Config): string[] {
     }
   }
   return out;
+}
+
+/** The url/password pairs of a client: [url field, password field]. */
+const PASSWORD_FIELDS = [["url", "password"], ["verify_url", "verify_password"]] as const;
+
+/** A password given both in the url and beside it is ambiguous: one place only. */
+function passwordProblems(config: Config): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const [name, client] of Object.entries(config.clients)) {
+    for (const [urlField, passwordField] of PASSWORD_FIELDS) {
+      const fields = client as Record<string, unknown>;
+      const url = fields[urlField];
+      if (typeof url !== "string" || fields[passwordField] === undefined) continue;
+      let hasPassword = false;
+      try {
+        hasPassword = new URL(url).password !== "";
+      } catch { /* the schema reports a bad url */ }
+      if (hasPassword) {
+        out.push({
+          path: `clients.${name}.${passwordField}`,
+          message: `the ${urlField} already holds a password: give it in one place only`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Puts each client's `password` (and `verify_password`) into its url, percent-encoded
+ * (RFC 3986 section 3.2.1), so a password with @ / # : % is one password and not
+ * a broken url; the rest of cairn reads the url as before.
+ */
+function withPasswordsInUrls(config: Config): Config {
+  const clients: Config["clients"] = {};
+  for (const [name, client] of Object.entries(config.clients)) {
+    const copy = { ...client } as Record<string, unknown>;
+    for (const [urlField, passwordField] of PASSWORD_FIELDS) {
+      const password = copy[passwordField];
+      if (typeof copy[urlField] !== "string" || typeof password !== "string") continue;
+      const url = new URL(copy[urlField] as string);
+      // The setter leaves "%" as it is (WHATWG userinfo set): encode it all ourselves.
+      url.password = encodeURIComponent(password);
+      copy[urlField] = url.toString();
+      registerSecret(password);
+    }
+    clients[name] = copy as Config["clients"][string];
+  }
+  return { ...config, clients };
 }
 
 function semanticProblems(config: Config): ConfigProblem[] {

@@ -8,10 +8,16 @@ export function redactClient(client: ClientConfig): Record<string, unknown> {
       return {
         ...client,
         url: redactUrl(client.url),
+        ...(client.password ? { password: MASK } : {}),
         ...(client.verify_url ? { verify_url: redactUrl(client.verify_url) } : {}),
+        ...(client.verify_password ? { verify_password: MASK } : {}),
       };
     case "redis":
-      return { ...client, url: redactUrl(client.url) };
+      return {
+        ...client,
+        url: redactUrl(client.url),
+        ...(client.password ? { password: MASK } : {}),
+      };
     case "s3":
       return { ...client, access_key_id: MASK, secret_access_key: MASK };
     default:

@@ -22,12 +22,21 @@ const HostPort = nonEmpty.refine((v) => {
 const PostgresClient = z.strictObject({
   kind: z.literal("postgres"),
   url: urlWithScheme(["postgres", "postgresql"]),
+  /**
+   * The password, given apart from the url (any characters, no escaping): put into the
+   * url at load. The url must then carry none itself.
+   */
+  password: z.string().min(1).optional(),
   /** The connection verify rehearsals use (a role that may create databases); default url. */
   verify_url: urlWithScheme(["postgres", "postgresql"]).optional(),
+  /** The password of verify_url, given apart from it (as `password` for `url`). */
+  verify_password: z.string().min(1).optional(),
 });
 const RedisClient = z.strictObject({
   kind: z.literal("redis"),
   url: urlWithScheme(["redis", "rediss"]),
+  /** The password (AUTH), given apart from the url; see the postgres client's. */
+  password: z.string().min(1).optional(),
 });
 const S3Client = z.strictObject({
   kind: z.literal("s3"),

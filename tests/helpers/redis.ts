@@ -57,7 +57,8 @@ export async function startRedis(
       }): install it (apt-get install redis-server)`,
     );
   }
-  const url = `redis://${options.password ? `:${options.password}@` : ""}127.0.0.1:${port}`;
+  const auth = options.password ? `:${encodeURIComponent(options.password)}@` : "";
+  const url = `redis://${auth}127.0.0.1:${port}`;
   let conn: RedisConnection | null = null;
   for (let i = 0; i < 200 && !conn; i++) {
     try {
