@@ -200,7 +200,14 @@ export const postgresEngine: Engine<PostgresClient> = {
       counting = counts;
       counts.catch(() => {});
       const facts = (async (): Promise<BackupFacts> => {
-        const [status, counted] = await Promise.all([started.exited, counts]);
+        // A count the role may not make ("permission denied for table t") is named
+        // and classified like every other failure of this connection.
+        const [status, counted] = await Promise.all([
+          started.exited,
+          counts.catch((error) => {
+            throw pgError(error, target);
+          }),
+        ]);
         if (!status.success) throw toolFailure(started, "pg_dump", status);
         await reserved!`COMMIT`;
         const rows = counted.tables.reduce((a, t) => a + t.rows, 0);

@@ -2,12 +2,19 @@ import { CairnError } from "../../errors.ts";
 import type { ArtifactAccess, EngineContext } from "../engine.ts";
 import { explain, spawnTool, type Tool } from "../process.ts";
 import { conninfoFor, type PgTarget, toolEnv } from "./conn.ts";
+import { isPermanentToolFailure } from "./failure_kind.ts";
 import { toolVersion } from "./tools.ts";
 
-/** A tool's failure as SOURCE_UNAVAILABLE, with the lines of its stderr that say why. */
+/**
+ * A tool's failure, with the lines of its stderr that say why: SOURCE_REFUSED (not
+ * retried) when they name a missing privilege, role or database, else
+ * SOURCE_UNAVAILABLE.
+ */
 export function toolFailure(tool: Tool, name: string, status: Deno.CommandStatus): CairnError {
-  const why = explain(tool.stderr()) || `exit code ${status.code}`;
-  return new CairnError("SOURCE_UNAVAILABLE", `${name} failed: ${why}`);
+  const stderr = tool.stderr();
+  const why = explain(stderr) || `exit code ${status.code}`;
+  const code = isPermanentToolFailure(stderr) ? "SOURCE_REFUSED" : "SOURCE_UNAVAILABLE";
+  return new CairnError(code, `${name} failed: ${why}`);
 }
 
 function restoreBin(ctx: EngineContext) {

@@ -28,9 +28,10 @@ function compareTables(expected: Record<string, number>, actual: Record<string, 
 function reword(error: unknown, path: string, clientName: string): unknown {
   if (isCairnError(error, "SOURCE_UNAVAILABLE")) {
     const msg = error.message;
+    // Cannot open, or not a database: so until someone acts, so not retried.
     if (/unable to open|no such file/i.test(msg)) {
       return new CairnError(
-        "SOURCE_UNAVAILABLE",
+        "SOURCE_REFUSED",
         `Cannot open the SQLite database ${path} of client ${clientName}: ${
           msg.replace(/^SQLite: /, "")
         }`,
@@ -38,7 +39,7 @@ function reword(error: unknown, path: string, clientName: string): unknown {
     }
     if (/not a database/i.test(msg)) {
       return new CairnError(
-        "SOURCE_UNAVAILABLE",
+        "SOURCE_REFUSED",
         `${path} (client ${clientName}) is not a SQLite database`,
       );
     }
@@ -59,7 +60,7 @@ export const sqliteEngine: Engine<SqliteClient> = {
     const info = await Deno.stat(source).catch(() => null);
     if (!info?.isFile) {
       throw new CairnError(
-        "SOURCE_UNAVAILABLE",
+        "SOURCE_REFUSED",
         `The SQLite database ${source} of client ${ctx.clientName} does not exist`,
       );
     }
