@@ -43,7 +43,8 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   METHOD_NOT_ALLOWED: 405,
   JOB_NOT_CANCELLABLE: 409,
   JOB_NOT_REQUEUEABLE: 409,
-  TARGET_NOT_EMPTY: 409,
+  // A usage mistake, refused before it becomes a job (restore preflight): 400.
+  TARGET_NOT_EMPTY: 400,
   PAYLOAD_TOO_LARGE: 413,
 };
 

@@ -34,6 +34,8 @@ const USAGE_CODES = new Set([
   "LISTEN_FAILED",
   // A key that names no backup is asked wrongly; a damaged one is a failed job (exit 1).
   "BACKUP_NOT_FOUND",
+  // Refused before any job exists (restore preflight): the operator's to fix.
+  "TARGET_NOT_EMPTY",
 ]);
 
 export async function main(argv: string[]): Promise<number> {

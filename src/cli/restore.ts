@@ -2,6 +2,7 @@ import { parseKey } from "../repository/keys.ts";
 import { readManifest } from "../repository/manifest.ts";
 import { requireClient } from "../runtime/services.ts";
 import { parseTableName } from "../engines/postgres/toc.ts";
+import { preflightRestore } from "../runtime/restore_preflight.ts";
 import { sealTarget } from "../runtime/target_secrets.ts";
 import { parseFlags, UsageError } from "./args.ts";
 import { formatDuration } from "./output.ts";
@@ -41,6 +42,15 @@ export function restoreCommand(argv: string[]): Promise<number> {
           `--table, --no-owner and --keep-old apply only to PostgreSQL; client ${client} is of kind ${config.kind}`,
         );
       }
+      // A usage mistake (wrong target shape, occupied target) is exit 2, never a job.
+      await preflightRestore({
+        clientName: client,
+        client: config,
+        manifest,
+        target: (values.target as string | undefined) ?? null,
+        replace: values.yes === true,
+        flush: values.flush === true,
+      }, "cli");
       return {
         kind: "restore",
         client_name: client,

@@ -138,8 +138,11 @@ Deno.test("cli: restore without --yes refuses to overwrite and says how to proce
     const key =
       JSON.parse((await cairn(["backup", "files", "--json", "--config", config])).stdout).key;
     const refused = await cairn(["restore", key, "--config", config]);
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /not empty: pass --yes/);
+    // A usage mistake, refused before it becomes a job: exit 2, and no restore job exists.
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /not empty: pass --yes to overwrite it/);
+    const jobs = JSON.parse((await cairn(["jobs", "--json", "--config", config])).stdout).jobs;
+    assert.deepEqual(jobs.map((j: { kind: string }) => j.kind), ["backup"]);
     const ok = await cairn(["restore", key, "--yes", "--config", config]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /Restore completed/);

@@ -8,6 +8,7 @@ import {
   readManifest,
 } from "../../repository/manifest.ts";
 import { requireClient } from "../../runtime/services.ts";
+import { preflightRestore } from "../../runtime/restore_preflight.ts";
 import { sealTarget } from "../../runtime/target_secrets.ts";
 import { type AppEnv, clientFrom, enqueue, requiredClientName } from "../deps.ts";
 import { ok } from "../envelope.ts";
@@ -78,15 +79,6 @@ export function backupRoutes(): Hono<AppEnv> {
     const manifest = await readManifest(services.repository, key);
     const client = clientFrom(c, body.client_name) ?? manifest.client_name;
     const config = requireClient(services.config, client);
-    if (config.kind !== manifest.kind) {
-      throw new CairnError(
-        "VALIDATION_FAILED",
-        `Backup ${key} is a ${manifest.kind} backup; client ${client} is of kind ${config.kind}`,
-        {
-          details: [{ path: "client_name", message: `must name a ${manifest.kind} client` }],
-        },
-      );
-    }
     const pgOnly = (["tables", "no_owner", "keep_old"] as const).filter((f) =>
       body[f] !== undefined
     );
@@ -99,6 +91,15 @@ export function backupRoutes(): Hono<AppEnv> {
         { details: pgOnly.map((path) => ({ path, message: "only for postgres clients" })) },
       );
     }
+    // A usage mistake (wrong target shape, occupied target) is a 400 now, never a job.
+    await preflightRestore({
+      clientName: client,
+      client: config,
+      manifest,
+      target: body.target ?? null,
+      replace: body.replace ?? false,
+      flush: body.flush ?? false,
+    }, "api");
     const job = await enqueue(c.get("deps"), {
       kind: "restore",
       client_name: client,
