@@ -1,3 +1,4 @@
+import { shownProgress } from "./progress.ts";
 import { z } from "zod";
 
 export const JOB_KINDS = ["backup", "restore", "verify", "prune"] as const;
@@ -107,12 +108,16 @@ export function jobRecord(job: Job) {
     id: job.id,
     kind: job.kind,
     client_name: job.client_name,
-    key: job.key,
+    // A backup's key is fixed before its artifact exists; one that never finished
+    // names nothing, so it is not shown as if it did.
+    key: job.kind === "backup" && (job.status === "failed" || job.status === "cancelled")
+      ? null
+      : job.key,
     label: job.label,
     status: job.status,
     attempts: job.attempts,
     max_attempts: job.max_attempts,
-    progress: job.progress,
+    progress: shownProgress(job.progress, job.status),
     error: job.error,
     schedule_id: job.schedule_id,
     params: job.params,
