@@ -182,3 +182,29 @@ Deno.test("a poll interval below its floor is clamped, with a warning naming the
     "backup.execution_worker_poll_ms 10 is below the minimum 250: using 250",
   ]);
 });
+
+Deno.test("the README's configuration reference is a valid config naming every setting the schema has", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const start = readme.indexOf("Every setting, with its default:\n\n```yaml\n");
+  assert.ok(start > 0, "the reference block exists");
+  const body = readme.slice(readme.indexOf("```yaml\n", start) + 8);
+  const text = body.slice(0, body.indexOf("```"));
+  const config = parseConfig(text, { env: (name) => `value-of-${name}` });
+  assert.deepEqual(Object.keys(config.clients).sort(), [
+    "app_db",
+    "app_sqlite",
+    "assets",
+    "cache",
+    "uploads",
+  ]);
+  // Every key of every section appears in the reference (commented or not).
+  const defaults = parseConfig("", { env: () => undefined });
+  for (const [section, value] of Object.entries(defaults)) {
+    assert.ok(text.includes(`${section}:`), section);
+    if (value && typeof value === "object" && section !== "clients") {
+      for (const key of Object.keys(value)) {
+        assert.ok(text.includes(`${key}:`), `${section}.${key}`);
+      }
+    }
+  }
+});
