@@ -49,7 +49,8 @@ export async function startRedis(
   if (options.password) args.push("--requirepass", options.password);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("redis-server", { args, stdout: "null", stderr: "null" }).spawn();
+    // Its log goes to stdout (no --logfile): a server that exits at start says why.
+    child = new Deno.Command("redis-server", { args, stdout: "piped", stderr: "piped" }).spawn();
   } catch (error) {
     throw new Error(
       `redis-server could not be started (${
@@ -59,15 +60,35 @@ export async function startRedis(
   }
   const auth = options.password ? `:${encodeURIComponent(options.password)}@` : "";
   const url = `redis://${auth}127.0.0.1:${port}`;
+  let output = "";
+  const drain = (async () => {
+    const decoder = new TextDecoder();
+    const read = async (s: ReadableStream<Uint8Array>) => {
+      for await (const chunk of s) if (output.length < 100_000) output += decoder.decode(chunk);
+    };
+    await Promise.all([read(child.stdout), read(child.stderr)]);
+  })();
+  let exited: Deno.CommandStatus | null = null;
+  child.status.then((s) => (exited = s));
   let conn: RedisConnection | null = null;
-  for (let i = 0; i < 200 && !conn; i++) {
+  for (let i = 0; i < 400 && !conn && !exited; i++) {
     try {
       conn = await RedisConnection.open(parseRedisUrl(url));
     } catch {
       await new Promise((r) => setTimeout(r, 25));
     }
   }
-  if (!conn) throw new Error(`redis-server on port ${port} did not come up`);
+  if (!conn) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await drain.catch(() => {});
+    throw new Error(
+      `redis-server on port ${port} ${
+        exited ? `exited with ${(exited as Deno.CommandStatus).code}` : "did not come up in 10 s"
+      }:\n${output.slice(-4000)}`,
+    );
+  }
   const c = conn;
   return {
     port,
@@ -81,6 +102,7 @@ export async function startRedis(
         child.kill("SIGKILL");
       } catch { /* gone */ }
       await child.status;
+      await drain.catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
