@@ -169,3 +169,17 @@ Deno.test("packaging: the service config is valid and keeps its state where the 
   );
   assert.match(text, /config\/cairn\.service\.yaml \/etc\/cairn\/cairn\.yaml/, "install line");
 });
+
+Deno.test("packaging: the daemon's lock file holds no test-only or build-only package", async () => {
+  const lock = await Deno.readTextFile(join(root, "deno.lock"));
+  for (const name of ["s3rver", "wabt", "koa", "winston", "smtp-server", "playwright"]) {
+    assert.ok(!lock.includes(`npm:${name}@`) && !lock.includes(`"${name}@`), name);
+  }
+  const imports = JSON.parse(await Deno.readTextFile(join(root, "deno.json"))).imports;
+  assert.ok(
+    !("s3rver" in imports) && !("wabt" in imports),
+    "test-only imports stay out of deno.json",
+  );
+  const tasks = JSON.parse(await Deno.readTextFile(join(root, "deno.json"))).tasks;
+  assert.match(tasks.test, /--lock=deno\.test\.lock/);
+});

@@ -89,7 +89,14 @@ export async function startS3Server(
   const server = new URL("../../tests/helpers/s3_server.ts", import.meta.url).pathname;
   await Deno.mkdir(dir, { recursive: true });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", server, dir, buckets.join(",")],
+    args: [
+      "run",
+      "-A",
+      `--lock=${new URL("../../deno.test.lock", import.meta.url).pathname}`,
+      server,
+      dir,
+      buckets.join(","),
+    ],
     stdout: "piped",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();

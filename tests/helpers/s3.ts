@@ -7,6 +7,7 @@ export interface S3Server {
 }
 
 const SERVER = new URL("./s3_server.ts", import.meta.url).pathname;
+const TEST_LOCK = new URL("../../deno.test.lock", import.meta.url).pathname;
 
 export async function startS3(buckets: string[]): Promise<S3Server> {
   if (Deno.env.get("CAIRN_TEST_SKIP_SERVICES") === "1") {
@@ -14,7 +15,8 @@ export async function startS3(buckets: string[]): Promise<S3Server> {
   }
   const dir = await Deno.makeTempDir({ prefix: "cairn-s3-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", SERVER, dir, buckets.join(",")],
+    // The test-only lock: s3rver never enters the daemon's deno.lock.
+    args: ["run", "--allow-all", `--lock=${TEST_LOCK}`, SERVER, dir, buckets.join(",")],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

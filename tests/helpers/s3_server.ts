@@ -3,7 +3,8 @@
  * does not share the test's event loop. Prints {"port":N} once listening.
  *   deno run -A tests/helpers/s3_server.ts DIR BUCKET[,BUCKET...]
  */
-import S3rver from "s3rver";
+// Test-only: imported by version here, not in deno.json, so the daemon never installs it.
+import S3rver from "npm:s3rver@3.7.1";
 
 const [dir, buckets] = Deno.args;
 const server = new S3rver({
