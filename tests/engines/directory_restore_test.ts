@@ -154,10 +154,15 @@ Deno.test({
           await Deno.readTextFile(join(dir, "t-absolute", out, "victim")),
           "pwned",
         );
-        assert.equal(
-          await Deno.readLink(join(dir, "t-symlink-then-same-name", "victim")),
-          `${out}/victim`,
-        );
+        // Whether the link or the file of the same name is left depends on GNU tar's
+        // delayed-link check (inode reuse); either stays inside the target.
+        const victim = await Deno.lstat(join(dir, "t-symlink-then-same-name", "victim"));
+        if (victim.isSymlink) {
+          assert.equal(
+            await Deno.readLink(join(dir, "t-symlink-then-same-name", "victim")),
+            `${out}/victim`,
+          );
+        } else assert.ok(victim.isFile);
       } finally {
         await services.store.close();
       }
