@@ -1,17 +1,29 @@
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { CLIENT_NAME } from "../repository/keys.ts";
+import { credentialUrlProblem } from "./url_shape.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
 function urlWithScheme(schemes: string[]) {
-  return nonEmpty.refine((v) => {
-    try {
-      return schemes.includes(new URL(v).protocol.replace(/:$/, ""));
-    } catch {
-      return false;
+  return nonEmpty.superRefine((v, ctx) => {
+    // A password written unencoded would be split into host and path, and shown.
+    const problem = credentialUrlProblem(v);
+    if (problem) {
+      ctx.addIssue({ code: "custom", message: problem });
+      return;
     }
-  }, `must be a URL starting with ${schemes.map((s) => s + "://").join(" or ")}`);
+    let ok = false;
+    try {
+      ok = schemes.includes(new URL(v).protocol.replace(/:$/, ""));
+    } catch { /* not a URL */ }
+    if (!ok) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a URL starting with ${schemes.map((s) => s + "://").join(" or ")}`,
+      });
+    }
+  });
 }
 
 const HostPort = nonEmpty.refine((v) => {

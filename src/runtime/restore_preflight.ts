@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import type { ClientConfig } from "../config/schema.ts";
+import { credentialUrlProblem } from "../config/url_shape.ts";
 import { CairnError } from "../errors.ts";
 import { isOccupied } from "../engines/fs_util.ts";
 import { restoreDestination } from "../engines/postgres/conn.ts";
@@ -63,6 +64,10 @@ export function checkTargetShape(req: RestorePreflight, surface: Surface): void 
     );
   }
   if (target === null) return;
+  const unreadable = credentialUrlProblem(target);
+  if (unreadable) {
+    throw invalidTarget(surface, `the target URL cannot be read as written: ${unreadable}`);
+  }
   try {
     switch (client.kind) {
       case "postgres":
