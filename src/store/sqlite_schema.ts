@@ -44,7 +44,42 @@ export const MIGRATIONS: readonly string[] = [
    );`,
   // The sweep asks which job holds a backup key.
   `CREATE INDEX jobs_key ON jobs(key);`,
+  // The notification outbox (src/notify/delivery.ts); (channel, dedupe_key) makes
+  // event detection idempotent.
+  `CREATE TABLE deliveries (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     channel TEXT NOT NULL,
+     event TEXT NOT NULL,
+     dedupe_key TEXT NOT NULL,
+     payload TEXT NOT NULL,
+     max_attempts INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     next_attempt_at INTEGER NOT NULL,
+     last_error TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     delivered_at INTEGER,
+     UNIQUE (channel, dedupe_key)
+   );
+   CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at, id);`,
 ];
+
+export const DELIVERY_COLUMNS = [
+  "id",
+  "channel",
+  "event",
+  "dedupe_key",
+  "payload",
+  "max_attempts",
+  "status",
+  "attempts",
+  "next_attempt_at",
+  "last_error",
+  "created_at",
+  "updated_at",
+  "delivered_at",
+] as const;
 
 export const JOB_COLUMNS = [
   "id",
