@@ -11,6 +11,7 @@ import { allowedMethods } from "./methods.ts";
 import { backupRoutes, RESOURCE_PATH } from "./routes/backups.ts";
 import { dlqRoutes } from "./routes/dlq.ts";
 import { jobRoutes } from "./routes/jobs.ts";
+import { notificationRoutes } from "./routes/notifications.ts";
 import { scheduleRoutes } from "./routes/schedules.ts";
 import { systemRoutes } from "./routes/system.ts";
 
@@ -51,6 +52,7 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   );
 
   // Fixed paths before the key routes, whose {key} may contain slashes.
+  app.route("/admin/notifications", notificationRoutes());
   app.route("/admin", systemRoutes());
   app.route("/admin/backups/jobs", jobRoutes());
   app.route("/admin/backups/schedules", scheduleRoutes());

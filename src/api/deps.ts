@@ -5,6 +5,7 @@ import type { Job, NewJob } from "../jobs/types.ts";
 import type { ScheduleWorker } from "../runtime/scheduler.ts";
 import type { Services } from "../runtime/services.ts";
 import type { WorkerPool } from "../runtime/worker_pool.ts";
+import type { Notifier } from "../notify/notifier.ts";
 
 /** What the routes need from the running daemon. */
 export interface ApiDeps {
@@ -12,6 +13,8 @@ export interface ApiDeps {
   pool: WorkerPool | null;
   scheduler: ScheduleWorker | null;
   startedAt: number;
+  /** The notification outbox's sender; absent where no daemon runs (tests, CLI). */
+  notifier?: Notifier | null;
 }
 
 /** Enqueues and wakes a local worker, so an API job starts now rather than at the next poll. */

@@ -13,6 +13,7 @@ import {
   RestoreBody,
   VerifyBody,
 } from "./schemas.ts";
+import { NotificationsQuery, NotificationTestBody } from "./routes/notifications.ts";
 
 /** One API operation: what the route table in routes/*.ts serves, described for OpenAPI. */
 interface Operation {
@@ -48,6 +49,22 @@ const OPERATIONS: Operation[] = [
     path: "/admin/status",
     summary: "Jobs by status and kind, workers, last success per client",
     tag: "system",
+    status: 200,
+  },
+  {
+    method: "get",
+    path: "/admin/notifications",
+    summary: "Notification channels and recent deliveries with their state",
+    tag: "notifications",
+    query: NotificationsQuery,
+    status: 200,
+  },
+  {
+    method: "post",
+    path: "/admin/notifications/test",
+    summary: "Send a test event to one channel now",
+    tag: "notifications",
+    body: NotificationTestBody,
     status: 200,
   },
   {

@@ -1,5 +1,6 @@
 import { MASK, redactUrl } from "../redact.ts";
 import type { ClientConfig, Config } from "./schema.ts";
+import { redactChannel } from "../notify/config.ts";
 
 /** A client as it may be shown anywhere: passwords and keys replaced by ***. */
 export function redactClient(client: ClientConfig): Record<string, unknown> {
@@ -29,5 +30,6 @@ export function redactConfig(config: Config): Record<string, unknown> {
     clients: Object.fromEntries(
       Object.entries(config.clients).map(([n, c]) => [n, redactClient(c)]),
     ),
+    notifications: config.notifications.map(redactChannel),
   };
 }

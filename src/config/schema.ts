@@ -1,6 +1,7 @@
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { CLIENT_NAME } from "../repository/keys.ts";
+import { NotificationsSchema } from "../notify/config.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
@@ -19,17 +20,38 @@ const HostPort = nonEmpty.refine((v) => {
   return m !== null && Number(m[2]) <= 65535;
 }, "must be host:port with a port up to 65535, for example 127.0.0.1:4052");
 
+/** A duration such as 90m, 26h or 7d, as milliseconds. */
+const Duration = z.string().regex(
+  /^\d+(\.\d+)?(m|h|d)$/,
+  "must be a duration such as 90m, 26h or 7d",
+).transform((v) =>
+  Number(v.slice(0, -1)) *
+  { m: 60_000, h: 3_600_000, d: 86_400_000 }[v.slice(-1) as "m" | "h" | "d"]
+);
+
+/** Monitoring settings every client kind takes (issue 22). */
+const clientCommon = {
+  /**
+   * A client whose newest successful backup is older than this is overdue (status and
+   * the backup_overdue notification). Without it: twice its most frequent schedule's interval.
+   */
+  max_age: Duration.optional(),
+};
+
 const PostgresClient = z.strictObject({
+  ...clientCommon,
   kind: z.literal("postgres"),
   url: urlWithScheme(["postgres", "postgresql"]),
   /** The connection verify rehearsals use (a role that may create databases); default url. */
   verify_url: urlWithScheme(["postgres", "postgresql"]).optional(),
 });
 const RedisClient = z.strictObject({
+  ...clientCommon,
   kind: z.literal("redis"),
   url: urlWithScheme(["redis", "rediss"]),
 });
 const S3Client = z.strictObject({
+  ...clientCommon,
   kind: z.literal("s3"),
   endpoint: urlWithScheme(["http", "https"]),
   region: nonEmpty.default("us-east-1"),
@@ -42,6 +64,7 @@ const S3Client = z.strictObject({
   force_path_style: z.boolean().default(true),
 });
 const DirectoryClient = z.strictObject({
+  ...clientCommon,
   kind: z.literal("directory"),
   path: nonEmpty,
   /** GNU tar `--exclude` patterns (globs; a pattern without `/` matches a name at any depth). */
@@ -54,7 +77,11 @@ const DirectoryClient = z.strictObject({
   /** GNU tar `--one-file-system`: do not descend into other mounted filesystems. */
   one_file_system: z.boolean().default(false),
 });
-const SqliteClient = z.strictObject({ kind: z.literal("sqlite"), path: nonEmpty });
+const SqliteClient = z.strictObject({
+  ...clientCommon,
+  kind: z.literal("sqlite"),
+  path: nonEmpty,
+});
 
 export const ClientSchema = z.discriminatedUnion("kind", [
   PostgresClient,
@@ -133,6 +160,8 @@ export const ConfigSchema = z.strictObject({
     z.string().regex(CLIENT_NAME, "client names are 1-63 of a-z, 0-9, _ and -"),
     ClientSchema,
   ).default({}),
+  /** Notification channels (src/notify/config.ts). */
+  notifications: NotificationsSchema,
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -86,3 +86,24 @@ export function settleDelivery(
     updated_at: now,
   };
 }
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** A delivery as the API returns it (times as ISO 8601). */
+export function deliveryRecord(d: Delivery) {
+  return {
+    id: d.id,
+    channel: d.channel,
+    event: d.event,
+    status: d.status,
+    attempts: d.attempts,
+    max_attempts: d.max_attempts,
+    last_error: d.last_error,
+    next_attempt_at: d.status === "pending" ? iso(d.next_attempt_at) : null,
+    created_at: iso(d.created_at),
+    updated_at: iso(d.updated_at),
+    delivered_at: iso(d.delivered_at),
+    dedupe_key: d.dedupe_key,
+    payload: d.payload,
+  };
+}

@@ -5,6 +5,7 @@ import { CairnError, toError } from "../errors.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
+import { Notifier } from "../notify/notifier.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
 import { runSweep, Sweeper } from "./sweeper.ts";
@@ -12,6 +13,7 @@ import { WorkerPool } from "./worker_pool.ts";
 
 export interface DaemonHandle {
   services: Services;
+  notifier: Notifier;
   pool: WorkerPool;
   scheduler: ScheduleWorker;
   /** The address actually bound (the port is real even when the config said 0). */
@@ -86,13 +88,17 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
   await runSweep(services, "start-up");
   const sweeper = new Sweeper(services, config.backup.sweep_interval_ms);
 
+  const notifier = new Notifier(services, { startedAt });
   const pool: WorkerPool = new WorkerPool(services, {
     concurrency: config.backup.worker_concurrency,
     pollMs: config.backup.execution_worker_poll_ms,
-    onSettled: (job) =>
-      pruneAfter(services, pool, job).catch((e) =>
+    onStarted: (job) => notifier.jobStarted(job),
+    onSettled: async (job) => {
+      await notifier.jobSettled(job);
+      await pruneAfter(services, pool, job).catch((e) =>
         logger.error("Could not queue a prune", { error: toError(e).message })
-      ),
+      );
+    },
   });
   const scheduler = new ScheduleWorker(services, {
     pollMs: config.backup.schedule_worker_poll_ms,
@@ -103,13 +109,14 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     scheduler.start();
   }
   sweeper.start();
+  notifier.start();
   if (!config.server.admin_key) {
     logger.warn(
       "No server.admin_key is set: the admin API on loopback accepts requests without a key",
     );
   }
 
-  const app = createApp({ services, pool, scheduler, startedAt });
+  const app = createApp({ services, pool, scheduler, startedAt, notifier });
   const abort = new AbortController();
   let address = { hostname, port };
   let server: Deno.HttpServer;
@@ -140,6 +147,7 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
       await scheduler.stop();
       await sweeper.stop();
       await pool.stop(shutdownGraceMs());
+      await notifier.stop();
       abort.abort();
       await server.finished.catch(() => {});
       await services.store.close();
@@ -159,5 +167,5 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     workers: config.backup.worker_enabled ? config.backup.worker_concurrency : 0,
     startup_ms: Math.round(performance.now()),
   });
-  return { services, pool, scheduler, address, finished, shutdown };
+  return { services, pool, scheduler, notifier, address, finished, shutdown };
 }
