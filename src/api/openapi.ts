@@ -27,6 +27,8 @@ interface Operation {
   status: number;
   /** The success body is bytes, not the JSON envelope. */
   binary?: boolean;
+  /** The success body is the Prometheus text exposition format. */
+  prometheus?: boolean;
 }
 
 const OPERATIONS: Operation[] = [
@@ -50,6 +52,14 @@ const OPERATIONS: Operation[] = [
     summary: "Jobs by status and kind, workers, last success per client",
     tag: "system",
     status: 200,
+  },
+  {
+    method: "get",
+    path: "/metrics",
+    summary: "Prometheus metrics (admin key or server.metrics_token)",
+    tag: "system",
+    status: 200,
+    prometheus: true,
   },
   {
     method: "get",
@@ -302,6 +312,11 @@ export function openApiDocument(): Record<string, unknown> {
       responses: {
         [op.status]: op.binary
           ? { description: "The artifact's bytes", content: { "application/octet-stream": {} } }
+          : op.prometheus
+          ? {
+            description: "Prometheus text exposition format 0.0.4",
+            content: { "text/plain; version=0.0.4": {} },
+          }
           : { description: "Success", content: { "application/json": { schema: ENVELOPE } } },
         default: { description: "Error", content: { "application/json": { schema: ERROR } } },
       },

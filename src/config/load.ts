@@ -191,6 +191,7 @@ function applyEnvOverrides(config: Config, env: (name: string) => string | undef
 
 function registerConfigSecrets(config: Config): void {
   registerSecret(config.server.admin_key);
+  registerSecret(config.server.metrics_token);
   if (config.repository.kind === "s3") {
     registerSecret(config.repository.secret_access_key);
     registerSecret(config.repository.access_key_id);

@@ -23,7 +23,11 @@ export function redactClient(client: ClientConfig): Record<string, unknown> {
 export function redactConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
-    server: { ...config.server, admin_key: config.server.admin_key ? MASK : undefined },
+    server: {
+      ...config.server,
+      admin_key: config.server.admin_key ? MASK : undefined,
+      metrics_token: config.server.metrics_token ? MASK : undefined,
+    },
     repository: config.repository.kind === "s3"
       ? { ...config.repository, access_key_id: MASK, secret_access_key: MASK }
       : config.repository,

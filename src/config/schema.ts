@@ -120,6 +120,8 @@ export const ConfigSchema = z.strictObject({
   server: z.strictObject({
     listen: HostPort.default("127.0.0.1:4052"),
     admin_key: z.string().optional(),
+    /** A bearer token that may read GET /metrics only (the admin key may too). */
+    metrics_token: z.string().min(16, "must be at least 16 characters").optional(),
     max_body_bytes: z.number().int().positive().default(1048576),
   }).prefault({}),
   store: z.strictObject({

@@ -6,6 +6,7 @@ import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { Notifier } from "../notify/notifier.ts";
+import { Metrics } from "../metrics/metrics.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
 import { runSweep, Sweeper } from "./sweeper.ts";
@@ -89,11 +90,13 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
   const sweeper = new Sweeper(services, config.backup.sweep_interval_ms);
 
   const notifier = new Notifier(services, { startedAt });
+  const metrics = new Metrics();
   const pool: WorkerPool = new WorkerPool(services, {
     concurrency: config.backup.worker_concurrency,
     pollMs: config.backup.execution_worker_poll_ms,
     onStarted: (job) => notifier.jobStarted(job),
     onSettled: async (job) => {
+      await metrics.observeJob(job).catch(() => {});
       await notifier.jobSettled(job);
       await pruneAfter(services, pool, job).catch((e) =>
         logger.error("Could not queue a prune", { error: toError(e).message })
@@ -116,7 +119,7 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     );
   }
 
-  const app = createApp({ services, pool, scheduler, startedAt, notifier });
+  const app = createApp({ services, pool, scheduler, startedAt, notifier, metrics });
   const abort = new AbortController();
   let address = { hostname, port };
   let server: Deno.HttpServer;

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { json, type RunningDaemon, spawnDaemon, waitFor, waitForJob } from "../helpers/daemon.ts";
 import { startReceiver } from "../helpers/receiver.ts";
 import { withTempDir } from "../helpers/tmp.ts";
+import { promtoolCheck } from "../helpers/promtool.ts";
 
 const KEY = "e2e-admin-key-0123456789";
 const SECRET = "whsec-e2e-secret";
@@ -57,10 +58,8 @@ Deno.test({
         }),
       );
       d = await spawnDaemon(config, { adminKey: KEY });
-      assert.equal(
-        (await waitForJob(d, await backup(d, "good"), ["completed", "failed"])).status,
-        "completed",
-      );
+      const good = await waitForJob(d, await backup(d, "good"), ["completed", "failed"]);
+      assert.equal(good.status, "completed");
       const failed = await waitForJob(d, await backup(d, "bad"), ["completed", "failed"]);
       assert.equal(failed.status, "failed", "a missing directory is dead-lettered at once");
       await rx.waitFor(1);
@@ -106,6 +105,28 @@ Deno.test({
         list.deliveries.map((x: any) => [x.status, x.attempts, x.last_error]),
         [["delivered", 3, "HTTP 500 nope"], ["delivered", 3, "HTTP 500 nope"]],
       );
+      // The scrape shows the failures and the last success.
+      const scrape = await d.api("/metrics");
+      assert.equal(scrape.status, 200);
+      const text = await scrape.text();
+      const lines = text.split("\n");
+      for (
+        const line of [
+          `cairn_last_success_timestamp_seconds{client="good"} ${
+            Date.parse(good.finished_at) / 1000
+          }`,
+          `cairn_jobs{kind="backup",status="failed"} 2`,
+          `cairn_jobs{kind="backup",status="completed"} 1`,
+          `cairn_dlq_jobs 2`,
+          `cairn_notification_deliveries{channel="ops",status="delivered"} 2`,
+          `cairn_notification_deliveries_failing{channel="ops"} 0`,
+          // This daemon ran the second failure only (histograms count since start).
+          `cairn_job_duration_seconds_count{kind="backup",client="bad",status="failed"} 1`,
+        ]
+      ) assert.ok(lines.includes(line), `missing ${line}\n${text}`);
+      assert.ok(!text.includes('cairn_last_success_timestamp_seconds{client="bad"}'));
+      const check = await promtoolCheck(text);
+      assert.equal(check.code, 0, check.out);
     });
   } finally {
     const running = d as RunningDaemon | null;
