@@ -49,7 +49,8 @@ const OPERATIONS: Operation[] = [
   {
     method: "get",
     path: "/admin/status",
-    summary: "Jobs by status and kind, workers, last success per client",
+    summary:
+      "Per-client health (ok/overdue/failing/never), last success, verification, next run; jobs, workers, notifications",
     tag: "system",
     status: 200,
   },

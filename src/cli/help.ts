@@ -78,6 +78,15 @@ Lists jobs from the job store, newest first.
   --json          print the jobs as JSON
 ${CONFIG_FLAG}`,
 
+  status: `Usage: cairn status [--json] [--config FILE]
+
+For each client: health (ok, overdue, failing or never), the newest successful backup,
+whether that backup passed verification, and the next scheduled run.
+Exit status: 0 every client is ok, 1 any is not (use it as a monitoring check), 2 usage.
+
+  --json          print {healthy, clients} as JSON
+${CONFIG_FLAG}`,
+
   prune: `Usage: cairn prune [--client C] [--dry-run] [--json] [--config FILE]
 
 Applies each schedule's retention policy and deletes the backups it does not keep.

@@ -18,6 +18,7 @@ Usage:
   cairn list              [--client C] [--json] [--config FILE]
   cairn jobs              [--status S] [--client C] [--limit N] [--json] [--config FILE]
   cairn prune             [--client C] [--dry-run] [--json] [--config FILE]
+  cairn status            [--json] [--config FILE]
   cairn config check      [--probe] [--config FILE]
   cairn version
 
@@ -60,6 +61,9 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import(unseen("./jobs.ts")) as typeof import("./jobs.ts")).jobsCommand(
           rest,
         );
+      case "status":
+        return await (await import(unseen("./status.ts")) as typeof import("./status.ts"))
+          .statusCommand(rest);
       case "prune":
         return await (await import(unseen("./prune.ts")) as typeof import("./prune.ts"))
           .pruneCommand(rest);
