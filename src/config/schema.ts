@@ -36,6 +36,8 @@ const clientCommon = {
    * the backup_overdue notification). Without it: twice its most frequent schedule's interval.
    */
   max_age: Duration.optional(),
+  /** Overrides backup.stall_timeout_minutes for this client's jobs. */
+  stall_timeout_minutes: z.number().positive().optional(),
 };
 
 const PostgresClient = z.strictObject({
@@ -151,6 +153,11 @@ export const ConfigSchema = z.strictObject({
     /** How often the daemon removes what crashes left (orphan artifacts, scratch, .tmp). */
     sweep_interval_ms: z.number().int().min(1000).default(60_000),
     retry_backoff_ms: z.number().int().nonnegative().default(5000),
+    /**
+     * A running job whose progress has not moved for this long is aborted and retried
+     * (the stall watchdog, checked at each lease renewal).
+     */
+    stall_timeout_minutes: z.number().positive().default(30),
   }).prefault({}),
   tools: z.strictObject({
     pg_dump: nonEmpty.default("pg_dump"),
