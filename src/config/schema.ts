@@ -2,6 +2,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { CLIENT_NAME } from "../repository/keys.ts";
 import { NotificationsSchema } from "../notify/config.ts";
+import { ConfigSchedulesSchema } from "./schedules.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
@@ -171,6 +172,18 @@ export const ConfigSchema = z.strictObject({
   ).default({}),
   /** Notification channels (src/notify/config.ts). */
   notifications: NotificationsSchema,
+  /** Schedules owned by the config (src/config/schedules.ts), reconciled at daemon start. */
+  schedules: ConfigSchedulesSchema,
+}).superRefine((config, ctx) => {
+  config.schedules.forEach((s, i) => {
+    if (!Object.hasOwn(config.clients, s.client)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["schedules", i, "client"],
+        message: `unknown client ${JSON.stringify(s.client)}: name one under clients:`,
+      });
+    }
+  });
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

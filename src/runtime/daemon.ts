@@ -6,6 +6,7 @@ import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { Notifier } from "../notify/notifier.ts";
+import { reconcileSchedules } from "./config_schedules.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
@@ -39,8 +40,10 @@ function splitListen(listen: string): { hostname: string; port: number } {
 }
 
 /** A successful scheduled backup is followed by a prune of that schedule's backups. */
-async function pruneAfter(services: Services, pool: WorkerPool, job: Job): Promise<void> {
+export async function pruneAfter(services: Services, pool: WorkerPool, job: Job): Promise<void> {
   if (job.kind !== "backup" || job.status !== "completed" || job.schedule_id === null) return;
+  const schedule = await services.store.getSchedule(job.schedule_id);
+  if (schedule && !schedule.auto_prune) return; // switched off for this schedule
   const prune = await services.store.enqueue({
     kind: "prune",
     client_name: job.client_name,
@@ -84,6 +87,8 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
       error: toError(error).message,
     });
   }
+  // The config's schedules: created, updated or removed to match, before the scheduler runs.
+  await reconcileSchedules(services.store, config);
   // Before any worker claims: jobs of a killed predecessor on this host are taken
   // back now, and what it left (orphan artifacts, scratch files) is removed.
   await runSweep(services, "start-up");

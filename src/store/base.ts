@@ -312,6 +312,9 @@ export abstract class BaseStore implements JobStore {
       const now = this.now();
       return tx.insertSchedule((id) => ({
         ...input,
+        kind: input.kind ?? "backup",
+        config_owned: input.config_owned ?? false,
+        auto_prune: input.auto_prune ?? true,
         id,
         last_run_at: null,
         last_job_id: null,

@@ -128,7 +128,11 @@ export class JsonlStore extends BaseStore {
         this.#jobs.delete(entry.id);
         break;
       case "sched":
-        this.#schedules.set(entry.v.id, entry.v);
+        // Records written before schedule kinds existed are backup schedules.
+        this.#schedules.set(entry.v.id, {
+          ...{ kind: "backup", config_owned: false, auto_prune: true } as const,
+          ...(entry.v as Partial<Schedule>),
+        } as Schedule);
         this.#nextScheduleId = Math.max(this.#nextScheduleId, entry.v.id + 1);
         break;
       case "sched-":

@@ -77,6 +77,9 @@ function scheduleFromRow(r: Row): Schedule {
     last_job_id: r.last_job_id === null ? null : Number(r.last_job_id),
     created_at: Number(r.created_at),
     updated_at: Number(r.updated_at),
+    kind: (r.kind ?? "backup") as Schedule["kind"],
+    config_owned: Number(r.config_owned) === 1,
+    auto_prune: r.auto_prune === undefined || Number(r.auto_prune) === 1,
   };
 }
 
@@ -94,6 +97,9 @@ function scheduleToRow(s: Schedule): SQLInputValue[] {
     s.last_job_id,
     s.created_at,
     s.updated_at,
+    s.kind,
+    s.config_owned ? 1 : 0,
+    s.auto_prune ? 1 : 0,
   ];
 }
 

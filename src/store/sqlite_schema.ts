@@ -63,6 +63,10 @@ export const MIGRATIONS: readonly string[] = [
      UNIQUE (channel, dedupe_key)
    );
    CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at, id);`,
+  // Schedules: kind (backup|verify), config ownership, the automatic-prune switch.
+  `ALTER TABLE schedules ADD COLUMN kind TEXT NOT NULL DEFAULT 'backup';
+   ALTER TABLE schedules ADD COLUMN config_owned INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE schedules ADD COLUMN auto_prune INTEGER NOT NULL DEFAULT 1;`,
 ];
 
 export const DELIVERY_COLUMNS = [
@@ -119,4 +123,7 @@ export const SCHEDULE_COLUMNS = [
   "last_job_id",
   "created_at",
   "updated_at",
+  "kind",
+  "config_owned",
+  "auto_prune",
 ] as const;
