@@ -67,6 +67,10 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE schedules ADD COLUMN kind TEXT NOT NULL DEFAULT 'backup';
    ALTER TABLE schedules ADD COLUMN config_owned INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE schedules ADD COLUMN auto_prune INTEGER NOT NULL DEFAULT 1;`,
+  // Status, metrics and notifications ask for a client's newest job of a kind and status,
+  // and for counts by kind and status: index seeks and a covering scan, not table scans.
+  `CREATE INDEX jobs_client_kind_status ON jobs(client_name, kind, status, id);
+   CREATE INDEX jobs_kind_status ON jobs(kind, status);`,
 ];
 
 export const DELIVERY_COLUMNS = [
