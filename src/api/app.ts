@@ -13,6 +13,7 @@ import { dlqRoutes } from "./routes/dlq.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { notificationRoutes } from "./routes/notifications.ts";
 import { metricsHandler } from "./routes/metrics.ts";
+import { repositoryRoutes } from "./routes/repository.ts";
 import { scheduleRoutes } from "./routes/schedules.ts";
 import { systemRoutes } from "./routes/system.ts";
 
@@ -58,6 +59,7 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   // Fixed paths before the key routes, whose {key} may contain slashes.
   app.route("/admin/notifications", notificationRoutes());
   app.get("/metrics", metricsHandler);
+  app.route("/admin/repository", repositoryRoutes());
   app.route("/admin", systemRoutes());
   app.route("/admin/backups/jobs", jobRoutes());
   app.route("/admin/backups/schedules", scheduleRoutes());

@@ -14,6 +14,7 @@ import {
   VerifyBody,
 } from "./schemas.ts";
 import { NotificationsQuery, NotificationTestBody } from "./routes/notifications.ts";
+import { RepositoryCheckBody } from "./routes/repository.ts";
 
 /** One API operation: what the route table in routes/*.ts serves, described for OpenAPI. */
 interface Operation {
@@ -61,6 +62,15 @@ const OPERATIONS: Operation[] = [
     tag: "system",
     status: 200,
     prometheus: true,
+  },
+  {
+    method: "post",
+    path: "/admin/repository/check",
+    summary:
+      "Queue a repository check (read_data: hash every byte); the job's result lists problems",
+    tag: "repository",
+    body: RepositoryCheckBody,
+    status: 202,
   },
   {
     method: "get",

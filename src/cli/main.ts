@@ -19,6 +19,7 @@ Usage:
   cairn jobs              [--status S] [--client C] [--limit N] [--json] [--config FILE]
   cairn prune             [--client C] [--dry-run] [--json] [--config FILE]
   cairn status            [--json] [--config FILE]
+  cairn check             [--read-data] [--json] [--config FILE]
   cairn config check      [--probe] [--config FILE]
   cairn version
 
@@ -61,6 +62,9 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import(unseen("./jobs.ts")) as typeof import("./jobs.ts")).jobsCommand(
           rest,
         );
+      case "check":
+        return await (await import(unseen("./check.ts")) as typeof import("./check.ts"))
+          .checkCommand(rest);
       case "status":
         return await (await import(unseen("./status.ts")) as typeof import("./status.ts"))
           .statusCommand(rest);

@@ -1,6 +1,7 @@
 import { z } from "zod";
 
-export const JOB_KINDS = ["backup", "restore", "verify", "prune"] as const;
+/** check: a repository check (src/repository/check.ts), client_name null. */
+export const JOB_KINDS = ["backup", "restore", "verify", "prune", "check"] as const;
 export type JobKind = typeof JOB_KINDS[number];
 export const JOB_STATUSES = ["pending", "running", "completed", "failed", "cancelled"] as const;
 export type JobStatus = typeof JOB_STATUSES[number];
@@ -25,6 +26,8 @@ export const JobParamsSchema = z.object({
   replace: z.boolean().optional(),
   flush: z.boolean().optional(),
   dry_run: z.boolean().optional(),
+  /** check: hash every stored byte against its manifest's sha256. */
+  read_data: z.boolean().optional(),
 }).strict();
 export type JobParams = z.infer<typeof JobParamsSchema>;
 

@@ -15,6 +15,7 @@ import {
 import { VERSION } from "../version.ts";
 import { KeyTakenError, LeaseLostError } from "../store/store.ts";
 import { prune } from "./prune.ts";
+import { checkRepository } from "../repository/check.ts";
 import { keyState, removeOrphan, resultFromManifest } from "./recover.ts";
 import { requireClient, type Services } from "./services.ts";
 import { forgetTarget, unsealTarget } from "./target_secrets.ts";
@@ -47,6 +48,12 @@ export function executeJob(
       return runVerify(services, job, hooks);
     case "prune":
       return prune(services, job, hooks.signal);
+    case "check":
+      return checkRepository(services.repository, {
+        readData: job.params.read_data ?? false,
+        signal: hooks.signal,
+        onProgress: (bytes, phase) => hooks.progress({ bytes_done: bytes, phase }),
+      }) as unknown as Promise<Record<string, unknown>>;
   }
 }
 
