@@ -30,8 +30,14 @@ export class Metrics {
   }
 
   /** The exposition text and its content type (text/plain; version=0.0.4). */
-  async render(services: Services): Promise<{ text: string; contentType: string }> {
-    const [prom, snapshot] = await Promise.all([this.#load(), readSnapshot(services)]);
+  async render(
+    services: Services,
+    startedAt?: number,
+  ): Promise<{ text: string; contentType: string }> {
+    const [prom, snapshot] = await Promise.all([
+      this.#load(),
+      readSnapshot(services, startedAt),
+    ]);
     return { text: await prom.render(snapshot), contentType: prom.contentType };
   }
 }

@@ -46,6 +46,11 @@ export class PromMetrics {
       "1 when the newest finished verification passed, 0 when it failed",
       ["client"],
     ),
+    health: this.#gauge(
+      "cairn_client_health",
+      "1 for the client's current health (ok, overdue, failing or never), 0 for the others",
+      ["client", "health"],
+    ),
     jobs: this.#gauge("cairn_jobs", "Jobs in the store by kind and status", ["kind", "status"]),
     dlq: this.#gauge("cairn_dlq_jobs", "Jobs in the dead-letter queue (failed for good)", []),
     queue: this.#gauge("cairn_queue_depth", "Pending jobs", []),
@@ -85,6 +90,9 @@ export class PromMetrics {
       if (c.last_success_size_bytes !== null) g.lastSize.set(l, c.last_success_size_bytes);
       if (c.last_verify_ts !== null) g.lastVerify.set(l, c.last_verify_ts);
       if (c.last_verify_ok !== null) g.verifyOk.set(l, c.last_verify_ok);
+      for (const h of ["ok", "overdue", "failing", "never"]) {
+        g.health.set({ client: c.client, health: h }, c.health === h ? 1 : 0);
+      }
     }
     for (const [kind, byStatus] of Object.entries(s.jobs.by_kind)) {
       for (const [status, n] of Object.entries(byStatus)) g.jobs.set({ kind, status }, n);

@@ -1,6 +1,8 @@
 import type { StoreStats } from "../store/store.ts";
 import type { Services } from "../runtime/services.ts";
 import type { DeliveryStatus } from "../notify/delivery.ts";
+import type { Health } from "../status/health.ts";
+import { readClientStatuses } from "../status/read.ts";
 
 /** What one scrape reports, read from the job store (times in seconds since the epoch). */
 export interface MetricsSnapshot {
@@ -12,6 +14,8 @@ export interface MetricsSnapshot {
     last_verify_ts: number | null;
     /** 1 when the newest finished verify job completed, 0 when it failed, null: none yet. */
     last_verify_ok: 0 | 1 | null;
+    /** As `cairn status` reports it. */
+    health: Health;
   }>;
   jobs: StoreStats;
   schedules: Array<{ id: number; client: string; label: string; next_run_ts: number | null }>;
@@ -24,9 +28,18 @@ const sec = (ms: number | null | undefined) => (ms == null ? null : ms / 1000);
  * Reads the snapshot: three indexed queries per configured client plus one pass over
  * job counts, schedules and the outbox, whatever the number of jobs.
  */
-export async function readSnapshot(services: Services): Promise<MetricsSnapshot> {
+export async function readSnapshot(
+  services: Services,
+  startedAt = Date.now(),
+): Promise<MetricsSnapshot> {
   const { store, config } = services;
   const clients: MetricsSnapshot["clients"] = [];
+  const health = new Map(
+    (await readClientStatuses(store, config, Date.now(), startedAt)).map((c) => [
+      c.client,
+      c.health,
+    ]),
+  );
   for (const client of Object.keys(config.clients)) {
     const [backup] = (await store.list(
       { client_name: client, kind: "backup", status: "completed" },
@@ -52,6 +65,7 @@ export async function readSnapshot(services: Services): Promise<MetricsSnapshot>
       last_success_size_bytes: typeof size === "number" ? size : null,
       last_verify_ts: sec(verifyOk?.finished_at),
       last_verify_ok: newestVerify ? (newestVerify.status === "completed" ? 1 : 0) : null,
+      health: health.get(client) ?? "never",
     });
   }
   const schedules = (await store.listSchedules()).filter((s) => s.enabled).map((s) => ({

@@ -98,6 +98,9 @@ Deno.test("metrics: GET /metrics is valid exposition text with the issue's metri
       has(`cairn_jobs{kind="backup",status="failed"} 1`);
       has(`cairn_jobs{kind="backup",status="pending"} 1`);
       has(`cairn_dlq_jobs 2`);
+      has(`cairn_client_health{client="web",health="ok"} 1`);
+      has(`cairn_client_health{client="web",health="failing"} 0`);
+      has(`cairn_client_health{client="db",health="failing"} 1`);
       has(`cairn_queue_depth 1`);
       has(`cairn_jobs_running 0`);
       has(

@@ -6,6 +6,6 @@ import type { AppEnv } from "../deps.ts";
 export async function metricsHandler(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get("deps");
   deps.metrics ??= new Metrics();
-  const { text, contentType } = await deps.metrics.render(deps.services);
+  const { text, contentType } = await deps.metrics.render(deps.services, deps.startedAt);
   return c.body(text, 200, { "content-type": contentType });
 }
