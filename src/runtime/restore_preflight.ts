@@ -28,6 +28,8 @@ export interface RestorePreflight {
   target: string | null;
   replace: boolean;
   flush: boolean;
+  /** PostgreSQL: restore only these tables (the engine checks them one by one). */
+  tables?: string[];
 }
 
 /** A remote probe that has not answered by then is left to the job itself (ms). */
@@ -61,6 +63,14 @@ export function checkTargetShape(req: RestorePreflight, surface: Surface): void 
       "VALIDATION_FAILED",
       `Backup ${req.manifest.key} is a ${req.manifest.kind} backup; client ${req.clientName} is of kind ${client.kind}`,
       { details: [{ path: "client_name", message: `must name a ${req.manifest.kind} client` }] },
+    );
+  }
+  if (req.flush && client.kind !== "redis") {
+    const field = surface === "cli" ? "--flush" : "flush";
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `${field} applies only to Redis restores; client ${req.clientName} is of kind ${client.kind}`,
+      { details: [{ path: "flush", message: "only for redis clients" }] },
     );
   }
   if (target === null) return;
@@ -179,6 +189,9 @@ function describeTarget(req: RestorePreflight): string {
 export async function preflightRestore(req: RestorePreflight, surface: Surface): Promise<void> {
   checkTargetShape(req, surface);
   if (req.replace || req.flush) return;
+  // Some tables into a database: only those tables must be absent, which the restore
+  // checks before it writes anything; the rest of the database is none of its business.
+  if (req.client.kind === "postgres" && req.tables && req.tables.length > 0) return;
   if (await occupied(req)) {
     throw notEmpty(
       surface,

@@ -128,7 +128,12 @@ export const directoryEngine: Engine<DirectoryClient> = {
   },
 
   async restore(ctx: EngineContext<DirectoryClient>, request: RestoreRequest) {
-    const target = resolve(request.target ?? ctx.client.path);
+    // Through a symlink to a directory, as the backup reads it: the directory is the target.
+    const named = resolve(request.target ?? ctx.client.path);
+    const target = await Deno.realPath(named).then(
+      async (real) => (await Deno.stat(real)).isDirectory ? real : named,
+      () => named,
+    );
     // A restore killed part way is undone first, so the target holds what it held.
     await settleInterrupted(target, "this restore");
     await refuseOccupied(target, request.replace);
@@ -236,9 +241,9 @@ async function extract(
       controller.enqueue(chunk);
     },
   });
-  const fed = gunzip(await request.read())
+  // Progress counts the stored bytes, the unit of bytes_total (the artifact's size).
+  const fed = gunzip((await request.read()).pipeThrough(progress))
     .pipeThrough(counting.transform)
-    .pipeThrough(progress)
     .pipeTo(tar.child.stdin, { signal: ctx.signal })
     .catch((error) => error);
   const [{ code, stderr }, feedError] = await Promise.all([tar.done, fed]);
