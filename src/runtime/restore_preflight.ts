@@ -6,6 +6,7 @@ import { isOccupied } from "../engines/fs_util.ts";
 import { restoreDestination } from "../engines/postgres/conn.ts";
 import { databaseHasObjects } from "../engines/postgres/databases.ts";
 import { parseInfo, RedisConnection } from "../engines/redis/resp.ts";
+import { explicitTargetDb, keyspaceOccupied } from "../engines/redis/target_db.ts";
 import { describe, parseRedisUrl } from "../engines/redis/url.ts";
 import { parseS3Target } from "../engines/s3mirror/keys.ts";
 import { S3Source } from "../engines/s3mirror/source.ts";
@@ -147,7 +148,7 @@ async function occupied(req: RestorePreflight): Promise<boolean | undefined> {
         const conn = await RedisConnection.open(parseRedisUrl(target ?? client.url));
         try {
           const info = parseInfo(await conn.ok(["INFO", "keyspace"]));
-          return Object.keys(info).some((k) => /^db\d+$/.test(k) && !/keys=0,/.test(info[k]));
+          return keyspaceOccupied(info, explicitTargetDb(target ?? ""));
         } finally {
           conn.close();
         }
