@@ -70,7 +70,13 @@ const PostgresClient = z.strictObject({
 const RedisClient = z.strictObject({
   ...clientCommon,
   kind: z.literal("redis"),
-  url: urlWithScheme(["redis", "rediss"]),
+  url: urlWithScheme(["redis", "rediss"]).refine((v) => {
+    try {
+      return /^(\/\d*)?$/.test(new URL(v).pathname);
+    } catch {
+      return true; // not a URL: said once, by urlWithScheme
+    }
+  }, "the path of a Redis url is a database number, such as /2"),
   /** The password (AUTH), given apart from the url; see the postgres client's. */
   password: z.string().min(1).optional(),
 });
