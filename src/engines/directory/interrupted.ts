@@ -48,7 +48,11 @@ export async function recoverInterrupted(dir: string): Promise<InterruptedReport
       if (entry.isDirectory && tagOf(entry.name)) names.push(entry.name);
     }
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return { live: [], recovered: [] };
+    // Missing or unreadable: no leftovers to see, and the caller's own check of the
+    // directory says what is wrong with it.
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
+      return { live: [], recovered: [] };
+    }
     throw error;
   }
   const tags = [...new Set(names.map((n) => tagOf(n)!))];

@@ -42,6 +42,8 @@ Deno.test("gnu tar: create arguments archive the root as '.', excludes before th
     "--one-file-system",
     "--exclude=./.cairn-restore-*",
     "--exclude=./.cairn-old-*",
+    "--exclude=./.cairn-incoming-*",
+    "--exclude=./.cairn-done-*",
     "--exclude=*.log",
     "--exclude=./cache",
     "--directory=/srv/up",
