@@ -13,12 +13,14 @@ Runs the HTTP admin API and the job and schedule workers until SIGTERM or SIGINT
 
 ${CONFIG_FLAG}`,
 
-  backup: `Usage: cairn backup CLIENT [--label L] [--json] [--config FILE]
+  backup: `Usage: cairn backup CLIENT [--label L] [--force] [--json] [--config FILE]
 
 Backs up one client (a name under clients: in the config) in this process, records
 the job in the job store and prints the backup's key.
 
   --label L       a label in the key: 1-40 of a-z, 0-9, _ and - (default: manual)
+  --force         s3 mirror: run even when the source lost more than max_delete_percent
+                  of the objects the previous run saw (the mass-delete guard)
   --json          print the finished job record as JSON, nothing else on stdout
 ${CONFIG_FLAG}`,
 

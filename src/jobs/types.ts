@@ -25,6 +25,8 @@ export const JobParamsSchema = z.object({
   replace: z.boolean().optional(),
   flush: z.boolean().optional(),
   dry_run: z.boolean().optional(),
+  /** Backup: past the s3 mirror's mass-delete guard, for this job only. */
+  force: z.boolean().optional(),
 }).strict();
 export type JobParams = z.infer<typeof JobParamsSchema>;
 

@@ -64,6 +64,7 @@ function engineContext(
     tools: services.config.tools,
     repository: services.repository,
     scratch: services.scratch,
+    ...(job.params.force ? { force: true } : {}),
   };
 }
 

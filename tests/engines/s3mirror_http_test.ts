@@ -246,6 +246,7 @@ Deno.test("s3 source: a missing bucket is named as such, a missing object is sim
       remove: false,
       concurrency: 8,
       force_path_style: true,
+      max_delete_percent: 50,
     });
     await source.checkBucket();
     await assert.rejects(

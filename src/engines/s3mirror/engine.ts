@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { ClientConfig } from "../../config/schema.ts";
-import { CairnError } from "../../errors.ts";
+import { CairnError, isCairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
 import { logger } from "../../log.ts";
 import { verifyingStream } from "../../repository/hashing.ts";
@@ -17,6 +17,8 @@ import { parseS3Target } from "./keys.ts";
 import { listingStream, type MirrorEntry, parseListing, readState, writeState } from "./listing.ts";
 import { storedObjectKey } from "./object_names.ts";
 import type { S3Source, SourceObject } from "./source.ts";
+import { checkMassDelete } from "./guard.ts";
+import { versionKey } from "./versions.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
 async function openSource(client: S3ClientConfig): Promise<S3Source> {
@@ -133,25 +135,35 @@ async function renameToCurrentNames(
 }
 
 /**
- * The copy of a listed object: the name its listing recorded, else its current name
- * (a listing written before the names changed). The caller checks size and sha256.
+ * Where the bytes a run listed may be, in the order to try them: the copy under the
+ * name the listing recorded, the copy under the object's current name (a listing
+ * written before the names changed), and the kept version with the listed sha256
+ * (versions.ts). `live` (the mirror's running index) says whether the current copy
+ * still holds the listed bytes, which puts it first; else the kept version is first.
+ * The caller checks size and sha256, and moves on to the next on a mismatch.
  */
-async function findCopy(
+function copiesOf(
   repository: EngineContext<S3ClientConfig>["repository"],
   clientName: string,
   o: MirrorEntry,
-): Promise<{ key: string; size: number } | null> {
-  const recorded = await repository.stat(o.stored_key);
-  if (recorded?.size === o.size) return recorded;
-  let current: string;
+  live: Map<string, MirrorEntry> | null,
+): string[] {
+  const names = [o.stored_key];
   try {
-    current = storedObjectKey(repository.kind, clientName, o.key);
-  } catch {
-    return recorded;
-  }
-  if (current === o.stored_key) return recorded;
-  const moved = await repository.stat(current);
-  return moved?.size === o.size ? moved : recorded ?? moved;
+    const current = storedObjectKey(repository.kind, clientName, o.key);
+    if (current !== o.stored_key) names.push(current);
+  } catch { /* a key with no current name: only the recorded one */ }
+  const version = versionKey(repository.kind, clientName, o.sha256);
+  const now = live?.get(o.key);
+  return now && now.sha256 === o.sha256 ? [...names, version] : [version, ...names];
+}
+
+/** The running index for copiesOf's hint, or null when it cannot be read (the hint only orders). */
+function liveIndex(
+  repository: EngineContext<S3ClientConfig>["repository"],
+  clientName: string,
+): Promise<Map<string, MirrorEntry> | null> {
+  return readState(repository, clientName).catch(() => null);
 }
 
 const COPY_ATTEMPTS = 3;
@@ -219,6 +231,14 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       objects_failed: 0,
       objects_moved: 0,
       bytes_copied: 0,
+      /** Bytes this run added to the repository: bytes_copied less displaced copies freed by dedup. */
+      bytes_stored_new: 0,
+      /** Displaced copies whose bytes the version store already held: not stored twice. */
+      bytes_deduplicated: 0,
+      /** Displaced copies moved into the version store. */
+      versions_kept: 0,
+      /** Objects the previous run saw that this run's listing no longer holds. */
+      objects_deleted_in_source: 0,
     };
     const failed: FailedObject[] = [];
     const nameOf = (key: string): string | null => {
@@ -230,8 +250,11 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     };
     // Objects under an old name that could not be moved: copied again by this run.
     let stale: MirrorEntry[] = [];
+    /** Keys the previous run saw in the source: the base of the mass-delete guard. */
+    let previous = new Set<string>();
     const loadState = async () => {
       const loaded = await index;
+      previous = new Set([...loaded.values()].filter((e) => !e.source_deleted).map((e) => e.key));
       const renamed = await renameToCurrentNames(repository, loaded, nameOf);
       counters.objects_moved = renamed.moved;
       stale = renamed.stale;
@@ -282,6 +305,43 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     };
 
     /**
+     * Keeps the copy `entry` names as the version of its sha256 before a change or a
+     * removal displaces it, so every run that lists those bytes still restores them.
+     * A move, not a copy: a rename on a disk, and synced before the caller replaces
+     * the copy (a crash must never leave the old bytes nowhere). When the version
+     * store already holds those bytes, nothing is moved and true is returned: the
+     * caller may drop the copy (dedup).
+     */
+    const keeping = new Map<string, Promise<unknown>>();
+    const keepVersion = (entry: MirrorEntry, replaced = false): Promise<boolean> => {
+      // One at a time per sha256: two displaced copies of the same bytes in one run
+      // must find the first one kept, not both move.
+      const next = (keeping.get(entry.sha256) ?? Promise.resolve()).then(() =>
+        keepOnce(entry, replaced)
+      );
+      keeping.set(entry.sha256, next.catch(() => {}));
+      return next;
+    };
+    const keepOnce = async (entry: MirrorEntry, replaced: boolean): Promise<boolean> => {
+      const version = versionKey(repository.kind, clientName, entry.sha256);
+      if (await repository.stat(version)) {
+        // A copy about to be replaced, whose bytes are already kept: stored once.
+        if (replaced && await repository.stat(entry.stored_key)) {
+          counters.bytes_deduplicated += entry.size;
+        }
+        return true;
+      }
+      try {
+        await repository.move(entry.stored_key, version);
+        counters.versions_kept++;
+      } catch (error) {
+        // Displaced by a run that died before its copy replaced it: nothing left to keep.
+        if (!isCairnError(error, "BACKUP_NOT_FOUND")) throw error;
+      }
+      return false;
+    };
+
+    /**
      * One object that cannot be stored (its key, or what the source says of it) is
      * named in the result and the listing, and never stops the others: the run still
      * completes, so every other object has a restorable listing, and the next run
@@ -301,6 +361,8 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
 
     const copyObject = async (listed: SourceObject) => {
       const stored = storedObjectKey(repository.kind, clientName, listed.key);
+      const displaced = state.get(listed.key);
+      if (displaced) await keepVersion(displaced, true);
       for (let attempt = 1;; attempt++) {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
@@ -360,12 +422,16 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       );
     }
 
+    const guard = checkMassDelete(previous, current, client, clientName, ctx.force === true);
+    counters.objects_deleted_in_source = guard.deleted;
+
     const storedNames = new Set([...state.values()].map((e) => e.stored_key));
-    // Old copies of objects copied again under their current name: no bytes are left
-    // twice. One whose copy failed keeps its old bytes (still its last copy).
+    // Old copies of objects copied again under their current name: kept as versions
+    // (earlier runs list them), never left twice. One whose copy failed keeps its old
+    // bytes where they are (still its last copy).
     for (const old of stale) {
       if (state.has(old.key) && !storedNames.has(old.stored_key)) {
-        await repository.remove(old.stored_key);
+        if (await keepVersion(old)) await repository.remove(old.stored_key);
       }
     }
     for (const [key, entry] of state) {
@@ -375,7 +441,8 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
           dirty = true;
         }
       } else if (client.remove) {
-        await repository.remove(entry.stored_key);
+        // Removed from the newest state, still restorable through the runs that list it.
+        if (await keepVersion(entry)) await repository.remove(entry.stored_key);
         storedNames.delete(entry.stored_key);
         state.delete(key);
         counters.objects_removed++;
@@ -386,6 +453,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       }
     }
     await saveState(true);
+    counters.bytes_stored_new = counters.bytes_copied - counters.bytes_deduplicated;
 
     const objects = [...state.values()].sort((
       a,
@@ -449,34 +517,43 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const total = wanted.reduce((n, o) => n + o.size, 0);
     const mismatched: Array<{ key: string; reason: string }> = [];
     let restored = 0, bytes = 0;
+    const live = await liveIndex(repository, ctx.clientName);
     await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
-      const info = await findCopy(repository, ctx.clientName, o);
-      if (!info || info.size !== o.size) {
-        mismatched.push({
-          key: o.key,
-          reason: info ? `size ${info.size}, listing says ${o.size}` : "missing from the mirror",
-        });
+      const reasons: string[] = [];
+      for (const key of copiesOf(repository, ctx.clientName, o, live)) {
+        const info = await repository.stat(key);
+        if (!info) continue;
+        if (info.size !== o.size) {
+          reasons.push(`${key}: size ${info.size}, listing says ${o.size}`);
+          continue;
+        }
+        // Checked as it uploads, so each object is read once: the last bytes are held
+        // back until the sha256 matches the listing, and a damaged copy never completes
+        // an upload (nor replaces the object already at the target).
+        const checked = (await repository.get(key)).pipeThrough(
+          verifyingStream({ sha256: o.sha256, size: o.size, key }),
+        );
+        try {
+          await source.put(target.bucket, target.prefix + o.key, checked, {
+            size: o.size,
+            signal,
+          });
+        } catch (error) {
+          if (!isCairnError(error, "CHECKSUM_MISMATCH")) throw error;
+          reasons.push(`${key}: sha256 differs from the listing`);
+          continue;
+        }
+        restored++;
+        bytes += o.size;
+        ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
         return;
       }
-      // Checked as it uploads, so each object is read once: the last bytes are held
-      // back until the sha256 matches the listing, and a damaged copy never completes
-      // an upload (nor replaces the object already at the target).
-      const checked = (await repository.get(info.key)).pipeThrough(
-        verifyingStream({ sha256: o.sha256, size: o.size, key: info.key }),
-      );
-      try {
-        await source.put(target.bucket, target.prefix + o.key, checked, { size: o.size, signal });
-      } catch (error) {
-        if (!(error instanceof CairnError && error.code === "CHECKSUM_MISMATCH")) throw error;
-        mismatched.push({
-          key: o.key,
-          reason: "sha256 differs from the listing (changed by a later run or damaged)",
-        });
-        return;
-      }
-      restored++;
-      bytes += o.size;
-      ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
+      mismatched.push({
+        key: o.key,
+        reason: reasons.length
+          ? `no copy or kept version holds the listed bytes (${reasons.join("; ")})`
+          : "missing from the mirror (no copy, no kept version)",
+      });
     }, signal);
     if (mismatched.length) {
       throw new CairnError(
@@ -499,22 +576,30 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const listing = await parseListing(await request.open(), request.manifest.key);
     const problems: Array<{ key: string; reason: string }> = [];
     let checked = 0, bytes = 0;
+    const live = await liveIndex(repository, ctx.clientName);
     await forEachConcurrently(listing.objects, client.concurrency, async (o: MirrorEntry) => {
-      const info = await findCopy(repository, ctx.clientName, o);
-      if (!info) return void problems.push({ key: o.key, reason: "missing from the mirror" });
-      if (info.size !== o.size) {
-        return void problems.push({
-          key: o.key,
-          reason: `size ${info.size}, listing says ${o.size}`,
-        });
+      const reasons: string[] = [];
+      for (const key of copiesOf(repository, ctx.clientName, o, live)) {
+        const info = await repository.stat(key);
+        if (!info) continue;
+        if (info.size !== o.size) {
+          reasons.push(`size ${info.size}, listing says ${o.size}`);
+          continue;
+        }
+        const check = await sha256Of(await repository.get(key));
+        if (check.sha256 !== o.sha256) {
+          reasons.push("sha256 differs from the listing");
+          continue;
+        }
+        checked++;
+        bytes += o.size;
+        ctx.progress({ bytes_done: bytes, phase: "checking objects" });
+        return;
       }
-      const check = await sha256Of(await repository.get(info.key));
-      if (check.sha256 !== o.sha256) {
-        return void problems.push({ key: o.key, reason: "sha256 differs from the listing" });
-      }
-      checked++;
-      bytes += o.size;
-      ctx.progress({ bytes_done: bytes, phase: "checking objects" });
+      problems.push({
+        key: o.key,
+        reason: reasons.length ? reasons.join("; ") : "missing from the mirror",
+      });
     }, signal);
     if (problems.length) {
       throw new CairnError(
