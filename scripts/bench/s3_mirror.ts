@@ -3,6 +3,9 @@
  * 5,000 objects of mixed sizes (1 KiB to 8 MiB, mostly small).
  * - first cairn mirror      vs  rclone sync of the same prefix to a local directory (target <= 1.0)
  * - unchanged second run    as a fraction of the first                            (target <= 0.1)
+ * - changed run (5% of the objects rewritten, same sizes): its time, and the bytes the
+ *   repository grew by (the displaced copies kept as versions) against a plain
+ *   overwrite (which keeps nothing: it grows by the size difference, here 0)
  * - cairn's peak RSS                                                               (target < 200 MB)
  * Needs Debian's rclone (apt-get install rclone).
  *
@@ -32,6 +35,20 @@ function sizeOf(i: number): number {
   if (r < 900) return 1024 + (i * 7919) % (63 * 1024);
   if (r < 990) return 64 * 1024 + (i * 104729) % (960 * 1024);
   return 1024 * 1024 + (i * 1299709) % (7 * 1024 * 1024);
+}
+
+/** Bytes of the files under `root` (0 when it does not exist). */
+async function bytesUnder(root: string): Promise<number> {
+  let total = 0;
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else if (e.isFile) total += (await Deno.stat(p)).size;
+    }
+  };
+  await walk(root).catch(() => {});
+  return total;
 }
 
 const server = await startS3Server(join(dir, "s3"), ["bench-src"]);
@@ -74,7 +91,20 @@ try {
   };
   // Rounds alternate rclone and cairn, each into a fresh destination, and the
   // median round is reported: this machine's noise moves a single pair by +-20%.
-  const rounds: Array<{ rclone: Timed; first: Timed; second: Timed; copied: number }> = [];
+  const rounds: Array<
+    {
+      rclone: Timed;
+      first: Timed;
+      second: Timed;
+      changed: Timed;
+      copied: number;
+      changedBytes: number;
+      grown: number;
+      storedNew: number;
+    }
+  > = [];
+  /** The objects a changed run rewrites: every 20th, new bytes of the same size. */
+  const changedIds = Array.from({ length: N }, (_, i) => i).filter((i) => i % 20 === 7);
   for (let round = 1; round <= ROUNDS; round++) {
     await settleDisk();
     const rclone = await timed([
@@ -107,7 +137,41 @@ try {
     const second = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
     const again = JSON.parse(second.stdout).result.objects_copied;
     if (again !== 0) throw new Error(`the unchanged run copied ${again} objects`);
-    rounds.push({ rclone, first, second, copied });
+    // 5% changed: new bytes (another offset into the random block), the same sizes.
+    let changedBytes = 0;
+    await forEachConcurrently(changedIds, 16, async (i) => {
+      const size = sizeOf(i);
+      changedBytes += size;
+      const at = (i * 31 + round * 977) % 4096 + 1;
+      await client.send(
+        new PutObjectCommand({
+          Bucket: "bench-src",
+          Key: `data/${i % 50}/object-${i}.bin`,
+          Body: block.subarray(at, at + size),
+        }),
+      );
+    });
+    const repo = join(dir, `cairn-${round}-repo`, "mirrors");
+    const before = await bytesUnder(repo);
+    await settleDisk();
+    const changed = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
+    const changedResult = JSON.parse(changed.stdout).result;
+    if (changedResult.objects_copied !== changedIds.length) {
+      throw new Error(
+        `the changed run copied ${changedResult.objects_copied} of ${changedIds.length} objects`,
+      );
+    }
+    const grown = (await bytesUnder(repo)) - before;
+    rounds.push({
+      rclone,
+      first,
+      second,
+      changed,
+      copied,
+      changedBytes,
+      grown,
+      storedNew: changedResult.bytes_stored_new,
+    });
     console.log(
       `  round ${round}: rclone ${rclone.seconds.toFixed(1)} s (CPU ${
         rclone.cpuSeconds.toFixed(1)
@@ -115,7 +179,9 @@ try {
         first.rssMiB.toFixed(0)
       } MiB) -> ${(first.seconds / rclone.seconds).toFixed(2)}; unchanged ${
         second.seconds.toFixed(2)
-      } s -> ${(second.seconds / first.seconds).toFixed(2)}`,
+      } s -> ${(second.seconds / first.seconds).toFixed(2)}; 5% changed ${
+        changed.seconds.toFixed(2)
+      } s, repository +${(grown / 2 ** 20).toFixed(1)} MiB (plain overwrite: +0)`,
     );
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -129,9 +195,19 @@ try {
       median(rounds.map((r) => r.second.seconds / r.first.seconds)).toFixed(2)
     } of the first (target <= 0.1); copied 0`,
   );
+  const mid = rounds[Math.floor(rounds.length / 2)];
+  console.log(
+    `  5% changed run (${changedIds.length} objects, ${
+      (mid.changedBytes / 2 ** 20).toFixed(1)
+    } MiB): median ${median(rounds.map((r) => r.changed.seconds)).toFixed(2)} s, ${
+      median(rounds.map((r) => r.changed.seconds / r.first.seconds)).toFixed(2)
+    } of the first; bytes_copied ${mid.changedBytes}, bytes_stored_new ${mid.storedNew}, ` +
+      `repository grew ${mid.grown} bytes (kept versions) where a plain overwrite grows 0`,
+  );
   console.log(
     `  cairn peak RSS: ${
-      Math.max(...rounds.map((r) => Math.max(r.first.rssMiB, r.second.rssMiB))).toFixed(0)
+      Math.max(...rounds.map((r) => Math.max(r.first.rssMiB, r.second.rssMiB, r.changed.rssMiB)))
+        .toFixed(0)
     } MiB at most (target < 200 MB)`,
   );
 } finally {
