@@ -39,7 +39,7 @@ it restores over the client itself.
                     redis      a URL, redis://[user[:pass]@]host:port[/db]
                     sqlite     a file path
                     directory  a directory path
-                    s3         s3://BUCKET/PREFIX
+                    s3         s3://BUCKET/PREFIX, or a local directory (absolute path)
   --yes           replace a target that is not empty (without it, cairn refuses)
   --flush         redis only: empty the target database first
   --table S.T     postgres only, repeatable: restore only these tables (schema.table;

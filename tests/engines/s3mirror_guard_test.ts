@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { massDelete } from "../../src/engines/s3mirror/guard.ts";
+import { planLocal } from "../../src/engines/s3mirror/local_names.ts";
 import { versionKey, versionSha } from "../../src/engines/s3mirror/versions.ts";
 
 const keys = (n: number) => new Set(Array.from({ length: n }, (_, i) => `k${i}`));
@@ -37,4 +38,40 @@ Deno.test("version store names: fs inside the client's area under %versions, S3 
   assert.equal(versionSha("s3", "other", `mirrors-versions/assets/ab/${h}`), null);
   assert.throws(() => versionKey("fs", "assets", "AB" + "0".repeat(62)), /Not a sha256/);
   assert.throws(() => versionKey("fs", "assets", "../x"), /Not a sha256/);
+});
+
+Deno.test("local restore names: a key is its own relative path, or named with the reason it has none", () => {
+  const plan = planLocal([
+    { key: "photos/2024/1.jpg", size: 3 },
+    { key: "folder/", size: 0 },
+    { key: "marker-with-bytes/", size: 4 },
+    { key: "a/../b", size: 1 },
+    { key: "a/./b", size: 1 },
+    { key: "a//b", size: 1 },
+    { key: "/lead", size: 1 },
+    { key: "nul\0", size: 1 },
+    { key: "long/" + "z".repeat(256), size: 1 },
+    { key: "ok/" + "é".repeat(127), size: 1 },
+    { key: "x", size: 1 },
+    { key: "x/y", size: 1 },
+  ]);
+  assert.deepEqual(plan.files, [
+    { key: "photos/2024/1.jpg", path: "photos/2024/1.jpg" },
+    { key: "ok/" + "é".repeat(127), path: "ok/" + "é".repeat(127) },
+    { key: "x/y", path: "x/y" },
+  ]);
+  assert.deepEqual(plan.dirs, ["folder"]);
+  assert.deepEqual(plan.unplaceable, [
+    {
+      key: "marker-with-bytes/",
+      reason: "the key has an empty segment (a leading, doubled or trailing '/')",
+    },
+    { key: "a/../b", reason: "the key has a '..' segment" },
+    { key: "a/./b", reason: "the key has a '.' segment" },
+    { key: "a//b", reason: "the key has an empty segment (a leading, doubled or trailing '/')" },
+    { key: "/lead", reason: "the key has an empty segment (a leading, doubled or trailing '/')" },
+    { key: "nul\0", reason: "the key holds a NUL byte" },
+    { key: "long/" + "z".repeat(256), reason: "a segment is over 255 bytes (NAME_MAX)" },
+    { key: "x", reason: "other objects need 'x' as a directory" },
+  ]);
 });

@@ -360,3 +360,81 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "s3 mirror restore into a local directory: each run's bytes at the keys' paths, folder markers as directories, keys with no file name named",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const svc = await services(dir, s3);
+        try {
+          await put(c, "src", "photos/2024/1.jpg", "one");
+          await put(c, "src", "docs/readme.txt", "v1 readme");
+          await put(c, "src", "empty-folder/", "");
+          const first = await mustComplete(
+            await run(svc, { kind: "backup", client_name: "assets" }),
+          );
+          await put(c, "src", "docs/readme.txt", "v2 readme");
+          await put(c, "src", "x", "a file named x");
+          await put(c, "src", "x/y", "and x as a directory");
+          const second = await mustComplete(
+            await run(svc, { kind: "backup", client_name: "assets" }),
+          );
+
+          const out1 = join(dir, "out1");
+          const r1 = await mustComplete(
+            await run(svc, {
+              kind: "restore",
+              client_name: "assets",
+              key: String(first.result!.key),
+              params: { target: out1 },
+            }),
+          );
+          assert.equal(r1.result!.objects_restored, 2);
+          assert.equal(r1.result!.directories_made, 1);
+          assert.deepEqual(await filesUnder(out1), ["docs/readme.txt", "photos/2024/1.jpg"]);
+          assert.equal(await Deno.readTextFile(join(out1, "docs/readme.txt")), "v1 readme");
+          assert.ok((await Deno.stat(join(out1, "empty-folder"))).isDirectory);
+
+          const again = await run(svc, {
+            kind: "restore",
+            client_name: "assets",
+            key: String(first.result!.key),
+            params: { target: out1 },
+          });
+          assert.equal(again.status, "failed");
+          assert.match(again.error!, /Restore target .*out1 is not empty/);
+
+          const out2 = join(dir, "out2");
+          const r2 = await run(svc, {
+            kind: "restore",
+            client_name: "assets",
+            key: String(second.result!.key),
+            params: { target: out2 },
+          });
+          assert.equal(r2.status, "failed");
+          assert.match(
+            r2.error!,
+            /Restored 3 objects into .*out2; 1 have no file name in a directory and were not restored \(restore the run into a bucket for those\): "x" \(other objects need 'x' as a directory\)/,
+          );
+          assert.deepEqual(await filesUnder(out2), [
+            "docs/readme.txt",
+            "photos/2024/1.jpg",
+            "x/y",
+          ]);
+          assert.equal(await Deno.readTextFile(join(out2, "docs/readme.txt")), "v2 readme");
+          assert.equal(await Deno.readTextFile(join(out2, "x/y")), "and x as a directory");
+        } finally {
+          await svc.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError, isCairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
@@ -18,6 +19,7 @@ import { listingStream, type MirrorEntry, parseListing, readState, writeState } 
 import { storedObjectKey } from "./object_names.ts";
 import type { S3Source, SourceObject } from "./source.ts";
 import { checkMassDelete } from "./guard.ts";
+import { planLocal } from "./local_names.ts";
 import { versionKey } from "./versions.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
@@ -202,6 +204,155 @@ async function* listSource(
       yield o;
     }
   }
+}
+
+/** VERIFY_FAILED naming the objects a restore did not write, and why. */
+function notRestored(
+  restored: number,
+  mismatched: Array<{ key: string; reason: string }>,
+): CairnError {
+  return new CairnError(
+    "VERIFY_FAILED",
+    `Restored ${restored} objects; ${mismatched.length} no longer match the listing and were not restored: ` +
+      mismatched.slice(0, 20).map((m) => `${m.key} (${m.reason})`).join("; ") +
+      (mismatched.length > 20 ? "; ..." : ""),
+    { details: mismatched },
+  );
+}
+
+/**
+ * Writes every object through `write`, from the first of its copies (copiesOf) whose
+ * bytes match the listing: `write` gets a stream that errors (CHECKSUM_MISMATCH) at
+ * its end when they do not, and must then leave nothing behind; the next copy is
+ * tried. Objects no copy holds are returned with the reasons.
+ */
+async function restoreEach(
+  ctx: EngineContext<S3ClientConfig>,
+  wanted: MirrorEntry[],
+  write: (o: MirrorEntry, checked: ReadableStream<Uint8Array>) => Promise<void>,
+): Promise<
+  { restored: number; bytes: number; mismatched: Array<{ key: string; reason: string }> }
+> {
+  const { repository, client, signal } = ctx;
+  const total = wanted.reduce((n, o) => n + o.size, 0);
+  const mismatched: Array<{ key: string; reason: string }> = [];
+  let restored = 0, bytes = 0;
+  const live = await liveIndex(repository, ctx.clientName);
+  await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
+    const reasons: string[] = [];
+    for (const key of copiesOf(repository, ctx.clientName, o, live)) {
+      const info = await repository.stat(key);
+      if (!info) continue;
+      if (info.size !== o.size) {
+        reasons.push(`${key}: size ${info.size}, listing says ${o.size}`);
+        continue;
+      }
+      const checked = (await repository.get(key)).pipeThrough(
+        verifyingStream({ sha256: o.sha256, size: o.size, key }),
+      );
+      try {
+        await write(o, checked);
+      } catch (error) {
+        if (!isCairnError(error, "CHECKSUM_MISMATCH")) throw error;
+        reasons.push(`${key}: sha256 differs from the listing`);
+        continue;
+      }
+      restored++;
+      bytes += o.size;
+      ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
+      return;
+    }
+    mismatched.push({
+      key: o.key,
+      reason: reasons.length
+        ? `no copy or kept version holds the listed bytes (${reasons.join("; ")})`
+        : "missing from the mirror (no copy, no kept version)",
+    });
+  }, signal);
+  return { restored, bytes, mismatched };
+}
+
+/**
+ * A run restored into a local directory (an absolute path), each key at the relative
+ * path of the same text (local_names.ts). Each file is written under a temporary
+ * name beside its place and renamed only once its sha256 matched the listing, so a
+ * damaged copy never replaces a file. A non-empty directory needs replace. Keys with
+ * no file name there are named in the error, after every other object is written.
+ */
+async function restoreToDirectory(
+  ctx: EngineContext<S3ClientConfig>,
+  target: string,
+  replace: boolean,
+  objects: MirrorEntry[],
+): Promise<Record<string, unknown>> {
+  const root = resolve(target);
+  try {
+    const info = await Deno.stat(root);
+    if (!info.isDirectory) {
+      throw new CairnError("VALIDATION_FAILED", `Restore target ${root} is not a directory`);
+    }
+    for await (const _ of Deno.readDir(root)) {
+      if (!replace) {
+        throw new CairnError(
+          "TARGET_NOT_EMPTY",
+          `Restore target ${root} is not empty: pass --yes on the command line or "replace": true to overwrite files`,
+        );
+      }
+      break;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    await Deno.mkdir(root, { recursive: true });
+  }
+  const wanted = objects.filter((o) => !o.source_deleted);
+  const plan = planLocal(wanted);
+  for (const dir of plan.dirs) await Deno.mkdir(join(root, dir), { recursive: true });
+  const byKey = new Map(plan.files.map((f) => [f.key, f.path]));
+  const realRoot = await Deno.realPath(root);
+  const { restored, bytes, mismatched } = await restoreEach(
+    ctx,
+    wanted.filter((o) => byKey.has(o.key)),
+    async (o, checked) => {
+      const path = join(root, byKey.get(o.key)!);
+      await Deno.mkdir(dirname(path), { recursive: true });
+      // A symlinked directory already in a replaced target must not lead a file out of it.
+      const parent = await Deno.realPath(dirname(path));
+      if (parent !== realRoot && !parent.startsWith(realRoot + "/")) {
+        throw new CairnError(
+          "VALIDATION_FAILED",
+          `Restore target ${root}: ${
+            dirname(path)
+          } leads outside it (a symbolic link); remove it or restore into an empty directory`,
+        );
+      }
+      const part = `${path}.cairn-part-${ctx.jobId}`;
+      try {
+        const file = await Deno.open(part, { write: true, create: true, truncate: true });
+        await checked.pipeTo(file.writable);
+        await Deno.rename(part, path);
+      } catch (error) {
+        await Deno.remove(part).catch(() => {});
+        throw error;
+      }
+    },
+  );
+  if (mismatched.length) throw notRestored(restored, mismatched);
+  if (plan.unplaceable.length) {
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `Restored ${restored} objects into ${root}; ${plan.unplaceable.length} have no file name in a directory and were not restored (restore the run into a bucket for those): ` +
+        plan.unplaceable.slice(0, 20).map((u) => `${JSON.stringify(u.key)} (${u.reason})`)
+          .join("; ") +
+        (plan.unplaceable.length > 20 ? "; ..." : ""),
+      { details: plan.unplaceable },
+    );
+  }
+  return {
+    target: root,
+    objects_restored: restored,
+    directories_made: plan.dirs.length,
+    bytes_restored: bytes,
+  };
 }
 
 /**
@@ -491,7 +642,11 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
   },
 
   async restore(ctx: EngineContext<S3ClientConfig>, request: RestoreRequest) {
-    const { client, repository, signal } = ctx;
+    const { client, signal } = ctx;
+    if (request.target?.startsWith("/")) {
+      const listing = await parseListing(await request.open(), request.manifest.key);
+      return await restoreToDirectory(ctx, request.target, request.replace, listing.objects);
+    }
     const source = await openSource(client);
     const target = request.target
       ? parseS3Target(request.target)
@@ -499,7 +654,9 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     if (!target) {
       throw new CairnError(
         "VALIDATION_FAILED",
-        `Invalid restore target ${JSON.stringify(request.target)}: expected s3://BUCKET/PREFIX`,
+        `Invalid restore target ${
+          JSON.stringify(request.target)
+        }: expected s3://BUCKET/PREFIX or an absolute directory path`,
       );
     }
     await source.checkBucket(target.bucket);
@@ -514,56 +671,16 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       break;
     }
     const wanted = listing.objects.filter((o) => !o.source_deleted);
-    const total = wanted.reduce((n, o) => n + o.size, 0);
-    const mismatched: Array<{ key: string; reason: string }> = [];
-    let restored = 0, bytes = 0;
-    const live = await liveIndex(repository, ctx.clientName);
-    await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
-      const reasons: string[] = [];
-      for (const key of copiesOf(repository, ctx.clientName, o, live)) {
-        const info = await repository.stat(key);
-        if (!info) continue;
-        if (info.size !== o.size) {
-          reasons.push(`${key}: size ${info.size}, listing says ${o.size}`);
-          continue;
-        }
-        // Checked as it uploads, so each object is read once: the last bytes are held
-        // back until the sha256 matches the listing, and a damaged copy never completes
-        // an upload (nor replaces the object already at the target).
-        const checked = (await repository.get(key)).pipeThrough(
-          verifyingStream({ sha256: o.sha256, size: o.size, key }),
-        );
-        try {
-          await source.put(target.bucket, target.prefix + o.key, checked, {
-            size: o.size,
-            signal,
-          });
-        } catch (error) {
-          if (!isCairnError(error, "CHECKSUM_MISMATCH")) throw error;
-          reasons.push(`${key}: sha256 differs from the listing`);
-          continue;
-        }
-        restored++;
-        bytes += o.size;
-        ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
-        return;
-      }
-      mismatched.push({
-        key: o.key,
-        reason: reasons.length
-          ? `no copy or kept version holds the listed bytes (${reasons.join("; ")})`
-          : "missing from the mirror (no copy, no kept version)",
-      });
-    }, signal);
-    if (mismatched.length) {
-      throw new CairnError(
-        "VERIFY_FAILED",
-        `Restored ${restored} objects; ${mismatched.length} no longer match the listing and were not restored: ` +
-          mismatched.slice(0, 20).map((m) => `${m.key} (${m.reason})`).join("; ") +
-          (mismatched.length > 20 ? "; ..." : ""),
-        { details: mismatched },
-      );
-    }
+    // Checked as it uploads, so each object is read once: the last bytes are held back
+    // until the sha256 matches the listing, and a damaged copy never completes an
+    // upload (nor replaces the object already at the target).
+    const { restored, bytes, mismatched } = await restoreEach(
+      ctx,
+      wanted,
+      (o, checked) =>
+        source.put(target.bucket, target.prefix + o.key, checked, { size: o.size, signal }),
+    );
+    if (mismatched.length) throw notRestored(restored, mismatched);
     return {
       target: `s3://${target.bucket}/${target.prefix}`,
       objects_restored: restored,
