@@ -11,7 +11,12 @@
  *
  * Rounds alternate rclone and cairn; the median round's ratios are the result.
  *
- *   deno task bench:mirror [--objects 5000] [--rounds 3]
+ * With --previous REF (a git ref, e.g. main), the previous release (exported with
+ * `git archive`) runs the same first, unchanged and 5%-changed runs in each round, into
+ * its own repository: cairn's figures against it, and its changed run is the plain
+ * overwrite (it keeps no version).
+ *
+ *   deno task bench:mirror [--objects 5000] [--rounds 3] [--previous main]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -23,6 +28,7 @@ const { values } = parseArgs({
   options: {
     objects: { type: "string", default: "5000" },
     rounds: { type: "string", default: "3" },
+    previous: { type: "string" },
   },
 });
 const N = Number(values.objects);
@@ -50,6 +56,22 @@ async function bytesUnder(root: string): Promise<number> {
   await walk(root).catch(() => {});
   return total;
 }
+
+/** The previous release as a command (its tree from `git archive`, sharing node_modules). */
+async function previousRelease(ref: string): Promise<string[]> {
+  const root = new URL("../../", import.meta.url).pathname;
+  const tree = join(dir, "previous");
+  await Deno.mkdir(tree);
+  const archive = await new Deno.Command("sh", {
+    args: ["-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, ref, tree],
+  }).output();
+  if (!archive.success) {
+    throw new Error(`git archive ${ref}: ${new TextDecoder().decode(archive.stderr)}`);
+  }
+  await Deno.symlink(join(root, "node_modules"), join(tree, "node_modules"));
+  return [...CAIRN.slice(0, -1), join(tree, "main.ts")];
+}
+const PREVIOUS = values.previous ? await previousRelease(values.previous) : null;
 
 const server = await startS3Server(join(dir, "s3"), ["bench-src"]);
 try {
@@ -101,6 +123,7 @@ try {
       changedBytes: number;
       grown: number;
       storedNew: number;
+      prev: { first: Timed; second: Timed; changed?: Timed; grown?: number } | null;
     }
   > = [];
   /** The objects a changed run rewrites: every 20th, new bytes of the same size. */
@@ -117,19 +140,21 @@ try {
       "--checkers",
       "8",
     ], { env: rcloneEnv });
-    const config = await writeConfig(dir, `cairn-${round}`, {
-      clients: {
-        assets: {
-          kind: "s3",
-          endpoint,
-          bucket: "bench-src",
-          prefixes: ["data/"],
-          access_key_id: "S3RVER",
-          secret_access_key: "S3RVER",
-          concurrency: 8,
+    const configOf = (name: string) =>
+      writeConfig(dir, name, {
+        clients: {
+          assets: {
+            kind: "s3",
+            endpoint,
+            bucket: "bench-src",
+            prefixes: ["data/"],
+            access_key_id: "S3RVER",
+            secret_access_key: "S3RVER",
+            concurrency: 8,
+          },
         },
-      },
-    });
+      });
+    const config = await configOf(`cairn-${round}`);
     await settleDisk();
     const first = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
     const copied = JSON.parse(first.stdout).result.objects_copied;
@@ -137,6 +162,29 @@ try {
     const second = await timed([...CAIRN, "backup", "assets", "--json", "--config", config]);
     const again = JSON.parse(second.stdout).result.objects_copied;
     if (again !== 0) throw new Error(`the unchanged run copied ${again} objects`);
+    // The previous release: first and unchanged runs into its own repository.
+    const prevConfig = PREVIOUS ? await configOf(`previous-${round}`) : null;
+    let prev: { first: Timed; second: Timed; changed?: Timed; grown?: number } | null = null;
+    if (PREVIOUS && prevConfig) {
+      await settleDisk();
+      const pFirst = await timed([
+        ...PREVIOUS,
+        "backup",
+        "assets",
+        "--json",
+        "--config",
+        prevConfig,
+      ]);
+      const pSecond = await timed([
+        ...PREVIOUS,
+        "backup",
+        "assets",
+        "--json",
+        "--config",
+        prevConfig,
+      ]);
+      prev = { first: pFirst, second: pSecond };
+    }
     // 5% changed: new bytes (another offset into the random block), the same sizes.
     let changedBytes = 0;
     await forEachConcurrently(changedIds, 16, async (i) => {
@@ -162,6 +210,20 @@ try {
       );
     }
     const grown = (await bytesUnder(repo)) - before;
+    if (PREVIOUS && prevConfig && prev) {
+      const prevRepo = join(dir, `previous-${round}-repo`, "mirrors");
+      const pBefore = await bytesUnder(prevRepo);
+      await settleDisk();
+      prev.changed = await timed([
+        ...PREVIOUS,
+        "backup",
+        "assets",
+        "--json",
+        "--config",
+        prevConfig,
+      ]);
+      prev.grown = (await bytesUnder(prevRepo)) - pBefore;
+    }
     rounds.push({
       rclone,
       first,
@@ -171,6 +233,7 @@ try {
       changedBytes,
       grown,
       storedNew: changedResult.bytes_stored_new,
+      prev,
     });
     console.log(
       `  round ${round}: rclone ${rclone.seconds.toFixed(1)} s (CPU ${
@@ -196,6 +259,16 @@ try {
     } of the first (target <= 0.1); copied 0`,
   );
   const mid = rounds[Math.floor(rounds.length / 2)];
+  if (PREVIOUS) {
+    const p = (f: (r: typeof rounds[number]) => number) => median(rounds.map(f)).toFixed(2);
+    console.log(
+      `  against the previous release (${values.previous}), median ratios: first run ${
+        p((r) => r.first.seconds / r.prev!.first.seconds)
+      }, unchanged run ${p((r) => r.second.seconds / r.prev!.second.seconds)}, 5% changed run ${
+        p((r) => r.changed.seconds / r.prev!.changed!.seconds)
+      } (the previous release overwrites: its repository grew ${mid.prev!.grown} bytes)`,
+    );
+  }
   console.log(
     `  5% changed run (${changedIds.length} objects, ${
       (mid.changedBytes / 2 ** 20).toFixed(1)
