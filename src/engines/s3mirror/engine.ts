@@ -61,8 +61,10 @@ export function objectFailure(error: unknown): string | null {
   for (const e of causes) {
     const { name, message, code } = e as { name?: string; message?: string; code?: string };
     if (code === "INVALID_KEY") return String(message);
-    if (name && /InvalidObjectName|KeyTooLong|InvalidURI/.test(name)) {
-      return `the source refuses the key (${name}): ${message}`;
+    // The SDK names the S3 error code in `name`, minio in `code` (name "S3Error").
+    const s3Code = name === "S3Error" ? code : name;
+    if (s3Code && /^(InvalidObjectName|KeyTooLong|InvalidURI)$/.test(s3Code)) {
+      return `the source refuses the key (${s3Code}): ${message}`;
     }
   }
   for (const e of causes) {

@@ -1,6 +1,7 @@
 import { S3Client } from "@aws-sdk/client-s3";
 import type { ClientConfig } from "../../config/schema.ts";
 import { MAX_PARTS, uploadStream } from "../../repository/s3_upload.ts";
+import { S3_ATTEMPTS } from "../../s3/retry.ts";
 
 const MiB = 1024 * 1024;
 const PART_SIZE = 10 * MiB;
@@ -24,7 +25,8 @@ export class RestoreUploader {
         accessKeyId: config.access_key_id,
         secretAccessKey: config.secret_access_key,
       },
-      maxAttempts: 5,
+      maxAttempts: S3_ATTEMPTS,
+      retryMode: "standard",
     });
   }
 
