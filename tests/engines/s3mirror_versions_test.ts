@@ -17,7 +17,7 @@ import type { Job } from "../../src/jobs/types.ts";
 import type { Services } from "../../src/runtime/services.ts";
 import { forEachConcurrently } from "../../src/engines/pool.ts";
 import { filesUnder } from "../helpers/crash.ts";
-import { type S3Server, startS3 } from "../helpers/s3.ts";
+import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
@@ -429,6 +429,75 @@ Deno.test({
           ]);
           assert.equal(await Deno.readTextFile(join(out2, "docs/readme.txt")), "v2 readme");
           assert.equal(await Deno.readTextFile(join(out2, "x/y")), "and x as a directory");
+        } finally {
+          await svc.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "s3 mirror versions in an S3 repository: kept under mirrors-versions/<client>/, mirrors/<client>/ holds exactly the newest state, every run restores",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src", "repo", "rst-old", "rst-new"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const svc = await testServices(
+          dir,
+          {
+            assets: {
+              kind: "s3",
+              endpoint: s3.endpoint,
+              bucket: "src",
+              access_key_id: s3.accessKeyId,
+              secret_access_key: s3.secretAccessKey,
+              remove: true,
+            },
+          },
+          {},
+          s3Repository(s3, "repo"),
+        );
+        try {
+          await put(c, "src", "a/one", "one v1");
+          await put(c, "src", "a/two", "two v1");
+          const old = await contents(c, "src");
+          const first = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          await put(c, "src", "a/one", "one v2");
+          await del(c, "src", "a/two");
+          const newest = await contents(c, "src");
+          const second = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          assert.equal(second.result!.versions_kept, 2);
+          const stored = await contents(c, "repo");
+          const mirrored = new Map(
+            [...stored].filter(([k]) => k.startsWith("mirrors/assets/"))
+              .map(([k, v]) => [k.slice("mirrors/assets/".length), v]),
+          );
+          assert.deepEqual(mirrored, newest, "a plain sync of mirrors/assets/ is the newest state");
+          assert.deepEqual(
+            [...stored.keys()].filter((k) => k.startsWith("mirrors-versions/")).sort(),
+            [sha("one v1"), sha("two v1")].sort().map((h) =>
+              `mirrors-versions/assets/${h.slice(0, 2)}/${h}`
+            ),
+          );
+          for (
+            const [job, bucket, snap] of [[first, "rst-old", old], [
+              second,
+              "rst-new",
+              newest,
+            ]] as const
+          ) {
+            const key = String(job.result!.key);
+            mustComplete(await run(svc, { kind: "verify", client_name: "assets", key }));
+            await restoreInto(svc, key, bucket);
+            assert.deepEqual(await contents(c, bucket), snap);
+          }
         } finally {
           await svc.store.close();
         }

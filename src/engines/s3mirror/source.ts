@@ -164,7 +164,8 @@ export class S3Source {
     const headers = response.headers ?? {};
     const length = headers["content-length"];
     return {
-      body: Readable.toWeb(response) as ReadableStream<Uint8Array>,
+      // Pulled chunk by chunk: the socket is read only as fast as the copy writes.
+      body: ReadableStream.from(response as AsyncIterable<Uint8Array>),
       etag: normalizeEtag(headers["etag"]),
       // A proxy may re-chunk the body and drop the length; then nothing to compare.
       size: length === undefined ? null : Number(length),
