@@ -14,7 +14,7 @@ import { CairnError } from "../errors.ts";
 import { contentHasher } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { s3CairnError } from "../s3/errors.ts";
-import { S3_ATTEMPTS } from "../s3/retry.ts";
+import { sdkClient } from "../s3/sdk.ts";
 import { uploadStream } from "./s3_upload.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
@@ -46,14 +46,7 @@ export class S3Repository implements Repository {
   readonly location: string;
 
   constructor(config: S3Config) {
-    this.#client = new S3Client({
-      endpoint: config.endpoint,
-      region: config.region,
-      forcePathStyle: config.force_path_style,
-      credentials: { accessKeyId: config.access_key_id, secretAccessKey: config.secret_access_key },
-      maxAttempts: S3_ATTEMPTS,
-      retryMode: "standard",
-    });
+    this.#client = sdkClient(config);
     this.#bucket = config.bucket;
     this.#prefix = config.prefix ? config.prefix.replace(/^\/+/, "").replace(/\/*$/, "/") : "";
     this.location = `s3://${config.bucket}/${this.#prefix}` +

@@ -1,9 +1,10 @@
 import { Readable } from "node:stream";
-import { Client as MinioClient } from "minio";
+import type { Client as MinioClient } from "minio";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
 import { classifyS3, s3CairnError } from "../../s3/errors.ts";
+import { minioClient } from "../../s3/minio.ts";
 import { withRetry } from "../../s3/retry.ts";
 import { normalizeEtag } from "./keys.ts";
 import type { RestoreUploader } from "./restore_upload.ts";
@@ -20,33 +21,6 @@ export interface SourceObject {
 /** Source-side failures as actionable errors (credentials, missing bucket, unreachable). */
 export function sourceError(error: unknown, action: string, where: string): Error {
   return s3CairnError(error, "source", action, where);
-}
-
-/**
- * The `minio` client for an endpoint URL (minio takes host, port and TLS apart).
- * An endpoint with a path is refused: minio addresses buckets at the root only.
- */
-export function minioClient(config: S3ClientConfig): MinioClient {
-  const url = new URL(config.endpoint);
-  if (url.pathname !== "/" && url.pathname !== "") {
-    throw new CairnError(
-      "VALIDATION_FAILED",
-      `The endpoint ${url.origin}${url.pathname} has a path; give the server's root URL (${url.origin})`,
-    );
-  }
-  const useSSL = url.protocol === "https:";
-  return new MinioClient({
-    endPoint: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: url.port ? Number(url.port) : useSSL ? 443 : 80,
-    useSSL,
-    accessKey: config.access_key_id,
-    secretKey: config.secret_access_key,
-    region: config.region,
-    pathStyle: config.force_path_style,
-    // Retries are cairn's one policy (src/s3/retry.ts), not minio's own (which also
-    // hides S3's error code behind "Request failed after N retries").
-    retryOptions: { disableRetry: true },
-  });
 }
 
 interface ListPage {
