@@ -19,7 +19,8 @@ import { forEachConcurrently } from "../../src/engines/pool.ts";
 import { filesUnder } from "../helpers/crash.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { run, testServices } from "../helpers/services.ts";
-import { withTempDir } from "../helpers/tmp.ts";
+import { cairn, withTempDir, writeConfig } from "../helpers/tmp.ts";
+import { createApp } from "../../src/api/app.ts";
 
 const TIMEOUT_MS = 120_000;
 
@@ -497,6 +498,81 @@ Deno.test({
             mustComplete(await run(svc, { kind: "verify", client_name: "assets", key }));
             await restoreInto(svc, key, bucket);
             assert.deepEqual(await contents(c, bucket), snap);
+          }
+        } finally {
+          await svc.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "s3 mirror guard end to end: cairn backup refuses a bucket that lost 60%, names --force, and --force runs it; POST /admin/backups takes force: true",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const config = await writeConfig(dir, {
+          clients: {
+            assets: {
+              kind: "s3",
+              endpoint: s3.endpoint,
+              bucket: "src",
+              access_key_id: s3.accessKeyId,
+              secret_access_key: s3.secretAccessKey,
+            },
+          },
+        });
+        for (let i = 0; i < 10; i++) await put(c, "src", `f/${i}`, `file ${i}`);
+        const first = await cairn(["backup", "assets", "--json", "--config", config]);
+        assert.equal(first.code, 0, first.stderr);
+        for (let i = 0; i < 6; i++) await del(c, "src", `f/${i}`);
+        const refused = await cairn(["backup", "assets", "--config", config]);
+        assert.notEqual(refused.code, 0);
+        assert.match(
+          refused.stdout + refused.stderr,
+          /no longer holds 6 of the 10 objects the previous run saw \(60\.0%\).*cairn backup assets --force/s,
+        );
+        const forced = await cairn(["backup", "assets", "--force", "--json", "--config", config]);
+        assert.equal(forced.code, 0, forced.stderr);
+        const job = JSON.parse(forced.stdout);
+        assert.equal(job.params.force, true);
+        assert.equal(job.result.objects_deleted_in_source, 6);
+
+        // The API body: force reaches the job's params; absent, it is not there.
+        await Deno.mkdir(dir + "/api");
+        const svc = await testServices(dir + "/api", {
+          assets: {
+            kind: "s3",
+            endpoint: s3.endpoint,
+            bucket: "src",
+            access_key_id: s3.accessKeyId,
+            secret_access_key: s3.secretAccessKey,
+          },
+        });
+        try {
+          const app = createApp({
+            services: svc,
+            pool: null,
+            scheduler: null,
+            startedAt: Date.now(),
+          });
+          for (const [body, params] of [[{ force: true }, { force: true }], [{}, {}]] as const) {
+            const res = await app.request("/admin/backups", {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ client_name: "assets", ...body }),
+            });
+            assert.equal(res.status, 202, await res.clone().text());
+            const id = (await res.json()).data.job_id;
+            assert.deepEqual((await svc.store.get(id))!.params, params);
           }
         } finally {
           await svc.store.close();
