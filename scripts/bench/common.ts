@@ -89,6 +89,7 @@ export async function startS3Server(
   const server = new URL("../../tests/helpers/s3_server.ts", import.meta.url).pathname;
   await Deno.mkdir(dir, { recursive: true });
   const child = new Deno.Command(Deno.execPath(), {
+    // Direct: benchmark keys need no listing re-encoding, so no extra hop is timed.
     args: [
       "run",
       "-A",
@@ -96,6 +97,7 @@ export async function startS3Server(
       server,
       dir,
       buckets.join(","),
+      "direct",
     ],
     stdout: "piped",
   }).spawn();

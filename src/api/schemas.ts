@@ -23,6 +23,8 @@ export const IdParam = z.string()
 export const CreateBackupBody = z.strictObject({
   client_name: ClientRef.optional(),
   label: Label.optional(),
+  /** Past the s3 mirror's mass-delete guard (max_delete_percent), for this job only. */
+  force: z.boolean().optional(),
 });
 
 export const ListBackupsQuery = z.strictObject({

@@ -7,6 +7,7 @@ import { runJobCommand } from "./run_job.ts";
 export function backupCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     label: { type: "string" },
+    force: { type: "boolean" },
     json: { type: "boolean" },
   }, {
     min: 1,
@@ -26,6 +27,7 @@ export function backupCommand(argv: string[]): Promise<number> {
         client_name: positionals[0],
         label,
         max_attempts: services.config.backup.worker_max_attempts,
+        ...(values.force === true ? { params: { force: true } } : {}),
       };
     },
     (job) => {

@@ -13,12 +13,14 @@ Runs the HTTP admin API and the job and schedule workers until SIGTERM or SIGINT
 
 ${CONFIG_FLAG}`,
 
-  backup: `Usage: cairn backup CLIENT [--label L] [--json] [--config FILE]
+  backup: `Usage: cairn backup CLIENT [--label L] [--force] [--json] [--config FILE]
 
 Backs up one client (a name under clients: in the config) in this process, records
 the job in the job store and prints the backup's key.
 
   --label L       a label in the key: 1-40 of a-z, 0-9, _ and - (default: manual)
+  --force         s3 mirror: run even when the source lost more than max_delete_percent
+                  of the objects the previous run saw (the mass-delete guard)
   --json          print the finished job record as JSON, nothing else on stdout
 ${CONFIG_FLAG}`,
 
@@ -37,7 +39,7 @@ it restores over the client itself.
                     redis      a URL, redis://[user[:pass]@]host:port[/db]
                     sqlite     a file path
                     directory  a directory path
-                    s3         s3://BUCKET/PREFIX
+                    s3         s3://BUCKET/PREFIX, or a local directory (absolute path)
   --yes           replace a target that is not empty (without it, cairn refuses)
   --flush         redis only: empty the target database first
   --table S.T     postgres only, repeatable: restore only these tables (schema.table;

@@ -2,7 +2,8 @@ import { plural } from "../plural.ts";
 import { requireClient } from "../runtime/services.ts";
 import { parseFlags } from "./args.ts";
 import { runJobCommand } from "./run_job.ts";
-import type { SchedulePlan } from "../runtime/prune.ts";
+import type { MirrorGc, SchedulePlan } from "../runtime/prune.ts";
+import { formatBytes } from "./output.ts";
 
 export function pruneCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
@@ -24,7 +25,12 @@ export function pruneCommand(argv: string[]): Promise<number> {
       };
     },
     (job) => {
-      const r = job.result as { removed: number; kept: number; schedules: SchedulePlan[] };
+      const r = job.result as {
+        removed: number;
+        kept: number;
+        schedules: SchedulePlan[];
+        mirrors?: MirrorGc[];
+      };
       const lines = [
         dryRun
           ? "Prune plan (dry run, nothing deleted):"
@@ -34,6 +40,14 @@ export function pruneCommand(argv: string[]): Promise<number> {
         lines.push(`schedule ${s.schedule_id} (${s.client_name}, ${s.timezone})`);
         for (const d of s.keep) lines.push(`  keep    ${d.key}  (${d.reasons.join(", ")})`);
         for (const d of s.remove) lines.push(`  ${dryRun ? "remove" : "removed"}  ${d.key}`);
+      }
+      for (const m of r.mirrors ?? []) {
+        if (!m.versions && !m.runs.length) continue;
+        lines.push(
+          `mirror ${m.client_name}: ${m.runs.length} run(s); ${m.versions} kept version(s), ${
+            formatBytes(m.bytes)
+          } ${dryRun ? "would be freed" : "freed"}`,
+        );
       }
       if (r.schedules.length === 0) {
         lines.push("No schedule with a retention policy in scope: nothing to prune.");

@@ -92,6 +92,11 @@ const S3Client = z.strictObject({
   remove: z.boolean().default(false),
   concurrency: z.number().int().min(1).max(256).default(8),
   force_path_style: z.boolean().default(true),
+  /**
+   * A run whose listing no longer holds more than this percent of the previous run's
+   * objects fails before it removes or marks anything; 100 turns the guard off.
+   */
+  max_delete_percent: z.number().min(0).max(100).default(50),
 });
 const DirectoryClient = z.strictObject({
   ...clientCommon,

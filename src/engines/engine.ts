@@ -21,6 +21,11 @@ export interface EngineContext<C extends ClientConfig = ClientConfig> {
   repository: Repository;
   /** Where every scratch file goes (snapshot copies, passfiles): never the system temp dir. */
   scratch: Scratch;
+  /**
+   * A backup job's `force`: go past a safety guard for this one job (the s3 mirror's
+   * mass-delete guard, max_delete_percent). Absent means false.
+   */
+  force?: boolean;
 }
 
 /** Facts a backup reports for its manifest and job result. */

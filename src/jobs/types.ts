@@ -29,6 +29,8 @@ export const JobParamsSchema = z.object({
   dry_run: z.boolean().optional(),
   /** check: hash every stored byte against its manifest's sha256. */
   read_data: z.boolean().optional(),
+  /** Backup: past the s3 mirror's mass-delete guard, for this job only. */
+  force: z.boolean().optional(),
 }).strict();
 export type JobParams = z.infer<typeof JobParamsSchema>;
 

@@ -13,7 +13,8 @@ import type { RepositoryConfig } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
 import { contentHasher } from "./hashing.ts";
 import { assertSafeKey } from "./paths.ts";
-import { classifyS3 } from "./s3_errors.ts";
+import { s3CairnError } from "../s3/errors.ts";
+import { sdkClient } from "../s3/sdk.ts";
 import { uploadStream } from "./s3_upload.ts";
 import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
 
@@ -28,39 +29,12 @@ export const PART_SIZE = 10 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
 
 /**
- * One place that turns SDK failures into errors an operator can act on. Credentials
- * and a missing bucket are REPOSITORY_REFUSED (retrying cannot help); the SDK has
- * already retried transient failures (5xx, SlowDown, resets) with backoff.
+ * SDK failures as errors an operator can act on: the one S3 error mapping
+ * (src/s3/errors.ts), shared with the mirror source. The SDK has already retried
+ * transient failures (src/s3/retry.ts: S3_ATTEMPTS).
  */
 export function s3Error(error: unknown, action: string, where: string): Error {
-  if (error instanceof CairnError) return error;
-  const failure = classifyS3(error);
-  switch (failure.kind) {
-    case "aborted":
-      return error as Error;
-    case "auth":
-      return new CairnError(
-        "REPOSITORY_REFUSED",
-        `S3 refused the request while ${action} at ${where} (${failure.label}): check access_key_id, secret_access_key and the bucket policy`,
-        { cause: error },
-      );
-    case "no-bucket":
-      return new CairnError(
-        "REPOSITORY_REFUSED",
-        `The bucket of ${where} does not exist: create it or fix repository.bucket`,
-        { cause: error },
-      );
-    case "not-found":
-      return new CairnError("BACKUP_NOT_FOUND", `Not found in the repository while ${action}`, {
-        cause: error,
-      });
-    case "other":
-      return new CairnError(
-        "REPOSITORY_UNAVAILABLE",
-        `S3 failed while ${action} at ${where}: ${failure.detail}`,
-        { cause: error },
-      );
-  }
+  return s3CairnError(error, "repository", action, where);
 }
 
 /** A repository in an S3-compatible bucket (AWS, MinIO, ...), under an optional key prefix. */
@@ -72,14 +46,7 @@ export class S3Repository implements Repository {
   readonly location: string;
 
   constructor(config: S3Config) {
-    this.#client = new S3Client({
-      endpoint: config.endpoint,
-      region: config.region,
-      forcePathStyle: config.force_path_style,
-      credentials: { accessKeyId: config.access_key_id, secretAccessKey: config.secret_access_key },
-      maxAttempts: 5,
-      retryMode: "standard",
-    });
+    this.#client = sdkClient(config);
     this.#bucket = config.bucket;
     this.#prefix = config.prefix ? config.prefix.replace(/^\/+/, "").replace(/\/*$/, "/") : "";
     this.location = `s3://${config.bucket}/${this.#prefix}` +

@@ -72,6 +72,7 @@ function engineContext(
     tools: services.config.tools,
     repository: services.repository,
     scratch: services.scratch,
+    ...(job.params.force ? { force: true } : {}),
   };
 }
 

@@ -5,6 +5,42 @@ import { parseKey } from "../repository/keys.ts";
 import { deleteBackup, listBackupKeys, readManifest } from "../repository/manifest.ts";
 import { applyPolicy, type Decision, hasAnyRule } from "../retention/policy.ts";
 import type { Services } from "./services.ts";
+import { collectVersions, isListingKey, planVersionGc } from "../engines/s3mirror/versions.ts";
+
+/**
+ * For an s3 mirror client: the runs retention removes, and the kept versions
+ * (engines/s3mirror/versions.ts) that no remaining run refers to, freed by the
+ * garbage collection that follows (or that would be, in a dry run).
+ */
+export interface MirrorGc {
+  client_name: string;
+  runs: string[];
+  versions: number;
+  bytes: number;
+}
+
+/** The s3 mirror clients a prune in this scope collects versions for. */
+function mirrorClients(services: Services, scope: { client_name?: string | null }): string[] {
+  return Object.entries(services.config.clients)
+    .filter(([name, c]) => c.kind === "s3" && (!scope.client_name || scope.client_name === name))
+    .map(([name]) => name);
+}
+
+/** What removing the planned runs would free in each mirror client's version store. */
+export async function planMirrorGc(
+  services: Services,
+  scope: { client_name?: string | null },
+  plans: SchedulePlan[],
+): Promise<MirrorGc[]> {
+  const out: MirrorGc[] = [];
+  for (const client of mirrorClients(services, scope)) {
+    const runs = plans.filter((p) => p.client_name === client)
+      .flatMap((p) => p.remove.map((d) => d.key)).filter(isListingKey);
+    const gc = await planVersionGc(services.repository, client, new Set(runs));
+    out.push({ client_name: client, runs, ...gc });
+  }
+  return out;
+}
 
 export interface SchedulePlan {
   schedule_id: number;
@@ -103,6 +139,28 @@ export async function prune(
       }
     }
   }
+  let mirrors: MirrorGc[];
+  if (dryRun) {
+    mirrors = await planMirrorGc(services, { client_name: job.client_name }, plans);
+  } else {
+    // Every time, not only when a run was removed: a collection killed part way
+    // (or a run deleted by hand) leaves versions that the next prune frees.
+    mirrors = [];
+    for (const client of mirrorClients(services, { client_name: job.client_name })) {
+      const runs = plans.filter((p) => p.client_name === client)
+        .flatMap((p) => p.remove.map((d) => d.key)).filter(isListingKey);
+      try {
+        const gc = await collectVersions(services.repository, client, signal);
+        mirrors.push({ client_name: client, runs, ...gc });
+      } catch (error) {
+        if (signal.aborted) throw error;
+        failures.push({
+          key: `mirror versions of ${client}`,
+          error: (error as Error).message,
+        });
+      }
+    }
+  }
   if (failures.length) {
     throw new Error(
       `Prune removed ${plural(removed, "backup")} but failed on ${failures.length}: ${
@@ -117,5 +175,6 @@ export async function prune(
     would_remove: dryRun ? plans.reduce((n, p) => n + p.remove.length, 0) : 0,
     duration_ms: Date.now() - started,
     schedules: plans,
+    mirrors,
   };
 }

@@ -88,12 +88,14 @@ export function checkTargetShape(req: RestorePreflight, surface: Surface): void 
         parseRedisUrl(target, "restore target");
         return;
       case "s3":
+        // A run restores into a bucket, or into a local directory (an absolute path).
+        if (target.startsWith("/")) return;
         if (!parseS3Target(target)) {
           throw invalidTarget(
             surface,
             `${
               JSON.stringify(target)
-            } is not s3://BUCKET/PREFIX (a bucket of 3-63 of a-z, 0-9, . and -; no . or .. in the prefix)`,
+            } is not s3://BUCKET/PREFIX (a bucket of 3-63 of a-z, 0-9, . and -; no . or .. in the prefix), nor an absolute directory path`,
           );
         }
         return;
@@ -156,6 +158,7 @@ async function occupied(req: RestorePreflight): Promise<boolean | undefined> {
       return await withTimeout(probe()).catch(() => undefined);
     }
     case "s3": {
+      if (target?.startsWith("/")) return await isOccupied(target);
       const where = target ? parseS3Target(target)! : { bucket: client.bucket, prefix: "" };
       const probe = async () => {
         for await (const _ of new S3Source(client).list(where.prefix, where.bucket)) return true;

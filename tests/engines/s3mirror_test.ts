@@ -453,7 +453,8 @@ Deno.test("s3 mirror: copies start with the first listing page; a later page tha
           { status: 403 },
         );
       }
-      return await forward(`${url.pathname}${url.search}&max-keys=100`);
+      url.searchParams.set("max-keys", "100");
+      return await forward(`${url.pathname}${url.search}`);
     }
     if (request.method === "GET") objectRead();
     return null;

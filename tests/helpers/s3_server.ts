@@ -1,12 +1,23 @@
 /**
  * A real S3-compatible server for tests (s3rver), in its own process so its work
  * does not share the test's event loop. Prints {"port":N} once listening.
- *   deno run -A tests/helpers/s3_server.ts DIR BUCKET[,BUCKET...]
+ *   deno run -A tests/helpers/s3_server.ts DIR BUCKET[,BUCKET...] [direct]
+ *
+ * s3rver ignores `encoding-type=url` on listings (it returns keys as XML text),
+ * while S3 and MinIO then URL-encode every key, and clients that ask for it (the
+ * `minio` package always does) decode them: `a+b` would read back as `a b`, and
+ * `100%` would not decode at all. So s3rver listens on a port of its own and this
+ * front answers as S3 does: a listing asked for with `encoding-type=url` has its
+ * `<Key>` and `<Prefix>` values URL-encoded (reencodeListing). Everything else passes
+ * through byte for byte, paths as sent (node:http: no dot-segment resolution).
+ * `direct` serves s3rver itself (benchmarks, whose keys need no encoding: no hop).
  */
+import http from "node:http";
 // Test-only: imported by version here, not in deno.json, so the daemon never installs it.
 import S3rver from "npm:s3rver@3.7.1";
+import { reencodeListing } from "./s3_listing.ts";
 
-const [dir, buckets] = Deno.args;
+const [dir, buckets, mode] = Deno.args;
 const server = new S3rver({
   address: "127.0.0.1",
   port: 0,
@@ -17,9 +28,55 @@ const server = new S3rver({
     configs: [],
   })),
 });
-const { port } = await server.run();
-console.log(JSON.stringify({ port }));
+const { port: upstreamPort } = await server.run();
+
+const front = http.createServer((req, res) => {
+  const url = new URL(req.url ?? "/", "http://x");
+  const encode = req.method === "GET" && url.searchParams.get("encoding-type") === "url";
+  const upstream = http.request({
+    host: "127.0.0.1",
+    port: upstreamPort,
+    method: req.method,
+    path: req.url,
+    headers: req.headers,
+  }, (answer) => {
+    if (!encode || answer.statusCode !== 200) {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    answer.on("data", (c: Buffer) => chunks.push(c));
+    answer.on("end", () => {
+      const body = Buffer.from(reencodeListing(Buffer.concat(chunks).toString("utf8")), "utf8");
+      const headers = { ...answer.headers, "content-length": String(body.byteLength) };
+      delete headers["transfer-encoding"];
+      res.writeHead(200, headers);
+      res.end(body);
+    });
+  });
+  upstream.on("error", (error) => {
+    res.writeHead(502);
+    res.end(String(error));
+  });
+  // A client that goes away mid-request (an aborted upload) takes its upstream
+  // request with it: a half-sent body would hold s3rver's close() forever.
+  res.on("close", () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+  req.pipe(upstream);
+});
+if (mode === "direct") {
+  console.log(JSON.stringify({ port: upstreamPort }));
+} else {
+  await new Promise<void>((resolve) => front.listen(0, "127.0.0.1", resolve));
+  console.log(JSON.stringify({ port: (front.address() as { port: number }).port }));
+}
 Deno.addSignalListener("SIGTERM", async () => {
+  front.close();
+  front.closeAllConnections();
+  // A connection still open must not keep the test waiting for this process.
+  setTimeout(() => Deno.exit(0), 2000);
   await server.close();
   Deno.exit(0);
 });

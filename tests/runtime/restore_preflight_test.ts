@@ -94,7 +94,7 @@ Deno.test({
         },
         surface,
       );
-    for (const bad of ["s3://ab", "s3://Bucket/x", "s3://bucket/../x", "bucket/x", "/tmp/x"]) {
+    for (const bad of ["s3://ab", "s3://Bucket/x", "s3://bucket/../x", "bucket/x", "tmp/x"]) {
       assert.throws(() => check(s3, bad), /Invalid target: .* is not s3:\/\/BUCKET\/PREFIX/, bad);
     }
     check(s3, "s3://restore-bucket/some/prefix/");

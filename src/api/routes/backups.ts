@@ -55,6 +55,7 @@ export function backupRoutes(): Hono<AppEnv> {
       client_name: client,
       label: body.label ?? "manual",
       max_attempts: services.config.backup.worker_max_attempts,
+      ...(body.force ? { params: { force: true } } : {}),
     });
     return ok(c, { job_id: job.id, client_name: job.client_name, status: job.status }, {
       status: 202,

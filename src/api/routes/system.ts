@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { redactClient } from "../../config/redacted.ts";
 import { jobRecord } from "../../jobs/types.ts";
-import { planPrune } from "../../runtime/prune.ts";
+import { planMirrorGc, planPrune } from "../../runtime/prune.ts";
 import { requireClient } from "../../runtime/services.ts";
 import { VERSION } from "../../version.ts";
 import { readClientStatuses } from "../../status/read.ts";
@@ -97,6 +97,7 @@ export function systemRoutes(): Hono<AppEnv> {
         would_remove: schedules.reduce((n, s) => n + s.remove.length, 0),
         would_keep: schedules.reduce((n, s) => n + s.keep.length, 0),
         schedules,
+        mirrors: await planMirrorGc(deps.services, { client_name: body.client_name }, schedules),
       }, { message: "Prune plan (nothing deleted)" });
     }
     const job = await enqueue(deps, {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
-import { CairnError } from "../../errors.ts";
+import { CairnError, isCairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
 import { logger } from "../../log.ts";
 import { verifyingStream } from "../../repository/hashing.ts";
@@ -17,6 +18,9 @@ import { parseS3Target } from "./keys.ts";
 import { listingStream, type MirrorEntry, parseListing, readState, writeState } from "./listing.ts";
 import { storedObjectKey } from "./object_names.ts";
 import type { S3Source, SourceObject } from "./source.ts";
+import { checkMassDelete } from "./guard.ts";
+import { planLocal } from "./local_names.ts";
+import { versionKey } from "./versions.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
 async function openSource(client: S3ClientConfig): Promise<S3Source> {
@@ -57,8 +61,10 @@ export function objectFailure(error: unknown): string | null {
   for (const e of causes) {
     const { name, message, code } = e as { name?: string; message?: string; code?: string };
     if (code === "INVALID_KEY") return String(message);
-    if (name && /InvalidObjectName|KeyTooLong|InvalidURI/.test(name)) {
-      return `the source refuses the key (${name}): ${message}`;
+    // The SDK names the S3 error code in `name`, minio in `code` (name "S3Error").
+    const s3Code = name === "S3Error" ? code : name;
+    if (s3Code && /^(InvalidObjectName|KeyTooLong|InvalidURI)$/.test(s3Code)) {
+      return `the source refuses the key (${s3Code}): ${message}`;
     }
   }
   for (const e of causes) {
@@ -133,25 +139,35 @@ async function renameToCurrentNames(
 }
 
 /**
- * The copy of a listed object: the name its listing recorded, else its current name
- * (a listing written before the names changed). The caller checks size and sha256.
+ * Where the bytes a run listed may be, in the order to try them: the copy under the
+ * name the listing recorded, the copy under the object's current name (a listing
+ * written before the names changed), and the kept version with the listed sha256
+ * (versions.ts). `live` (the mirror's running index) says whether the current copy
+ * still holds the listed bytes, which puts it first; else the kept version is first.
+ * The caller checks size and sha256, and moves on to the next on a mismatch.
  */
-async function findCopy(
+function copiesOf(
   repository: EngineContext<S3ClientConfig>["repository"],
   clientName: string,
   o: MirrorEntry,
-): Promise<{ key: string; size: number } | null> {
-  const recorded = await repository.stat(o.stored_key);
-  if (recorded?.size === o.size) return recorded;
-  let current: string;
+  live: Map<string, MirrorEntry> | null,
+): string[] {
+  const names = [o.stored_key];
   try {
-    current = storedObjectKey(repository.kind, clientName, o.key);
-  } catch {
-    return recorded;
-  }
-  if (current === o.stored_key) return recorded;
-  const moved = await repository.stat(current);
-  return moved?.size === o.size ? moved : recorded ?? moved;
+    const current = storedObjectKey(repository.kind, clientName, o.key);
+    if (current !== o.stored_key) names.push(current);
+  } catch { /* a key with no current name: only the recorded one */ }
+  const version = versionKey(repository.kind, clientName, o.sha256);
+  const now = live?.get(o.key);
+  return now && now.sha256 === o.sha256 ? [...names, version] : [version, ...names];
+}
+
+/** The running index for copiesOf's hint, or null when it cannot be read (the hint only orders). */
+function liveIndex(
+  repository: EngineContext<S3ClientConfig>["repository"],
+  clientName: string,
+): Promise<Map<string, MirrorEntry> | null> {
+  return readState(repository, clientName).catch(() => null);
 }
 
 const COPY_ATTEMPTS = 3;
@@ -192,6 +208,155 @@ async function* listSource(
   }
 }
 
+/** VERIFY_FAILED naming the objects a restore did not write, and why. */
+function notRestored(
+  restored: number,
+  mismatched: Array<{ key: string; reason: string }>,
+): CairnError {
+  return new CairnError(
+    "VERIFY_FAILED",
+    `Restored ${restored} objects; ${mismatched.length} no longer match the listing and were not restored: ` +
+      mismatched.slice(0, 20).map((m) => `${m.key} (${m.reason})`).join("; ") +
+      (mismatched.length > 20 ? "; ..." : ""),
+    { details: mismatched },
+  );
+}
+
+/**
+ * Writes every object through `write`, from the first of its copies (copiesOf) whose
+ * bytes match the listing: `write` gets a stream that errors (CHECKSUM_MISMATCH) at
+ * its end when they do not, and must then leave nothing behind; the next copy is
+ * tried. Objects no copy holds are returned with the reasons.
+ */
+async function restoreEach(
+  ctx: EngineContext<S3ClientConfig>,
+  wanted: MirrorEntry[],
+  write: (o: MirrorEntry, checked: ReadableStream<Uint8Array>) => Promise<void>,
+): Promise<
+  { restored: number; bytes: number; mismatched: Array<{ key: string; reason: string }> }
+> {
+  const { repository, client, signal } = ctx;
+  const total = wanted.reduce((n, o) => n + o.size, 0);
+  const mismatched: Array<{ key: string; reason: string }> = [];
+  let restored = 0, bytes = 0;
+  const live = await liveIndex(repository, ctx.clientName);
+  await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
+    const reasons: string[] = [];
+    for (const key of copiesOf(repository, ctx.clientName, o, live)) {
+      const info = await repository.stat(key);
+      if (!info) continue;
+      if (info.size !== o.size) {
+        reasons.push(`${key}: size ${info.size}, listing says ${o.size}`);
+        continue;
+      }
+      const checked = (await repository.get(key)).pipeThrough(
+        verifyingStream({ sha256: o.sha256, size: o.size, key }),
+      );
+      try {
+        await write(o, checked);
+      } catch (error) {
+        if (!isCairnError(error, "CHECKSUM_MISMATCH")) throw error;
+        reasons.push(`${key}: sha256 differs from the listing`);
+        continue;
+      }
+      restored++;
+      bytes += o.size;
+      ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
+      return;
+    }
+    mismatched.push({
+      key: o.key,
+      reason: reasons.length
+        ? `no copy or kept version holds the listed bytes (${reasons.join("; ")})`
+        : "missing from the mirror (no copy, no kept version)",
+    });
+  }, signal);
+  return { restored, bytes, mismatched };
+}
+
+/**
+ * A run restored into a local directory (an absolute path), each key at the relative
+ * path of the same text (local_names.ts). Each file is written under a temporary
+ * name beside its place and renamed only once its sha256 matched the listing, so a
+ * damaged copy never replaces a file. A non-empty directory needs replace. Keys with
+ * no file name there are named in the error, after every other object is written.
+ */
+async function restoreToDirectory(
+  ctx: EngineContext<S3ClientConfig>,
+  target: string,
+  replace: boolean,
+  objects: MirrorEntry[],
+): Promise<Record<string, unknown>> {
+  const root = resolve(target);
+  try {
+    const info = await Deno.stat(root);
+    if (!info.isDirectory) {
+      throw new CairnError("VALIDATION_FAILED", `Restore target ${root} is not a directory`);
+    }
+    for await (const _ of Deno.readDir(root)) {
+      if (!replace) {
+        throw new CairnError(
+          "TARGET_NOT_EMPTY",
+          `Restore target ${root} is not empty: pass --yes on the command line or "replace": true to overwrite files`,
+        );
+      }
+      break;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    await Deno.mkdir(root, { recursive: true });
+  }
+  const wanted = objects.filter((o) => !o.source_deleted);
+  const plan = planLocal(wanted);
+  for (const dir of plan.dirs) await Deno.mkdir(join(root, dir), { recursive: true });
+  const byKey = new Map(plan.files.map((f) => [f.key, f.path]));
+  const realRoot = await Deno.realPath(root);
+  const { restored, bytes, mismatched } = await restoreEach(
+    ctx,
+    wanted.filter((o) => byKey.has(o.key)),
+    async (o, checked) => {
+      const path = join(root, byKey.get(o.key)!);
+      await Deno.mkdir(dirname(path), { recursive: true });
+      // A symlinked directory already in a replaced target must not lead a file out of it.
+      const parent = await Deno.realPath(dirname(path));
+      if (parent !== realRoot && !parent.startsWith(realRoot + "/")) {
+        throw new CairnError(
+          "VALIDATION_FAILED",
+          `Restore target ${root}: ${
+            dirname(path)
+          } leads outside it (a symbolic link); remove it or restore into an empty directory`,
+        );
+      }
+      const part = `${path}.cairn-part-${ctx.jobId}`;
+      try {
+        const file = await Deno.open(part, { write: true, create: true, truncate: true });
+        await checked.pipeTo(file.writable);
+        await Deno.rename(part, path);
+      } catch (error) {
+        await Deno.remove(part).catch(() => {});
+        throw error;
+      }
+    },
+  );
+  if (mismatched.length) throw notRestored(restored, mismatched);
+  if (plan.unplaceable.length) {
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `Restored ${restored} objects into ${root}; ${plan.unplaceable.length} have no file name in a directory and were not restored (restore the run into a bucket for those): ` +
+        plan.unplaceable.slice(0, 20).map((u) => `${JSON.stringify(u.key)} (${u.reason})`)
+          .join("; ") +
+        (plan.unplaceable.length > 20 ? "; ..." : ""),
+      { details: plan.unplaceable },
+    );
+  }
+  return {
+    target: root,
+    objects_restored: restored,
+    directories_made: plan.dirs.length,
+    bytes_restored: bytes,
+  };
+}
+
 /**
  * MinIO/S3 prefixes mirrored incrementally into the repository under
  * mirrors/<client>/: an object is copied when it is new or its size or etag differs
@@ -219,6 +384,14 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       objects_failed: 0,
       objects_moved: 0,
       bytes_copied: 0,
+      /** Bytes this run added to the repository: bytes_copied less displaced copies freed by dedup. */
+      bytes_stored_new: 0,
+      /** Displaced copies whose bytes the version store already held: not stored twice. */
+      bytes_deduplicated: 0,
+      /** Displaced copies moved into the version store. */
+      versions_kept: 0,
+      /** Objects the previous run saw that this run's listing no longer holds. */
+      objects_deleted_in_source: 0,
     };
     const failed: FailedObject[] = [];
     const nameOf = (key: string): string | null => {
@@ -230,8 +403,11 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     };
     // Objects under an old name that could not be moved: copied again by this run.
     let stale: MirrorEntry[] = [];
+    /** Keys the previous run saw in the source: the base of the mass-delete guard. */
+    let previous = new Set<string>();
     const loadState = async () => {
       const loaded = await index;
+      previous = new Set([...loaded.values()].filter((e) => !e.source_deleted).map((e) => e.key));
       const renamed = await renameToCurrentNames(repository, loaded, nameOf);
       counters.objects_moved = renamed.moved;
       stale = renamed.stale;
@@ -282,6 +458,43 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     };
 
     /**
+     * Keeps the copy `entry` names as the version of its sha256 before a change or a
+     * removal displaces it, so every run that lists those bytes still restores them.
+     * A move, not a copy: a rename on a disk, and synced before the caller replaces
+     * the copy (a crash must never leave the old bytes nowhere). When the version
+     * store already holds those bytes, nothing is moved and true is returned: the
+     * caller may drop the copy (dedup).
+     */
+    const keeping = new Map<string, Promise<unknown>>();
+    const keepVersion = (entry: MirrorEntry, replaced = false): Promise<boolean> => {
+      // One at a time per sha256: two displaced copies of the same bytes in one run
+      // must find the first one kept, not both move.
+      const next = (keeping.get(entry.sha256) ?? Promise.resolve()).then(() =>
+        keepOnce(entry, replaced)
+      );
+      keeping.set(entry.sha256, next.catch(() => {}));
+      return next;
+    };
+    const keepOnce = async (entry: MirrorEntry, replaced: boolean): Promise<boolean> => {
+      const version = versionKey(repository.kind, clientName, entry.sha256);
+      if (await repository.stat(version)) {
+        // A copy about to be replaced, whose bytes are already kept: stored once.
+        if (replaced && await repository.stat(entry.stored_key)) {
+          counters.bytes_deduplicated += entry.size;
+        }
+        return true;
+      }
+      try {
+        await repository.move(entry.stored_key, version);
+        counters.versions_kept++;
+      } catch (error) {
+        // Displaced by a run that died before its copy replaced it: nothing left to keep.
+        if (!isCairnError(error, "BACKUP_NOT_FOUND")) throw error;
+      }
+      return false;
+    };
+
+    /**
      * One object that cannot be stored (its key, or what the source says of it) is
      * named in the result and the listing, and never stops the others: the run still
      * completes, so every other object has a restorable listing, and the next run
@@ -301,6 +514,8 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
 
     const copyObject = async (listed: SourceObject) => {
       const stored = storedObjectKey(repository.kind, clientName, listed.key);
+      const displaced = state.get(listed.key);
+      if (displaced) await keepVersion(displaced, true);
       for (let attempt = 1;; attempt++) {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
@@ -360,12 +575,16 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       );
     }
 
+    const guard = checkMassDelete(previous, current, client, clientName, ctx.force === true);
+    counters.objects_deleted_in_source = guard.deleted;
+
     const storedNames = new Set([...state.values()].map((e) => e.stored_key));
-    // Old copies of objects copied again under their current name: no bytes are left
-    // twice. One whose copy failed keeps its old bytes (still its last copy).
+    // Old copies of objects copied again under their current name: kept as versions
+    // (earlier runs list them), never left twice. One whose copy failed keeps its old
+    // bytes where they are (still its last copy).
     for (const old of stale) {
       if (state.has(old.key) && !storedNames.has(old.stored_key)) {
-        await repository.remove(old.stored_key);
+        if (await keepVersion(old)) await repository.remove(old.stored_key);
       }
     }
     for (const [key, entry] of state) {
@@ -375,7 +594,8 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
           dirty = true;
         }
       } else if (client.remove) {
-        await repository.remove(entry.stored_key);
+        // Removed from the newest state, still restorable through the runs that list it.
+        if (await keepVersion(entry)) await repository.remove(entry.stored_key);
         storedNames.delete(entry.stored_key);
         state.delete(key);
         counters.objects_removed++;
@@ -386,6 +606,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       }
     }
     await saveState(true);
+    counters.bytes_stored_new = counters.bytes_copied - counters.bytes_deduplicated;
 
     const objects = [...state.values()].sort((
       a,
@@ -423,7 +644,11 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
   },
 
   async restore(ctx: EngineContext<S3ClientConfig>, request: RestoreRequest) {
-    const { client, repository, signal } = ctx;
+    const { client, signal } = ctx;
+    if (request.target?.startsWith("/")) {
+      const listing = await parseListing(await request.open(), request.manifest.key);
+      return await restoreToDirectory(ctx, request.target, request.replace, listing.objects);
+    }
     const source = await openSource(client);
     const target = request.target
       ? parseS3Target(request.target)
@@ -431,7 +656,9 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     if (!target) {
       throw new CairnError(
         "VALIDATION_FAILED",
-        `Invalid restore target ${JSON.stringify(request.target)}: expected s3://BUCKET/PREFIX`,
+        `Invalid restore target ${
+          JSON.stringify(request.target)
+        }: expected s3://BUCKET/PREFIX or an absolute directory path`,
       );
     }
     await source.checkBucket(target.bucket);
@@ -446,47 +673,16 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       break;
     }
     const wanted = listing.objects.filter((o) => !o.source_deleted);
-    const total = wanted.reduce((n, o) => n + o.size, 0);
-    const mismatched: Array<{ key: string; reason: string }> = [];
-    let restored = 0, bytes = 0;
-    await forEachConcurrently(wanted, client.concurrency, async (o: MirrorEntry) => {
-      const info = await findCopy(repository, ctx.clientName, o);
-      if (!info || info.size !== o.size) {
-        mismatched.push({
-          key: o.key,
-          reason: info ? `size ${info.size}, listing says ${o.size}` : "missing from the mirror",
-        });
-        return;
-      }
-      // Checked as it uploads, so each object is read once: the last bytes are held
-      // back until the sha256 matches the listing, and a damaged copy never completes
-      // an upload (nor replaces the object already at the target).
-      const checked = (await repository.get(info.key)).pipeThrough(
-        verifyingStream({ sha256: o.sha256, size: o.size, key: info.key }),
-      );
-      try {
-        await source.put(target.bucket, target.prefix + o.key, checked, { size: o.size, signal });
-      } catch (error) {
-        if (!(error instanceof CairnError && error.code === "CHECKSUM_MISMATCH")) throw error;
-        mismatched.push({
-          key: o.key,
-          reason: "sha256 differs from the listing (changed by a later run or damaged)",
-        });
-        return;
-      }
-      restored++;
-      bytes += o.size;
-      ctx.progress({ bytes_done: bytes, bytes_total: total, phase: "restoring objects" });
-    }, signal);
-    if (mismatched.length) {
-      throw new CairnError(
-        "VERIFY_FAILED",
-        `Restored ${restored} objects; ${mismatched.length} no longer match the listing and were not restored: ` +
-          mismatched.slice(0, 20).map((m) => `${m.key} (${m.reason})`).join("; ") +
-          (mismatched.length > 20 ? "; ..." : ""),
-        { details: mismatched },
-      );
-    }
+    // Checked as it uploads, so each object is read once: the last bytes are held back
+    // until the sha256 matches the listing, and a damaged copy never completes an
+    // upload (nor replaces the object already at the target).
+    const { restored, bytes, mismatched } = await restoreEach(
+      ctx,
+      wanted,
+      (o, checked) =>
+        source.put(target.bucket, target.prefix + o.key, checked, { size: o.size, signal }),
+    );
+    if (mismatched.length) throw notRestored(restored, mismatched);
     return {
       target: `s3://${target.bucket}/${target.prefix}`,
       objects_restored: restored,
@@ -499,22 +695,30 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const listing = await parseListing(await request.open(), request.manifest.key);
     const problems: Array<{ key: string; reason: string }> = [];
     let checked = 0, bytes = 0;
+    const live = await liveIndex(repository, ctx.clientName);
     await forEachConcurrently(listing.objects, client.concurrency, async (o: MirrorEntry) => {
-      const info = await findCopy(repository, ctx.clientName, o);
-      if (!info) return void problems.push({ key: o.key, reason: "missing from the mirror" });
-      if (info.size !== o.size) {
-        return void problems.push({
-          key: o.key,
-          reason: `size ${info.size}, listing says ${o.size}`,
-        });
+      const reasons: string[] = [];
+      for (const key of copiesOf(repository, ctx.clientName, o, live)) {
+        const info = await repository.stat(key);
+        if (!info) continue;
+        if (info.size !== o.size) {
+          reasons.push(`size ${info.size}, listing says ${o.size}`);
+          continue;
+        }
+        const check = await sha256Of(await repository.get(key));
+        if (check.sha256 !== o.sha256) {
+          reasons.push("sha256 differs from the listing");
+          continue;
+        }
+        checked++;
+        bytes += o.size;
+        ctx.progress({ bytes_done: bytes, phase: "checking objects" });
+        return;
       }
-      const check = await sha256Of(await repository.get(info.key));
-      if (check.sha256 !== o.sha256) {
-        return void problems.push({ key: o.key, reason: "sha256 differs from the listing" });
-      }
-      checked++;
-      bytes += o.size;
-      ctx.progress({ bytes_done: bytes, phase: "checking objects" });
+      problems.push({
+        key: o.key,
+        reason: reasons.length ? reasons.join("; ") : "missing from the mirror",
+      });
     }, signal);
     if (problems.length) {
       throw new CairnError(

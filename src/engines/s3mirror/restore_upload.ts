@@ -1,6 +1,7 @@
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { ClientConfig } from "../../config/schema.ts";
 import { MAX_PARTS, uploadStream } from "../../repository/s3_upload.ts";
+import { sdkClient } from "../../s3/sdk.ts";
 
 const MiB = 1024 * 1024;
 const PART_SIZE = 10 * MiB;
@@ -16,16 +17,7 @@ export class RestoreUploader {
   readonly #client: S3Client;
 
   constructor(config: S3ClientConfig) {
-    this.#client = new S3Client({
-      endpoint: config.endpoint,
-      region: config.region,
-      forcePathStyle: config.force_path_style,
-      credentials: {
-        accessKeyId: config.access_key_id,
-        secretAccessKey: config.secret_access_key,
-      },
-      maxAttempts: 5,
-    });
+    this.#client = sdkClient(config);
   }
 
   /**

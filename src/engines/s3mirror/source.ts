@@ -1,11 +1,13 @@
+import { Readable } from "node:stream";
+import type { Client as MinioClient } from "minio";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
-import { classifyS3 } from "../../repository/s3_errors.ts";
+import { classifyS3, s3CairnError } from "../../s3/errors.ts";
+import { minioClient } from "../../s3/minio.ts";
+import { withRetry } from "../../s3/retry.ts";
 import { normalizeEtag } from "./keys.ts";
 import type { RestoreUploader } from "./restore_upload.ts";
-import { S3Http } from "./s3_http.ts";
-import { type ListPage, parseListPage } from "./s3_xml.ts";
 
 type S3ClientConfig = Extract<ClientConfig, { kind: "s3" }>;
 
@@ -18,51 +20,37 @@ export interface SourceObject {
 
 /** Source-side failures as actionable errors (credentials, missing bucket, unreachable). */
 export function sourceError(error: unknown, action: string, where: string): Error {
-  if (error instanceof CairnError) return error;
-  const failure = classifyS3(error);
-  switch (failure.kind) {
-    case "aborted":
-      return error as Error;
-    case "auth":
-      return new CairnError(
-        "SOURCE_REFUSED",
-        `${where} refused the request while ${action} (${failure.label}): check access_key_id and secret_access_key`,
-        { cause: error },
-      );
-    case "no-bucket":
-      return new CairnError("SOURCE_REFUSED", `The bucket of ${where} does not exist`, {
-        cause: error,
-      });
-    case "not-found":
-      return new CairnError("SOURCE_UNAVAILABLE", `Object not found while ${action} at ${where}`, {
-        cause: error,
-      });
-    case "other":
-      return new CairnError(
-        "SOURCE_UNAVAILABLE",
-        `${where} failed while ${action}: ${failure.detail}`,
-        { cause: error },
-      );
-  }
+  return s3CairnError(error, "source", action, where);
 }
 
-/** The S3/MinIO bucket a client mirrors from (and restores into). */
+interface ListPage {
+  objects: SourceObject[];
+  truncated: boolean;
+}
+
+/**
+ * The S3/MinIO bucket a client mirrors from (and restores into), through the `minio`
+ * package. Every call goes through the one S3 retry policy (src/s3/retry.ts) and the
+ * one error mapping (src/s3/errors.ts).
+ *
+ * Keys are sent as written: minio builds the request path itself and sends it with
+ * node:http, so `a/../b` asks for the object `a/../b` (fetch() would resolve it to
+ * `b`, another object). minio asks for `encoding-type=url` listings and decodes
+ * each key, so keys with `%`, `+`, spaces or control characters list as they are.
+ */
 export class S3Source {
   readonly bucket: string;
   readonly where: string;
   readonly #config: S3ClientConfig;
-  readonly #http: S3Http;
+  readonly #client: MinioClient;
+  readonly #sleep?: (ms: number) => Promise<void>;
   #uploader: Promise<RestoreUploader> | null = null;
 
-  constructor(config: S3ClientConfig) {
+  /** `sleep` replaces the wait between retries (tests). */
+  constructor(config: S3ClientConfig, sleep?: (ms: number) => Promise<void>) {
     this.#config = config;
-    this.#http = new S3Http({
-      endpoint: config.endpoint,
-      region: config.region,
-      accessKeyId: config.access_key_id,
-      secretAccessKey: config.secret_access_key,
-      forcePathStyle: config.force_path_style,
-    });
+    this.#client = minioClient(config);
+    this.#sleep = sleep;
     this.bucket = config.bucket;
     this.where = this.#at(config.bucket);
   }
@@ -71,45 +59,61 @@ export class S3Source {
     return `s3://${bucket} at ${this.#config.endpoint}`;
   }
 
+  #retry<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(call, { signal, sleep: this.#sleep });
+  }
+
   async checkBucket(bucket = this.bucket): Promise<void> {
+    let exists: boolean;
     try {
-      await (await this.#http.request("HEAD", bucket, "")).body?.cancel();
+      exists = await this.#retry(() => this.#client.bucketExists(bucket));
     } catch (error) {
-      // A HEAD on a missing bucket carries no body to name it: a bare 404 says so.
-      if (classifyS3(error).kind === "not-found") {
-        throw new CairnError("SOURCE_REFUSED", `The bucket of ${this.#at(bucket)} does not exist`, {
-          cause: error,
-        });
-      }
       throw sourceError(error, "checking the bucket", this.#at(bucket));
+    }
+    // A HEAD on a missing bucket carries no body to name it: a bare 404 says so.
+    if (!exists) {
+      throw new CairnError("SOURCE_REFUSED", `The bucket of ${this.#at(bucket)} does not exist`);
     }
   }
 
   /**
-   * Every object under a prefix, paged by marker (works on every S3 implementation).
-   * The next page is requested as soon as a page arrives, so a consumer that copies
-   * while it lists never waits for the server between pages.
+   * Every object under a prefix, paged by marker (ListObjects V1: every S3
+   * implementation has it). The next page is requested as soon as a page arrives, so
+   * a consumer that copies while it lists never waits for the server between pages.
    */
   async *list(prefix: string, bucket = this.bucket): AsyncGenerator<SourceObject> {
-    const fetchPage = async (marker?: string): Promise<ListPage> => {
+    const fetchPage = async (marker: string): Promise<ListPage> => {
       try {
-        const response = await this.#http.request("GET", bucket, "", { prefix, marker });
-        return parseListPage(await response.text());
+        const page = await this.#retry(() =>
+          this.#client.listObjectsQuery(bucket, prefix, marker, { Delimiter: "", MaxKeys: 1000 })
+        );
+        return {
+          truncated: Boolean(page.isTruncated),
+          objects: (page.objects as Array<Record<string, unknown>>)
+            .filter((o) => typeof o.name === "string")
+            .map((o) => ({
+              key: o.name as string,
+              size: Number(o.size),
+              etag: normalizeEtag(o.etag as string | undefined),
+              last_modified: o.lastModified instanceof Date && !isNaN(o.lastModified.getTime())
+                ? o.lastModified.toISOString()
+                : null,
+            })),
+        };
       } catch (error) {
         throw sourceError(error, `listing ${prefix || "the bucket"}`, this.#at(bucket));
       }
     };
-    let next: Promise<ListPage> | null = fetchPage();
+    let next: Promise<ListPage> | null = fetchPage("");
     while (next) {
       const page: ListPage = await next;
-      next = page.isTruncated && page.objects.length > 0
-        ? fetchPage(page.nextMarker ?? page.objects[page.objects.length - 1].key)
+      // Without a delimiter S3 sends no NextMarker: the last key is the marker.
+      next = page.truncated && page.objects.length > 0
+        ? fetchPage(page.objects[page.objects.length - 1].key)
         : null;
       // A consumer that stops early never awaits the page fetched ahead.
       next?.catch(() => {});
-      for (const o of page.objects) {
-        yield { key: o.key, size: o.size, etag: o.etag, last_modified: o.lastModified };
-      }
+      yield* page.objects;
     }
   }
 
@@ -118,28 +122,34 @@ export class S3Source {
     key: string,
     signal?: AbortSignal,
   ): Promise<{ body: ReadableStream<Uint8Array>; etag: string; size: number | null }> {
+    let response: Readable & { headers?: Record<string, string | undefined> };
     try {
-      const response = await this.#http.request("GET", this.bucket, key, {}, signal);
-      const length = response.headers.get("content-length");
-      return {
-        body: response.body ?? new Blob([]).stream(),
-        etag: normalizeEtag(response.headers.get("etag") ?? undefined),
-        // A proxy may re-chunk the body and drop the length; then nothing to compare.
-        size: length === null ? null : Number(length),
-      };
+      response = await this.#retry(() => this.#client.getObject(this.bucket, key), signal);
     } catch (error) {
       throw sourceError(error, `reading ${key}`, this.where);
     }
+    if (signal) {
+      const stop = () =>
+        response.destroy(signal.reason ?? new DOMException("Aborted", "AbortError"));
+      if (signal.aborted) stop();
+      else signal.addEventListener("abort", stop, { once: true });
+      response.once("close", () => signal.removeEventListener("abort", stop));
+    }
+    const headers = response.headers ?? {};
+    const length = headers["content-length"];
+    return {
+      // Pulled chunk by chunk: the socket is read only as fast as the copy writes.
+      body: ReadableStream.from(response as AsyncIterable<Uint8Array>),
+      etag: normalizeEtag(headers["etag"]),
+      // A proxy may re-chunk the body and drop the length; then nothing to compare.
+      size: length === undefined ? null : Number(length),
+    };
   }
 
   async head(key: string): Promise<{ etag: string; size: number } | null> {
     try {
-      const response = await this.#http.request("HEAD", this.bucket, key);
-      await response.body?.cancel();
-      return {
-        etag: normalizeEtag(response.headers.get("etag") ?? undefined),
-        size: Number(response.headers.get("content-length") ?? 0),
-      };
+      const stat = await this.#retry(() => this.#client.statObject(this.bucket, key));
+      return { etag: normalizeEtag(stat.etag), size: stat.size };
     } catch (error) {
       if (classifyS3(error).kind === "not-found") return null;
       throw sourceError(error, `reading ${key}`, this.where);
