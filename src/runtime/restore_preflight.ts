@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import type { ClientConfig } from "../config/schema.ts";
 import { credentialUrlProblem } from "../config/url_shape.ts";
 import { CairnError } from "../errors.ts";
+import { unseen } from "../lazy.ts";
 import { isOccupied } from "../engines/fs_util.ts";
 import { restoreDestination } from "../engines/postgres/conn.ts";
 import { databaseHasObjects } from "../engines/postgres/databases.ts";
@@ -9,7 +10,6 @@ import { parseInfo, RedisConnection } from "../engines/redis/resp.ts";
 import { explicitTargetDb, keyspaceOccupied } from "../engines/redis/target_db.ts";
 import { describe, parseRedisUrl } from "../engines/redis/url.ts";
 import { parseS3Target } from "../engines/s3mirror/keys.ts";
-import { S3Source } from "../engines/s3mirror/source.ts";
 import type { Manifest } from "../repository/manifest.ts";
 
 /** Where a request came from: messages name CLI flags there, and body fields on the API. */
@@ -161,6 +161,10 @@ async function occupied(req: RestorePreflight): Promise<boolean | undefined> {
       if (target?.startsWith("/")) return await isOccupied(target);
       const where = target ? parseS3Target(target)! : { bucket: client.bucket, prefix: "" };
       const probe = async () => {
+        // Loaded here only: the S3 client libraries cost every other restore start-up time.
+        const { S3Source } = await import(
+          unseen("../engines/s3mirror/source.ts")
+        ) as typeof import("../engines/s3mirror/source.ts");
         for await (const _ of new S3Source(client).list(where.prefix, where.bucket)) return true;
         return false;
       };
