@@ -38,6 +38,7 @@ const PERMANENT = new Set([
   "SOURCE_REFUSED",
   "TOOL_MISSING",
   "TOOL_INCOMPATIBLE",
+  "IDENTITY_MISSING",
 ]);
 
 export function isPermanent(error: unknown): boolean {

@@ -10,7 +10,8 @@ import { pyBuild } from "../helpers/tree.ts";
 const asRoot = Deno.uid() === 0;
 
 async function tarList(path: string): Promise<string[]> {
-  const out = await new Deno.Command("tar", { args: ["-tzf", path], stdout: "piped" }).output();
+  const out = await new Deno.Command("tar", { args: ["--zstd", "-tf", path], stdout: "piped" })
+    .output();
   assert.ok(out.success);
   return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).sort();
 }

@@ -35,7 +35,7 @@ Deno.test("directory: backup -> verify -> restore reproduces files, modes, mtime
       const b = await run(services, { kind: "backup", client_name: "files", label: "nightly" });
       assert.equal(b.status, "completed", b.error ?? "");
       const r = b.result as Record<string, number | string>;
-      assert.match(String(r.key), /^backups\/files\/\d{8}T\d{9}Z-nightly\.tar\.gz$/);
+      assert.match(String(r.key), /^backups\/files\/\d{8}T\d{9}Z-nightly\.tar\.zst$/);
       assert.equal(r.files, 6);
       assert.equal(r.bytes, 6 + 6000 + 70000 + 8 + 10);
       const manifest = await readManifest(services.repository, String(r.key));
@@ -71,7 +71,7 @@ Deno.test("directory: backup -> verify -> restore reproduces files, modes, mtime
       const gnu = join(dir, "gnu");
       await Deno.mkdir(gnu);
       const tar = await new Deno.Command("tar", {
-        args: ["-xzf", join(dir, "repo", String(r.key)), "-C", gnu],
+        args: ["--zstd", "-xf", join(dir, "repo", String(r.key)), "-C", gnu],
       }).output();
       assert.ok(tar.success, new TextDecoder().decode(tar.stderr));
       assert.deepEqual(await treeListing(gnu), await treeListing(src));
