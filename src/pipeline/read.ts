@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { Scratch } from "../io/scratch.ts";
 import { removeScratch } from "../io/scratch.ts";
-import { verifyingStream } from "../repository/hashing.ts";
+import { verifyingStream } from "../io/hashing.ts";
 import { parseKey } from "../repository/keys.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";

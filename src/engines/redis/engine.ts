@@ -9,7 +9,7 @@ import type {
   VerifyRequest,
 } from "../engine.ts";
 import { withSideConsumer } from "../side_channel.ts";
-import { fileChunks } from "../../repository/file_chunks.ts";
+import { fileChunks } from "../../io/file_chunks.ts";
 import { inspectRdb, RdbError, RdbReader } from "./rdb_reader.ts";
 import { replay } from "./replay.ts";
 import { parseInfo, RedisConnection } from "./resp.ts";
