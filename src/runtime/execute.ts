@@ -249,18 +249,28 @@ async function backupTransforms(
 
 /**
  * A job that runs again keeps the transforms its key names (the settings may have
- * changed between attempts); where they still agree, the current ones (with levels
- * and recipients) are used.
+ * changed between attempts, or the key was fixed by an earlier release): the current
+ * ones where they agree, else the key's own at their default levels. A key naming
+ * `.age` on a host with no recipients any more cannot be written: VALIDATION_FAILED.
  */
 function transformsOfKey(key: string, current: Transform[]): Transform[] {
-  const ext = parseKey(key).ext;
-  const suffixes = ext.split(".").slice(1).filter((s) => s === "zst" || s === "gz" || s === "age");
-  const names = current.map((t) => t.name === "zstd" ? "zst" : t.name === "gzip" ? "gz" : "age");
-  if (names.join(".") === suffixes.join(".")) return current;
-  throw new CairnError(
-    "VALIDATION_FAILED",
-    `The job's key ${key} was chosen with other compression or encryption settings than the current ones; start a new backup`,
-  );
+  const parsed = parseKey(key);
+  const wanted = [
+    ...(parsed.compression ? [parsed.compression === "zst" ? "zstd" : "gzip"] : []),
+    ...(parsed.encrypted ? ["age"] : []),
+  ];
+  if (current.map((t) => t.name).join(".") === wanted.join(".")) return current;
+  const recipients = current.flatMap((t) => t.name === "age" ? t.recipients : []);
+  if (parsed.encrypted && recipients.length === 0) {
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `The job's key ${key} asks for encryption, and no age recipients are configured any more; start a new backup`,
+    );
+  }
+  return plannedTransforms({
+    compression: (wanted.find((n) => n !== "age") ?? "none") as CompressionName,
+    recipients: parsed.encrypted ? recipients : [],
+  });
 }
 
 /** Read options for the pipeline, with the identities of this host. */
