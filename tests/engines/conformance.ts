@@ -12,8 +12,14 @@ import { withTempDir } from "../helpers/tmp.ts";
 
 export interface KindAdapter {
   kind: string;
-  /** Fills the source in `dir`; returns the client config and a cleanup. */
-  source(dir: string): Promise<{ client: Record<string, unknown>; close: () => Promise<void> }>;
+  /**
+   * Fills the source in `dir`; returns the client config and a cleanup. `large`: about
+   * 40 MiB of incompressible data, so that a backup at gzip -9 runs for seconds.
+   */
+  source(
+    dir: string,
+    large?: boolean,
+  ): Promise<{ client: Record<string, unknown>; close: () => Promise<void> }>;
   /** A fresh, empty restore target (the restore's `target` param) and its cleanup. */
   target(dir: string, n: number): Promise<{ target: string; close: () => Promise<void> }>;
   /** A digest of the data at a target (or of the source, with `null`): equal means equal. */
@@ -33,17 +39,18 @@ const COMBINATIONS: Array<{ compression: string; encrypted: boolean; suffix: Reg
 
 async function withKind(
   a: KindAdapter,
-  options: { compression: string; encrypted: boolean },
+  options: { compression: string; encrypted: boolean; level?: number; large?: boolean },
   fn: (ctx: { dir: string; services: Services }) => Promise<void>,
 ): Promise<void> {
   await withTempDir(async (dir) => {
     const identity = await generateIdentity();
     await Deno.writeTextFile(join(dir, "key.txt"), identity + "\n");
-    const src = await a.source(dir);
+    const src = await a.source(dir, options.large);
     const services = await testServices(dir, { c: src.client }, {}, {
       kind: "fs",
       path: join(dir, "repo"),
       compression: options.compression,
+      ...(options.level ? { compression_level: options.level } : {}),
       ...(options.encrypted
         ? {
           encryption: {
@@ -147,5 +154,38 @@ export function engineConformance(a: KindAdapter): void {
           await t.close();
         }
       }),
+  });
+  Deno.test({
+    ...opts,
+    name: `conformance ${a.kind}: a cancelled backup leaves no artifact, manifest or partial file`,
+    fn: () =>
+      withKind(
+        a,
+        { compression: "gzip", level: 9, encrypted: true, large: true },
+        async ({ dir, services }) => {
+          const controller = new AbortController();
+          const running = run(services, { kind: "backup", client_name: "c" }, controller.signal);
+          const tmp = join(dir, "repo", ".tmp");
+          const partial = () => {
+            try {
+              return [...Deno.readDirSync(tmp)].length > 0;
+            } catch {
+              return false;
+            }
+          };
+          // Cancelled while bytes flow into the repository.
+          for (let i = 0; i < 3000 && !partial(); i++) {
+            await new Promise((r) => setTimeout(r, 2));
+          }
+          assert.ok(partial(), "the backup was storing");
+          controller.abort();
+          const job = await running;
+          assert.equal(job.status, "cancelled", job.error ?? "");
+          assert.deepEqual([...Deno.readDirSync(tmp)], [], "partial file removed");
+          const left: string[] = [];
+          for await (const o of services.repository.list("backups/")) left.push(o.key);
+          assert.deepEqual(left, [], "no artifact and no manifest");
+        },
+      ),
   });
 }
