@@ -243,47 +243,6 @@ Deno.test("postgres: writes during the backup never make verification disagree w
   });
 });
 
-Deno.test("postgres: a flipped byte fails verification and restore clearly, and leaves no database behind", async () => {
-  await withDatabase(async (db, sql) => {
-    await sql.unsafe(
-      "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g;",
-    );
-    await withTempDir(async (dir) => {
-      const services = await testServices(dir, { app: { kind: "postgres", url: url(db) } });
-      const target = `${db}_damaged`;
-      try {
-        const key = String(
-          (await run(services, { kind: "backup", client_name: "app" })).result!.key,
-        );
-        const path = join(dir, "repo", key);
-        const bytes = await Deno.readFile(path);
-        bytes[Math.floor(bytes.length * 0.6)] ^= 0x5a;
-        await Deno.writeFile(path, bytes);
-        const v = await run(services, { kind: "verify", client_name: "app", key });
-        assert.equal(v.status, "failed");
-        assert.match(v.error!, /is damaged: sha256 .* does not match the manifest/);
-        const r = await run(services, {
-          kind: "restore",
-          client_name: "app",
-          key,
-          params: { target },
-        });
-        assert.equal(r.status, "failed");
-        assert.match(r.error!, /damaged|pg_restore failed/);
-        assert.equal(await databaseExists(target), false, "the half-restored database was dropped");
-        const admin = pg();
-        const beside = await admin`
-          SELECT datname FROM pg_database WHERE starts_with(datname, ${target + "_"})`;
-        await admin.end();
-        assert.deepEqual([...beside], [], "no fresh database left beside the target");
-      } finally {
-        await services.store.close();
-        await dropDatabase(target);
-      }
-    });
-  });
-});
-
 Deno.test("postgres: cancelling a running backup kills pg_dump and removes the partial artifact", async () => {
   await withBigTable(async ({ dir, services }) => {
     const controller = new AbortController();
