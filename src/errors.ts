@@ -30,6 +30,7 @@ export type ErrorCode =
   | "LISTEN_FAILED"
   | "METHOD_NOT_ALLOWED"
   | "CANCELLED"
+  | "IDENTITY_MISSING"
   | "INTERNAL";
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {

@@ -21,7 +21,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { forEachConcurrently } from "../../src/engines/pool.ts";
+import { forEachConcurrently } from "../../src/io/pool.ts";
 import { CAIRN, settleDisk, startS3Server, type Timed, timed, writeConfig } from "./common.ts";
 
 const { values } = parseArgs({

@@ -1,5 +1,6 @@
 import { loadConfig } from "../config/load.ts";
 import { captureConsole, configureLog } from "../log.ts";
+import { createApp } from "../api/app.ts";
 import { startDaemon } from "../runtime/daemon.ts";
 import { parseFlags } from "./args.ts";
 
@@ -8,7 +9,7 @@ export async function daemonCommand(argv: string[]): Promise<number> {
   configureLog({ to: "stdout" });
   captureConsole();
   const config = await loadConfig(values.config as string | undefined);
-  const daemon = await startDaemon(config);
+  const daemon = await startDaemon(config, createApp);
   await daemon.finished;
   return 0;
 }

@@ -53,8 +53,39 @@ const clientCommon = {
   stall_timeout_minutes: z.number().positive().optional(),
 };
 
+/**
+ * How artifacts are compressed (src/pipeline): set on the repository, overridable per
+ * client. Levels: zstd 1-19, gzip 1-9; the default level is the algorithm's own.
+ */
+const Compression = {
+  compression: z.enum(["zstd", "gzip", "none"]).optional(),
+  compression_level: z.number().int().min(1).max(19).optional(),
+};
+function levelFits(v: object): boolean {
+  const c = v as { compression?: string; compression_level?: number };
+  return !(c.compression === "gzip" && (c.compression_level ?? 0) > 9);
+}
+const LEVEL_MESSAGE = {
+  message: "gzip levels are 1-9 (zstd takes 1-19)",
+  path: ["compression_level"],
+};
+
+/** age encryption of every stored artifact (age-encryption.org/v1, X25519 recipients). */
+const Encryption = z.strictObject({
+  /** Public keys (`age1…`) new backups are encrypted for. */
+  recipients: z.array(nonEmpty).default([]),
+  /** A file of recipients, one a line (`#` comments), as `age -R` reads. */
+  recipients_file: nonEmpty.optional(),
+  /** The private key file (`AGE-SECRET-KEY-1…`): only on hosts that restore or rehearse. */
+  identity_file: nonEmpty.optional(),
+}).refine(
+  (e) => e.recipients.length > 0 || e.recipients_file !== undefined,
+  "encryption needs recipients or a recipients_file",
+);
+
 const PostgresClient = z.strictObject({
   ...clientCommon,
+  ...Compression,
   kind: z.literal("postgres"),
   url: urlWithScheme(["postgres", "postgresql"]),
   /**
@@ -69,6 +100,7 @@ const PostgresClient = z.strictObject({
 });
 const RedisClient = z.strictObject({
   ...clientCommon,
+  ...Compression,
   kind: z.literal("redis"),
   url: urlWithScheme(["redis", "rediss"]).refine((v) => {
     try {
@@ -100,6 +132,7 @@ const S3Client = z.strictObject({
 });
 const DirectoryClient = z.strictObject({
   ...clientCommon,
+  ...Compression,
   kind: z.literal("directory"),
   path: nonEmpty,
   /** GNU tar `--exclude` patterns (globs; a pattern without `/` matches a name at any depth). */
@@ -114,6 +147,7 @@ const DirectoryClient = z.strictObject({
 });
 const SqliteClient = z.strictObject({
   ...clientCommon,
+  ...Compression,
   kind: z.literal("sqlite"),
   path: nonEmpty,
 });
@@ -124,15 +158,19 @@ export const ClientSchema = z.discriminatedUnion("kind", [
   S3Client,
   DirectoryClient,
   SqliteClient,
-]);
+]).refine(levelFits, LEVEL_MESSAGE);
 export type ClientConfig = z.infer<typeof ClientSchema>;
 export type ClientKind = ClientConfig["kind"];
 
 const FsRepository = z.strictObject({
+  ...Compression,
+  encryption: Encryption.optional(),
   kind: z.literal("fs"),
   path: nonEmpty.default("data/backups"),
 });
 const S3Repository = z.strictObject({
+  ...Compression,
+  encryption: Encryption.optional(),
   kind: z.literal("s3"),
   endpoint: urlWithScheme(["http", "https"]).optional(),
   region: nonEmpty.default("us-east-1"),
@@ -166,7 +204,10 @@ export const ConfigSchema = z.strictObject({
     kind: s.kind,
     path: s.path ?? (s.kind === "sqlite" ? "data/cairn.db" : "data/jobs.jsonl"),
   })),
-  repository: z.discriminatedUnion("kind", [FsRepository, S3Repository]).prefault({ kind: "fs" }),
+  repository: z.discriminatedUnion("kind", [FsRepository, S3Repository]).refine(
+    levelFits,
+    LEVEL_MESSAGE,
+  ).prefault({ kind: "fs" }),
   backup: z.strictObject({
     worker_enabled: z.boolean().default(true),
     worker_concurrency: z.number().int().min(1).max(64).default(2),

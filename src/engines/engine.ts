@@ -1,5 +1,6 @@
 import type { ClientConfig, Config } from "../config/schema.ts";
-import type { Extension } from "../repository/keys.ts";
+import type { BaseExtension } from "../repository/keys.ts";
+import type { ArtifactAccess } from "../pipeline/read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import type { Scratch } from "../io/scratch.ts";
@@ -43,7 +44,7 @@ export interface BackupFacts {
 }
 
 export interface BackupOutput {
-  /** The artifact bytes; the caller streams them into the repository. */
+  /** The plain artifact; the pipeline transforms, hashes and stores it. */
   body: ReadableStream<Uint8Array>;
   /** Settles once the body has been fully read: the facts, or why the backup is bad. */
   facts: Promise<BackupFacts>;
@@ -51,32 +52,8 @@ export interface BackupOutput {
   cleanup?: () => Promise<void>;
 }
 
-/** How an engine reads the artifact it restores or verifies. */
-export interface ArtifactAccess {
-  /** Opens the artifact; the stream errors at its end if the bytes do not match the manifest. */
-  open: () => Promise<ReadableStream<Uint8Array>>;
-  /** Reads the whole artifact against the manifest (once; later calls share the result). */
-  check: () => Promise<void>;
-  /** The bytes after check(): without a second hash where the checked file is local. */
-  read: () => Promise<ReadableStream<Uint8Array>>;
-  /**
-   * The artifact as a local file whose bytes have been checked against the manifest
-   * (a full read, done once), for tools that read a file faster than a pipe; null
-   * when the repository is not local, and open() is the way.
-   */
-  verifiedFile: () => Promise<string | null>;
-  /**
-   * The bytes as stored, checked by nothing: only for an engine whose format carries
-   * its own checksum over every byte and which checks it itself (an RDB's CRC-64).
-   */
-  raw: () => Promise<ReadableStream<Uint8Array>>;
-  /**
-   * The artifact's local file, checked by nothing (as raw()), or null when the
-   * repository is not local: for a check that reads a file faster than a stream,
-   * and to know that a second read costs no download.
-   */
-  rawPath: string | null;
-}
+/** How an engine reads the artifact: the plain artifact only (src/pipeline/read.ts). */
+export type { ArtifactAccess, PlainFile } from "../pipeline/read.ts";
 
 export interface RestoreRequest extends ArtifactAccess {
   manifest: Manifest;
@@ -98,7 +75,8 @@ export interface VerifyRequest extends ArtifactAccess {
 
 export interface Engine<C extends ClientConfig = ClientConfig> {
   readonly kind: C["kind"];
-  readonly extension: Extension;
+  /** The plain native format's extension; the pipeline chains its own suffixes after it. */
+  readonly extension: BaseExtension;
   backup(ctx: EngineContext<C>): Promise<BackupOutput>;
   restore(ctx: EngineContext<C>, request: RestoreRequest): Promise<Record<string, unknown>>;
   verify(ctx: EngineContext<C>, request: VerifyRequest): Promise<Record<string, unknown>>;

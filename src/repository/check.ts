@@ -1,6 +1,6 @@
-import { dirname } from "node:path";
+import { join } from "node:path";
 import { toError } from "../errors.ts";
-import { contentHasher } from "./hashing.ts";
+import { contentHasher } from "../io/hashing.ts";
 import { artifactKeyOf, isManifestKey, keyProblem, manifestKey } from "./keys.ts";
 import { readManifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
@@ -99,7 +99,7 @@ export async function checkRepository(
     options.onProgress?.(bytesRead, "reading data");
     const before = bytesRead;
     try {
-      const hasher = contentHasher((n) => {
+      const hasher = contentHasher((n: number) => {
         bytesRead = before + n;
       });
       for await (const chunk of await repo.get(key)) {
@@ -156,11 +156,10 @@ export async function checkRepository(
 
 /** An fs repository's `.tmp/` entries (its puts write there first); none elsewhere. */
 async function tempDirEntries(repo: Repository): Promise<string[]> {
-  const probe = repo.localPath(".tmp/probe");
-  if (probe === null) return [];
+  if (repo.kind !== "fs") return [];
   try {
     const names: string[] = [];
-    for await (const e of Deno.readDir(dirname(probe))) names.push(e.name);
+    for await (const e of Deno.readDir(join(repo.location, ".tmp"))) names.push(e.name);
     return names.sort();
   } catch {
     return [];

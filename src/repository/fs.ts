@@ -1,9 +1,9 @@
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { CairnError } from "../errors.ts";
-import { syncDirSync } from "../fs_sync.ts";
-import { fileChunks } from "./file_chunks.ts";
+import { syncDirSync } from "../io/fs_sync.ts";
+import { fileChunks } from "../io/file_chunks.ts";
 import { gather, openReader } from "./gather.ts";
-import { contentHasher } from "./hashing.ts";
+import { contentHasher } from "../io/hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { ownerTag } from "../io/process_id.ts";
 import { runCommand } from "../engines/process.ts";
@@ -240,7 +240,9 @@ export class FsRepository implements Repository {
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
       const info = await Deno.stat(this.#path(key));
-      return info.isFile ? { key, size: info.size } : null;
+      return info.isFile
+        ? { key, size: info.size, ...(info.mtime ? { modified_at: info.mtime.getTime() } : {}) }
+        : null;
     } catch (error) {
       if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
         return null;
@@ -351,10 +353,6 @@ export class FsRepository implements Repository {
     } catch (error) {
       throw repositoryError(error, "checking that it is writable", this.root);
     }
-  }
-
-  localPath(key: string): string {
-    return this.#path(key);
   }
 
   /**

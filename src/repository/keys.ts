@@ -4,14 +4,25 @@ import { CairnError } from "../errors.ts";
 
 export const CLIENT_NAME = /^[a-z0-9_-]{1,63}$/;
 export const LABEL = /^[a-z0-9_-]{1,40}$/;
-export const EXTENSIONS = ["dump", "rdb", "sqlite", "tar.gz", "mirror.json"] as const;
-export type Extension = typeof EXTENSIONS[number];
+/** Each engine's plain native format (a tar stream, a pg_dump archive, an RDB...). */
+export const BASE_EXTENSIONS = ["dump", "rdb", "sqlite", "tar", "mirror.json"] as const;
+export type BaseExtension = typeof BASE_EXTENSIONS[number];
+/**
+ * The suffixes the artifact pipeline chains after the base (src/pipeline/transforms.ts):
+ * at most one compression, then at most one encryption, in the order applied, so the
+ * standard tools undo them from the right (`x.tar.zst.age`: age -d, then zstd -d).
+ */
+export const COMPRESSION_SUFFIXES = ["zst", "gz"] as const;
+export const ENCRYPTION_SUFFIXES = ["age"] as const;
+/** A full extension: base, optional compression, optional encryption (`rdb.zst.age`). */
+export type Extension = string;
 
 const MANIFEST_SUFFIX = ".manifest.json";
 const STAMP = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z$/;
 const KEY = new RegExp(
-  "^backups/([a-z0-9_-]{1,63})/(\\d{8}T\\d{9}Z)-([a-z0-9_-]{1,40})\\.(" +
-    EXTENSIONS.map((e) => e.replace(".", "\\.")).join("|") + ")$",
+  "^backups/([a-z0-9_-]{1,63})/(\\d{8}T\\d{9}Z)-([a-z0-9_-]{1,40})\\.((" +
+    BASE_EXTENSIONS.map((e) => e.replace(".", "\\.")).join("|") + ")(?:\\.(" +
+    COMPRESSION_SUFFIXES.join("|") + "))?(?:\\.(" + ENCRYPTION_SUFFIXES.join("|") + "))?)$",
 );
 
 export interface ParsedKey {
@@ -19,7 +30,13 @@ export interface ParsedKey {
   client: string;
   stamp: string;
   label: string;
+  /** The whole extension, `tar.zst.age`. */
   ext: Extension;
+  /** The engine's plain format, `tar`. */
+  base: BaseExtension;
+  /** The compression suffix, `zst`, or null. */
+  compression: typeof COMPRESSION_SUFFIXES[number] | null;
+  encrypted: boolean;
   createdAt: Date;
 }
 
@@ -37,6 +54,11 @@ export function parseStamp(stamp: string): Date | null {
   return formatStamp(date) === stamp ? date : null;
 }
 
+/**
+ * `backups/<client>/<stamp>-<label>.<ext>`; `ext` is a full extension (base plus
+ * chained suffixes, see chainedExtension in src/pipeline/transforms.ts). INVALID_KEY
+ * when the result does not parse.
+ */
 export function backupKey(client: string, createdAt: Date, label: string, ext: Extension): string {
   if (!CLIENT_NAME.test(client)) {
     throw new CairnError("UNKNOWN_CLIENT", `Invalid client name: ${JSON.stringify(client)}`);
@@ -47,7 +69,9 @@ export function backupKey(client: string, createdAt: Date, label: string, ext: E
       `Invalid label: ${JSON.stringify(label)} (use 1-40 of a-z, 0-9, _ and -)`,
     );
   }
-  return `backups/${client}/${formatStamp(createdAt)}-${label}.${ext}`;
+  const key = `backups/${client}/${formatStamp(createdAt)}-${label}.${ext}`;
+  parseKey(key);
+  return key;
 }
 
 /** Why a key was refused, in words an operator can act on; null when it is valid. */
@@ -61,7 +85,10 @@ export function keyProblem(key: string): string | null {
   }
   if (key.endsWith(MANIFEST_SUFFIX)) return "the key names a manifest, not a backup";
   if (!KEY.test(key)) {
-    return "the key does not match backups/<client>/<YYYYMMDDTHHMMSSmmmZ>-<label>.<ext>";
+    return "the key does not match backups/<client>/<YYYYMMDDTHHMMSSmmmZ>-<label>.<ext>" +
+      ` (ext: one of ${
+        BASE_EXTENSIONS.join(", ")
+      }, then optionally .zst or .gz, then optionally .age)`;
   }
   const stamp = KEY.exec(key)![2];
   if (!parseStamp(stamp)) return "the key's timestamp is not a real date";
@@ -75,8 +102,18 @@ export function parseKey(key: string): ParsedKey {
       details: { key: printable(key) },
     });
   }
-  const [, client, stamp, label, ext] = KEY.exec(key)!;
-  return { key, client, stamp, label, ext: ext as Extension, createdAt: parseStamp(stamp)! };
+  const [, client, stamp, label, ext, base, compression, encryption] = KEY.exec(key)!;
+  return {
+    key,
+    client,
+    stamp,
+    label,
+    ext,
+    base: base as BaseExtension,
+    compression: (compression ?? null) as ParsedKey["compression"],
+    encrypted: encryption !== undefined,
+    createdAt: parseStamp(stamp)!,
+  };
 }
 
 export function manifestKey(key: string): string {

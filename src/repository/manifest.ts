@@ -2,8 +2,13 @@ import { z } from "zod";
 import { CairnError } from "../errors.ts";
 import { artifactKeyOf, isManifestKey, keyProblem, manifestKey, parseKey } from "./keys.ts";
 import type { Repository } from "./repository.ts";
+import { TransformSchema } from "../pipeline/transforms.ts";
 
-export const MANIFEST_FORMAT = 1;
+/**
+ * 2: the artifact pipeline (transforms, plain size and sha256, sealed facts). Format 1
+ * manifests (no transforms recorded) stay readable: see artifactTransforms().
+ */
+export const MANIFEST_FORMAT = 2;
 
 export const ManifestSchema = z.looseObject({
   format_version: z.number().int().positive(),
@@ -18,6 +23,16 @@ export const ManifestSchema = z.looseObject({
   schedule_id: z.number().int().nullable(),
   tool_versions: z.record(z.string(), z.string()),
   facts: z.record(z.string(), z.unknown()),
+  /** The transforms applied to the plain artifact, in order (format 2). */
+  transforms: z.array(TransformSchema).optional(),
+  /** The plain artifact's size and sha256, checked after decoding (format 2). */
+  plain_size_bytes: z.number().int().nonnegative().optional(),
+  plain_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /**
+   * When the backup is encrypted: `facts` (database, table and key names, counts)
+   * encrypted for the same recipients, as the base64 of an age file; `facts` is then {}.
+   */
+  sealed_facts: z.string().optional(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 

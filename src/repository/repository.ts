@@ -10,6 +10,8 @@ export interface PutResult {
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** When the object was last written (epoch ms), where stat() knows it. */
+  modified_at?: number;
 }
 
 export interface PutOptions {
@@ -35,8 +37,6 @@ export interface Repository {
   get(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>>;
   stat(key: string): Promise<ObjectInfo | null>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
-  /** The key as a file a local tool can open, or null when the repository is not local. */
-  localPath(key: string): string | null;
   /** Makes earlier deferSync puts durable (a no-op where puts are atomic). */
   syncDeferred(): Promise<void>;
   /** Removing a missing key is not an error. */

@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { RepositoryConfig } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
-import { contentHasher } from "./hashing.ts";
+import { contentHasher } from "../io/hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { s3CairnError } from "../s3/errors.ts";
 import { sdkClient } from "../s3/sdk.ts";
@@ -129,7 +129,11 @@ export class S3Repository implements Repository {
       const out = await this.#client.send(
         new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }),
       );
-      return { key, size: out.ContentLength ?? 0 };
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        ...(out.LastModified ? { modified_at: out.LastModified.getTime() } : {}),
+      };
     } catch (error) {
       const e = s3Error(error, `reading ${key}`, this.location);
       if (e instanceof CairnError && e.code === "BACKUP_NOT_FOUND") return null;
@@ -216,11 +220,6 @@ export class S3Repository implements Repository {
     } catch (error) {
       throw s3Error(error, "checking that it is writable", this.location);
     }
-  }
-
-  /** No artifact is a local file: everything is read through get(). */
-  localPath(): null {
-    return null;
   }
 
   /** An S3 object exists whole or not at all once its PUT returns: nothing to sync. */

@@ -40,6 +40,7 @@ const PERMANENT = new Set([
   "SOURCE_REFUSED",
   "TOOL_MISSING",
   "TOOL_INCOMPATIBLE",
+  "IDENTITY_MISSING",
 ]);
 
 /** How long a stalled attempt gets to stop after its abort before it is abandoned. */

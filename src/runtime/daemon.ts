@@ -1,4 +1,3 @@
-import { createApp } from "../api/app.ts";
 import type { Config } from "../config/schema.ts";
 import { isLoopbackHost } from "../config/load.ts";
 import { CairnError, toError } from "../errors.ts";
@@ -60,7 +59,24 @@ export async function pruneAfter(services: Services, pool: WorkerPool, job: Job)
 }
 
 /** Starts the HTTP admin API and the worker loops; SIGTERM or SIGINT stops them gracefully. */
-export async function startDaemon(config: Config): Promise<DaemonHandle> {
+/**
+ * Builds the HTTP handler over the running daemon's parts. Injected by the caller
+ * (src/cli/daemon.ts passes api/app.ts's createApp), so that runtime never imports
+ * api: api depends on runtime, not the other way round.
+ */
+export type AppFactory = (deps: {
+  services: Services;
+  pool: WorkerPool | null;
+  scheduler: ScheduleWorker | null;
+  startedAt: number;
+  notifier?: Notifier | null;
+  metrics?: Metrics;
+}) => { fetch: (request: Request) => Response | Promise<Response> };
+
+export async function startDaemon(
+  config: Config,
+  createApp: AppFactory,
+): Promise<DaemonHandle> {
   const { hostname, port } = splitListen(config.server.listen);
   if (!isLoopbackHost(hostname) && !config.server.admin_key) {
     // Config validation refuses this too; this guard keeps the promise if that ever changes.

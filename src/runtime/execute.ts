@@ -1,9 +1,19 @@
 import { CairnError } from "../errors.ts";
-import type { ArtifactAccess, Engine, EngineContext, ProgressUpdate } from "../engines/engine.ts";
+import type { EngineContext, ProgressUpdate } from "../engines/engine.ts";
 import { engineFor } from "../engines/registry.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
-import { checkFile, verifyingStream } from "../repository/hashing.ts";
+import { artifactAccess, artifactTransforms, checkStored } from "../pipeline/read.ts";
+import { writeArtifact } from "../pipeline/write.ts";
+import { loadKeys, requireIdentityFor } from "../pipeline/identity.ts";
+import { sealFacts, unsealFacts } from "../pipeline/facts.ts";
+import {
+  chainedExtension,
+  type CompressionName,
+  isEncrypted,
+  plannedTransforms,
+  type Transform,
+} from "../pipeline/transforms.ts";
 import { backupKey, manifestKey, parseKey } from "../repository/keys.ts";
 import {
   listBackupKeys,
@@ -86,12 +96,12 @@ async function fixFreshKey(
   services: Services,
   client: string,
   label: string,
-  engine: Engine,
+  ext: string,
   setKey: (key: string) => Promise<void>,
 ): Promise<string> {
   let at = Date.now();
   for (;; at++) {
-    const key = backupKey(client, new Date(at), label, engine.extension);
+    const key = backupKey(client, new Date(at), label, ext);
     const taken = await Promise.all([
       services.repository.stat(key),
       services.repository.stat(manifestKey(key)),
@@ -129,20 +139,32 @@ async function runBackup(
     }
     if (found.state === "foreign") key = null; // never ours to write: take a new one
   }
+  // The key's extension names the transforms, so a re-run keeps the ones it chose.
+  const transforms = key !== null
+    ? transformsOfKey(key, await backupTransforms(services, client))
+    : await backupTransforms(services, client);
   if (key === null) {
-    key = await fixFreshKey(services, clientName, job.label ?? "manual", engine, hooks.setKey);
+    key = await fixFreshKey(
+      services,
+      clientName,
+      job.label ?? "manual",
+      chainedExtension(engine.extension, transforms),
+      hooks.setKey,
+    );
   }
   const ctx = engineContext(services, job, hooks, clientName);
   const output = await engine.backup(ctx);
   let stored = false;
   try {
-    const put = await services.repository.put(key, output.body, {
+    const written = await writeArtifact(services.repository, key, output.body, transforms, {
       signal: hooks.signal,
       onProgress: (bytes) => hooks.progress({ bytes_done: bytes, phase: "storing" }),
     });
+    const put = written.stored;
     stored = true;
     const facts = await output.facts;
     hooks.signal.throwIfAborted();
+    const recipients = transforms.flatMap((t) => t.name === "age" ? t.recipients : []);
     const manifest: Manifest = {
       format_version: MANIFEST_FORMAT,
       key,
@@ -155,7 +177,11 @@ async function runBackup(
       job_id: job.id,
       schedule_id: job.schedule_id,
       tool_versions: { cairn: VERSION, ...facts.tool_versions },
-      facts: facts.facts,
+      facts: recipients.length > 0 ? {} : facts.facts,
+      transforms,
+      plain_size_bytes: written.plain.size,
+      plain_sha256: written.plain.sha256,
+      ...(recipients.length > 0 ? { sealed_facts: await sealFacts(facts.facts, recipients) } : {}),
     };
     // The manifest is written last: until it exists, the backup does not.
     await hooks.confirmLease?.();
@@ -223,67 +249,80 @@ async function loadForRestore(services: Services, job: Job) {
   return { key, manifest, clientName, engine: await engineFor(client, clientName) };
 }
 
-function opener(services: Services, manifest: Manifest, hooks: RunHooks) {
-  return async () =>
-    (await services.repository.get(manifest.key)).pipeThrough(
-      verifyingStream(
-        { sha256: manifest.sha256, size: manifest.size_bytes, key: manifest.key },
-        (bytes) =>
-          hooks.progress({ bytes_done: bytes, bytes_total: manifest.size_bytes, phase: "reading" }),
-      ),
-    );
+/**
+ * The transforms new backups of this client get: the client's compression settings
+ * over the repository's, and the repository's encryption. The s3 mirror stores its
+ * objects itself (its listing is not run through the pipeline yet).
+ */
+async function backupTransforms(
+  services: Services,
+  client: { kind: string; compression?: CompressionName; compression_level?: number },
+): Promise<Transform[]> {
+  if (client.kind === "s3") return [];
+  const repo = services.config.repository;
+  const compression = client.compression ?? repo.compression ?? "zstd";
+  const sameAlgorithm = client.compression === undefined || client.compression === repo.compression;
+  const level = client.compression_level ??
+    (sameAlgorithm ? repo.compression_level : undefined);
+  const keys = await loadKeys(repo.encryption);
+  return plannedTransforms({ compression, level, recipients: keys.recipients });
 }
 
 /**
- * The ways an engine reads one artifact. The whole-artifact check runs at most once:
- * a local file in one pass of MiB reads, anything else by draining a verifying stream.
+ * A job that runs again keeps the transforms its key names (the settings may have
+ * changed between attempts, or the key was fixed by an earlier release): the current
+ * ones where they agree, else the key's own at their default levels. A key naming
+ * `.age` on a host with no recipients any more cannot be written: VALIDATION_FAILED.
  */
-function artifactAccess(services: Services, manifest: Manifest, hooks: RunHooks): ArtifactAccess {
-  const open = opener(services, manifest, hooks);
-  const path = services.repository.localPath(manifest.key);
-  let checking: Promise<void> | null = null;
-  const check = () =>
-    checking ??= path === null ? drain(open(), hooks.signal) : checkFile(
-      path,
-      { sha256: manifest.sha256, size: manifest.size_bytes, key: manifest.key },
-      {
-        signal: hooks.signal,
-        onProgress: (bytes) =>
-          hooks.progress({
-            bytes_done: bytes,
-            bytes_total: manifest.size_bytes,
-            phase: "checking",
-          }),
-      },
+function transformsOfKey(key: string, current: Transform[]): Transform[] {
+  const parsed = parseKey(key);
+  const wanted = [
+    ...(parsed.compression ? [parsed.compression === "zst" ? "zstd" : "gzip"] : []),
+    ...(parsed.encrypted ? ["age"] : []),
+  ];
+  if (current.map((t) => t.name).join(".") === wanted.join(".")) return current;
+  const recipients = current.flatMap((t) => t.name === "age" ? t.recipients : []);
+  if (parsed.encrypted && recipients.length === 0) {
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `The job's key ${key} asks for encryption, and no age recipients are configured any more; start a new backup`,
     );
+  }
+  return plannedTransforms({
+    compression: (wanted.find((n) => n !== "age") ?? "none") as CompressionName,
+    recipients: parsed.encrypted ? recipients : [],
+  });
+}
+
+/** Read options for the pipeline, with the identities of this host. */
+async function readOptions(services: Services, hooks: RunHooks) {
+  const keys = await loadKeys(services.config.repository.encryption);
   return {
-    open,
-    check,
-    read: async () => {
-      await check();
-      // A checked local file is read as it is; anything else is checked again as it comes.
-      return path !== null ? await services.repository.get(manifest.key) : await open();
+    keys,
+    options: {
+      identities: keys.identities,
+      scratch: services.scratch,
+      signal: hooks.signal,
+      progress: hooks.progress,
     },
-    verifiedFile: async () => {
-      if (path === null) return null;
-      await check();
-      return path;
-    },
-    raw: () => services.repository.get(manifest.key),
-    rawPath: path,
   };
 }
 
-/** Reads a stream to its end (a verifying stream fails there if the bytes are wrong). */
-async function drain(
-  opening: Promise<ReadableStream<Uint8Array>>,
-  signal: AbortSignal,
-): Promise<void> {
-  const reader = (await opening).getReader();
-  for (;;) {
-    signal.throwIfAborted();
-    if ((await reader.read()).done) return;
-  }
+/**
+ * The manifest as an engine needs it: facts unsealed with this host's identities.
+ * Fails up front (IDENTITY_MISSING, naming where identities are looked for) when the
+ * backup is encrypted and this host cannot open it.
+ */
+async function openManifest(
+  manifest: Manifest,
+  keys: Awaited<ReturnType<typeof loadKeys>>,
+): Promise<Manifest> {
+  const transforms = artifactTransforms(manifest);
+  if (!isEncrypted(transforms)) return manifest;
+  const recorded = transforms.flatMap((t) => t.name === "age" ? t.recipients : []);
+  await requireIdentityFor(recorded, keys);
+  if (manifest.sealed_facts === undefined) return manifest;
+  return { ...manifest, facts: await unsealFacts(manifest.sealed_facts, keys.identities) };
 }
 
 async function runRestore(
@@ -292,10 +331,13 @@ async function runRestore(
   hooks: RunHooks,
 ): Promise<Record<string, unknown>> {
   const started = Date.now();
-  const { key, manifest, clientName, engine } = await loadForRestore(services, job);
+  const loaded = await loadForRestore(services, job);
+  const { key, clientName, engine } = loaded;
+  const { keys, options } = await readOptions(services, hooks);
+  const manifest = await openManifest(loaded.manifest, keys);
   const out = await engine.restore(engineContext(services, job, hooks, clientName), {
     manifest,
-    ...artifactAccess(services, manifest, hooks),
+    ...artifactAccess(services.repository, manifest, options),
     target: unsealTarget(job.params),
     replace: job.params.replace ?? false,
     flush: job.params.flush ?? false,
@@ -318,11 +360,33 @@ async function runVerify(
     job = { ...job, key: await newestBackupKey(services, job.client_name) };
     await hooks.setKey(job.key!);
   }
-  const { key, manifest, clientName, engine } = await loadForRestore(services, job);
+  const loaded = await loadForRestore(services, job);
+  const { key, clientName, engine } = loaded;
+  const { keys, options } = await readOptions(services, hooks);
+  const encrypted = isEncrypted(artifactTransforms(loaded.manifest));
+  if (encrypted && keys.identities.length === 0) {
+    // A write-only host proves what it can: every stored byte against the sha256.
+    await checkStored(services.repository, loaded.manifest, options);
+    return {
+      key,
+      sha256: loaded.manifest.sha256,
+      size_bytes: loaded.manifest.size_bytes,
+      sha256_ok: true,
+      duration_ms: Date.now() - started,
+      checks: {
+        content: "not checked: the backup is encrypted and this host has no age identity " +
+          "(repository.encryption.identity_file)",
+      },
+    };
+  }
+  const manifest = await openManifest(loaded.manifest, keys);
   // First the bytes against the manifest's sha256, then the content: a damaged
   // artifact is reported as damaged, not as whatever its parser trips over.
-  const access = artifactAccess(services, manifest, hooks);
+  const access = artifactAccess(services.repository, manifest, options);
   await access.check();
+  // Then the decoded bytes against the plain sha256: an engine's check may read only
+  // part of the artifact (pg_restore --list reads the head).
+  await drainStream(await access.open(), hooks.signal);
   const checks = await engine.verify(engineContext(services, job, hooks, clientName), {
     manifest,
     ...access,
@@ -332,7 +396,22 @@ async function runVerify(
     sha256: manifest.sha256,
     size_bytes: manifest.size_bytes,
     sha256_ok: true,
+    ...(manifest.plain_sha256 ? { plain_sha256_ok: true } : {}),
     duration_ms: Date.now() - started,
     checks,
   };
+}
+
+/** Reads a stream to its end (a verifying stream fails there if the bytes are wrong). */
+async function drainStream(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      signal.throwIfAborted();
+      if ((await reader.read()).done) return;
+    }
+  } catch (error) {
+    reader.cancel(error).catch(() => {});
+    throw error;
+  }
 }

@@ -157,9 +157,8 @@ export async function sweepOrphanArtifacts(services: Services): Promise<string[]
     );
     if (live) continue;
     if (jobs.length === 0) {
-      const path = repo.localPath(key);
-      const info = path ? await Deno.stat(path).catch(() => null) : null;
-      const age = info?.mtime ? now - info.mtime.getTime() : Infinity;
+      const info = await repo.stat(key);
+      const age = info?.modified_at !== undefined ? now - info.modified_at : Infinity;
       if (age <= ttl) continue;
     }
     // Looked at again right before removal: a job may have finished since the listing.

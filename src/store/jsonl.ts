@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import { CairnError } from "../errors.ts";
 import type { Job, JobStatus, Schedule } from "../jobs/types.ts";
-import { syncDirSync } from "../fs_sync.ts";
+import { syncDirSync } from "../io/fs_sync.ts";
 import { logger } from "../log.ts";
 import { type BaseOptions, BaseStore, decodeCursor, matchesFilter, type Tx } from "./base.ts";
 import type { PageOptions } from "./store.ts";

@@ -7,6 +7,11 @@ import { json, spawnDaemon, waitFor, waitForJob } from "../helpers/daemon.ts";
 const KEY = "test-admin-key-42";
 const enc = encodeURIComponent;
 
+/** A directory client whose backup takes seconds: gzip -9 over random bytes, on purpose. */
+function SLOW(path: string) {
+  return { kind: "directory", path, compression: "gzip", compression_level: 9 };
+}
+
 async function bigDir(dir: string, mib: number): Promise<string> {
   const src = join(dir, "big");
   await Deno.mkdir(src, { recursive: true });
@@ -258,7 +263,7 @@ Deno.test("e2e: cancel a pending job and a running one", async () => {
   await withTempDir(async (dir) => {
     const src = await bigDir(dir, 300);
     const d = await spawnDaemon(
-      await daemonConfig(dir, { big: { kind: "directory", path: src } }, { worker_concurrency: 1 }),
+      await daemonConfig(dir, { big: SLOW(src) }, { worker_concurrency: 1 }),
       { adminKey: KEY },
     );
     try {
@@ -495,7 +500,7 @@ Deno.test("e2e: a 6-field cron schedule fires within seconds and prunes by its p
 Deno.test("e2e: SIGKILL the daemon during a backup; after restart the job completes with exactly one listed backup", async () => {
   await withTempDir(async (dir) => {
     const src = await bigDir(dir, 160);
-    const config = await daemonConfig(dir, { big: { kind: "directory", path: src } }, {
+    const config = await daemonConfig(dir, { big: SLOW(src) }, {
       worker_lease_ttl_minutes: 0.05,
       worker_max_attempts: 3,
     });

@@ -49,7 +49,7 @@ Deno.test("cli: backup --json prints the finished job record alone; list and job
     }
     assert.equal(job.status, "completed");
     assert.equal(job.label, "weekly");
-    assert.match(job.key, /^backups\/files\/\d{8}T\d{9}Z-weekly\.tar\.gz$/);
+    assert.match(job.key, /^backups\/files\/\d{8}T\d{9}Z-weekly\.tar\.zst$/);
     assert.deepEqual(Object.keys(job.result).sort(), [
       "bytes",
       "duration_ms",

@@ -160,7 +160,10 @@ Deno.test("fault: a CLI backup killed with SIGKILL mid-job is finished by the da
     for (let i = 0; i < 160; i++) await f.write(chunk);
     f.close();
     const config = await writeConfig(dir, {
-      clients: { big: { kind: "directory", path: src } },
+      // gzip -9 over random bytes: a backup that takes seconds, on purpose.
+      clients: {
+        big: { kind: "directory", path: src, compression: "gzip", compression_level: 9 },
+      },
       backup: {
         worker_lease_ttl_minutes: 0.05,
         worker_max_attempts: 3,

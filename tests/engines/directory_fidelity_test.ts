@@ -97,7 +97,7 @@ Deno.test({
         );
         // One copy of the hard-linked data in the archive, the others are link entries.
         const listing = await new Deno.Command("tar", {
-          args: ["-tvzf", join(dir, "repo", key)],
+          args: ["--zstd", "-tvf", join(dir, "repo", key)],
           stdout: "piped",
         }).output();
         const lines = new TextDecoder().decode(listing.stdout).split("\n");

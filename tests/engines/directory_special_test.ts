@@ -10,7 +10,8 @@ import { pyBuild } from "../helpers/tree.ts";
 const asRoot = Deno.uid() === 0;
 
 async function tarList(path: string): Promise<string[]> {
-  const out = await new Deno.Command("tar", { args: ["-tzf", path], stdout: "piped" }).output();
+  const out = await new Deno.Command("tar", { args: ["--zstd", "-tf", path], stdout: "piped" })
+    .output();
   assert.ok(out.success);
   return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).sort();
 }
@@ -63,6 +64,10 @@ Deno.test({
           log,
         ],
       }).spawn();
+      // The writer must be appending before tar starts: tar now reads 32 MiB in a
+      // fraction of a second (zstd keeps pace), less than python takes to start on a
+      // loaded machine.
+      while ((await Deno.stat(log)).size <= 32 << 20) await new Promise((r) => setTimeout(r, 5));
       const services = await testServices(dir, { files: { kind: "directory", path: src } });
       try {
         const b = await run(services, { kind: "backup", client_name: "files" });

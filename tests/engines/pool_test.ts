@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { forEachConcurrently } from "../../src/engines/pool.ts";
+import { forEachConcurrently } from "../../src/io/pool.ts";
 
 const tick = (ms = 1) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ByteQueue } from "../../src/engines/byte_queue.ts";
+import { ByteQueue } from "../../src/io/byte_queue.ts";
 import { eofBody, markPrefixAtEnd, searcher } from "../../src/engines/redis/replication.ts";
 
 const enc = new TextEncoder();

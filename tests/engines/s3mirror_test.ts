@@ -9,7 +9,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import type { Services } from "../../src/runtime/services.ts";
-import { forEachConcurrently } from "../../src/engines/pool.ts";
+import { forEachConcurrently } from "../../src/io/pool.ts";
 import { mountTmpfs, SKIP_FAULTS } from "../helpers/mounts.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { startS3Proxy } from "../helpers/s3_proxy.ts";

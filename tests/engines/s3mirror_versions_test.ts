@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { Job } from "../../src/jobs/types.ts";
 import type { Services } from "../../src/runtime/services.ts";
-import { forEachConcurrently } from "../../src/engines/pool.ts";
+import { forEachConcurrently } from "../../src/io/pool.ts";
 import { filesUnder } from "../helpers/crash.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { run, testServices } from "../helpers/services.ts";

@@ -47,7 +47,7 @@ Deno.test("fs repository: without syncfs, each deferred file is synced, and one 
     }
     await repo.remove("mirrors/m/1/7.bin");
     await repo.syncDeferred();
-    assert.deepEqual(await repo.stat("mirrors/m/2/5.bin"), { key: "mirrors/m/2/5.bin", size: 1 });
+    assert.equal((await repo.stat("mirrors/m/2/5.bin"))?.size, 1);
     assert.equal(await repo.stat("mirrors/m/1/7.bin"), null);
   });
 });

@@ -67,3 +67,51 @@ Deno.test("any repository key must stay inside", () => {
   }
   assertSafeKey("mirrors/c/some key+with%odd/ünïcode");
 });
+
+Deno.test("chained extensions: every base with every compression and encryption, and nothing else", () => {
+  const bases = ["dump", "rdb", "sqlite", "tar", "mirror.json"];
+  const compressions = ["", ".zst", ".gz"];
+  const encryptions = ["", ".age"];
+  let valid = 0;
+  for (const base of bases) {
+    for (const c of compressions) {
+      for (const e of encryptions) {
+        const ext = base + c + e;
+        const p = parseKey(`backups/x/20261121T020000000Z-l.${ext}`);
+        assert.deepEqual(
+          [p.ext, p.base, p.compression, p.encrypted],
+          [ext, base, c === "" ? null : c.slice(1), e === ".age"],
+        );
+        valid++;
+      }
+    }
+  }
+  assert.equal(valid, 30);
+  // Wrong order, doubled, unknown or bare suffixes: refused, with the grammar in words.
+  for (
+    const ext of [
+      "tar.age.zst",
+      "dump.zst.zst",
+      "rdb.gz.zst",
+      "sqlite.age.age",
+      "zst",
+      "age",
+      "tar.xz",
+      "tar.zstd",
+      "dump.ZST",
+      "mirror.json.zst.age.gz",
+      "tar.tar",
+    ]
+  ) {
+    const problem = keyProblem(`backups/x/20261121T020000000Z-l.${ext}`);
+    assert.match(problem ?? "", /then optionally \.zst or \.gz, then optionally \.age/, ext);
+  }
+  // The release before the pipeline wrote .tar.gz: it is "tar" gzipped.
+  const legacy = parseKey("backups/u/20261121T020000000Z-v1.tar.gz");
+  assert.deepEqual([legacy.base, legacy.compression, legacy.encrypted], ["tar", "gz", false]);
+  assert.equal(
+    backupKey("x", new Date("2026-11-21T02:00:00Z"), "l", "rdb.zst.age"),
+    "backups/x/20261121T020000000Z-l.rdb.zst.age",
+  );
+  assert.throws(() => backupKey("x", new Date(), "l", "rdb.age.zst"), CairnError);
+});

@@ -154,7 +154,7 @@ Deno.test({
           d,
           clientDir,
           "files",
-          (n) => n.endsWith(".tar.gz"),
+          (n) => n.endsWith(".tar.zst"),
           async (_, name) => {
             const state = await repoState(repo);
             return !state.manifests.has(`backups/files/${name}`);

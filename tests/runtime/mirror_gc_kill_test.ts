@@ -12,7 +12,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { forEachConcurrently } from "../../src/engines/pool.ts";
+import { forEachConcurrently } from "../../src/io/pool.ts";
 import { filesUnder } from "../helpers/crash.ts";
 import { json, type RunningDaemon, spawnDaemon, waitForJob } from "../helpers/daemon.ts";
 import { startS3 } from "../helpers/s3.ts";

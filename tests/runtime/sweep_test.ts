@@ -48,7 +48,7 @@ Deno.test("sweep: an artifact without a manifest goes when no live job holds its
       // 1: no job, written just now (a job on another store could be writing it): kept.
       // 2: no job, older than the lease TTL: removed.
       const old = new Date(Date.now() - 16 * 60_000);
-      await Deno.utime(repository.localPath(key(2))!, old, old);
+      await Deno.utime(join(dir, "repo", key(2)), old, old);
       // 3: held by a job running under this process's live lease: kept.
       const live = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
         claimAs: { owner: services.owner, leaseMs: 60_000 },

@@ -18,18 +18,6 @@ import { restoreTag, settleInterrupted } from "./interrupted.ts";
 
 type DirectoryClient = Extract<ClientConfig, { kind: "directory" }>;
 
-function gunzip(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  return stream.pipeThrough(
-    new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
-  );
-}
-
-function gzip(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  return stream.pipeThrough(
-    new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
-  );
-}
-
 async function checkSource(root: string, clientName: string): Promise<void> {
   // A restore into this directory killed part way would be backed up half swapped.
   await settleInterrupted(root, "the backup");
@@ -63,7 +51,7 @@ async function checkSource(root: string, clientName: string): Promise<void> {
  */
 export const directoryEngine: Engine<DirectoryClient> = {
   kind: "directory",
-  extension: "tar.gz",
+  extension: "tar",
 
   async backup(ctx: EngineContext<DirectoryClient>) {
     const root = resolve(ctx.client.path);
@@ -78,9 +66,9 @@ export const directoryEngine: Engine<DirectoryClient> = {
       }),
       { stdin: "null", stdout: "piped", signal: ctx.signal },
     );
-    // The counts are of the very bytes stored: the parser sits on the stream to gzip.
+    // The counts are of the very bytes stored: the parser sits on the plain tar stream.
     const counting = countingTransform();
-    const body = gzip(tar.child.stdout.pipeThrough(counting.transform));
+    const body = tar.child.stdout.pipeThrough(counting.transform);
     const facts = (async (): Promise<BackupFacts> => {
       const { code, stderr } = await tar.done;
       const report = createOutcome(code, stderr, root, ctx.clientName);
@@ -102,7 +90,7 @@ export const directoryEngine: Engine<DirectoryClient> = {
         counters.changed_while_reading = report.changed_while_reading;
       }
       return {
-        tool_versions: { tar: `GNU tar ${version.text}`, format: "tar+gzip (GNU tar, pax)" },
+        tool_versions: { tar: `GNU tar ${version.text}`, format: "tar (GNU tar, pax)" },
         facts: {
           path: root,
           ...all,
@@ -195,7 +183,7 @@ export const directoryEngine: Engine<DirectoryClient> = {
   },
 
   async verify(ctx: EngineContext<DirectoryClient>, request: VerifyRequest) {
-    const counts = await countTar(gunzip(await request.read()));
+    const counts = await countTar(await request.open());
     ctx.signal.throwIfAborted();
     const expected = request.manifest.facts as { files?: number; bytes?: number };
     const problems: string[] = [];
@@ -241,8 +229,10 @@ async function extract(
       controller.enqueue(chunk);
     },
   });
-  // Progress counts the stored bytes, the unit of bytes_total (the artifact's size).
-  const fed = gunzip((await request.read()).pipeThrough(progress))
+  // Progress counts the plain tar bytes the pipeline hands over (bytes_total is the
+  // plain artifact's size, see runtime/execute.ts).
+  const fed = (await request.open())
+    .pipeThrough(progress)
     .pipeThrough(counting.transform)
     .pipeTo(tar.child.stdin, { signal: ctx.signal })
     .catch((error) => error);

@@ -1,4 +1,3 @@
-import { constants, deflateRawSync } from "node:zlib";
 import type { Sql } from "./conn.ts";
 
 /** The user tables whose rows a dump carries: no system schemas, nothing owned by an extension. */
@@ -81,61 +80,6 @@ export async function countRows(
     tx.unsafe<Array<{ n: string }>>("SELECT count(*)::text AS n FROM pg_largeobject_metadata")
   );
   return { tables, large_objects: Number(n) };
-}
-
-/** The largest user tables by size on disk, TOAST included. */
-const LARGEST_TABLES = `
-  SELECT n.nspname AS schema, c.relname AS name, pg_total_relation_size(c.oid)::float8 AS bytes
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind = 'r'
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-  ORDER BY 3 DESC LIMIT 3`;
-
-/** Rows read per sampled table: enough text for zlib's ratio to settle, in milliseconds. */
-const SAMPLE_ROWS = 2000;
-
-/**
- * How many times the data is expected to shrink under zlib (level 6): a few pages
- * of each of the three largest tables (TABLESAMPLE SYSTEM reads only the pages it
- * picks), their rows as text, each table's ratio weighted by its size. Null when
- * there is nothing to sample, or the sample fails. `sql` must be in a transaction.
- */
-export async function sampleCompressionRatio(sql: Sql): Promise<number | null> {
-  // Inside the dump's snapshot transaction: a failing sample (a table this role
-  // cannot read, say) must not abort it. pg_dump then reports such a table itself.
-  await sql.unsafe("SAVEPOINT cairn_sample");
-  try {
-    const ratio = await sampleTables(sql);
-    await sql.unsafe("RELEASE SAVEPOINT cairn_sample");
-    return ratio;
-  } catch {
-    await sql.unsafe("ROLLBACK TO SAVEPOINT cairn_sample");
-    return null;
-  }
-}
-
-async function sampleTables(sql: Sql): Promise<number | null> {
-  let bytes = 0;
-  let packed = 0;
-  const tables = await sql.unsafe<Array<{ schema: string; name: string; bytes: number }>>(
-    LARGEST_TABLES,
-  );
-  for (const table of tables) {
-    if (!(table.bytes > 0)) continue;
-    // About 64 pages' worth of the table, at least 0.001 percent of it.
-    const percent = Math.min(100, Math.max(0.001, (64 * 8192 * 100) / table.bytes));
-    const rows = await sql.unsafe<Array<{ row: string }>>(
-      `SELECT t::text AS row FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)} t
-       TABLESAMPLE SYSTEM (${percent.toFixed(6)}) LIMIT ${SAMPLE_ROWS}`,
-    );
-    if (rows.length === 0) continue;
-    const text = new TextEncoder().encode(rows.map((r) => r.row).join("\n"));
-    const deflated = deflateRawSync(text, { level: 6, finishFlush: constants.Z_FINISH });
-    bytes += table.bytes;
-    packed += table.bytes * (deflated.length / text.length);
-  }
-  return bytes > 0 && packed > 0 ? bytes / packed : null;
 }
 
 /**

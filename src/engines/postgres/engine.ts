@@ -4,87 +4,14 @@ import { logger } from "../../log.ts";
 import { VERSION } from "../../version.ts";
 import type { BackupFacts, Engine, RestoreRequest, VerifyRequest } from "../engine.ts";
 import { spawnTool, type Tool } from "../process.ts";
-import {
-  compareCounts,
-  countRows,
-  type Counts,
-  manifestTables,
-  sampleCompressionRatio,
-} from "./catalog.ts";
+import { compareCounts, countRows, type Counts, manifestTables } from "./catalog.ts";
 import { parsePgUrl, pgError, restoreDestination, type Sql, toolEnv } from "./conn.ts";
 import { toolFailure } from "./pg_restore.ts";
 import { dropDatabase, open, openAdmin } from "./databases.ts";
 import { restoreTables, restoreWhole } from "./restore.ts";
 import { restoreInto } from "./pg_restore.ts";
 import { assertDumpCanRead, toolVersion } from "./tools.ts";
-import { recompressArchive } from "./archive_recompress.ts";
-import { DeflatePool } from "./deflate_pool.ts";
-import {
-  chooseCompression,
-  type CompressionSetting,
-  parseCompressionSetting,
-  wantsSample,
-} from "./compression_choice.ts";
-
-/** pg_dump's own default level for the custom format (zlib's default). */
-const DUMP_LEVEL = 6;
-
-function compressionSetting(): CompressionSetting {
-  try {
-    return parseCompressionSetting(Deno.env.get("CAIRN_PG_COMPRESSION"));
-  } catch (error) {
-    throw new CairnError("CONFIG_INVALID", (error as Error).message);
-  }
-}
-
 type PostgresClient = Extract<ClientConfig, { kind: "postgres" }>;
-
-/**
- * pg_dump's uncompressed archive, compressed by `pool`. An archive that stops short
- * because pg_dump failed is reported as pg_dump's failure (its stderr says why),
- * not as an unreadable archive.
- */
-async function* recompressed(tool: Tool, pool: DeflatePool): AsyncGenerator<Uint8Array> {
-  try {
-    yield* recompressArchive(
-      readInto(tool.child.stdout),
-      (plain, room) => pool.deflate(plain, room),
-      {
-        level: DUMP_LEVEL,
-        inFlight: pool.threads * 2,
-      },
-    );
-  } catch (error) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const status = await Promise.race([
-      tool.exited,
-      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 2000)),
-    ]);
-    clearTimeout(timer);
-    if (status && !status.success) throw toolFailure(tool, "pg_dump", status);
-    throw error;
-  }
-}
-
-/**
- * A byte stream read into one reused buffer: ArchiveRecompressor copies what it
- * keeps, and a fresh 64 KiB buffer per read of a GiB-sized dump would leave tens
- * of MiB of garbage between collections.
- */
-async function* readInto(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader({ mode: "byob" });
-  let buffer = new Uint8Array(256 * 1024);
-  try {
-    for (;;) {
-      const { done, value } = await reader.read(buffer);
-      if (done || !value) return;
-      yield value;
-      buffer = new Uint8Array(value.buffer);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
 
 /**
  * PostgreSQL through pg_dump's custom format, streamed. Row counts are taken in
@@ -112,12 +39,10 @@ export const postgresEngine: Engine<PostgresClient> = {
     let reserved: Awaited<ReturnType<Sql["reserve"]>> | null = null;
     let envCleanup: (() => Promise<void>) | null = null;
     let tool: Tool | null = null;
-    let pool: DeflatePool | null = null;
     let counter: Sql | null = null;
     let counting: Promise<unknown> | null = null;
     const stopCounting = new AbortController();
     const cleanup = async () => {
-      pool?.close();
       stopCounting.abort();
       await counting?.catch(() => {});
       await counter?.end({ timeout: 5 }).catch(() => {});
@@ -150,32 +75,14 @@ export const postgresEngine: Engine<PostgresClient> = {
       >`SELECT pg_database_size(current_database())::text AS size`;
       const env = await toolEnv(target, ctx.scratch);
       envCleanup = env.cleanup;
-      // pg_dump compresses on one core, which for poorly compressible data makes it
-      // the whole backup's bottleneck. Then cairn asks for an uncompressed archive
-      // and compresses its data on worker threads into the archive pg_dump would
-      // have written (see archive_recompress.ts and compression_choice.ts).
-      const inputs = {
-        setting: compressionSetting(),
-        dumpMajor: dump.major,
-        cores: navigator.hardwareConcurrency ?? 1,
-        databaseBytes: Number(size),
-      };
-      const choice = chooseCompression({
-        ...inputs,
-        sampleRatio: wantsSample(inputs)
-          ? await sampleCompressionRatio(reserved as unknown as Sql)
-          : null,
-      });
-      const recompress = choice.by === "cairn";
-      if (recompress) pool = new DeflatePool({ level: DUMP_LEVEL });
-      const compression = pool
-        ? `zlib level ${DUMP_LEVEL}, by cairn on ${pool.threads} thread(s) (${choice.why})`
-        : `pg_dump's own (${choice.why})`;
+      // An uncompressed archive: the artifact pipeline compresses it (zstd by
+      // default, off pg_dump's single core), and pg_restore reads either kind.
+      const compression = "none in the archive (the pipeline compresses the artifact)";
       tool = spawnTool(
         dump.bin,
         [
           "--format=custom",
-          ...(recompress ? ["--compress=0"] : []),
+          "--compress=0",
           "--no-password",
           `--snapshot=${snapshot}`,
         ],
@@ -227,11 +134,7 @@ export const postgresEngine: Engine<PostgresClient> = {
         };
       })();
       facts.catch(() => {});
-      const deflater = pool;
-      const body = deflater
-        ? ReadableStream.from(recompressed(started, deflater))
-        : started.child.stdout;
-      return { body, facts, cleanup };
+      return { body: started.child.stdout, facts, cleanup };
     } catch (error) {
       await cleanup();
       throw pgError(error, target);

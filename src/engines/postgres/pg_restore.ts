@@ -22,21 +22,38 @@ function restoreBin(ctx: EngineContext) {
 }
 
 /**
- * Runs pg_restore on the artifact: as a checked local file when the repository
- * has one (faster than a pipe: pg_restore's small reads would wake both processes
- * thousands of times, and damage is found before anything is restored), else fed
- * through stdin from the verifying stream (damage then kills pg_restore before it
- * sees the end of its input). Resolves with stdout when `capture` is set.
+ * Runs pg_restore on the plain archive: a restore on a checked plain scratch file
+ * (`file`: pg_restore seeks, and --use-list reorders entries, which a pipe cannot
+ * serve; damage is found before anything is restored), a listing fed through stdin
+ * from the proven stream (it reads only the archive's head). Resolves with stdout
+ * when `capture` is set.
  */
 async function runOnArchive(
   ctx: EngineContext,
   artifact: ArtifactAccess,
   args: string[],
   env: Record<string, string>,
-  options: { capture: boolean; verified: boolean },
+  options: { capture: boolean; file: boolean },
 ): Promise<string> {
   const bin = (await restoreBin(ctx)).bin;
-  const file = options.verified ? await artifact.verifiedFile() : artifact.rawPath;
+  const plain = options.file ? await artifact.file() : null;
+  try {
+    return await runOn(ctx, bin, artifact, plain?.path ?? null, args, env, options.capture);
+  } finally {
+    await plain?.release();
+  }
+}
+
+async function runOn(
+  ctx: EngineContext,
+  bin: string,
+  artifact: ArtifactAccess,
+  file: string | null,
+  args: string[],
+  env: Record<string, string>,
+  capture: boolean,
+): Promise<string> {
+  const options = { capture };
   const tool = spawnTool(bin, file !== null ? [...args, "--", file] : args, {
     env,
     stdin: file !== null ? "null" : "piped",
@@ -92,7 +109,7 @@ function offlineEnv(): Record<string, string> {
 export function archiveList(ctx: EngineContext, artifact: ArtifactAccess): Promise<string> {
   return runOnArchive(ctx, artifact, ["--list"], offlineEnv(), {
     capture: true,
-    verified: false,
+    file: false,
   });
 }
 
@@ -100,7 +117,7 @@ export function archiveList(ctx: EngineContext, artifact: ArtifactAccess): Promi
 export function archiveScript(ctx: EngineContext, artifact: ArtifactAccess): Promise<string> {
   return runOnArchive(ctx, artifact, ["--verbose", "--schema-only", "--file=-"], offlineEnv(), {
     capture: true,
-    verified: false,
+    file: false,
   });
 }
 
@@ -140,7 +157,7 @@ export async function restoreInto(
       ...(options.listFile ? [`--use-list=${options.listFile}`] : []),
     ];
     ctx.progress({ bytes_done: 0, phase: "pg_restore" });
-    await runOnArchive(ctx, artifact, args, env, { capture: false, verified: true });
+    await runOnArchive(ctx, artifact, args, env, { capture: false, file: true });
   } finally {
     await cleanup();
   }

@@ -10,8 +10,7 @@ import type {
   VerifyRequest,
 } from "../engine.ts";
 import { withSideConsumer } from "../side_channel.ts";
-import { fileChunks } from "../../repository/file_chunks.ts";
-import { checkRdbChecksum, checkRdbFile } from "./rdb_check.ts";
+import { fileChunks } from "../../io/file_chunks.ts";
 import { inspectRdb, RdbError, RdbReader } from "./rdb_reader.ts";
 import { replay } from "./replay.ts";
 import { parseInfo, RedisConnection } from "./resp.ts";
@@ -125,20 +124,25 @@ export const redisEngine: Engine<RedisClient> = {
         bytes_total: request.manifest.size_bytes,
         phase: "checking the artifact",
       });
-      // The whole artifact is checked before the first write, by the CRC-64 that the
-      // Redis which wrote it computed over every byte (a third of a sha256 pass's
-      // cost); an RDB saved without one is checked against the manifest's sha256.
-      const expected = { key: request.manifest.key, size: request.manifest.size_bytes };
-      const onProgress = (bytes: number) =>
-        ctx.progress({
-          bytes_done: bytes,
-          bytes_total: request.manifest.size_bytes,
-          phase: "checking the artifact",
-        });
-      const proof = request.rawPath !== null
-        ? await checkRdbFile(request.rawPath, expected, ctx.signal, onProgress)
-        : await checkRdbChecksum(await request.raw(), expected, ctx.signal, onProgress);
-      if (proof.checksum === "absent") await request.check();
+      // The whole artifact is proven against the manifest (stored and plain sha256)
+      // before the first write, into a plain scratch file; the replay then reads that
+      // file in MiB chunks (a third of the cost of a stream's 64 KiB ones, and more
+      // entries whole in one chunk for the replay's fast path), except while a big
+      // collection is replayed element by element: parsing a MiB of small fields
+      // outlives several scavenges, and promoted chunks waited for a full GC (a
+      // five-million-field hash took the RSS 100 MiB higher).
+      const plain = await request.file();
+      let readSize = READ_FAST;
+      let reader: RdbReader;
+      try {
+        reader = new RdbReader(
+          await fileChunks(await Deno.open(plain.path), { chunk: () => readSize }),
+          { checksum: false },
+        );
+      } catch (error) {
+        await plain.release();
+        throw error;
+      }
       if (request.flush) {
         if (intoDb === null) await conn.ok(["FLUSHALL"]);
         else {
@@ -148,22 +152,6 @@ export const redisEngine: Engine<RedisClient> = {
         }
       }
       ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
-      // A local file was just checked whole: no second CRC pass, and it is read in
-      // MiB chunks (a third of the cost of the file stream's 64 KiB ones, and more
-      // entries whole in one chunk for the replay's fast path), except while a big
-      // collection is replayed element by element: parsing a MiB of small fields
-      // outlives several scavenges, and promoted chunks waited for a full GC (a
-      // five-million-field hash took the RSS 100 MiB higher). A download is read
-      // again, so it is checked again as it comes (by CRC-64, or by sha256).
-      let readSize = READ_FAST;
-      const reader = proof.checksum === "ok"
-        ? new RdbReader(
-          request.rawPath !== null
-            ? await fileChunks(await Deno.open(request.rawPath), { chunk: () => readSize })
-            : await request.raw(),
-          { checksum: request.rawPath === null },
-        )
-        : new RdbReader(await request.read(), { checksum: false });
       try {
         await reader.header();
         const result = await replay(conn, reader, {
@@ -175,6 +163,8 @@ export const redisEngine: Engine<RedisClient> = {
       } catch (error) {
         await reader.q.cancel(error).catch(() => {}); // closes the file on a failed replay
         throw rdbFailure(error, request.manifest.key);
+      } finally {
+        await plain.release();
       }
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
@@ -185,7 +175,7 @@ export const redisEngine: Engine<RedisClient> = {
   async verify(ctx: EngineContext<RedisClient>, request: VerifyRequest) {
     let rdb;
     try {
-      rdb = await inspectRdb(await request.read(), ctx.signal);
+      rdb = await inspectRdb(await request.open(), ctx.signal);
     } catch (error) {
       throw rdbFailure(error, request.manifest.key);
     }

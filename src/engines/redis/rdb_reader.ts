@@ -1,4 +1,4 @@
-import { ByteQueue } from "../byte_queue.ts";
+import { ByteQueue } from "../../io/byte_queue.ts";
 import { Crc64 } from "./crc64.ts";
 import { listpackEntries } from "./listpack.ts";
 import { lzfDecompress } from "./lzf.ts";

@@ -1,5 +1,5 @@
 import { CairnError } from "../../errors.ts";
-import { ByteQueue } from "../byte_queue.ts";
+import { ByteQueue } from "../../io/byte_queue.ts";
 import { describe, type RedisTarget } from "./url.ts";
 
 export type Reply = string | number | Uint8Array | null | RedisReplyError | Reply[];

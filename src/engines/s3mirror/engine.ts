@@ -4,7 +4,7 @@ import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError, isCairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
 import { logger } from "../../log.ts";
-import { verifyingStream } from "../../repository/hashing.ts";
+import { verifyingStream } from "../../io/hashing.ts";
 import { VERSION } from "../../version.ts";
 import type {
   BackupFacts,
@@ -13,7 +13,7 @@ import type {
   RestoreRequest,
   VerifyRequest,
 } from "../engine.ts";
-import { forEachConcurrently } from "../pool.ts";
+import { forEachConcurrently } from "../../io/pool.ts";
 import { parseS3Target } from "./keys.ts";
 import { listingStream, type MirrorEntry, parseListing, readState, writeState } from "./listing.ts";
 import { storedObjectKey } from "./object_names.ts";
