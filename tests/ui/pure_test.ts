@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { cronIntervalMs, cronPreview, formatInZone } from "../../src/ui/cron_preview.ts";
+import { csrfProblem } from "../../src/ui/csrf.ts";
+import { formatBytes, formatDuration } from "../../src/ui/format.ts";
+import { clientHealth } from "../../src/ui/health.ts";
+import { SignInLimiter } from "../../src/ui/rate_limit.ts";
+import { parseTables, replacedDescription, restoreOptions } from "../../src/ui/restore_form.ts";
+import { SessionStore } from "../../src/ui/session.ts";
+
+const H = 3_600_000;
+
+Deno.test("ui health: failing, never, overdue and ok, from the last backups and the schedule", () => {
+  const now = 100 * H;
+  const done = (at: number) => ({ status: "completed" as const, finished_at: at });
+  const failed = (at: number) => ({ status: "failed" as const, finished_at: at });
+  const cancelled = (at: number) => ({ status: "cancelled" as const, finished_at: at });
+  assert.equal(clientHealth({ finished: [], lastSuccessAt: null, intervalMs: H, now }), "never");
+  assert.equal(
+    clientHealth({ finished: [failed(99 * H)], lastSuccessAt: null, intervalMs: null, now }),
+    "failing",
+  );
+  assert.equal(
+    clientHealth({
+      finished: [failed(99 * H), done(98 * H)],
+      lastSuccessAt: 98 * H,
+      intervalMs: H,
+      now,
+    }),
+    "failing",
+  );
+  // A cancelled run says nothing about health: the one before it counts.
+  assert.equal(
+    clientHealth({
+      finished: [cancelled(99 * H), done(99 * H)],
+      lastSuccessAt: 99 * H,
+      intervalMs: H,
+      now,
+    }),
+    "ok",
+  );
+  // Overdue past twice the interval, not at it.
+  assert.equal(
+    clientHealth({ finished: [done(98 * H)], lastSuccessAt: 98 * H, intervalMs: H, now }),
+    "ok",
+  );
+  assert.equal(
+    clientHealth({ finished: [done(98 * H - 1)], lastSuccessAt: 98 * H - 1, intervalMs: H, now }),
+    "overdue",
+  );
+  // No schedule: never overdue.
+  assert.equal(
+    clientHealth({ finished: [done(1)], lastSuccessAt: 1, intervalMs: null, now }),
+    "ok",
+  );
+});
+
+Deno.test("ui cron preview: the next 5 runs in the schedule's zone, across a DST change", () => {
+  const after = new Date("2026-10-23T12:00:00Z");
+  const p = cronPreview("30 2 * * *", "Europe/Berlin", after);
+  assert.ok(p.ok);
+  assert.deepEqual(p.runs.map((r) => r.toISOString()), [
+    "2026-10-24T00:30:00.000Z",
+    "2026-10-25T00:30:00.000Z", // CEST ends at 03:00 on 25 October: 02:30 comes twice, the first runs
+    "2026-10-26T01:30:00.000Z",
+    "2026-10-27T01:30:00.000Z",
+    "2026-10-28T01:30:00.000Z",
+  ]);
+  assert.equal(formatInZone(p.runs[1], "Europe/Berlin"), "2026-10-25 02:30 (Europe/Berlin)");
+  assert.equal(cronIntervalMs("0 */6 * * *", "UTC", after), 6 * H);
+  const bad = cronPreview("61 * * * *", "UTC", after);
+  assert.ok(!bad.ok && /61|minute/i.test(bad.problem), JSON.stringify(bad));
+  const zone = cronPreview("0 2 * * *", "Mars/Olympus", after);
+  assert.ok(!zone.ok && zone.problem.includes("unknown time zone"));
+  const fields = cronPreview("0 2 * *", "UTC", after);
+  assert.ok(!fields.ok && fields.problem.includes("got 4"));
+});
+
+Deno.test("ui csrf: cross-site headers or a missing or wrong token refuse a POST", () => {
+  const base = {
+    method: "POST",
+    ownOrigin: "http://127.0.0.1:4052",
+    origin: "http://127.0.0.1:4052",
+    secFetchSite: "same-origin",
+    sentToken: "tok",
+    sessionToken: "tok",
+  };
+  assert.equal(csrfProblem(base), null);
+  assert.equal(csrfProblem({ ...base, method: "GET", sentToken: undefined }), null);
+  assert.match(csrfProblem({ ...base, secFetchSite: "cross-site" })!, /Sec-Fetch-Site: cross-site/);
+  assert.match(csrfProblem({ ...base, secFetchSite: "same-site" })!, /same-site/);
+  assert.match(csrfProblem({ ...base, origin: "http://evil.example" })!, /Origin http:\/\/evil/);
+  assert.match(csrfProblem({ ...base, sentToken: undefined })!, /CSRF token/);
+  assert.match(csrfProblem({ ...base, sentToken: "other" })!, /CSRF token/);
+  // Old browsers send neither header: the token alone decides.
+  assert.equal(csrfProblem({ ...base, origin: undefined, secFetchSite: undefined }), null);
+  // Sign-in has no session token yet: only the headers are checked.
+  assert.equal(csrfProblem({ ...base, sentToken: undefined, sessionToken: undefined }), null);
+});
+
+Deno.test("ui sign-in limiter: 5 wrong keys lock an address for the rest of 15 minutes", () => {
+  let t = 0;
+  const limiter = new SignInLimiter(() => t);
+  for (let i = 0; i < 4; i++) limiter.fail("a");
+  assert.equal(limiter.retryAfterMs("a"), 0);
+  limiter.fail("a");
+  assert.equal(limiter.retryAfterMs("a"), 15 * 60_000);
+  assert.equal(limiter.retryAfterMs("b"), 0, "per address");
+  t = 15 * 60_000 - 1;
+  assert.equal(limiter.retryAfterMs("a"), 1);
+  t = 15 * 60_000;
+  assert.equal(limiter.retryAfterMs("a"), 0);
+  limiter.fail("b");
+  limiter.succeed("b");
+  assert.equal(limiter.retryAfterMs("b"), 0);
+});
+
+Deno.test("ui sessions: idle and absolute expiry; a deleted session is gone", () => {
+  let t = 0;
+  const store = new SessionStore(() => t, 10_000, 3_000);
+  const s = store.create();
+  assert.notEqual(s.id, s.csrf);
+  assert.ok(s.id.length >= 40);
+  t = 2_999;
+  assert.equal(store.get(s.id)?.id, s.id, "use moves the idle deadline");
+  t = 5_000;
+  assert.ok(store.get(s.id));
+  t = 8_001;
+  assert.equal(store.get(s.id), null, "idle for 3 s");
+  const s2 = store.create();
+  for (t = 8_001; t < 18_001; t += 2_000) assert.ok(store.get(s2.id));
+  t = 18_001;
+  assert.equal(store.get(s2.id), null, "absolute end");
+  const s3 = store.create();
+  store.delete(s3.id);
+  assert.equal(store.get(s3.id), null);
+});
+
+Deno.test("ui restore form: each kind's options and what a restore replaces, secrets masked", () => {
+  assert.equal(restoreOptions("redis").overwriteFlag, "flush");
+  assert.equal(restoreOptions("postgres").postgres, true);
+  assert.equal(restoreOptions("directory").postgres, false);
+  assert.equal(
+    replacedDescription({ kind: "directory", path: "/srv/data", exclude: [] } as never, undefined),
+    "the client's own directory /srv/data",
+  );
+  assert.equal(
+    replacedDescription(
+      { kind: "postgres", url: "postgres://u:pw@h:5432/app" } as never,
+      "postgres://u:hunter2@db:5432/copy",
+    ),
+    "postgres://u:***@db:5432/copy",
+  );
+  assert.equal(
+    replacedDescription(
+      { kind: "postgres", url: "postgres://u:pw@h:5432/app" } as never,
+      undefined,
+    ),
+    "the client's own database postgres://u:***@h:5432/app",
+  );
+  assert.deepEqual(parseTables("public.users\n orders , \n"), ["public.users", "orders"]);
+});
+
+Deno.test("ui format: bytes and durations", () => {
+  assert.equal(formatBytes(1536), "1.5 KiB");
+  assert.equal(formatBytes(512), "512 B");
+  assert.equal(formatDuration(200_000), "3 min 20 s");
+  assert.equal(formatDuration(3 * 86_400_000 + 4 * H), "3 d 4 h");
+});
