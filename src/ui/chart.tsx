@@ -20,8 +20,10 @@ function polyline(values: number[], width: number, height: number): string {
  */
 export function RunChart(props: { runs: RunPoint[]; label: string }) {
   const width = 120, height = 28;
-  const runs = props.runs.slice(-30);
-  if (runs.length === 0) return <span class="muted">no runs</span>;
+  const last = props.runs.slice(-30);
+  if (last.length === 0) return <span class="muted">no runs</span>;
+  // One run is a flat line across, not an invisible point.
+  const runs = last.length === 1 ? [last[0], last[0]] : last;
   return (
     <svg
       class="chart"

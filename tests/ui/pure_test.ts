@@ -6,6 +6,8 @@ import { clientHealth } from "../../src/ui/health.ts";
 import { SignInLimiter } from "../../src/ui/rate_limit.ts";
 import { parseTables, replacedDescription, restoreOptions } from "../../src/ui/restore_form.ts";
 import { SessionStore } from "../../src/ui/session.ts";
+import { progressText } from "../../src/ui/pages/jobs.tsx";
+import type { JobRecord } from "../../src/jobs/types.ts";
 
 const H = 3_600_000;
 
@@ -165,4 +167,45 @@ Deno.test("ui format: bytes and durations", () => {
   assert.equal(formatBytes(512), "512 B");
   assert.equal(formatDuration(200_000), "3 min 20 s");
   assert.equal(formatDuration(3 * 86_400_000 + 4 * H), "3 d 4 h");
+});
+
+Deno.test("ui progress: percent, bytes, rate since start and elapsed, for a running job", () => {
+  const job = {
+    status: "running",
+    started_at: "2026-11-30T10:00:00.000Z",
+    finished_at: null,
+    progress: { bytes_done: 50 * 1024 * 1024, bytes_total: 200 * 1024 * 1024, percent: 25 },
+  } as unknown as JobRecord;
+  assert.equal(
+    progressText(job, Date.parse("2026-11-30T10:00:10.000Z")),
+    "25 % · 50.0 MiB of 200.0 MiB · 5.0 MiB/s · 10 s",
+  );
+  const unknownTotal = {
+    ...job,
+    progress: { bytes_done: 2048, bytes_total: null, percent: null },
+  } as unknown as JobRecord;
+  assert.equal(
+    progressText(unknownTotal, Date.parse("2026-11-30T10:00:02.000Z")),
+    "2.0 KiB · 1.0 KiB/s · 2 s",
+  );
+  const pending = { ...job, started_at: null, progress: null } as unknown as JobRecord;
+  assert.equal(progressText(pending, 0), "–");
+});
+
+Deno.test("ui chart: one polyline each for size and duration, scaled to the box; one run is a line", async () => {
+  const { RunChart } = await import("../../src/ui/chart.tsx");
+  const svg = String(
+    await RunChart({
+      runs: [{ size: 10, durationMs: 1000 }, { size: 20, durationMs: 500 }],
+      label: "x",
+    }).toString(),
+  );
+  assert.match(svg, /<polyline class="size"[^>]* points="0\.0,27\.0 120\.0,1\.0"/);
+  assert.match(svg, /<polyline class="dur"[^>]* points="0\.0,1\.0 120\.0,14\.0"/);
+  const one = String(await RunChart({ runs: [{ size: 5, durationMs: 5 }], label: "y" }).toString());
+  assert.match(one, /points="0\.0,1\.0 120\.0,1\.0"/);
+  assert.equal(
+    String(await RunChart({ runs: [], label: "z" }).toString()),
+    '<span class="muted">no runs</span>',
+  );
 });
