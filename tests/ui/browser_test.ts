@@ -3,6 +3,7 @@
 // imported by version here and locked in deno.test.lock, never in deno.json or deno.lock.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+// deno-lint-ignore no-import-prefix -- test-only on purpose: kept out of deno.json and deno.lock
 import { type BrowserContext, chromium, type Page } from "npm:playwright-core@1.65.1";
 import { json, spawnDaemon } from "../helpers/daemon.ts";
 import { makeTree, withTempDir, writeConfig } from "../helpers/tmp.ts";

@@ -200,7 +200,7 @@ Deno.test("ui chart: one polyline each for size and duration, scaled to the box;
       label: "x",
     }).toString(),
   );
-  assert.match(svg, /<polyline class="size"[^>]* points="0\.0,27\.0 120\.0,1\.0"/);
+  assert.match(svg, /<polyline class="size"[^>]* points="0\.0,14\.0 120\.0,1\.0"/);
   assert.match(svg, /<polyline class="dur"[^>]* points="0\.0,1\.0 120\.0,14\.0"/);
   const one = String(await RunChart({ runs: [{ size: 5, durationMs: 5 }], label: "y" }).toString());
   assert.match(one, /points="0\.0,1\.0 120\.0,1\.0"/);
