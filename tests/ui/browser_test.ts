@@ -240,6 +240,38 @@ Deno.test({
           if (SHOTS) await page.screenshot({ path: `${SHOTS}/overview.png` });
         });
 
+        await t.step("phone width, keyboard and dark theme", async () => {
+          await page.setViewportSize({ width: 375, height: 700 });
+          for (const path of ["/", "/ui/jobs", "/ui/clients/files", "/ui/schedules", "/ui/dlq"]) {
+            await page.goto(daemon.url + path);
+            // Wide tables scroll inside their box; the page itself never scrolls sideways.
+            const width = await page.evaluate<number>("document.documentElement.scrollWidth");
+            assert.ok(width <= 375, `${path} is ${width}px wide at 375px`);
+            // Every form field has a label.
+            const unlabelled = await page.locator("input:not([type=hidden]), select, textarea")
+              .evaluateAll((els) =>
+                els.filter((e) => !(e as any).labels?.length).map((e) => e.outerHTML)
+              );
+            assert.deepEqual(unlabelled, [], path);
+          }
+          await page.setViewportSize({ width: 960, height: 600 });
+          await page.goto(daemon.url + "/");
+          await page.keyboard.press("Tab");
+          assert.equal(
+            await page.evaluate<string>("document.activeElement?.textContent"),
+            "Overview",
+          );
+          await page.keyboard.press("Tab");
+          await page.keyboard.press("Enter");
+          await page.waitForURL(/\/ui\/jobs$/);
+          const bg = () => page.evaluate<string>("getComputedStyle(document.body).backgroundColor");
+          await page.emulateMedia({ colorScheme: "light" });
+          assert.equal(await bg(), "rgb(255, 255, 255)");
+          await page.emulateMedia({ colorScheme: "dark" });
+          assert.equal(await bg(), "rgb(13, 17, 23)");
+          await page.emulateMedia({ colorScheme: "light" });
+        });
+
         await t.step("a cross-site form post is refused", async () => {
           const before = await json(await daemon.api(`/admin/backups/jobs/${failedId}`));
           const evilPage = await context.newPage();
