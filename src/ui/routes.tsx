@@ -64,8 +64,22 @@ const flashes = new WeakMap<Session, Flash>();
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/**
+ * The origin the browser sees: the request's, with the scheme a TLS-terminating proxy
+ * reports in X-Forwarded-Proto. Trusting it can only make the cookie stricter (Secure) or
+ * the Origin check expect https; it never lets another site in.
+ */
+function publicOrigin(c: Context): string {
+  const url = new URL(c.req.url);
+  const forwarded = c.req.header("x-forwarded-proto")?.split(",")[0].trim().toLowerCase();
+  const scheme = forwarded === "https" || forwarded === "http"
+    ? forwarded
+    : url.protocol.slice(0, -1);
+  return `${scheme}://${url.host}`;
+}
+
 function isTls(c: Context): boolean {
-  return new URL(c.req.url).protocol === "https:";
+  return publicOrigin(c).startsWith("https:");
 }
 
 function remoteAddress(c: Context): string {
@@ -154,7 +168,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
   const crossSite = (c: Context, sessionToken: string | undefined, sent: string | undefined) =>
     csrfProblem({
       method: c.req.method,
-      ownOrigin: new URL(c.req.url).origin,
+      ownOrigin: publicOrigin(c),
       origin: c.req.header("origin"),
       secFetchSite: c.req.header("sec-fetch-site"),
       sentToken: sent,
@@ -255,7 +269,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     if (!ref) return fallback;
     try {
       const url = new URL(ref);
-      return url.origin === new URL(c.req.url).origin && isUiPath(url.pathname)
+      return url.origin === publicOrigin(c) && isUiPath(url.pathname)
         ? url.pathname + url.search
         : fallback;
     } catch {

@@ -74,6 +74,19 @@ Deno.test("ui auth: sign-in sets a strict HttpOnly session cookie; the API's bea
     // Over TLS the cookie is Secure.
     const tls = await signIn(app, KEY, "https://cairn.example");
     assert.match(tls.headers.get("set-cookie")!, /Secure/);
+    // Behind a TLS-terminating proxy: https as X-Forwarded-Proto says, for the cookie and
+    // for the Origin check (the browser's Origin is https, the daemon's URL http).
+    const proxied = await app.request("http://cairn.example/ui/login", {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        origin: "https://cairn.example",
+        "x-forwarded-proto": "https",
+      },
+      body: new URLSearchParams({ key: KEY }),
+    });
+    assert.equal(proxied.status, 303);
+    assert.match(proxied.headers.get("set-cookie")!, /Secure/);
   });
 });
 
