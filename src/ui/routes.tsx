@@ -1,5 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { compress } from "hono/compress";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import { keyMatches } from "../api/auth.ts";
@@ -155,6 +156,9 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
   };
   app.use("/", headers);
   app.use("/ui/*", headers);
+  // Pages, htmx and CSS gzip to about a third; a download (octet-stream) is left as it is.
+  app.use("/", compress());
+  app.use("/ui/*", compress());
 
   app.get("/ui/assets/htmx.js", (c) => {
     c.header("Cache-Control", "public, max-age=86400");

@@ -229,5 +229,11 @@ Deno.test("ui pages: secrets are redacted as in the API; every page has a title 
     const htmx = await app.request(`${ORIGIN}/ui/assets/htmx.js`);
     assert.equal(htmx.status, 200);
     assert.match(await htmx.text(), /^var htmx=function/);
+    const gz = await app.request(`${ORIGIN}/ui/assets/htmx.js`, {
+      headers: { "accept-encoding": "gzip" },
+    });
+    assert.equal(gz.headers.get("content-encoding"), "gzip");
+    const zipped = (await gz.arrayBuffer()).byteLength;
+    assert.ok(zipped < 20_000, `htmx gzipped is ${zipped} bytes`);
   });
 });
