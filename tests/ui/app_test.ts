@@ -237,3 +237,59 @@ Deno.test("ui pages: secrets are redacted as in the API; every page has a title 
     assert.ok(zipped < 20_000, `htmx gzipped is ${zipped} bytes`);
   });
 });
+
+Deno.test("ui schedules: create, disable, edit; a bad cron is the API's message, nothing created", async () => {
+  await withApp(KEY, async (app, services) => {
+    const cookie = cookieOf(await signIn(app));
+    const csrf = csrfOf(
+      await (await app.request(`${ORIGIN}/ui/schedules`, { headers: { cookie } })).text(),
+    );
+    const post = async (path: string, body: Record<string, string>) => {
+      const res = await app.request(`${ORIGIN}${path}`, {
+        method: "POST",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded", origin: ORIGIN },
+        body: new URLSearchParams({ _csrf: csrf, ...body }),
+      });
+      assert.equal(res.status, 303, path);
+      const page = await (await app.request(`${ORIGIN}/ui/schedules`, { headers: { cookie } }))
+        .text();
+      return /role="(?:status|alert)">([^<]*)</.exec(page)?.[1];
+    };
+    const fields = {
+      client_name: "files",
+      cron: "0 3 * * *",
+      timezone: "Europe/Berlin",
+      label: "nightly",
+      keep_last: "3",
+      enabled: "true",
+    };
+    assert.match((await post("/ui/schedules", { ...fields, cron: "0 3 * *" }))!, /cron/);
+    assert.equal((await services.store.listSchedules()).length, 0);
+    assert.equal(await post("/ui/schedules", fields), "Schedule created");
+    const [s] = await services.store.listSchedules();
+    assert.deepEqual(
+      [s.client_name, s.cron, s.timezone, s.label, s.enabled, s.retention],
+      ["files", "0 3 * * *", "Europe/Berlin", "nightly", true, { keep_last: 3 }],
+    );
+    assert.equal(await post(`/ui/schedules/${s.id}/toggle`, {}), "Schedule updated");
+    assert.equal((await services.store.getSchedule(s.id))!.enabled, false);
+    assert.equal((await services.store.getSchedule(s.id))!.next_run_at, null);
+    assert.equal(
+      await post(`/ui/schedules/${s.id}`, { ...fields, cron: "30 4 * * 1" }),
+      "Schedule updated",
+    );
+    const edited = (await services.store.getSchedule(s.id))!;
+    assert.equal(edited.cron, "30 4 * * 1");
+    assert.equal(edited.enabled, true);
+    const preview = await (await app.request(
+      `${ORIGIN}/ui/schedules/preview?cron=${encodeURIComponent("0 3 * * *")}&timezone=Asia/Tokyo`,
+      { headers: { cookie } },
+    )).text();
+    assert.equal(preview.match(/<li[^>]*>[^<]*03:00 \(Asia\/Tokyo\)<\/li>/g)?.length, 5);
+    assert.equal(
+      await post(`/ui/schedules/${s.id}/delete`, {}),
+      "Schedule deleted; its jobs&#39; history is kept", // HTML-escaped, as every message is
+    );
+    assert.equal((await services.store.listSchedules()).length, 0);
+  });
+});

@@ -193,6 +193,35 @@ Deno.test({
           },
         );
 
+        await t.step("download a backup (bytes match its checksum), then delete it", async () => {
+          await page.goto(`${daemon.url}/ui/clients/files`);
+          const href = await page.getByRole("link", { name: "Download" }).first().getAttribute(
+            "href",
+          );
+          const res = await page.request.get(daemon.url + href);
+          assert.equal(res.status(), 200);
+          const body = new Uint8Array(await res.body());
+          const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+          assert.equal(
+            Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+            res.headers()["x-checksum-sha256"],
+          );
+          assert.match(
+            res.headers()["content-disposition"],
+            /^attachment; filename=".*\.tar\.gz"$/,
+          );
+          await page.getByRole("link", { name: "Restore or delete…" }).first().click();
+          await page.getByRole("button", { name: "Delete backup" }).click();
+          // The required confirmation box stops the form until it is ticked.
+          assert.equal(await page.locator("h1").textContent(), "Backup of files");
+          await page.getByLabel("Delete this backup and its manifest for good").check();
+          await page.getByRole("button", { name: "Delete backup" }).click();
+          assert.equal(await page.getByRole("status").textContent(), "Backup deleted");
+          assert.equal(await page.locator("h1").textContent(), "Client files");
+          const list = await json(await daemon.api("/admin/backups?client_name=files"));
+          assert.equal(list.data.backups.length, 0);
+        });
+
         let failedId = 0;
         await t.step("requeue a dead-lettered job", async () => {
           await page.goto(`${daemon.url}/ui/clients/broken`);
