@@ -4,6 +4,7 @@
  *   deno run -A tests/helpers/s3_server.ts DIR BUCKET[,BUCKET...]
  */
 // Test-only: imported by version here, not in deno.json, so the daemon never installs it.
+// deno-lint-ignore no-import-prefix -- test-only on purpose: kept out of deno.json and deno.lock
 import S3rver from "npm:s3rver@3.7.1";
 
 const [dir, buckets] = Deno.args;
