@@ -293,3 +293,27 @@ Deno.test("ui schedules: create, disable, edit; a bad cron is the API's message,
     assert.equal((await services.store.listSchedules()).length, 0);
   });
 });
+
+Deno.test("ui errors: an unknown client or backup is a page naming it, not a JSON envelope", async () => {
+  await withApp(KEY, async (app) => {
+    const cookie = cookieOf(await signIn(app));
+    const client = await app.request(`${ORIGIN}/ui/clients/nope`, { headers: { cookie } });
+    assert.equal(client.status, 400);
+    assert.match(client.headers.get("content-type")!, /^text\/html/);
+    assert.match(
+      await client.text(),
+      /Unknown client &quot;nope&quot;: configured clients are db, files/,
+    );
+    const backup = await app.request(
+      `${ORIGIN}/ui/backup?key=${
+        encodeURIComponent("backups/files/20261121T020000000Z-manual.tar.gz")
+      }`,
+      { headers: { cookie } },
+    );
+    assert.equal(backup.status, 404);
+    assert.match(
+      await backup.text(),
+      /Backup not found: backups\/files\/20261121T020000000Z-manual\.tar\.gz/,
+    );
+  });
+});
