@@ -12,6 +12,7 @@ export type ErrorCode =
   | "SCHEDULE_NOT_FOUND"
   | "JOB_NOT_CANCELLABLE"
   | "JOB_NOT_REQUEUEABLE"
+  | "SCHEDULE_CONFIG_OWNED"
   | "PAYLOAD_TOO_LARGE"
   | "NOT_FOUND"
   | "TARGET_NOT_EMPTY"
@@ -43,6 +44,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   METHOD_NOT_ALLOWED: 405,
   JOB_NOT_CANCELLABLE: 409,
   JOB_NOT_REQUEUEABLE: 409,
+  SCHEDULE_CONFIG_OWNED: 409,
   // A usage mistake, refused before it becomes a job (restore preflight): 400.
   TARGET_NOT_EMPTY: 400,
   PAYLOAD_TOO_LARGE: 413,

@@ -4,7 +4,11 @@
  * - POST /admin/backups enqueue rate
  * - daemon start to first healthy response (target < 300 ms)
  *
- *   deno task bench:api [--jobs 100000 --requests 2000 --store sqlite]
+ * - with --ops: the daemon also has a notification channel and a metrics token; then the
+ *   list latency is measured again while /metrics is scraped every second, and the
+ *   scrape's own latency is reported (the cost of issue 22's metrics and notifications)
+ *
+ *   deno task bench:api [--jobs 100000 --requests 2000 --store sqlite] [--ops]
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -18,6 +22,7 @@ const { values } = parseArgs({
     jobs: { type: "string", default: "100000" },
     requests: { type: "string", default: "2000" },
     store: { type: "string", default: "sqlite" },
+    ops: { type: "boolean", default: false },
   },
 });
 const LOAD = new URL("./http_load.ts", import.meta.url).pathname;
@@ -34,6 +39,11 @@ await Deno.writeTextFile(
   configPath,
   JSON.stringify({
     server: { listen: `127.0.0.1:${port}`, admin_key: KEY },
+    ...(values.ops
+      ? {
+        notifications: [{ kind: "webhook", name: "bench", url: `http://127.0.0.1:${port + 1}/` }],
+      }
+      : {}),
     store: { kind, path: join(dir, kind === "sqlite" ? "cairn.db" : "jobs.jsonl") },
     repository: { kind: "fs", path: join(dir, "repo") },
     backup: { worker_enabled: false },
@@ -154,6 +164,35 @@ try {
         post.p50.toFixed(2)
       } ms, p99 ${post.p99.toFixed(2)} ms, errors ${post.errors}`,
     );
+    if (values.ops) {
+      const scrapes: number[] = [];
+      let scraping = true;
+      const scraper = (async () => {
+        while (scraping) {
+          const t = performance.now();
+          const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+            headers: { authorization: `Bearer ${KEY}` },
+          });
+          await res.text();
+          if (res.ok) scrapes.push(performance.now() - t);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      })();
+      const withScrape = await load("/admin/backups/jobs?limit=50", "GET", n, 1);
+      scraping = false;
+      await scraper;
+      scrapes.sort((a, b) => a - b);
+      console.log(
+        `  same GET, 1 client, while /metrics is scraped every 1 s: p50 ${
+          withScrape.p50.toFixed(2)
+        } ms, p99 ${withScrape.p99.toFixed(2)} ms (without: p99 ${seq.p99.toFixed(2)} ms)`,
+      );
+      console.log(
+        `  GET /metrics with ${values.jobs} jobs: ${scrapes.length} scrapes, median ${
+          scrapes[Math.floor(scrapes.length / 2)]?.toFixed(1)
+        } ms, max ${scrapes[scrapes.length - 1]?.toFixed(1)} ms`,
+      );
+    }
   } finally {
     child.kill("SIGTERM");
     await child.status;

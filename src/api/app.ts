@@ -11,6 +11,9 @@ import { allowedMethods } from "./methods.ts";
 import { backupRoutes, RESOURCE_PATH } from "./routes/backups.ts";
 import { dlqRoutes } from "./routes/dlq.ts";
 import { jobRoutes } from "./routes/jobs.ts";
+import { notificationRoutes } from "./routes/notifications.ts";
+import { metricsHandler } from "./routes/metrics.ts";
+import { repositoryRoutes } from "./routes/repository.ts";
 import { scheduleRoutes } from "./routes/schedules.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { isUiPath, uiRoutes } from "../ui/routes.tsx";
@@ -35,7 +38,10 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
       duration_ms: Math.round((performance.now() - started) * 10) / 10,
     });
   });
-  const adminAuth = requireAdminKey(config.server.admin_key || undefined);
+  const adminAuth = requireAdminKey(
+    config.server.admin_key || undefined,
+    config.server.metrics_token,
+  );
   // The dashboard (/ and /ui/*) has its own session auth; the API keeps its bearer auth.
   app.use("*", (c, next) => isUiPath(c.req.path) ? next() : adminAuth(c, next));
   app.use(
@@ -54,6 +60,9 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   );
 
   // Fixed paths before the key routes, whose {key} may contain slashes.
+  app.route("/admin/notifications", notificationRoutes());
+  app.get("/metrics", metricsHandler);
+  app.route("/admin/repository", repositoryRoutes());
   app.route("/admin", systemRoutes());
   app.route("/admin/backups/jobs", jobRoutes());
   app.route("/admin/backups/schedules", scheduleRoutes());

@@ -5,6 +5,8 @@ import type { Job, NewJob } from "../jobs/types.ts";
 import type { ScheduleWorker } from "../runtime/scheduler.ts";
 import type { Services } from "../runtime/services.ts";
 import type { WorkerPool } from "../runtime/worker_pool.ts";
+import type { Notifier } from "../notify/notifier.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 
 /** What the routes need from the running daemon. */
 export interface ApiDeps {
@@ -12,6 +14,10 @@ export interface ApiDeps {
   pool: WorkerPool | null;
   scheduler: ScheduleWorker | null;
   startedAt: number;
+  /** The notification outbox's sender; absent where no daemon runs (tests, CLI). */
+  notifier?: Notifier | null;
+  /** Job duration histogram and scrape rendering; made on first scrape when absent. */
+  metrics?: Metrics;
 }
 
 /** Enqueues and wakes a local worker, so an API job starts now rather than at the next poll. */

@@ -13,6 +13,8 @@ import {
   RestoreBody,
   VerifyBody,
 } from "./schemas.ts";
+import { NotificationsQuery, NotificationTestBody } from "./routes/notifications.ts";
+import { RepositoryCheckBody } from "./routes/repository.ts";
 
 /** One API operation: what the route table in routes/*.ts serves, described for OpenAPI. */
 interface Operation {
@@ -26,6 +28,8 @@ interface Operation {
   status: number;
   /** The success body is bytes, not the JSON envelope. */
   binary?: boolean;
+  /** The success body is the Prometheus text exposition format. */
+  prometheus?: boolean;
 }
 
 const OPERATIONS: Operation[] = [
@@ -46,8 +50,42 @@ const OPERATIONS: Operation[] = [
   {
     method: "get",
     path: "/admin/status",
-    summary: "Jobs by status and kind, workers, last success per client",
+    summary:
+      "Per-client health (ok/overdue/failing/never), last success, verification, next run; jobs, workers, notifications",
     tag: "system",
+    status: 200,
+  },
+  {
+    method: "get",
+    path: "/metrics",
+    summary: "Prometheus metrics (admin key or server.metrics_token)",
+    tag: "system",
+    status: 200,
+    prometheus: true,
+  },
+  {
+    method: "post",
+    path: "/admin/repository/check",
+    summary:
+      "Queue a repository check (read_data: hash every byte); the job's result lists problems",
+    tag: "repository",
+    body: RepositoryCheckBody,
+    status: 202,
+  },
+  {
+    method: "get",
+    path: "/admin/notifications",
+    summary: "Notification channels and recent deliveries with their state",
+    tag: "notifications",
+    query: NotificationsQuery,
+    status: 200,
+  },
+  {
+    method: "post",
+    path: "/admin/notifications/test",
+    summary: "Send a test event to one channel now",
+    tag: "notifications",
+    body: NotificationTestBody,
     status: 200,
   },
   {
@@ -285,6 +323,11 @@ export function openApiDocument(): Record<string, unknown> {
       responses: {
         [op.status]: op.binary
           ? { description: "The artifact's bytes", content: { "application/octet-stream": {} } }
+          : op.prometheus
+          ? {
+            description: "Prometheus text exposition format 0.0.4",
+            content: { "text/plain; version=0.0.4": {} },
+          }
           : { description: "Success", content: { "application/json": { schema: ENVELOPE } } },
         default: { description: "Error", content: { "application/json": { schema: ERROR } } },
       },

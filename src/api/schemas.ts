@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JOB_KINDS, JOB_STATUSES, RetentionSchema } from "../jobs/types.ts";
+import { JOB_KINDS, JOB_STATUSES, RetentionSchema, SCHEDULE_KINDS } from "../jobs/types.ts";
 import { cronProblem, timezoneProblem } from "../jobs/cron.ts";
 import { CLIENT_NAME, LABEL } from "../repository/keys.ts";
 import { parseTableName } from "../engines/postgres/toc.ts";
@@ -98,6 +98,10 @@ export const CreateScheduleBody = z.strictObject({
   label: Label.default("scheduled"),
   enabled: z.boolean().default(true),
   retention: RetentionSchema.default({}),
+  /** backup makes backups; verify rehearses the client's newest backup. */
+  kind: z.enum(SCHEDULE_KINDS).default("backup"),
+  /** false: no prune after this schedule's backups (prune by hand or another schedule). */
+  auto_prune: z.boolean().default(true),
 });
 
 export const PatchScheduleBody = z.strictObject({
@@ -107,6 +111,8 @@ export const PatchScheduleBody = z.strictObject({
   label: Label.optional(),
   enabled: z.boolean().optional(),
   retention: RetentionSchema.optional(),
+  kind: z.enum(SCHEDULE_KINDS).optional(),
+  auto_prune: z.boolean().optional(),
   next_run_at: z.iso.datetime({ offset: true }).nullable().optional(),
   last_run_at: z.iso.datetime({ offset: true }).nullable().optional(),
   last_job_id: z.number().int().positive().nullable().optional(),

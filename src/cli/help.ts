@@ -78,6 +78,25 @@ Lists jobs from the job store, newest first.
   --json          print the jobs as JSON
 ${CONFIG_FLAG}`,
 
+  check: `Usage: cairn check [--read-data] [--json] [--config FILE]
+
+Checks the repository and lists every problem: a manifest whose artifact is missing or has
+another size, an artifact without a manifest, an unreadable manifest, temporary leftovers
+of interrupted writes. Changes nothing. Exit status: 0 clean, 1 problems found, 2 usage.
+
+  --read-data     also read every stored byte and compare it with the manifest's sha256
+  --json          print the report as JSON
+${CONFIG_FLAG}`,
+
+  status: `Usage: cairn status [--json] [--config FILE]
+
+For each client: health (ok, overdue, failing or never), the newest successful backup,
+whether that backup passed verification, and the next scheduled run.
+Exit status: 0 every client is ok, 1 any is not (use it as a monitoring check), 2 usage.
+
+  --json          print {healthy, clients} as JSON
+${CONFIG_FLAG}`,
+
   prune: `Usage: cairn prune [--client C] [--dry-run] [--json] [--config FILE]
 
 Applies each schedule's retention policy and deletes the backups it does not keep.

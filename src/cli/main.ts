@@ -18,6 +18,8 @@ Usage:
   cairn list              [--client C] [--json] [--config FILE]
   cairn jobs              [--status S] [--client C] [--limit N] [--json] [--config FILE]
   cairn prune             [--client C] [--dry-run] [--json] [--config FILE]
+  cairn status            [--json] [--config FILE]
+  cairn check             [--read-data] [--json] [--config FILE]
   cairn config check      [--probe] [--config FILE]
   cairn version
 
@@ -62,6 +64,12 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import(unseen("./jobs.ts")) as typeof import("./jobs.ts")).jobsCommand(
           rest,
         );
+      case "check":
+        return await (await import(unseen("./check.ts")) as typeof import("./check.ts"))
+          .checkCommand(rest);
+      case "status":
+        return await (await import(unseen("./status.ts")) as typeof import("./status.ts"))
+          .statusCommand(rest);
       case "prune":
         return await (await import(unseen("./prune.ts")) as typeof import("./prune.ts"))
           .pruneCommand(rest);

@@ -32,7 +32,13 @@ async function run(check: string, probe: () => Promise<string>): Promise<ProbeRe
     ]);
     return { check, ok: true, detail };
   } catch (error) {
-    return { check, ok: false, detail: describeError(toError(error)) };
+    // One line per check: a tool's multi-line output keeps its first line.
+    const lines = describeError(toError(error)).split("\n").map((l) => l.trim()).filter(Boolean);
+    return {
+      check,
+      ok: false,
+      detail: lines.length > 1 ? `${lines[0]} (…)` : lines[0] ?? "failed",
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -73,7 +79,7 @@ async function probeS3(client: Extract<ClientConfig, { kind: "s3" }>): Promise<s
     for await (const _ of source.list(prefix)) break;
   }
   return `bucket ${client.bucket} at ${client.endpoint} is readable (${
-    prefixes.map((p) => p || "(whole bucket)").join(", ")
+    prefixes.map((p) => p || "the whole bucket").join(", ")
   })`;
 }
 

@@ -50,6 +50,7 @@ export function restoreCommand(argv: string[]): Promise<number> {
         target: (values.target as string | undefined) ?? null,
         replace: values.yes === true,
         flush: values.flush === true,
+        tables,
       }, "cli");
       return {
         kind: "restore",

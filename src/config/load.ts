@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { CairnError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { registerSecret } from "../redact.ts";
+import { channelSecrets } from "../notify/config.ts";
 import { interpolate } from "./interpolate.ts";
 import { type Config, ConfigSchema } from "./schema.ts";
 
@@ -239,6 +240,7 @@ function applyEnvOverrides(config: Config, env: (name: string) => string | undef
 
 function registerConfigSecrets(config: Config): void {
   registerSecret(config.server.admin_key);
+  registerSecret(config.server.metrics_token);
   if (config.repository.kind === "s3") {
     registerSecret(config.repository.secret_access_key);
     registerSecret(config.repository.access_key_id);
@@ -257,5 +259,8 @@ function registerConfigSecrets(config: Config): void {
       registerSecret(client.secret_access_key);
       registerSecret(client.access_key_id);
     }
+  }
+  for (const channel of config.notifications) {
+    for (const secret of channelSecrets(channel)) registerSecret(secret);
   }
 }

@@ -1,5 +1,6 @@
 import { MASK, redactUrl } from "../redact.ts";
 import type { ClientConfig, Config } from "./schema.ts";
+import { redactChannel } from "../notify/config.ts";
 
 /** A client as it may be shown anywhere: passwords and keys replaced by ***. */
 export function redactClient(client: ClientConfig): Record<string, unknown> {
@@ -28,12 +29,17 @@ export function redactClient(client: ClientConfig): Record<string, unknown> {
 export function redactConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
-    server: { ...config.server, admin_key: config.server.admin_key ? MASK : undefined },
+    server: {
+      ...config.server,
+      admin_key: config.server.admin_key ? MASK : undefined,
+      metrics_token: config.server.metrics_token ? MASK : undefined,
+    },
     repository: config.repository.kind === "s3"
       ? { ...config.repository, access_key_id: MASK, secret_access_key: MASK }
       : config.repository,
     clients: Object.fromEntries(
       Object.entries(config.clients).map(([n, c]) => [n, redactClient(c)]),
     ),
+    notifications: config.notifications.map(redactChannel),
   };
 }

@@ -1,17 +1,31 @@
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { CLIENT_NAME } from "../repository/keys.ts";
+import { credentialUrlProblem } from "./url_shape.ts";
+import { NotificationsSchema } from "../notify/config.ts";
+import { ConfigSchedulesSchema } from "./schedules.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
 function urlWithScheme(schemes: string[]) {
-  return nonEmpty.refine((v) => {
-    try {
-      return schemes.includes(new URL(v).protocol.replace(/:$/, ""));
-    } catch {
-      return false;
+  return nonEmpty.superRefine((v, ctx) => {
+    // A password written unencoded would be split into host and path, and shown.
+    const problem = credentialUrlProblem(v);
+    if (problem) {
+      ctx.addIssue({ code: "custom", message: problem });
+      return;
     }
-  }, `must be a URL starting with ${schemes.map((s) => s + "://").join(" or ")}`);
+    let ok = false;
+    try {
+      ok = schemes.includes(new URL(v).protocol.replace(/:$/, ""));
+    } catch { /* not a URL */ }
+    if (!ok) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a URL starting with ${schemes.map((s) => s + "://").join(" or ")}`,
+      });
+    }
+  });
 }
 
 const HostPort = nonEmpty.refine((v) => {
@@ -19,7 +33,28 @@ const HostPort = nonEmpty.refine((v) => {
   return m !== null && Number(m[2]) <= 65535;
 }, "must be host:port with a port up to 65535, for example 127.0.0.1:4052");
 
+/** A duration such as 90m, 26h or 7d, as milliseconds. */
+const Duration = z.string().regex(
+  /^\d+(\.\d+)?(m|h|d)$/,
+  "must be a duration such as 90m, 26h or 7d",
+).transform((v) =>
+  Number(v.slice(0, -1)) *
+  { m: 60_000, h: 3_600_000, d: 86_400_000 }[v.slice(-1) as "m" | "h" | "d"]
+);
+
+/** Monitoring settings every client kind takes (issue 22). */
+const clientCommon = {
+  /**
+   * A client whose newest successful backup is older than this is overdue (status and
+   * the backup_overdue notification). Without it: twice its most frequent schedule's interval.
+   */
+  max_age: Duration.optional(),
+  /** Overrides backup.stall_timeout_minutes for this client's jobs. */
+  stall_timeout_minutes: z.number().positive().optional(),
+};
+
 const PostgresClient = z.strictObject({
+  ...clientCommon,
   kind: z.literal("postgres"),
   url: urlWithScheme(["postgres", "postgresql"]),
   /**
@@ -33,12 +68,20 @@ const PostgresClient = z.strictObject({
   verify_password: z.string().min(1).optional(),
 });
 const RedisClient = z.strictObject({
+  ...clientCommon,
   kind: z.literal("redis"),
-  url: urlWithScheme(["redis", "rediss"]),
+  url: urlWithScheme(["redis", "rediss"]).refine((v) => {
+    try {
+      return /^(\/\d*)?$/.test(new URL(v).pathname);
+    } catch {
+      return true; // not a URL: said once, by urlWithScheme
+    }
+  }, "the path of a Redis url is a database number, such as /2"),
   /** The password (AUTH), given apart from the url; see the postgres client's. */
   password: z.string().min(1).optional(),
 });
 const S3Client = z.strictObject({
+  ...clientCommon,
   kind: z.literal("s3"),
   endpoint: urlWithScheme(["http", "https"]),
   region: nonEmpty.default("us-east-1"),
@@ -51,6 +94,7 @@ const S3Client = z.strictObject({
   force_path_style: z.boolean().default(true),
 });
 const DirectoryClient = z.strictObject({
+  ...clientCommon,
   kind: z.literal("directory"),
   path: nonEmpty,
   /** GNU tar `--exclude` patterns (globs; a pattern without `/` matches a name at any depth). */
@@ -63,7 +107,11 @@ const DirectoryClient = z.strictObject({
   /** GNU tar `--one-file-system`: do not descend into other mounted filesystems. */
   one_file_system: z.boolean().default(false),
 });
-const SqliteClient = z.strictObject({ kind: z.literal("sqlite"), path: nonEmpty });
+const SqliteClient = z.strictObject({
+  ...clientCommon,
+  kind: z.literal("sqlite"),
+  path: nonEmpty,
+});
 
 export const ClientSchema = z.discriminatedUnion("kind", [
   PostgresClient,
@@ -102,6 +150,8 @@ export const ConfigSchema = z.strictObject({
   server: z.strictObject({
     listen: HostPort.default("127.0.0.1:4052"),
     admin_key: z.string().optional(),
+    /** A bearer token that may read GET /metrics only (the admin key may too). */
+    metrics_token: z.string().min(16, "must be at least 16 characters").optional(),
     max_body_bytes: z.number().int().positive().default(1048576),
   }).prefault({}),
   store: z.strictObject({
@@ -131,6 +181,11 @@ export const ConfigSchema = z.strictObject({
     /** How often the daemon removes what crashes left (orphan artifacts, scratch, .tmp). */
     sweep_interval_ms: z.number().int().min(1000).default(60_000),
     retry_backoff_ms: z.number().int().nonnegative().default(5000),
+    /**
+     * A running job whose progress has not moved for this long is aborted and retried
+     * (the stall watchdog, checked at each lease renewal).
+     */
+    stall_timeout_minutes: z.number().positive().default(30),
   }).prefault({}),
   tools: z.strictObject({
     pg_dump: nonEmpty.default("pg_dump"),
@@ -142,6 +197,20 @@ export const ConfigSchema = z.strictObject({
     z.string().regex(CLIENT_NAME, "client names are 1-63 of a-z, 0-9, _ and -"),
     ClientSchema,
   ).default({}),
+  /** Notification channels (src/notify/config.ts). */
+  notifications: NotificationsSchema,
+  /** Schedules owned by the config (src/config/schedules.ts), reconciled at daemon start. */
+  schedules: ConfigSchedulesSchema,
+}).superRefine((config, ctx) => {
+  config.schedules.forEach((s, i) => {
+    if (!Object.hasOwn(config.clients, s.client)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["schedules", i, "client"],
+        message: `unknown client ${JSON.stringify(s.client)}: name one under clients:`,
+      });
+    }
+  });
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -19,6 +19,16 @@ export interface ProcessId {
   start: string;
 }
 
+/**
+ * proc(5) field 3, the state letter: "Z" (zombie) and "X" (dead) are processes that
+ * have exited and only wait to be reaped; they run nothing and hold no lease.
+ */
+export function parseStatState(stat: string): string | null {
+  const close = stat.lastIndexOf(")");
+  if (close === -1) return null;
+  return stat.slice(close + 1).trim().split(/\s+/)[0] ?? null;
+}
+
 /** proc(5): "pid (comm) state ppid ..."; comm may hold spaces and ')'. Field 22 is starttime. */
 export function parseStatStart(stat: string): string | null {
   const close = stat.lastIndexOf(")");
@@ -131,7 +141,9 @@ export async function processStates(
   return ids.map((id) => {
     if (!local.includes(id)) return "unknown";
     const line = lines.get(`/proc/${id.pid}/stat`);
-    return line !== undefined && parseStatStart(line) === id.start ? "alive" : "dead";
+    // A killed process lingers as a zombie until its parent reaps it: exited all the same.
+    const exited = line !== undefined && /^[ZX]$/.test(parseStatState(line) ?? "");
+    return line !== undefined && !exited && parseStatStart(line) === id.start ? "alive" : "dead";
   });
 }
 

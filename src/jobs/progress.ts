@@ -25,5 +25,7 @@ export function shownProgress(p: Progress | null, status: string): ShownProgress
     const total = p.bytes_total ?? p.bytes_done;
     return { ...p, bytes_done: total, bytes_total: total, percent: 100 };
   }
-  return { ...p, percent: percentOf(p) };
+  // Until it completes, a job is not done, whatever an estimated total says.
+  const percent = percentOf(p);
+  return { ...p, percent: percent === null ? null : Math.min(percent, 99.9) };
 }

@@ -1,7 +1,8 @@
 import { shownProgress } from "./progress.ts";
 import { z } from "zod";
 
-export const JOB_KINDS = ["backup", "restore", "verify", "prune"] as const;
+/** check: a repository check (src/repository/check.ts), client_name null. */
+export const JOB_KINDS = ["backup", "restore", "verify", "prune", "check"] as const;
 export type JobKind = typeof JOB_KINDS[number];
 export const JOB_STATUSES = ["pending", "running", "completed", "failed", "cancelled"] as const;
 export type JobStatus = typeof JOB_STATUSES[number];
@@ -26,6 +27,8 @@ export const JobParamsSchema = z.object({
   replace: z.boolean().optional(),
   flush: z.boolean().optional(),
   dry_run: z.boolean().optional(),
+  /** check: hash every stored byte against its manifest's sha256. */
+  read_data: z.boolean().optional(),
 }).strict();
 export type JobParams = z.infer<typeof JobParamsSchema>;
 
@@ -68,6 +71,8 @@ export interface NewJob {
 
 export const RetentionSchema = z.object({
   keep_last: z.number().int().nonnegative().optional(),
+  /** The newest backup of each of the newest N 15-minute periods. */
+  keep_frequent: z.number().int().nonnegative().optional(),
   keep_hourly: z.number().int().nonnegative().optional(),
   keep_daily: z.number().int().nonnegative().optional(),
   keep_weekly: z.number().int().nonnegative().optional(),
@@ -76,9 +81,18 @@ export const RetentionSchema = z.object({
 }).strict();
 export type Retention = z.infer<typeof RetentionSchema>;
 
+export const SCHEDULE_KINDS = ["backup", "verify"] as const;
+export type ScheduleKind = typeof SCHEDULE_KINDS[number];
+
 export interface Schedule {
   id: number;
   client_name: string;
+  /** backup (the default) makes backups; verify rehearses the client's newest backup. */
+  kind: ScheduleKind;
+  /** Declared in the config's `schedules:` (reconciled at start); the API refuses to edit it. */
+  config_owned: boolean;
+  /** Whether a successful backup of this schedule is followed by a prune (default true). */
+  auto_prune: boolean;
   cron: string;
   timezone: string;
   label: string;
@@ -91,10 +105,20 @@ export interface Schedule {
   updated_at: number;
 }
 
-export type NewSchedule = Omit<
-  Schedule,
-  "id" | "created_at" | "updated_at" | "last_run_at" | "last_job_id"
->;
+/** kind defaults to backup, config_owned to false, auto_prune to true. */
+export type NewSchedule =
+  & Omit<
+    Schedule,
+    | "id"
+    | "created_at"
+    | "updated_at"
+    | "last_run_at"
+    | "last_job_id"
+    | "kind"
+    | "config_owned"
+    | "auto_prune"
+  >
+  & Partial<Pick<Schedule, "kind" | "config_owned" | "auto_prune">>;
 
 export type SchedulePatch = Partial<Omit<Schedule, "id" | "created_at" | "updated_at">>;
 

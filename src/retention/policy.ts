@@ -17,14 +17,18 @@ export interface Plan {
   remove: Decision[];
 }
 
-type Period = "hourly" | "daily" | "weekly" | "monthly" | "yearly";
-const PERIODS: Period[] = ["hourly", "daily", "weekly", "monthly", "yearly"];
+type Period = "frequent" | "hourly" | "daily" | "weekly" | "monthly" | "yearly";
+const PERIODS: Period[] = ["frequent", "hourly", "daily", "weekly", "monthly", "yearly"];
+
+/** keep_frequent's period: 15 minutes, as in the snapshot policies cairn follows (zfs-auto-snapshot, sanoid). */
+export const FREQUENT_MS = 15 * 60_000;
 
 interface LocalParts {
   year: number;
   month: number;
   day: number;
   hour: number;
+  minute: number;
 }
 
 function localParts(date: Date, timeZone: string): LocalParts {
@@ -34,10 +38,17 @@ function localParts(date: Date, timeZone: string): LocalParts {
     month: "2-digit",
     day: "2-digit",
     hour: "2-digit",
+    minute: "2-digit",
     hourCycle: "h23",
   });
   const parts = Object.fromEntries(fmt.formatToParts(date).map((p) => [p.type, p.value]));
-  return { year: +parts.year, month: +parts.month, day: +parts.day, hour: +parts.hour };
+  return {
+    year: +parts.year,
+    month: +parts.month,
+    day: +parts.day,
+    hour: +parts.hour,
+    minute: +parts.minute,
+  };
 }
 
 /** ISO week: Monday-based, the week belongs to the year holding its Thursday. */
@@ -56,6 +67,14 @@ export function periodKey(date: Date, period: Period, timeZone: string): string 
   const mm = String(p.month).padStart(2, "0");
   const dd = String(p.day).padStart(2, "0");
   switch (period) {
+    case "frequent": {
+      // Every UTC offset in use is a whole number of quarter hours, so UTC quarter hours
+      // are local quarter hours too; the instant's quarter number keeps the two local
+      // quarters of a DST fall-back apart, as for hourly.
+      const q = Math.floor(date.getTime() / FREQUENT_MS);
+      const mi = String(Math.floor(p.minute / 15) * 15).padStart(2, "0");
+      return `${p.year}-${mm}-${dd}T${String(p.hour).padStart(2, "0")}:${mi}@${q}`;
+    }
     case "hourly":
       // Two different instants can share a local hour across a DST fall-back; the
       // UTC offset is folded in so they stay distinct hours, as a clock shows them.
@@ -76,13 +95,20 @@ export function periodKey(date: Date, period: Period, timeZone: string): string 
 /**
  * restic-style retention: a backup is kept if any rule keeps it. keep_last keeps the
  * newest N; keep_<period> keeps the newest backup of each of the newest N periods
- * that have one. `now` is a parameter only so callers can refuse future-dated
+ * that have one (keep_frequent: 15-minute periods). `now` is a parameter only so callers can refuse future-dated
  * backups; the policy itself never reads a clock.
  */
 export function applyPolicy(
   backups: Candidate[],
   policy: Retention,
-  options: { timeZone?: string } = {},
+  options: {
+    timeZone?: string;
+    /**
+     * Keys of backups that passed verification: the newest of them is always kept
+     * ("newest verified backup"), so a prune never leaves only unproven backups.
+     */
+    verified?: ReadonlySet<string>;
+  } = {},
 ): Plan {
   const timeZone = options.timeZone ?? "UTC";
   const sorted = [...backups].sort((a, b) =>
@@ -103,6 +129,10 @@ export function applyPolicy(
       reasons.get(b.key)!.push(`keep_${period} ${bucket.replace(/@\d+$/, "")}`);
     }
   }
+  const newestVerified = options.verified
+    ? sorted.find((b) => options.verified!.has(b.key))
+    : undefined;
+  if (newestVerified) reasons.get(newestVerified.key)!.push("newest verified backup");
   const plan: Plan = { keep: [], remove: [] };
   for (const b of sorted) {
     const r = reasons.get(b.key)!;

@@ -8,7 +8,7 @@ import { executeJob } from "./execute.ts";
 import { leaseMs, type Services } from "./services.ts";
 
 /** Why a running job was stopped from outside, which decides how it is recorded. */
-export type StopReason = "cancel" | "shutdown" | "lease-lost";
+export type StopReason = "cancel" | "shutdown" | "lease-lost" | "stall";
 
 export class JobStop extends Error {
   readonly reason: StopReason;
@@ -18,6 +18,8 @@ export class JobStop extends Error {
         ? "Cancelled"
         : reason === "shutdown"
         ? "Stopped for shutdown"
+        : reason === "stall"
+        ? "Stalled"
         : "Lease lost",
     );
     this.name = "AbortError";
@@ -39,6 +41,9 @@ const PERMANENT = new Set([
   "TOOL_MISSING",
   "TOOL_INCOMPATIBLE",
 ]);
+
+/** How long a stalled attempt gets to stop after its abort before it is abandoned. */
+const STALL_GRACE_MS = 15_000;
 
 export function isPermanent(error: unknown): boolean {
   return error instanceof CairnError && PERMANENT.has(error.code);
@@ -75,6 +80,10 @@ export async function runAttempt(
   };
   let progressDirty = false;
   let key = claimed.key;
+  // The stall watchdog: progress that has not moved for this long aborts the attempt.
+  const stallMs = stallTimeoutMs(services, claimed);
+  let movedAt = Date.now();
+  let abandonTimer: ReturnType<typeof setTimeout> | undefined;
   logger.info("Job started", {
     job_id: claimed.id,
     kind: claimed.kind,
@@ -84,6 +93,10 @@ export async function runAttempt(
   });
 
   const beat = async () => {
+    if (Date.now() - movedAt > stallMs && !controller.signal.aborted) {
+      controller.abort(new JobStop("stall"));
+      return;
+    }
     try {
       const patch = progressDirty ? { progress: { ...progress } } : undefined;
       progressDirty = false;
@@ -103,9 +116,13 @@ export async function runAttempt(
   let outcome: Job;
   try {
     const execute = options.execute ?? executeJob;
-    const result = await execute(services, { ...claimed, key }, {
+    const execution = execute(services, { ...claimed, key }, {
       signal: controller.signal,
       progress: (update) => {
+        if (
+          update.bytes_done !== progress.bytes_done ||
+          (update.phase !== undefined && update.phase !== progress.phase)
+        ) movedAt = Date.now();
         progress = {
           ...progress,
           ...update,
@@ -122,6 +139,26 @@ export async function runAttempt(
         await store.renew(claimed.id, token, ttl);
       },
     });
+    // A stalled engine may not honour the abort (a query blocked on a lock does not
+    // look at the signal): after a grace period the attempt is recorded as stalled
+    // anyway, and whatever it still holds is left to finish or fail on its own.
+    const abandoned = new Promise<never>((_, reject) => {
+      const onAbort = () => {
+        const reason = controller.signal.reason;
+        if (!(reason instanceof JobStop) || reason.reason !== "stall") return;
+        abandonTimer = setTimeout(() => {
+          logger.warn("A stalled attempt did not stop when aborted; recording it as stalled", {
+            job_id: claimed.id,
+            grace_ms: Math.min(STALL_GRACE_MS, stallMs),
+          });
+          reject(reason);
+        }, Math.min(STALL_GRACE_MS, stallMs));
+      };
+      controller.signal.addEventListener("abort", onAbort, { once: true });
+    });
+    abandoned.catch(() => {});
+    execution.catch(() => {});
+    const result = await Promise.race([execution, abandoned]);
     // A backup that returned has written its manifest: it exists, so the job is
     // completed whatever was asked meanwhile (its status must agree with the repository).
     if (claimed.kind !== "backup") controller.signal.throwIfAborted();
@@ -135,8 +172,10 @@ export async function runAttempt(
       duration_ms: Date.now() - started,
     });
   } catch (caught) {
-    const error = toError(caught);
     const stop = controller.signal.aborted ? controller.signal.reason : null;
+    const error = stop instanceof JobStop && stop.reason === "stall"
+      ? new Error(stallMessage(stallMs, progress.phase))
+      : toError(caught);
     try {
       outcome = await recordFailure(services, claimed, token, error, stop);
     } catch (recordError) {
@@ -147,8 +186,28 @@ export async function runAttempt(
     }
   } finally {
     clearInterval(timer);
+    clearTimeout(abandonTimer);
   }
   return outcome;
+}
+
+/** The client's stall_timeout_minutes, else backup.stall_timeout_minutes, in ms. */
+export function stallTimeoutMs(services: Services, job: Job): number {
+  const { config } = services;
+  const client = job.client_name !== null && Object.hasOwn(config.clients, job.client_name)
+    ? config.clients[job.client_name]
+    : undefined;
+  return Math.round(
+    (client?.stall_timeout_minutes ?? config.backup.stall_timeout_minutes) * 60_000,
+  );
+}
+
+function stallMessage(stallMs: number, phase: string | undefined): string {
+  return `Stalled: no progress for ${
+    Number((stallMs / 60_000).toFixed(2))
+  } minutes (stall_timeout_minutes), so the attempt was aborted` +
+    `${phase ? ` during ${phase}` : ""}; ` +
+    "a lock held on the source or an endpoint that stopped answering are the usual causes";
 }
 
 async function recordFailure(
@@ -173,8 +232,10 @@ async function recordFailure(
     return out;
   }
   if (stop instanceof JobStop && stop.reason === "lease-lost") throw new LeaseLostError(job.id);
-  const message = describeError(error);
-  const permanent = isPermanent(error);
+  const stalled = stop instanceof JobStop && stop.reason === "stall";
+  const message = stalled ? error.message : describeError(error);
+  // A stall is worth another attempt (a lock released, an endpoint back), whatever it threw.
+  const permanent = !stalled && isPermanent(error);
   const delay = retryDelayMs(job.attempts, { baseMs: config.backup.retry_backoff_ms });
   const out = await store.fail(job.id, token, message, { retryDelayMs: delay, permanent });
   if (out.status === "failed") {

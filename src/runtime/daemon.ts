@@ -5,6 +5,9 @@ import { CairnError, toError } from "../errors.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
+import { Notifier } from "../notify/notifier.ts";
+import { reconcileSchedules } from "./config_schedules.ts";
+import { Metrics } from "../metrics/metrics.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
 import { runSweep, Sweeper } from "./sweeper.ts";
@@ -12,6 +15,7 @@ import { WorkerPool } from "./worker_pool.ts";
 
 export interface DaemonHandle {
   services: Services;
+  notifier: Notifier;
   pool: WorkerPool;
   scheduler: ScheduleWorker;
   /** The address actually bound (the port is real even when the config said 0). */
@@ -36,8 +40,10 @@ function splitListen(listen: string): { hostname: string; port: number } {
 }
 
 /** A successful scheduled backup is followed by a prune of that schedule's backups. */
-async function pruneAfter(services: Services, pool: WorkerPool, job: Job): Promise<void> {
+export async function pruneAfter(services: Services, pool: WorkerPool, job: Job): Promise<void> {
   if (job.kind !== "backup" || job.status !== "completed" || job.schedule_id === null) return;
+  const schedule = await services.store.getSchedule(job.schedule_id);
+  if (schedule && !schedule.auto_prune) return; // switched off for this schedule
   const prune = await services.store.enqueue({
     kind: "prune",
     client_name: job.client_name,
@@ -81,18 +87,26 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
       error: toError(error).message,
     });
   }
+  // The config's schedules: created, updated or removed to match, before the scheduler runs.
+  await reconcileSchedules(services.store, config);
   // Before any worker claims: jobs of a killed predecessor on this host are taken
   // back now, and what it left (orphan artifacts, scratch files) is removed.
   await runSweep(services, "start-up");
   const sweeper = new Sweeper(services, config.backup.sweep_interval_ms);
 
+  const notifier = new Notifier(services, { startedAt });
+  const metrics = new Metrics();
   const pool: WorkerPool = new WorkerPool(services, {
     concurrency: config.backup.worker_concurrency,
     pollMs: config.backup.execution_worker_poll_ms,
-    onSettled: (job) =>
-      pruneAfter(services, pool, job).catch((e) =>
+    onStarted: (job) => notifier.jobStarted(job),
+    onSettled: async (job) => {
+      await metrics.observeJob(job).catch(() => {});
+      await notifier.jobSettled(job);
+      await pruneAfter(services, pool, job).catch((e) =>
         logger.error("Could not queue a prune", { error: toError(e).message })
-      ),
+      );
+    },
   });
   const scheduler = new ScheduleWorker(services, {
     pollMs: config.backup.schedule_worker_poll_ms,
@@ -103,13 +117,14 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     scheduler.start();
   }
   sweeper.start();
+  notifier.start();
   if (!config.server.admin_key) {
     logger.warn(
       "No server.admin_key is set: the admin API on loopback accepts requests without a key",
     );
   }
 
-  const app = createApp({ services, pool, scheduler, startedAt });
+  const app = createApp({ services, pool, scheduler, startedAt, notifier, metrics });
   const abort = new AbortController();
   let address = { hostname, port };
   let server: Deno.HttpServer;
@@ -140,6 +155,7 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
       await scheduler.stop();
       await sweeper.stop();
       await pool.stop(shutdownGraceMs());
+      await notifier.stop();
       abort.abort();
       await server.finished.catch(() => {});
       await services.store.close();
@@ -159,5 +175,5 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     workers: config.backup.worker_enabled ? config.backup.worker_concurrency : 0,
     startup_ms: Math.round(performance.now()),
   });
-  return { services, pool, scheduler, address, finished, shutdown };
+  return { services, pool, scheduler, notifier, address, finished, shutdown };
 }

@@ -6,6 +6,7 @@ import { logger } from "../log.ts";
 import { checkFile, verifyingStream } from "../repository/hashing.ts";
 import { backupKey, manifestKey, parseKey } from "../repository/keys.ts";
 import {
+  listBackupKeys,
   type Manifest,
   MANIFEST_FORMAT,
   readManifest,
@@ -14,6 +15,7 @@ import {
 import { VERSION } from "../version.ts";
 import { KeyTakenError, LeaseLostError } from "../store/store.ts";
 import { prune } from "./prune.ts";
+import { checkRepository } from "../repository/check.ts";
 import { keyState, removeOrphan, resultFromManifest } from "./recover.ts";
 import { requireClient, type Services } from "./services.ts";
 import { forgetTarget, unsealTarget } from "./target_secrets.ts";
@@ -46,6 +48,12 @@ export function executeJob(
       return runVerify(services, job, hooks);
     case "prune":
       return prune(services, job, hooks.signal);
+    case "check":
+      return checkRepository(services.repository, {
+        readData: job.params.read_data ?? false,
+        signal: hooks.signal,
+        onProgress: (bytes, phase) => hooks.progress({ bytes_done: bytes, phase }),
+      }) as unknown as Promise<Record<string, unknown>>;
   }
 }
 
@@ -180,6 +188,18 @@ async function runBackup(
   }
 }
 
+/** The client's newest backup in the repository; BACKUP_NOT_FOUND when it has none. */
+async function newestBackupKey(services: Services, client: string): Promise<string> {
+  const [newest] = await listBackupKeys(services.repository, client);
+  if (!newest) {
+    throw new CairnError(
+      "BACKUP_NOT_FOUND",
+      `Client ${client} has no backup to rehearse yet: a verify schedule checks the newest one`,
+    );
+  }
+  return newest;
+}
+
 async function loadForRestore(services: Services, job: Job) {
   const key = job.key;
   if (!key) throw new CairnError("VALIDATION_FAILED", `Job ${job.id} has no backup key`);
@@ -292,6 +312,11 @@ async function runVerify(
   hooks: RunHooks,
 ): Promise<Record<string, unknown>> {
   const started = Date.now();
+  if (job.key === null && job.client_name !== null) {
+    // A verify schedule's job rehearses the client's newest backup, named at run time.
+    job = { ...job, key: await newestBackupKey(services, job.client_name) };
+    await hooks.setKey(job.key!);
+  }
   const { key, manifest, clientName, engine } = await loadForRestore(services, job);
   // First the bytes against the manifest's sha256, then the content: a damaged
   // artifact is reported as damaged, not as whatever its parser trips over.

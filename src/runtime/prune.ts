@@ -28,6 +28,7 @@ export async function planPrune(
   if (scope.client_name) schedules = schedules.filter((s) => s.client_name === scope.client_name);
   const plans: SchedulePlan[] = [];
   const byClient = new Map<string, Array<{ key: string; schedule_id: number | null }>>();
+  const verifiedByClient = new Map<string, Set<string>>();
   for (const schedule of schedules) {
     if (!hasAnyRule(schedule.retention)) continue;
     let backups = byClient.get(schedule.client_name);
@@ -40,9 +41,17 @@ export async function planPrune(
       }
       byClient.set(schedule.client_name, backups);
     }
+    let verified = verifiedByClient.get(schedule.client_name);
+    if (!verified) {
+      verified = await verifiedKeys(services, schedule.client_name);
+      verifiedByClient.set(schedule.client_name, verified);
+    }
     const mine = backups.filter((b) => b.schedule_id === schedule.id)
       .map((b) => ({ key: b.key, created_at: parseKey(b.key).createdAt }));
-    const plan = applyPolicy(mine, schedule.retention, { timeZone: schedule.timezone });
+    const plan = applyPolicy(mine, schedule.retention, {
+      timeZone: schedule.timezone,
+      verified,
+    });
     // Whatever the policy says, the newest backup of a schedule is never deleted.
     if (plan.keep.length === 0 && plan.remove.length > 0) {
       const newest = plan.remove.shift()!;
@@ -56,6 +65,15 @@ export async function planPrune(
     });
   }
   return plans;
+}
+
+/** Keys of the client's backups that a verify job passed (the newest 1000 such jobs). */
+async function verifiedKeys(services: Services, client: string): Promise<Set<string>> {
+  const { jobs } = await services.store.list(
+    { client_name: client, kind: "verify", status: "completed" },
+    { limit: 1000 },
+  );
+  return new Set(jobs.map((j) => j.key).filter((k): k is string => k !== null));
 }
 
 export async function prune(

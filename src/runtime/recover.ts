@@ -1,3 +1,5 @@
+import { resolve } from "node:path";
+import { recoverInterrupted } from "../engines/directory/interrupted.ts";
 import { CairnError, toError } from "../errors.ts";
 import { deadTags, parseOwner, processStates } from "../io/process_id.ts";
 import * as state from "../jobs/state.ts";
@@ -207,6 +209,16 @@ export async function sweep(services: Services): Promise<SweepReport> {
   const partial = await services.repository.cleanupPartial(leaseMs(services.config), deadTags)
     .catch(() => 0);
   if (partial) logger.info("Removed leftovers of interrupted writes", { files: partial });
+  // In-place restores of directory clients killed part way: rolled back (logged there).
+  for (const client of Object.values(services.config.clients)) {
+    if (client.kind !== "directory") continue;
+    await recoverInterrupted(resolve(client.path)).catch((error) =>
+      logger.error("An interrupted restore could not be rolled back", {
+        path: client.path,
+        error: toError(error).message,
+      })
+    );
+  }
   return {
     reclaimed: reclaimed.length,
     settled: settled.length,

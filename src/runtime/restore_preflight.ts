@@ -1,10 +1,12 @@
 import { resolve } from "node:path";
 import type { ClientConfig } from "../config/schema.ts";
+import { credentialUrlProblem } from "../config/url_shape.ts";
 import { CairnError } from "../errors.ts";
 import { isOccupied } from "../engines/fs_util.ts";
 import { restoreDestination } from "../engines/postgres/conn.ts";
 import { databaseHasObjects } from "../engines/postgres/databases.ts";
 import { parseInfo, RedisConnection } from "../engines/redis/resp.ts";
+import { explicitTargetDb, keyspaceOccupied } from "../engines/redis/target_db.ts";
 import { describe, parseRedisUrl } from "../engines/redis/url.ts";
 import { parseS3Target } from "../engines/s3mirror/keys.ts";
 import { S3Source } from "../engines/s3mirror/source.ts";
@@ -27,6 +29,8 @@ export interface RestorePreflight {
   target: string | null;
   replace: boolean;
   flush: boolean;
+  /** PostgreSQL: restore only these tables (the engine checks them one by one). */
+  tables?: string[];
 }
 
 /** A remote probe that has not answered by then is left to the job itself (ms). */
@@ -62,7 +66,19 @@ export function checkTargetShape(req: RestorePreflight, surface: Surface): void 
       { details: [{ path: "client_name", message: `must name a ${req.manifest.kind} client` }] },
     );
   }
+  if (req.flush && client.kind !== "redis") {
+    const field = surface === "cli" ? "--flush" : "flush";
+    throw new CairnError(
+      "VALIDATION_FAILED",
+      `${field} applies only to Redis restores; client ${req.clientName} is of kind ${client.kind}`,
+      { details: [{ path: "flush", message: "only for redis clients" }] },
+    );
+  }
   if (target === null) return;
+  const unreadable = credentialUrlProblem(target);
+  if (unreadable) {
+    throw invalidTarget(surface, `the target URL cannot be read as written: ${unreadable}`);
+  }
   try {
     switch (client.kind) {
       case "postgres":
@@ -132,7 +148,7 @@ async function occupied(req: RestorePreflight): Promise<boolean | undefined> {
         const conn = await RedisConnection.open(parseRedisUrl(target ?? client.url));
         try {
           const info = parseInfo(await conn.ok(["INFO", "keyspace"]));
-          return Object.keys(info).some((k) => /^db\d+$/.test(k) && !/keys=0,/.test(info[k]));
+          return keyspaceOccupied(info, explicitTargetDb(target ?? ""));
         } finally {
           conn.close();
         }
@@ -174,6 +190,9 @@ function describeTarget(req: RestorePreflight): string {
 export async function preflightRestore(req: RestorePreflight, surface: Surface): Promise<void> {
   checkTargetShape(req, surface);
   if (req.replace || req.flush) return;
+  // Some tables into a database: only those tables must be absent, which the restore
+  // checks before it writes anything; the rest of the database is none of its business.
+  if (req.client.kind === "postgres" && req.tables && req.tables.length > 0) return;
   if (await occupied(req)) {
     throw notEmpty(
       surface,

@@ -6,7 +6,8 @@ import type { Services } from "./services.ts";
 
 /**
  * The schedule worker: every poll it atomically takes the due schedules, enqueues one
- * backup job per schedule (carrying schedule_id) and moves next_run_at on.
+ * job per schedule (a backup, or for a verify schedule a rehearsal of the client's
+ * newest backup; carrying schedule_id) and moves next_run_at on.
  */
 export class ScheduleWorker {
   readonly #services: Services;
@@ -44,9 +45,10 @@ export class ScheduleWorker {
   async fireDue(): Promise<Job[]> {
     try {
       const { config, store } = this.#services;
+      // A verify schedule's job has no key yet: it rehearses the newest backup at run time.
       const jobs = await store.fireDueSchedules((s: Schedule) => ({
         job: {
-          kind: "backup",
+          kind: s.kind === "verify" ? "verify" : "backup",
           client_name: s.client_name,
           label: s.label,
           max_attempts: config.backup.worker_max_attempts,

@@ -44,13 +44,14 @@ export function requireClient(config: Config, name: string | null | undefined): 
     : undefined;
   if (!client) {
     const known = Object.keys(config.clients);
-    throw new CairnError(
-      "UNKNOWN_CLIENT",
-      `Unknown client ${JSON.stringify(name ?? "")}` +
-        (known.length
-          ? `: configured clients are ${known.join(", ")}`
-          : ": no clients are configured"),
-    );
+    const message = `Unknown client ${JSON.stringify(name ?? "")}` +
+      (known.length
+        ? `: configured clients are ${known.join(", ")}`
+        : ": no clients are configured");
+    // The same shape on every route: the field that named it, as VALIDATION_FAILED has.
+    throw new CairnError("UNKNOWN_CLIENT", message, {
+      details: [{ path: "client_name", message }],
+    });
   }
   return client;
 }

@@ -9,6 +9,8 @@ export interface PoolOptions {
   pollMs: number;
   heartbeatMs?: number;
   execute?: AttemptOptions["execute"];
+  /** Called when this process starts an attempt of a job (must not throw). */
+  onStarted?: (job: Job) => Promise<void> | void;
   /** Called after a job reaches its final state in this process. */
   onSettled?: (job: Job) => Promise<void> | void;
 }
@@ -83,6 +85,7 @@ export class WorkerPool {
     const controller = new AbortController();
     const done = (async () => {
       try {
+        void this.#options.onStarted?.(job);
         const final = await runAttempt(this.#services, job, {
           controller,
           heartbeatMs: this.#options.heartbeatMs,

@@ -11,6 +11,16 @@ import type {
 } from "../jobs/types.ts";
 import { JOB_STATUSES } from "../jobs/types.ts";
 import {
+  claimDelivery,
+  type Delivery,
+  DELIVERY_STATUSES,
+  type DeliveryStatus,
+  type NewDelivery,
+  newDelivery,
+  settleDelivery,
+} from "../notify/delivery.ts";
+import {
+  type DeliveryFilter,
   type JobFilter,
   type JobPage,
   type JobStore,
@@ -41,6 +51,19 @@ export interface Tx {
   allSchedules(): Schedule[];
   dueSchedules(now: number): Schedule[];
   nullScheduleRefs(scheduleId: number): void;
+  getDelivery(id: number): Delivery | null;
+  findDelivery(channel: string, dedupeKey: string): Delivery | null;
+  insertDelivery(make: (id: number) => Delivery): Delivery;
+  putDelivery(d: Delivery): void;
+  /** Pending deliveries due at `now`, by next_attempt_at then id. */
+  dueDeliveries(now: number, limit: number): Delivery[];
+  /** Newest first. */
+  queryDeliveries(filter: DeliveryFilter, limit: number): Delivery[];
+  countDeliveries(): Array<
+    { channel: string; status: DeliveryStatus; retried: boolean; n: number }
+  >;
+  /** Removes delivered and dead deliveries updated before `before`; returns how many. */
+  removeDeliveriesBefore(before: number): number;
 }
 
 export interface BaseOptions {
@@ -289,6 +312,9 @@ export abstract class BaseStore implements JobStore {
       const now = this.now();
       return tx.insertSchedule((id) => ({
         ...input,
+        kind: input.kind ?? "backup",
+        config_owned: input.config_owned ?? false,
+        auto_prune: input.auto_prune ?? true,
         id,
         last_run_at: null,
         last_job_id: null,
@@ -345,6 +371,67 @@ export abstract class BaseStore implements JobStore {
       }
       return jobs;
     });
+  }
+
+  enqueueDelivery(input: NewDelivery): Promise<{ delivery: Delivery; created: boolean }> {
+    return this.#run((tx) => {
+      const existing = tx.findDelivery(input.channel, input.dedupe_key);
+      if (existing) return { delivery: existing, created: false };
+      const now = this.now();
+      return { delivery: tx.insertDelivery((id) => newDelivery(id, input, now)), created: true };
+    });
+  }
+
+  claimDeliveries(limit: number, leaseMs: number): Promise<Delivery[]> {
+    return this.#run((tx) => {
+      const now = this.now();
+      return tx.dueDeliveries(now, Math.max(1, limit)).map((d) => {
+        const claimed = claimDelivery(d, now, leaseMs);
+        tx.putDelivery(claimed);
+        return claimed;
+      });
+    });
+  }
+
+  settleDelivery(
+    id: number,
+    outcome: { ok: true } | { ok: false; error: string; retryDelayMs: number },
+  ): Promise<Delivery | null> {
+    return this.#run((tx) => {
+      const d = tx.getDelivery(id);
+      if (!d) return null;
+      const next = settleDelivery(d, this.now(), outcome);
+      if (next !== d) tx.putDelivery(next);
+      return next;
+    });
+  }
+
+  listDeliveries(filter: DeliveryFilter, limit: number): Promise<Delivery[]> {
+    return this.#run((tx) => tx.queryDeliveries(filter, Math.max(1, Math.min(limit, 1000))));
+  }
+
+  deliveryCounts(): Promise<
+    Record<string, Record<DeliveryStatus, number> & { failing: number }>
+  > {
+    return this.#run((tx) => {
+      const out: Record<string, Record<DeliveryStatus, number> & { failing: number }> = {};
+      for (const { channel, status, retried, n } of tx.countDeliveries()) {
+        const c = out[channel] ??= {
+          ...Object.fromEntries(DELIVERY_STATUSES.map((s) => [s, 0])) as Record<
+            DeliveryStatus,
+            number
+          >,
+          failing: 0,
+        };
+        c[status] += n;
+        if (status === "pending" && retried) c.failing += n;
+      }
+      return out;
+    });
+  }
+
+  deleteDeliveriesBefore(before: number): Promise<number> {
+    return this.#run((tx) => tx.removeDeliveriesBefore(before));
   }
 
   #transition(id: number, token: string, fn: (job: Job, now: number) => Job): Promise<Job> {

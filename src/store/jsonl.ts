@@ -5,14 +5,23 @@ import { syncDirSync } from "../fs_sync.ts";
 import { logger } from "../log.ts";
 import { type BaseOptions, BaseStore, decodeCursor, matchesFilter, type Tx } from "./base.ts";
 import type { PageOptions } from "./store.ts";
+import type { Delivery, DeliveryStatus } from "../notify/delivery.ts";
 
 /** One line of the log: the whole entity after a change, or its removal. */
 type Entry =
-  | { t: "meta"; format: 1; next_job_id: number; next_schedule_id: number }
+  | {
+    t: "meta";
+    format: 1;
+    next_job_id: number;
+    next_schedule_id: number;
+    next_delivery_id?: number;
+  }
   | { t: "job"; v: Job }
   | { t: "job-"; id: number }
   | { t: "sched"; v: Schedule }
-  | { t: "sched-"; id: number };
+  | { t: "sched-"; id: number }
+  | { t: "dlv"; v: Delivery }
+  | { t: "dlv-"; id: number };
 
 const encoder = new TextEncoder();
 
@@ -27,8 +36,10 @@ export class JsonlStore extends BaseStore {
   readonly #path: string;
   readonly #jobs = new Map<number, Job>();
   readonly #schedules = new Map<number, Schedule>();
+  readonly #deliveries = new Map<number, Delivery>();
   #nextJobId = 1;
   #nextScheduleId = 1;
+  #nextDeliveryId = 1;
   #file: Deno.FsFile;
   #lock: Deno.FsFile;
   #lines = 0;
@@ -107,6 +118,7 @@ export class JsonlStore extends BaseStore {
       case "meta":
         this.#nextJobId = Math.max(this.#nextJobId, entry.next_job_id);
         this.#nextScheduleId = Math.max(this.#nextScheduleId, entry.next_schedule_id);
+        this.#nextDeliveryId = Math.max(this.#nextDeliveryId, entry.next_delivery_id ?? 1);
         break;
       case "job":
         this.#jobs.set(entry.v.id, entry.v);
@@ -116,11 +128,22 @@ export class JsonlStore extends BaseStore {
         this.#jobs.delete(entry.id);
         break;
       case "sched":
-        this.#schedules.set(entry.v.id, entry.v);
+        // Records written before schedule kinds existed are backup schedules.
+        this.#schedules.set(entry.v.id, {
+          ...{ kind: "backup", config_owned: false, auto_prune: true } as const,
+          ...(entry.v as Partial<Schedule>),
+        } as Schedule);
         this.#nextScheduleId = Math.max(this.#nextScheduleId, entry.v.id + 1);
         break;
       case "sched-":
         this.#schedules.delete(entry.id);
+        break;
+      case "dlv":
+        this.#deliveries.set(entry.v.id, entry.v);
+        this.#nextDeliveryId = Math.max(this.#nextDeliveryId, entry.v.id + 1);
+        break;
+      case "dlv-":
+        this.#deliveries.delete(entry.id);
         break;
     }
   }
@@ -133,6 +156,21 @@ export class JsonlStore extends BaseStore {
     const schedules = new Map<number, Schedule | null>();
     let nextJobId = this.#nextJobId;
     let nextScheduleId = this.#nextScheduleId;
+    let nextDeliveryId = this.#nextDeliveryId;
+    const deliveries = new Map<number, Delivery | null>();
+    const getDelivery = (id: number) =>
+      deliveries.has(id) ? deliveries.get(id)! : this.#deliveries.get(id) ?? null;
+    // Oldest first (ids only grow; a transaction's own inserts have the highest ids).
+    const allDeliveries = () => {
+      const out: Delivery[] = [];
+      for (const [id, d] of this.#deliveries) if (!deliveries.has(id)) out.push(d);
+      for (const d of deliveries.values()) if (d) out.push(d);
+      return deliveries.size === 0 ? out : out.sort((a, b) => a.id - b.id);
+    };
+    const putDelivery = (d: Delivery) => {
+      deliveries.set(d.id, d);
+      staged.set(`d${d.id}`, { t: "dlv", v: d });
+    };
     const getJob = (id: number) => jobs.has(id) ? jobs.get(id)! : this.#jobs.get(id) ?? null;
     const getSchedule = (id: number) =>
       schedules.has(id) ? schedules.get(id)! : this.#schedules.get(id) ?? null;
@@ -241,6 +279,48 @@ export class JsonlStore extends BaseStore {
           if (job.schedule_id === scheduleId) putJob({ ...job, schedule_id: null });
         }
       },
+      getDelivery,
+      findDelivery: (channel, key) =>
+        allDeliveries().find((d) => d.channel === channel && d.dedupe_key === key) ?? null,
+      insertDelivery: (make) => {
+        const d = make(nextDeliveryId++);
+        putDelivery(d);
+        return d;
+      },
+      putDelivery,
+      dueDeliveries: (now, limit) =>
+        allDeliveries().filter((d) => d.status === "pending" && d.next_attempt_at <= now)
+          .sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.id - b.id).slice(0, limit),
+      queryDeliveries: (filter, limit) =>
+        allDeliveries().reverse().filter((d) =>
+          (filter.status === undefined || d.status === filter.status) &&
+          (filter.channel === undefined || d.channel === filter.channel)
+        ).slice(0, limit),
+      countDeliveries: () => {
+        const counts = new Map<
+          string,
+          { channel: string; status: DeliveryStatus; retried: boolean; n: number }
+        >();
+        for (const d of allDeliveries()) {
+          const retried = d.attempts > 0;
+          const k = JSON.stringify([d.channel, d.status, retried]);
+          const c = counts.get(k) ?? { channel: d.channel, status: d.status, retried, n: 0 };
+          c.n++;
+          counts.set(k, c);
+        }
+        return [...counts.values()];
+      },
+      removeDeliveriesBefore: (before) => {
+        let n = 0;
+        for (const d of allDeliveries()) {
+          if (d.status !== "pending" && d.updated_at < before) {
+            deliveries.set(d.id, null);
+            staged.set(`d${d.id}`, { t: "dlv-", id: d.id });
+            n++;
+          }
+        }
+        return n;
+      },
     };
     const out = fn(tx);
     if (staged.size > 0) {
@@ -248,6 +328,7 @@ export class JsonlStore extends BaseStore {
       for (const entry of staged.values()) this.#apply(entry);
       this.#nextJobId = Math.max(this.#nextJobId, nextJobId);
       this.#nextScheduleId = Math.max(this.#nextScheduleId, nextScheduleId);
+      this.#nextDeliveryId = Math.max(this.#nextDeliveryId, nextDeliveryId);
       this.#maybeCompact();
     }
     return out;
@@ -263,7 +344,7 @@ export class JsonlStore extends BaseStore {
   }
 
   #maybeCompact(): void {
-    const live = this.#jobs.size + this.#schedules.size + 1;
+    const live = this.#jobs.size + this.#schedules.size + this.#deliveries.size + 1;
     if (this.#lines < Math.max(1000, live * 2)) return;
     this.compactSync();
   }
@@ -277,9 +358,11 @@ export class JsonlStore extends BaseStore {
         format: 1,
         next_job_id: this.#nextJobId,
         next_schedule_id: this.#nextScheduleId,
+        next_delivery_id: this.#nextDeliveryId,
       }),
     ];
     for (const s of this.#schedules.values()) lines.push(JSON.stringify({ t: "sched", v: s }));
+    for (const d of this.#deliveries.values()) lines.push(JSON.stringify({ t: "dlv", v: d }));
     for (const j of this.#jobs.values()) lines.push(JSON.stringify({ t: "job", v: j }));
     const out = Deno.openSync(tmp, { create: true, write: true, truncate: true });
     try {

@@ -4,7 +4,8 @@ import { CairnError } from "../errors.ts";
 import type { Job, JobStatus, Schedule } from "../jobs/types.ts";
 import { type BaseOptions, BaseStore, decodeCursor, type Tx } from "./base.ts";
 import type { JobFilter, PageOptions } from "./store.ts";
-import { JOB_COLUMNS, MIGRATIONS, SCHEDULE_COLUMNS } from "./sqlite_schema.ts";
+import { DELIVERY_COLUMNS, JOB_COLUMNS, MIGRATIONS, SCHEDULE_COLUMNS } from "./sqlite_schema.ts";
+import type { Delivery, DeliveryStatus } from "../notify/delivery.ts";
 
 type Row = Record<string, SQLInputValue>;
 
@@ -76,6 +77,9 @@ function scheduleFromRow(r: Row): Schedule {
     last_job_id: r.last_job_id === null ? null : Number(r.last_job_id),
     created_at: Number(r.created_at),
     updated_at: Number(r.updated_at),
+    kind: (r.kind ?? "backup") as Schedule["kind"],
+    config_owned: Number(r.config_owned) === 1,
+    auto_prune: r.auto_prune === undefined || Number(r.auto_prune) === 1,
   };
 }
 
@@ -93,6 +97,46 @@ function scheduleToRow(s: Schedule): SQLInputValue[] {
     s.last_job_id,
     s.created_at,
     s.updated_at,
+    s.kind,
+    s.config_owned ? 1 : 0,
+    s.auto_prune ? 1 : 0,
+  ];
+}
+
+function deliveryFromRow(r: Row): Delivery {
+  const num = (v: SQLInputValue) => (v === null ? null : Number(v));
+  return {
+    id: Number(r.id),
+    channel: r.channel as string,
+    event: r.event as string,
+    dedupe_key: r.dedupe_key as string,
+    payload: JSON.parse(r.payload as string),
+    max_attempts: Number(r.max_attempts),
+    status: r.status as DeliveryStatus,
+    attempts: Number(r.attempts),
+    next_attempt_at: Number(r.next_attempt_at),
+    last_error: r.last_error as string | null,
+    created_at: Number(r.created_at),
+    updated_at: Number(r.updated_at),
+    delivered_at: num(r.delivered_at),
+  };
+}
+
+function deliveryToRow(d: Delivery): SQLInputValue[] {
+  return [
+    d.id,
+    d.channel,
+    d.event,
+    d.dedupe_key,
+    JSON.stringify(d.payload),
+    d.max_attempts,
+    d.status,
+    d.attempts,
+    d.next_attempt_at,
+    d.last_error,
+    d.created_at,
+    d.updated_at,
+    d.delivered_at,
   ];
 }
 
@@ -188,6 +232,9 @@ export class SqliteStore extends BaseStore {
     const putSchedule = `INSERT OR REPLACE INTO schedules (${
       SCHEDULE_COLUMNS.join(", ")
     }) VALUES (${schedPlaceholders})`;
+    const putDelivery = `INSERT OR REPLACE INTO deliveries (${
+      DELIVERY_COLUMNS.join(", ")
+    }) VALUES (${DELIVERY_COLUMNS.map(() => "?").join(", ")})`;
     const s = (sql: string) => this.#stmt(sql);
     return {
       getJob: (id) => {
@@ -262,6 +309,56 @@ export class SqliteStore extends BaseStore {
           .all(now) as Row[]).map(scheduleFromRow),
       nullScheduleRefs: (id) =>
         void s("UPDATE jobs SET schedule_id = NULL WHERE schedule_id = ?").run(id),
+      getDelivery: (id) => {
+        const row = s("SELECT * FROM deliveries WHERE id = ?").get(id) as Row | undefined;
+        return row ? deliveryFromRow(row) : null;
+      },
+      findDelivery: (channel, key) => {
+        const row = s("SELECT * FROM deliveries WHERE channel = ? AND dedupe_key = ?").get(
+          channel,
+          key,
+        ) as Row | undefined;
+        return row ? deliveryFromRow(row) : null;
+      },
+      insertDelivery: (make) => {
+        const probe = make(0);
+        const { lastInsertRowid } = s(
+          "INSERT INTO deliveries (channel, event, dedupe_key, payload, max_attempts, status, attempts, next_attempt_at, created_at, updated_at) VALUES (?, '', ?, '{}', 1, 'pending', 0, 0, 0, 0)",
+        ).run(probe.channel, probe.dedupe_key);
+        const d = make(Number(lastInsertRowid));
+        s(putDelivery).run(...deliveryToRow(d));
+        return d;
+      },
+      putDelivery: (d) => void s(putDelivery).run(...deliveryToRow(d)),
+      dueDeliveries: (now, limit) =>
+        (s(
+          "SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        ).all(now, limit) as Row[]).map(deliveryFromRow),
+      queryDeliveries: (filter, limit) => {
+        const parts: string[] = [];
+        const args: SQLInputValue[] = [];
+        if (filter.status !== undefined) (parts.push("status = ?"), args.push(filter.status));
+        if (filter.channel !== undefined) (parts.push("channel = ?"), args.push(filter.channel));
+        const sql = `SELECT * FROM deliveries WHERE ${
+          parts.length ? parts.join(" AND ") : "1=1"
+        } ORDER BY id DESC LIMIT ?`;
+        return (s(sql).all(...args, limit) as Row[]).map(deliveryFromRow);
+      },
+      countDeliveries: () =>
+        (s(
+          "SELECT channel, status, attempts > 0 AS retried, COUNT(*) AS n FROM deliveries GROUP BY channel, status, attempts > 0",
+        ).all() as Row[]).map((r) => ({
+          channel: r.channel as string,
+          status: r.status as DeliveryStatus,
+          retried: Number(r.retried) === 1,
+          n: Number(r.n),
+        })),
+      removeDeliveriesBefore: (before) =>
+        Number(
+          s(
+            "DELETE FROM deliveries WHERE status IN ('delivered', 'dead') AND updated_at < ?",
+          ).run(before).changes,
+        ),
     };
   }
 }

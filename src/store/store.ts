@@ -8,6 +8,7 @@ import type {
   Schedule,
   SchedulePatch,
 } from "../jobs/types.ts";
+import type { Delivery, DeliveryStatus, NewDelivery } from "../notify/delivery.ts";
 
 export interface JobFilter {
   status?: JobStatus;
@@ -49,8 +50,13 @@ export interface ScheduleFiring {
   next_run_at: number | null;
 }
 
+export interface DeliveryFilter {
+  status?: DeliveryStatus;
+  channel?: string;
+}
+
 /**
- * Where jobs and schedules live. Every method that changes state is durable before
+ * Where jobs, schedules and the notification outbox live. Every method that changes state is durable before
  * its promise resolves; lease-holding calls fail with LeaseLostError when the
  * caller no longer owns the job.
  */
@@ -108,6 +114,41 @@ export interface JobStore {
    * (as `fire` describes) and moves it on, so two daemons never fire one occurrence twice.
    */
   fireDueSchedules(fire: (s: Schedule) => ScheduleFiring): Promise<Job[]>;
+
+  // The notification outbox (src/notify/delivery.ts has the record and its state machine).
+
+  /**
+   * Adds a pending delivery (attempts 0, next_attempt_at = now), unless one with the same
+   * (channel, dedupe_key) exists in any status: then that one is returned with
+   * created false and nothing changes. The pair is unique for the life of the record.
+   */
+  enqueueDelivery(input: NewDelivery): Promise<{ delivery: Delivery; created: boolean }>;
+  /**
+   * Atomically takes up to `limit` pending deliveries with next_attempt_at <= now, oldest
+   * next_attempt_at first (then id), and pushes each one's next_attempt_at to now + leaseMs
+   * so no other sender takes it meanwhile (see claimDelivery). attempts is unchanged.
+   */
+  claimDeliveries(limit: number, leaseMs: number): Promise<Delivery[]>;
+  /**
+   * Records one send attempt of a delivery (see settleDelivery): delivered, retried at
+   * now + retryDelayMs, or dead once attempts reach max_attempts. A delivery no longer
+   * pending is returned unchanged; an unknown id is null.
+   */
+  settleDelivery(
+    id: number,
+    outcome: { ok: true } | { ok: false; error: string; retryDelayMs: number },
+  ): Promise<Delivery | null>;
+  /** Deliveries matching `filter`, newest (highest id) first, at most `limit`. */
+  listDeliveries(filter: DeliveryFilter, limit: number): Promise<Delivery[]>;
+  /**
+   * Counts by channel and status, plus `failing`: pending deliveries with attempts > 0
+   * (sent at least once and not yet through). Channels with no delivery are absent.
+   */
+  deliveryCounts(): Promise<
+    Record<string, Record<DeliveryStatus, number> & { failing: number }>
+  >;
+  /** Deletes delivered and dead deliveries last updated before `before` (ms); returns how many. */
+  deleteDeliveriesBefore(before: number): Promise<number>;
 
   close(): Promise<void>;
 }

@@ -107,3 +107,77 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a URL whose password is written unencoded is refused, without repeating any of it", () => {
+  for (
+    const url of [
+      "postgres://app:p@ss/w#rd:%x@127.0.0.1:5432/app",
+      "postgres://app:s3cr@t@127.0.0.1:5432/app",
+      "redis://:pa/ss@127.0.0.1:6379",
+      "redis://:100%sure@127.0.0.1:6379",
+    ]
+  ) {
+    try {
+      parseConfig(`clients: {db: {kind: ${url.split(":")[0]}, url: "${url}"}}`, { env: env({}) });
+      assert.fail(`accepted ${url}`);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      const text = error.problems.map((p) => `${p.path}: ${p.message}`).join("\n");
+      assert.match(text, /^clients\.db\.url: .*percent-encode the user and password/, text);
+      for (const piece of ["ss/w", "w#rd", "s3cr", "pa/ss", "100%sure"]) {
+        assert.ok(!text.includes(piece), `${piece} in: ${text}`);
+      }
+    }
+  }
+  // Encoded, the same passwords are fine.
+  parseConfig(
+    `clients: {db: {kind: postgres, url: "postgres://app:${
+      encodeURIComponent("p@ss/w#rd:%x")
+    }@127.0.0.1:5432/app"}}`,
+    { env: env({}) },
+  );
+});
+
+Deno.test({
+  name:
+    "a restore target URL with an unencoded password is refused before a job exists, and none of it is stored",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const config = await writeConfig(dir, {
+        clients: { db: { kind: "postgres", url: "postgres://postgres@127.0.0.1:5432/postgres" } },
+      });
+      // A manifest is needed to get as far as the target: write a minimal backup.
+      const key = "backups/db/20261121T020000000Z-manual.dump";
+      await Deno.mkdir(join(dir, "repo/backups/db"), { recursive: true });
+      await Deno.writeFile(join(dir, "repo", key), new Uint8Array([1, 2, 3]));
+      await Deno.writeTextFile(
+        join(dir, "repo", `${key}.manifest.json`),
+        JSON.stringify({
+          format_version: 1,
+          key,
+          client_name: "db",
+          kind: "postgres",
+          label: "manual",
+          created_at: "2026-11-21T02:00:00.000Z",
+          size_bytes: 3,
+          sha256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81",
+          job_id: 1,
+          schedule_id: null,
+          tool_versions: {},
+          facts: {},
+        }),
+      );
+      const target = "postgres://qa_owner:p@ss/w#rd:%x@127.0.0.1:5432/qa_url2";
+      const r = await cairn(["restore", key, "--target", target, "--yes", "--config", config]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /Invalid --target: the target URL cannot be read as written/);
+      const jobs = await cairn(["jobs", "--json", "--config", config]);
+      assert.deepEqual(JSON.parse(jobs.stdout).jobs, []);
+      const store = await Deno.readFile(join(dir, "cairn.db"));
+      const text = new TextDecoder().decode(store) + r.stderr + r.stdout;
+      for (const piece of ["ss/w", "w#rd", "rd:%x"]) assert.ok(!text.includes(piece), piece);
+    });
+  },
+});

@@ -208,3 +208,13 @@ Deno.test("the README's configuration reference is a valid config naming every s
     }
   }
 });
+
+Deno.test("a Redis url's path is a database number", () => {
+  assert.deepEqual(problems(`clients: {c: {kind: redis, url: "redis://h:6379/abc"}}`), [
+    "clients.c.url: the path of a Redis url is a database number, such as /2",
+  ]);
+  assert.deepEqual(problems(`clients: {c: {kind: redis, url: "redis://h:6379/2"}}`), []);
+  assert.deepEqual(problems(`clients: {c: {kind: redis, url: "not a url"}}`), [
+    "clients.c.url: must be a URL starting with redis:// or rediss://",
+  ]);
+});

@@ -92,7 +92,11 @@ Deno.test({
       await Deno.mkdir(src);
       // [name, members, expected status]: GNU tar strips a leading "/" (the member lands
       // inside the target), refuses "..", and creates outward symlinks last.
-      const cases: Array<[string, string, "completed" | "failed"]> = [
+      // "either": GNU tar's outcome depends on whether the directory reuses the inode of
+      // the placeholder it replaced (delayed symlinks are checked by device, inode and
+      // ctime); both outcomes leave everything outside the target untouched, which is
+      // what is asserted.
+      const cases: Array<[string, string, "completed" | "failed" | "either"]> = [
         ["absolute", `f("${out}/victim")\nd("${out}/dir", mode=0o777)`, "completed"],
         ["dotdot", `f("ok")\nf("../outside/victim")`, "failed"],
         ["dotdot-inner", `f("a/../../outside/victim")`, "failed"],
@@ -103,7 +107,7 @@ Deno.test({
         [
           "symlink-then-dir-chmod",
           `l("esc", "${out}/dir")\nd("esc", mode=0o777, uid=1234, gid=1234)`,
-          "failed",
+          "either",
         ],
         [
           "hardlink-outside",
@@ -127,8 +131,14 @@ Deno.test({
             key,
             params: { target },
           });
-          assert.equal(rs.status, expected, `${name}: ${rs.error}`);
-          if (expected === "failed") {
+          if (expected === "either") {
+            assert.ok(["completed", "failed"].includes(rs.status), `${name}: ${rs.status}`);
+            if (rs.status === "completed") {
+              const esc = await Deno.lstat(join(target, "esc"));
+              assert.ok(!esc.isSymlink, `${name}: esc must not be left a link out of the target`);
+            }
+          } else assert.equal(rs.status, expected, `${name}: ${rs.error}`);
+          if (expected === "failed" || rs.status === "failed") {
             assert.match(rs.error!, /GNU tar refused to restore .*nothing was changed/, name);
             assert.equal(await Deno.lstat(target).then(() => true, () => false), false, name);
           }
@@ -144,10 +154,15 @@ Deno.test({
           await Deno.readTextFile(join(dir, "t-absolute", out, "victim")),
           "pwned",
         );
-        assert.equal(
-          await Deno.readLink(join(dir, "t-symlink-then-same-name", "victim")),
-          `${out}/victim`,
-        );
+        // Whether the link or the file of the same name is left depends on GNU tar's
+        // delayed-link check (inode reuse); either stays inside the target.
+        const victim = await Deno.lstat(join(dir, "t-symlink-then-same-name", "victim"));
+        if (victim.isSymlink) {
+          assert.equal(
+            await Deno.readLink(join(dir, "t-symlink-then-same-name", "victim")),
+            `${out}/victim`,
+          );
+        } else assert.ok(victim.isFile);
       } finally {
         await services.store.close();
       }

@@ -427,7 +427,7 @@ Deno.test({
         assert.equal(blocked.status, "failed");
         assert.match(
           blocked.error!,
-          /view public\.users_view depends on table public\.users.*Nothing was changed: add those objects' tables to "tables", or restore the whole database$/,
+          /view public\.users_view depends on table public\.users.*Nothing was changed: add those objects' tables to the list \(--table on the command line, "tables" in the API\), or restore the whole database$/,
         );
         assert.equal(await count("orders"), 0, "nothing written");
       });

@@ -468,3 +468,50 @@ Deno.test("redis through an S3 repository: restore reads the artifact twice, che
     await s3.stop();
   }
 });
+
+Deno.test("redis: a /db target takes a one-database snapshot into that database, checks only it, and refuses a snapshot of several", async () => {
+  await withRedis([[], []], async (source, target) => {
+    await source.cmd("SET", "k", "v");
+    await source.cmd("SET", "k2", "v2");
+    await withTempDir(async (dir) => {
+      const services = await testServices(dir, { cache: { kind: "redis", url: source.url } });
+      try {
+        const one = await run(services, { kind: "backup", client_name: "cache" });
+        assert.equal(one.status, "completed", one.error ?? "");
+        // db0 of the target holds something else: a restore into /3 looks at db 3 only.
+        await target.cmd("SET", "other", "x");
+        const into3 = await run(services, {
+          kind: "restore",
+          client_name: "cache",
+          key: String(one.result!.key),
+          params: { target: `${target.url}/3` },
+        });
+        assert.equal(into3.status, "completed", into3.error ?? "");
+        await target.cmd("SELECT", "3");
+        assert.equal(new TextDecoder().decode(await target.cmd("GET", "k") as Uint8Array), "v");
+        assert.equal(Number(await target.cmd("DBSIZE")), 2);
+        await target.cmd("SELECT", "0");
+        assert.equal(Number(await target.cmd("DBSIZE")), 1, "db 0 untouched");
+
+        await source.cmd("SELECT", "7");
+        await source.cmd("SET", "seven", "7");
+        await source.cmd("SELECT", "0");
+        const two = await run(services, { kind: "backup", client_name: "cache" });
+        assert.equal(two.status, "completed", two.error ?? "");
+        const refused = await run(services, {
+          kind: "restore",
+          client_name: "cache",
+          key: String(two.result!.key),
+          params: { target: `${target.url}/4` },
+        });
+        assert.equal(refused.status, "failed");
+        assert.match(
+          refused.error!,
+          /holds databases 0, 7; a restore target with \/4 takes one database/,
+        );
+      } finally {
+        await services.store.close();
+      }
+    });
+  });
+});

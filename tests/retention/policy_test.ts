@@ -137,3 +137,91 @@ Deno.test("no rule keeps everything out of the plan's hands", () => {
   assert.equal(hasAnyRule({ keep_daily: 1 }), true);
   assert.equal(applyPolicy([], { keep_last: 3 }).keep.length, 0);
 });
+
+Deno.test("keep_frequent: quarter hours, local labels, the newest of each of the newest N", () => {
+  assert.equal(
+    periodKey(new Date("2026-11-20T10:14:59.999Z"), "frequent", "UTC").replace(/@\d+$/, ""),
+    "2026-11-20T10:00",
+  );
+  assert.equal(
+    periodKey(new Date("2026-11-20T10:15:00Z"), "frequent", "UTC").replace(/@\d+$/, ""),
+    "2026-11-20T10:15",
+  );
+  // Kathmandu is UTC+5:45: still whole quarter hours.
+  assert.equal(
+    periodKey(new Date("2026-11-20T10:15:00Z"), "frequent", "Asia/Kathmandu").replace(/@\d+$/, ""),
+    "2026-11-20T16:00",
+  );
+  const backups = [
+    "2026-11-20T10:01:00Z",
+    "2026-11-20T10:14:00Z", // newest of 10:00
+    "2026-11-20T10:16:00Z", // only one of 10:15
+    "2026-11-20T10:31:00Z",
+    "2026-11-20T10:44:00Z", // newest of 10:30
+    "2026-11-20T11:20:00Z", // 11:15 (11:00 has none)
+  ].map(b);
+  const plan = applyPolicy(backups, { keep_frequent: 3 });
+  assert.deepEqual(kept(plan), [
+    "2026-11-20T10:16:00Z",
+    "2026-11-20T10:44:00Z",
+    "2026-11-20T11:20:00Z",
+  ]);
+  assert.deepEqual(
+    plan.keep.map((d) => d.reasons),
+    [["keep_frequent 2026-11-20T11:15"], ["keep_frequent 2026-11-20T10:30"], [
+      "keep_frequent 2026-11-20T10:15",
+    ]],
+  );
+});
+
+Deno.test("keep_frequent: the repeated DST hour has eight quarters, not four", () => {
+  // Europe/Berlin falls back at 01:00 UTC on 2026-10-25: local 02:00-02:59 happens twice.
+  const a = periodKey(new Date("2026-10-25T00:05:00Z"), "frequent", "Europe/Berlin");
+  const c = periodKey(new Date("2026-10-25T01:05:00Z"), "frequent", "Europe/Berlin");
+  assert.equal(a.replace(/@\d+$/, ""), "2026-10-25T02:00");
+  assert.equal(c.replace(/@\d+$/, ""), "2026-10-25T02:00");
+  assert.notEqual(a, c);
+});
+
+Deno.test("exhaustive: keep_frequent 0..10 over 48 backups every 7 minutes keeps by definition", () => {
+  const start = Date.parse("2026-06-01T00:00:00Z");
+  const backups = Array.from({ length: 48 }, (_, i) => ({
+    key: `k${String(i).padStart(2, "0")}`,
+    created_at: new Date(start + i * 7 * 60_000),
+  }));
+  const quarter = (x: { created_at: Date }) => Math.floor(x.created_at.getTime() / 900_000);
+  const quarters = [...new Set(backups.map(quarter))].sort((x, y) => y - x);
+  for (let n = 0; n <= 10; n++) {
+    const plan = applyPolicy(backups, { keep_frequent: n });
+    const expected = quarters.slice(0, n).map((q) =>
+      backups.filter((x) => quarter(x) === q).at(-1)!.key
+    );
+    assert.deepEqual(plan.keep.map((d) => d.key), expected, `keep_frequent ${n}`);
+    assert.equal(plan.keep.length + plan.remove.length, 48);
+  }
+});
+
+Deno.test("the newest verified backup is always kept, with its reason; unverified ones are not", () => {
+  const backups = [
+    "2026-01-01T00:00:00Z",
+    "2026-01-02T00:00:00Z",
+    "2026-01-03T00:00:00Z",
+    "2026-01-04T00:00:00Z",
+  ].map(b);
+  const verified = new Set(["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]);
+  const plan = applyPolicy(backups, { keep_last: 1 }, { verified });
+  assert.deepEqual(kept(plan), ["2026-01-02T00:00:00Z", "2026-01-04T00:00:00Z"]);
+  assert.deepEqual(plan.keep.find((d) => d.key === "2026-01-02T00:00:00Z")!.reasons, [
+    "newest verified backup",
+  ]);
+  // Already kept by a rule: the reason is added, nothing else changes.
+  const both = applyPolicy(backups, { keep_last: 3 }, { verified });
+  assert.deepEqual(both.keep.find((d) => d.key === "2026-01-02T00:00:00Z")!.reasons, [
+    "keep_last 3",
+    "newest verified backup",
+  ]);
+  assert.deepEqual(
+    kept(applyPolicy(backups, { keep_last: 1 }, { verified: new Set() })),
+    ["2026-01-04T00:00:00Z"],
+  );
+});

@@ -12,6 +12,7 @@ import {
   parseHeadOutput,
   parseOwner,
   parseStatStart,
+  parseStatState,
   processStates,
 } from "../../src/io/process_id.ts";
 import { Scratch } from "../../src/io/scratch.ts";
@@ -299,4 +300,33 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("process id: a zombie (killed, not yet reaped) is dead, so a restart takes its jobs back at once", async () => {
+  assert.equal(parseStatState("42 (a ) b) Z 1 2"), "Z");
+  // A child that exits while its parent sleeps stays a zombie until the parent reaps it.
+  const parent = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import os,time\npid=os.fork()\nif pid==0: os._exit(0)\nprint(pid,flush=True)\ntime.sleep(5)",
+    ],
+    stdout: "piped",
+  }).spawn();
+  const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const pid = Number((await reader.read()).value!.trim());
+  try {
+    let stat = "";
+    for (let i = 0; i < 50 && !/\) Z /.test(stat); i++) {
+      stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(parseStatState(stat), "Z");
+    const here = await initProcessId();
+    const zombie = { host: here.host, pid, start: parseStatStart(stat)! };
+    assert.deepEqual(await processStates([zombie, here]), ["dead", "alive"]);
+  } finally {
+    parent.kill("SIGKILL");
+    await parent.status;
+    await reader.cancel().catch(() => {});
+  }
 });

@@ -108,3 +108,70 @@ Deno.test({
     check(pg, "postgres://u:p@10.0.0.9:5433/other");
   },
 });
+
+Deno.test({
+  name:
+    "preflight: --flush is for Redis only; some tables into a database that holds others is no usage mistake",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { preflightRestore } = await import("../../src/runtime/restore_preflight.ts");
+    const { withDatabase } = await import("../helpers/pg.ts");
+    const dirClient = {
+      kind: "directory",
+      path: "/nonexistent-x",
+      exclude: [],
+      one_file_system: false,
+    };
+    await assert.rejects(
+      () =>
+        preflightRestore({
+          clientName: "files",
+          client: dirClient as never,
+          manifest: { kind: "directory", key: "k" } as never,
+          target: null,
+          replace: false,
+          flush: true,
+        }, "cli"),
+      /--flush applies only to Redis restores; client files is of kind directory/,
+    );
+    await withDatabase(async (db, sql) => {
+      await sql.unsafe("CREATE TABLE other (i int)");
+      const req = {
+        clientName: "db",
+        client: { kind: "postgres", url: `postgres://postgres@127.0.0.1:5432/${db}` } as never,
+        manifest: { kind: "postgres", key: "k" } as never,
+        target: null,
+        replace: false,
+        flush: false,
+      };
+      await assert.rejects(
+        () => preflightRestore(req, "api"),
+        /is not empty: pass "replace": true/,
+      );
+      await preflightRestore({ ...req, tables: ["public.t2"] }, "api");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "directory: a client whose path is a symlink to a directory restores in place through the link",
+  sanitizeResources: false,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const real = join(dir, "real");
+      await makeTree(real);
+      const link = join(dir, "linkdir");
+      await Deno.symlink(real, link);
+      const config = await writeConfig(dir, { clients: { ld: { kind: "directory", path: link } } });
+      const key = JSON.parse((await cairn(["backup", "ld", "--json", "--config", config])).stdout)
+        .result.key;
+      await Deno.writeTextFile(join(real, "a.txt"), "changed");
+      const r = await cairn(["restore", key, "--yes", "--json", "--config", config]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(await Deno.readTextFile(join(real, "a.txt")), "alpha\n");
+      assert.ok((await Deno.lstat(link)).isSymlink, "the link stays a link");
+    });
+  },
+});

@@ -95,10 +95,12 @@ Deno.test({
         const deadScratch = join(dir, "scratch", `${child.pid}-4242`);
         await Deno.mkdir(join(deadScratch, "sqlite-x"), { recursive: true });
         await Deno.writeTextFile(join(deadScratch, "sqlite-x", "snapshot.sqlite"), "copy");
+        // The files go first; the sweep's log lines reach d.logs a moment later.
         await waitFor(
           async () =>
             !(await Deno.stat(path).catch(() => null)) &&
-            !(await Deno.stat(deadScratch).catch(() => null)),
+            !(await Deno.stat(deadScratch).catch(() => null)) &&
+            d.logs.some((l) => l.includes('"when":"periodic"')),
           "the periodic sweep",
           10_000,
         );

@@ -348,4 +348,93 @@ export function storeConformance(name: string, open: OpenStore): void {
     const c = await again.enqueue(backup());
     assert.ok(c.id > b.id, "ids are never reused");
   });
+
+  const dlv = (key: string, channel = "hook") => ({
+    channel,
+    event: "job_failed",
+    dedupe_key: key,
+    payload: { job_id: 1, client: "c1" },
+    max_attempts: 3,
+  });
+
+  test("outbox: enqueue is idempotent per (channel, dedupe_key)", async ({ store, clock }) => {
+    const first = await store.enqueueDelivery(dlv("job_failed:1"));
+    assert.equal(first.created, true);
+    assert.equal(first.delivery.status, "pending");
+    assert.equal(first.delivery.attempts, 0);
+    assert.equal(first.delivery.next_attempt_at, clock.t);
+    const again = await store.enqueueDelivery({ ...dlv("job_failed:1"), payload: { x: 2 } });
+    assert.equal(again.created, false);
+    assert.equal(again.delivery.id, first.delivery.id);
+    assert.deepEqual(again.delivery.payload, { job_id: 1, client: "c1" }, "unchanged");
+    const other = await store.enqueueDelivery(dlv("job_failed:1", "slack"));
+    assert.equal(other.created, true, "another channel is another delivery");
+    assert.equal((await store.listDeliveries({}, 10)).length, 2);
+  });
+
+  test("outbox: a claim leases deliveries, oldest due first", async ({ store, clock }) => {
+    const a = (await store.enqueueDelivery(dlv("a"))).delivery;
+    clock.t += 1;
+    const b = (await store.enqueueDelivery(dlv("b"))).delivery;
+    const claimed = await store.claimDeliveries(1, 30_000);
+    assert.deepEqual(claimed.map((d) => d.id), [a.id]);
+    assert.equal(claimed[0].next_attempt_at, clock.t + 30_000);
+    assert.equal(claimed[0].attempts, 0);
+    assert.deepEqual((await store.claimDeliveries(10, 30_000)).map((d) => d.id), [b.id]);
+    assert.deepEqual(await store.claimDeliveries(10, 30_000), [], "both are leased");
+    clock.t += 30_000;
+    assert.equal((await store.claimDeliveries(10, 30_000)).length, 2, "an expired lease frees it");
+  });
+
+  test("outbox: settle retries with the delay, then gives up at max_attempts", async ({ store, clock }) => {
+    const d = (await store.enqueueDelivery(dlv("a"))).delivery;
+    const fail = { ok: false as const, error: "HTTP 500", retryDelayMs: 5_000 };
+    await store.claimDeliveries(1, 60_000);
+    const once = (await store.settleDelivery(d.id, fail))!;
+    assert.equal(once.status, "pending");
+    assert.equal(once.attempts, 1);
+    assert.equal(once.last_error, "HTTP 500");
+    assert.equal(once.next_attempt_at, clock.t + 5_000);
+    assert.deepEqual(await store.deliveryCounts(), {
+      hook: { pending: 1, delivered: 0, dead: 0, failing: 1 },
+    });
+    await store.settleDelivery(d.id, fail);
+    const dead = (await store.settleDelivery(d.id, fail))!;
+    assert.equal(dead.status, "dead");
+    assert.equal(dead.attempts, 3);
+    clock.t += 10 ** 9;
+    assert.deepEqual(await store.claimDeliveries(10, 1), [], "a dead delivery is never claimed");
+    assert.equal((await store.settleDelivery(d.id, { ok: true }))!.status, "dead", "final");
+    assert.equal(await store.settleDelivery(9999, { ok: true }), null);
+    assert.deepEqual((await store.listDeliveries({ status: "dead" }, 10)).map((x) => x.id), [d.id]);
+  });
+
+  test("outbox: delivered is final; old finished deliveries can be deleted", async ({ store, clock }) => {
+    const a = (await store.enqueueDelivery(dlv("a"))).delivery;
+    const b = (await store.enqueueDelivery(dlv("b"))).delivery;
+    const ok = (await store.settleDelivery(a.id, { ok: true }))!;
+    assert.equal(ok.status, "delivered");
+    assert.equal(ok.delivered_at, clock.t);
+    assert.equal(ok.attempts, 1);
+    assert.deepEqual(await store.deliveryCounts(), {
+      hook: { pending: 1, delivered: 1, dead: 0, failing: 0 },
+    });
+    clock.t += 1000;
+    assert.equal(await store.deleteDeliveriesBefore(clock.t), 1, "only the finished one");
+    assert.deepEqual((await store.listDeliveries({}, 10)).map((x) => x.id), [b.id]);
+    assert.deepEqual(await store.listDeliveries({ channel: "nope" }, 10), []);
+  });
+
+  test("outbox: deliveries and their dedupe keys survive a reopen", async ({ store, reopen }) => {
+    const a = (await store.enqueueDelivery(dlv("a"))).delivery;
+    await store.settleDelivery(a.id, { ok: false, error: "refused", retryDelayMs: 1 });
+    const again = await reopen();
+    const [kept] = await again.listDeliveries({}, 10);
+    assert.equal(kept.id, a.id);
+    assert.equal(kept.attempts, 1);
+    assert.equal(kept.last_error, "refused");
+    assert.equal((await again.enqueueDelivery(dlv("a"))).created, false);
+    const b = (await again.enqueueDelivery(dlv("b"))).delivery;
+    assert.ok(b.id > a.id, "ids are never reused");
+  });
 }

@@ -167,3 +167,57 @@ Deno.test("sqlite store: two processes claiming at once never share a job", asyn
     await store.close();
   });
 });
+
+Deno.test("stores written before schedule kinds read old schedules as auto-pruned backup schedules", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  const { MIGRATIONS } = await import("../../src/store/sqlite_schema.ts");
+  const { SqliteStore } = await import("../../src/store/sqlite.ts");
+  const { JsonlStore } = await import("../../src/store/jsonl.ts");
+  const dir = await Deno.makeTempDir({ prefix: "cairn-old-store-" });
+  try {
+    // SQLite at schema 3 (before the schedule columns), with one schedule.
+    const db = new DatabaseSync(`${dir}/old.db`);
+    for (let i = 0; i < 3; i++) db.exec(MIGRATIONS[i]);
+    db.exec("PRAGMA user_version = 3");
+    db.exec(
+      "INSERT INTO schedules (client_name, cron, timezone, label, enabled, retention, created_at, updated_at) VALUES ('c', '0 3 * * *', 'UTC', 'nightly', 1, '{}', 1, 1)",
+    );
+    db.close();
+    const sqlite = await SqliteStore.open(`${dir}/old.db`);
+    const [s] = await sqlite.listSchedules();
+    assert.deepEqual([s.kind, s.config_owned, s.auto_prune, s.label], [
+      "backup",
+      false,
+      true,
+      "nightly",
+    ]);
+    await sqlite.close();
+    // A JSONL line written by an older cairn.
+    await Deno.writeTextFile(
+      `${dir}/old.jsonl`,
+      JSON.stringify({
+        t: "sched",
+        v: {
+          id: 1,
+          client_name: "c",
+          cron: "0 3 * * *",
+          timezone: "UTC",
+          label: "nightly",
+          enabled: true,
+          retention: {},
+          next_run_at: null,
+          last_run_at: null,
+          last_job_id: null,
+          created_at: 1,
+          updated_at: 1,
+        },
+      }) + "\n",
+    );
+    const jsonl = await JsonlStore.open(`${dir}/old.jsonl`);
+    const [j] = await jsonl.listSchedules();
+    assert.deepEqual([j.kind, j.config_owned, j.auto_prune], ["backup", false, true]);
+    await jsonl.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

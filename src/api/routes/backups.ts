@@ -99,6 +99,7 @@ export function backupRoutes(): Hono<AppEnv> {
       target: body.target ?? null,
       replace: body.replace ?? false,
       flush: body.flush ?? false,
+      tables: body.tables,
     }, "api");
     const job = await enqueue(c.get("deps"), {
       kind: "restore",

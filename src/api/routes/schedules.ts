@@ -21,6 +21,16 @@ function unknownClientField(error: unknown): never {
   throw error;
 }
 
+/** A schedule from the config's `schedules:` is changed there, not through the API. */
+function refuseConfigOwned(s: Schedule): void {
+  if (!s.config_owned) return;
+  throw new CairnError(
+    "SCHEDULE_CONFIG_OWNED",
+    `Schedule ${s.id} (${s.client_name}/${s.label}) is declared in the config file's schedules: ` +
+      "section; edit it there and restart the daemon (the API changes only schedules it created)",
+  );
+}
+
 export function scheduleRoutes(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
@@ -45,6 +55,8 @@ export function scheduleRoutes(): Hono<AppEnv> {
       label: body.label,
       enabled: body.enabled,
       retention: body.retention,
+      kind: body.kind,
+      auto_prune: body.auto_prune,
       next_run_at: nextRun(body),
     });
     scheduler?.poke();
@@ -57,6 +69,7 @@ export function scheduleRoutes(): Hono<AppEnv> {
     const body = await jsonBody(c, PatchScheduleBody);
     const current = await services.store.getSchedule(id);
     if (!current) throw new CairnError("SCHEDULE_NOT_FOUND", `Schedule ${id} not found`);
+    refuseConfigOwned(current);
     if (body.client_name !== undefined) {
       try {
         requireClient(services.config, body.client_name);
@@ -84,6 +97,8 @@ export function scheduleRoutes(): Hono<AppEnv> {
 
   app.delete("/:id", async (c) => {
     const id = parseWith(IdParam, c.req.param("id"), "path");
+    const current = await c.get("deps").services.store.getSchedule(id);
+    if (current) refuseConfigOwned(current);
     if (!(await c.get("deps").services.store.deleteSchedule(id))) {
       throw new CairnError("SCHEDULE_NOT_FOUND", `Schedule ${id} not found`);
     }

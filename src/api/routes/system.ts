@@ -4,6 +4,7 @@ import { jobRecord } from "../../jobs/types.ts";
 import { planPrune } from "../../runtime/prune.ts";
 import { requireClient } from "../../runtime/services.ts";
 import { VERSION } from "../../version.ts";
+import { readClientStatuses } from "../../status/read.ts";
 import type { AppEnv } from "../deps.ts";
 import { enqueue } from "../deps.ts";
 import { errorBody, ok } from "../envelope.ts";
@@ -58,7 +59,17 @@ export function systemRoutes(): Hono<AppEnv> {
         : null;
     }
     const schedules = await store.listSchedules();
+    const clients = await readClientStatuses(store, config, Date.now(), startedAt);
+    const deliveries = await store.deliveryCounts();
     return ok(c, {
+      // Every configured client is ok (the question a monitoring check asks).
+      healthy: clients.every((cl) => cl.health === "ok"),
+      clients,
+      notifications: {
+        failing: Object.values(deliveries).reduce((n, d) => n + d.failing, 0),
+        dead: Object.values(deliveries).reduce((n, d) => n + d.dead, 0),
+        by_channel: deliveries,
+      },
       version: VERSION,
       uptime_s: Math.round((Date.now() - startedAt) / 1000),
       jobs: { total: stats.total, by_status: stats.by_status, by_kind: stats.by_kind },

@@ -1,4 +1,4 @@
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import type {
@@ -9,18 +9,12 @@ import type {
   VerifyRequest,
 } from "../engine.ts";
 import { refuseOccupied, removeQuietly, siblingTemp } from "../fs_util.ts";
-import {
-  checkGnuTar,
-  createArgs,
-  createOutcome,
-  extractArgs,
-  OLD_PREFIX,
-  STAGING_PREFIX,
-} from "./gnu_tar.ts";
+import { checkGnuTar, createArgs, createOutcome, extractArgs, STAGING_PREFIX } from "./gnu_tar.ts";
 import { swapContents } from "./swap.ts";
 import { countingTransform, countTar, type TarCounts } from "./tar_count.ts";
 import { startTar } from "./tar_process.ts";
 import { runCommand } from "../process.ts";
+import { restoreTag, settleInterrupted } from "./interrupted.ts";
 
 type DirectoryClient = Extract<ClientConfig, { kind: "directory" }>;
 
@@ -37,6 +31,8 @@ function gzip(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
 }
 
 async function checkSource(root: string, clientName: string): Promise<void> {
+  // A restore into this directory killed part way would be backed up half swapped.
+  await settleInterrupted(root, "the backup");
   try {
     const info = await Deno.stat(root);
     if (!info.isDirectory) {
@@ -132,7 +128,14 @@ export const directoryEngine: Engine<DirectoryClient> = {
   },
 
   async restore(ctx: EngineContext<DirectoryClient>, request: RestoreRequest) {
-    const target = resolve(request.target ?? ctx.client.path);
+    // Through a symlink to a directory, as the backup reads it: the directory is the target.
+    const named = resolve(request.target ?? ctx.client.path);
+    const target = await Deno.realPath(named).then(
+      async (real) => (await Deno.stat(real)).isDirectory ? real : named,
+      () => named,
+    );
+    // A restore killed part way is undone first, so the target holds what it held.
+    await settleInterrupted(target, "this restore");
     await refuseOccupied(target, request.replace);
     await checkGnuTar(ctx.tools.tar);
     // The whole artifact against the manifest's sha256 before anything touches the disk.
@@ -150,7 +153,7 @@ export const directoryEngine: Engine<DirectoryClient> = {
     }
     // Staging inside the target changes its mtime: a failed restore puts it back.
     const targetTimes = before ? await timesOf(target) : null;
-    const tag = `${ctx.jobId}-${crypto.randomUUID().slice(0, 8)}`;
+    const tag = restoreTag(ctx.jobId);
     // In place, stage inside the target: same filesystem, and the directory itself stays.
     const staging = before ? join(target, STAGING_PREFIX + tag) : siblingTemp(target, "restore");
     if (!before) await Deno.mkdir(dirname(target), { recursive: true });
@@ -166,10 +169,10 @@ export const directoryEngine: Engine<DirectoryClient> = {
       } else {
         const root = await Deno.stat(staging);
         const rootTimes = counts.root ? await timesOf(staging) : targetTimes!;
-        await swapContents(target, basename(staging), OLD_PREFIX + tag);
+        await swapContents(target, tag);
         swapped = true;
         try {
-          await Deno.remove(staging);
+          // swapContents emptied and removed the staging directory.
           if (counts.root) await applyRootOwnerMode(target, root);
           await setTimes(target, rootTimes);
         } catch (error) {
@@ -238,9 +241,9 @@ async function extract(
       controller.enqueue(chunk);
     },
   });
-  const fed = gunzip(await request.read())
+  // Progress counts the stored bytes, the unit of bytes_total (the artifact's size).
+  const fed = gunzip((await request.read()).pipeThrough(progress))
     .pipeThrough(counting.transform)
-    .pipeThrough(progress)
     .pipeTo(tar.child.stdin, { signal: ctx.signal })
     .catch((error) => error);
   const [{ code, stderr }, feedError] = await Promise.all([tar.done, fed]);

@@ -16,6 +16,10 @@ export const MIN_GNU_TAR: readonly [number, number] = [1, 30];
 /** Names cairn gives its scratch directories inside a restore target (never archived). */
 export const STAGING_PREFIX = ".cairn-restore-";
 export const OLD_PREFIX = ".cairn-old-";
+/** The staging directory once every old entry is out: its entries are moving in. */
+export const INCOMING_PREFIX = ".cairn-incoming-";
+/** The old entries once every new one is in: the restore is done, they are removed. */
+export const DONE_PREFIX = ".cairn-done-";
 
 export interface TarVersion {
   major: number;
@@ -116,6 +120,8 @@ export function createArgs(
     // cairn's own scratch directories of an interrupted in-place restore are not data.
     `--exclude=./${STAGING_PREFIX}*`,
     `--exclude=./${OLD_PREFIX}*`,
+    `--exclude=./${INCOMING_PREFIX}*`,
+    `--exclude=./${DONE_PREFIX}*`,
     ...(options.exclude ?? []).map((p) => `--exclude=${p}`),
     `--directory=${root}`,
     ".",

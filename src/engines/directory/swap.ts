@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { CairnError } from "../../errors.ts";
 import { logger } from "../../log.ts";
+import { DONE_PREFIX, INCOMING_PREFIX, OLD_PREFIX, STAGING_PREFIX } from "./gnu_tar.ts";
 import { runCommand } from "../process.ts";
 
 /**
@@ -14,7 +15,12 @@ export async function moveEntries(from: string, to: string, keep: string[] = [])
   const args = [from, "-mindepth", "1", "-maxdepth", "1"];
   for (const name of keep) args.push("!", "-name", name);
   args.push("-exec", "mv", "-t", to, "--", "{}", "+");
-  const out = await runCommand("find", args, { env: { LC_ALL: "C" }, stdout: "null" });
+  // setpriv --pdeathsig: find stops with cairn, so a killed restore leaves a state that
+  // recoverInterrupted can read, not a move still running behind its back.
+  const out = await runCommand("setpriv", ["--pdeathsig", "KILL", "--", "find", ...args], {
+    env: { LC_ALL: "C" },
+    stdout: "null",
+  });
   if (!out.success) {
     throw new CairnError(
       "INTERNAL",
@@ -26,37 +32,43 @@ export async function moveEntries(from: string, to: string, keep: string[] = [])
 }
 
 /**
- * Replaces the contents of `target` by those of `staging` (a directory inside it),
- * keeping `target` itself (its inode, owner, mode and any mount on it). The old
- * entries go aside into `target/<oldName>` first and are removed once the new ones are
- * in. On any failure every entry is moved back where it was and the error is thrown.
+ * Replaces the entries of `target` with those of `target/<STAGING_PREFIX><tag>`,
+ * keeping `target` itself (its inode, a mount point). The phases are named on disk so
+ * that recoverInterrupted (interrupted.ts) can finish or undo a swap whose process
+ * died: old entries move into `<OLD_PREFIX><tag>`; then staging is renamed
+ * `<INCOMING_PREFIX><tag>` and its entries move in; then old is renamed
+ * `<DONE_PREFIX><tag>` and removed. A failure here rolls back at once.
  */
-export async function swapContents(
-  target: string,
-  stagingName: string,
-  oldName: string,
-): Promise<void> {
-  const staging = join(target, stagingName);
-  const old = join(target, oldName);
+export async function swapContents(target: string, tag: string): Promise<void> {
+  const staging = join(target, STAGING_PREFIX + tag);
+  const incoming = join(target, INCOMING_PREFIX + tag);
+  const old = join(target, OLD_PREFIX + tag);
+  const done = join(target, DONE_PREFIX + tag);
+  const sides = [STAGING_PREFIX + tag, INCOMING_PREFIX + tag, OLD_PREFIX + tag];
   await Deno.mkdir(old, { mode: 0o700 });
   try {
-    await moveEntries(target, old, [stagingName, oldName]);
+    await moveEntries(target, old, sides);
   } catch (error) {
     await rollback(() => moveEntries(old, target), old);
     throw error;
   }
   try {
-    await moveEntries(staging, target);
+    await Deno.rename(staging, incoming);
+    await moveEntries(incoming, target);
   } catch (error) {
     await rollback(async () => {
-      await moveEntries(target, staging, [stagingName, oldName]);
+      await Deno.mkdir(incoming, { mode: 0o700 }).catch(() => {});
+      await moveEntries(target, incoming, sides);
       await moveEntries(old, target);
+      await Deno.remove(incoming, { recursive: true });
     }, old);
     throw error;
   }
-  await Deno.remove(old, { recursive: true }).catch((error) =>
+  await Deno.remove(incoming);
+  await Deno.rename(old, done);
+  await Deno.remove(done, { recursive: true }).catch((error) =>
     logger.warn("Could not remove the replaced contents after a restore", {
-      path: old,
+      path: done,
       error: String(error),
     })
   );

@@ -317,7 +317,9 @@ export async function restoreTables(
       if (isCairnError(error) && /depends on/.test(error.message)) {
         throw new CairnError(
           "TARGET_NOT_EMPTY",
-          `${error.message}. Nothing was changed: add those objects' tables to "tables", or restore the whole database`,
+          `${
+            error.message.replace(/\.+$/, "")
+          }. Nothing was changed: add those objects' tables to the list (--table on the command line, "tables" in the API), or restore the whole database`,
         );
       }
       throw error;

@@ -1,3 +1,4 @@
+import { explicitTargetDb, keyspaceOccupied, snapshotDbs } from "./target_db.ts";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
 import { VERSION } from "../../version.ts";
@@ -99,7 +100,18 @@ export const redisEngine: Engine<RedisClient> = {
             "restore into a Redis at least as new as the one backed up",
         );
       }
-      const occupied = Object.keys(info).some((k) => /^db\d+$/.test(k) && !/keys=0,/.test(info[k]));
+      // A `/db` target takes a snapshot of one database, into that database.
+      const intoDb = explicitTargetDb(request.target ?? "");
+      const dbs = snapshotDbs(request.manifest.facts.keys_per_db);
+      if (intoDb !== null && dbs.length > 1) {
+        throw new CairnError(
+          "VALIDATION_FAILED",
+          `The snapshot holds databases ${
+            dbs.join(", ")
+          }; a restore target with /${intoDb} takes one database: restore into the instance (no /db in the target URL)`,
+        );
+      }
+      const occupied = keyspaceOccupied(info, intoDb);
       if (occupied && !request.replace && !request.flush) {
         throw new CairnError(
           "TARGET_NOT_EMPTY",
@@ -127,7 +139,14 @@ export const redisEngine: Engine<RedisClient> = {
         ? await checkRdbFile(request.rawPath, expected, ctx.signal, onProgress)
         : await checkRdbChecksum(await request.raw(), expected, ctx.signal, onProgress);
       if (proof.checksum === "absent") await request.check();
-      if (request.flush) await conn.ok(["FLUSHALL"]);
+      if (request.flush) {
+        if (intoDb === null) await conn.ok(["FLUSHALL"]);
+        else {
+          await conn.ok(["SELECT", String(intoDb)]);
+          await conn.ok(["FLUSHDB"]);
+          await conn.ok(["SELECT", "0"]);
+        }
+      }
       ctx.progress({ bytes_done: 0, bytes_total: request.manifest.size_bytes, phase: "restoring" });
       // A local file was just checked whole: no second CRC pass, and it is read in
       // MiB chunks (a third of the cost of the file stream's 64 KiB ones, and more
@@ -149,6 +168,7 @@ export const redisEngine: Engine<RedisClient> = {
         await reader.header();
         const result = await replay(conn, reader, {
           signal: ctx.signal,
+          intoDb,
           onElementMode: (on) => readSize = on ? READ_ELEMENTS : READ_FAST,
         });
         return { target: describe(target), flushed: request.flush, ...result };

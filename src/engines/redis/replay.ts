@@ -106,6 +106,8 @@ export async function replay(
     onKey?: (n: number) => void;
     /** Told when a collection starts and stops being replayed element by element. */
     onElementMode?: (on: boolean) => void;
+    /** Every key goes into this database (a `/db` target) instead of its own. */
+    intoDb?: number | null;
   },
 ): Promise<ReplayResult> {
   const now = options.now ?? Date.now();
@@ -168,7 +170,8 @@ export async function replay(
     dbs: [],
   };
   let currentDb = 0;
-  const selectDb = async (db: number) => {
+  const selectDb = async (own: number) => {
+    const db = options.intoDb ?? own;
     if (db !== currentDb) {
       await send(["SELECT", String(db)], `SELECT ${db}`);
       currentDb = db;
@@ -186,7 +189,8 @@ export async function replay(
         result.keys_skipped_expired++;
         continue;
       }
-      if (fast.db !== currentDb || !result.dbs.includes(fast.db)) await selectDb(fast.db);
+      const into = options.intoDb ?? fast.db;
+      if (into !== currentDb || !result.dbs.includes(into)) await selectDb(fast.db);
       const tail = restoreTail(fast.expireMs, fast.freq, fast.idle);
       if (restore(fast.key, fast.expireMs, tail, fast.type, [fast.raw])) await drain();
       result.keys_restored++;

@@ -1,0 +1,168 @@
+import { dirname } from "node:path";
+import { toError } from "../errors.ts";
+import { contentHasher } from "./hashing.ts";
+import { artifactKeyOf, isManifestKey, keyProblem, manifestKey } from "./keys.ts";
+import { readManifest } from "./manifest.ts";
+import type { Repository } from "./repository.ts";
+
+/** What a repository check can find. */
+export type ProblemKind =
+  | "artifact_missing"
+  | "size_mismatch"
+  | "manifest_unreadable"
+  | "artifact_without_manifest"
+  | "temp_leftover"
+  | "checksum_mismatch"
+  | "read_failed";
+
+export interface Problem {
+  kind: ProblemKind;
+  key: string;
+  message: string;
+}
+
+export interface CheckReport {
+  clean: boolean;
+  problems: Problem[];
+  manifests: number;
+  artifacts: number;
+  /** Bytes read and hashed (only with readData). */
+  bytes_read: number;
+  read_data: boolean;
+  duration_ms: number;
+}
+
+/** Names interrupted writes leave: fs puts write `.tmp/*.part`; other writers end in .tmp/.part. */
+const TEMP_NAME = /(\.part|\.tmp)$/;
+
+/**
+ * Checks a repository's structure, and with `readData` every stored byte (after
+ * restic's `check --read-data`): each manifest is readable and its artifact exists
+ * with the recorded size (and sha256); each artifact under backups/ has a manifest;
+ * no temporary leftovers of interrupted writes remain. Reports every problem; never
+ * changes the repository. Mirror objects (mirrors/) are not checked here.
+ */
+export async function checkRepository(
+  repo: Repository,
+  options: {
+    readData?: boolean;
+    signal?: AbortSignal;
+    onProgress?: (bytes: number, phase: string) => void;
+  } = {},
+): Promise<CheckReport> {
+  const started = Date.now();
+  const problems: Problem[] = [];
+  const objects = new Map<string, number>();
+  for await (const o of repo.list("backups/")) {
+    options.signal?.throwIfAborted();
+    objects.set(o.key, o.size);
+  }
+  const manifests = [...objects.keys()].filter(isManifestKey);
+  const artifacts = [...objects.keys()].filter((k) => !isManifestKey(k) && !TEMP_NAME.test(k));
+  let bytesRead = 0;
+  for (const mKey of manifests) {
+    options.signal?.throwIfAborted();
+    const key = artifactKeyOf(mKey);
+    if (keyProblem(key) !== null) {
+      problems.push({
+        kind: "manifest_unreadable",
+        key: mKey,
+        message: `${mKey} is not named like a backup's manifest (${keyProblem(key)})`,
+      });
+      continue;
+    }
+    let manifest;
+    try {
+      manifest = await readManifest(repo, key);
+    } catch (error) {
+      problems.push({ kind: "manifest_unreadable", key, message: toError(error).message });
+      continue;
+    }
+    const size = objects.get(key);
+    if (size === undefined) {
+      problems.push({
+        kind: "artifact_missing",
+        key,
+        message: `the manifest of ${key} exists but its artifact does not`,
+      });
+      continue;
+    }
+    if (size !== manifest.size_bytes) {
+      problems.push({
+        kind: "size_mismatch",
+        key,
+        message: `${key} holds ${size} bytes; its manifest records ${manifest.size_bytes}`,
+      });
+      continue;
+    }
+    if (!options.readData) continue;
+    options.onProgress?.(bytesRead, "reading data");
+    const before = bytesRead;
+    try {
+      const hasher = contentHasher((n) => {
+        bytesRead = before + n;
+      });
+      for await (const chunk of await repo.get(key)) {
+        options.signal?.throwIfAborted();
+        hasher.update(chunk);
+        options.onProgress?.(bytesRead, "reading data");
+      }
+      const got = hasher.result();
+      if (got.sha256 !== manifest.sha256 || got.size !== manifest.size_bytes) {
+        problems.push({
+          kind: "checksum_mismatch",
+          key,
+          message:
+            `${key}: sha256 of the stored bytes is ${got.sha256}, the manifest records ${manifest.sha256}`,
+        });
+      }
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      problems.push({ kind: "read_failed", key, message: toError(error).message });
+    }
+  }
+  for (const key of artifacts) {
+    if (!objects.has(manifestKey(key))) {
+      problems.push({
+        kind: "artifact_without_manifest",
+        key,
+        message: `${key} has no manifest (an interrupted backup, or its manifest was removed)`,
+      });
+    }
+  }
+  for (const key of objects.keys()) {
+    if (TEMP_NAME.test(key)) {
+      problems.push({ kind: "temp_leftover", key, message: `${key} is a temporary leftover` });
+    }
+  }
+  for (const name of await tempDirEntries(repo)) {
+    problems.push({
+      kind: "temp_leftover",
+      key: `.tmp/${name}`,
+      message:
+        `.tmp/${name} is the leftover of an interrupted write (the daemon's sweep removes it)`,
+    });
+  }
+  return {
+    clean: problems.length === 0,
+    problems,
+    manifests: manifests.length,
+    artifacts: artifacts.length,
+    bytes_read: bytesRead,
+    read_data: options.readData ?? false,
+    duration_ms: Date.now() - started,
+  };
+}
+
+/** An fs repository's `.tmp/` entries (its puts write there first); none elsewhere. */
+async function tempDirEntries(repo: Repository): Promise<string[]> {
+  const probe = repo.localPath(".tmp/probe");
+  if (probe === null) return [];
+  try {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dirname(probe))) names.push(e.name);
+    return names.sort();
+  } catch {
+    return [];
+  }
+}
