@@ -1,10 +1,9 @@
 import type { Schedule } from "../jobs/types.ts";
 
 /**
- * Whether a schedule comes from the YAML config (the operability work adds a `schedules:`
- * section and marks those schedules). Config-owned ones are shown read-only. Until that
- * field exists, every schedule is API-owned.
+ * Whether a schedule comes from the config file's `schedules:` section: shown read-only,
+ * as the API refuses to change it.
  */
 export function isConfigOwned(schedule: Schedule): boolean {
-  return (schedule as Schedule & { config_owned?: boolean }).config_owned === true;
+  return schedule.config_owned === true;
 }

@@ -17,13 +17,6 @@ export function cronPreview(
   return { ok: true, runs: cron.nextRuns(count, after) };
 }
 
-/** The gap between the next two runs (ms): how often a schedule fires; null if it stops. */
-export function cronIntervalMs(expression: string, timezone: string, after: Date): number | null {
-  const preview = cronPreview(expression, timezone, after, 2);
-  if (!preview.ok || preview.runs.length < 2) return null;
-  return preview.runs[1].getTime() - preview.runs[0].getTime();
-}
-
 /** A run time as the schedule's zone sees it: "2026-12-01 02:00 (Europe/Berlin)". */
 export function formatInZone(at: Date, timezone: string): string {
   const parts = new Intl.DateTimeFormat("en-CA", {

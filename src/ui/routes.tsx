@@ -26,7 +26,7 @@ import { overviewRows } from "./data.ts";
 import { decryptability } from "./encryption.ts";
 import { isConfigOwned } from "./config_owned.ts";
 import { Layout, type PageContext, SignInPage } from "./layout.tsx";
-import { notConfigured, type NotificationsSource } from "./notifications.ts";
+import { apiNotifications, type NotificationsSource } from "./notifications.ts";
 import { BackupPage, ClientPage, RestoreConfirmPage } from "./pages/client.tsx";
 import { DlqPage } from "./pages/dlq.tsx";
 import { JobRow, JobsPage } from "./pages/jobs.tsx";
@@ -37,12 +37,8 @@ import { parseTables, replacedDescription, restoreOptions } from "./restore_form
 import { SignInLimiter } from "./rate_limit.ts";
 import { type Session, SessionStore } from "./session.ts";
 
-/** Calls the admin API in-process, with the admin key: every action passes the API's own checks. */
-export type ApiCall = (
-  method: string,
-  path: string,
-  init?: { json?: unknown; headers?: Record<string, string> },
-) => Promise<Response>;
+import type { ApiCall } from "./api_call.ts";
+export type { ApiCall };
 
 export interface UiOptions {
   adminKey: string | undefined;
@@ -126,7 +122,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
   const now = options.now ?? Date.now;
   const sessions = new SessionStore(now);
   const limiter = new SignInLimiter(now);
-  const notifications = options.notifications ?? notConfigured;
+  const notifications = options.notifications ?? apiNotifications(options.api);
   const api = options.api;
 
   const headers: MiddlewareHandler<UiEnv> = async (c, next) => {
@@ -293,7 +289,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
 
   app.get("/", async (c) => {
     const at = now();
-    const rows = await overviewRows(c.get("deps").services, at);
+    const rows = await overviewRows(c.get("deps").services, at, c.get("deps").startedAt);
     return page(c, <OverviewPage ctx={ctx(c)} rows={rows} now={at} />);
   });
 

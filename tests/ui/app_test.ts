@@ -223,7 +223,9 @@ Deno.test("ui pages: secrets are redacted as in the API; every page has a title 
         assert.match(html, /postgres:\/\/app:\*\*\*@127\.0\.0\.1:5432\/app failed/);
       }
       if (path === "/ui/clients/db") assert.match(html, /postgres:\/\/app:\*\*\*@127/);
-      if (path === "/ui/notifications") assert.match(html, /Not configured/);
+      if (path === "/ui/notifications") {
+        assert.match(html, /Not configured. No channel is configured/);
+      }
       if (path === "/") assert.match(html, /data-health="failing"/);
     }
     const htmx = await app.request(`${ORIGIN}/ui/assets/htmx.js`);
@@ -315,5 +317,49 @@ Deno.test("ui errors: an unknown client or backup is a page naming it, not a JSO
       await backup.text(),
       /Backup not found: backups\/files\/20261121T020000000Z-manual\.tar\.gz/,
     );
+  });
+});
+
+Deno.test("ui notifications: channels and deliveries come from GET /admin/notifications; no target or secret shown", async () => {
+  await withTempDir(async (dir) => {
+    const { parseConfig } = await import("../../src/config/load.ts");
+    const { openServices } = await import("../../src/runtime/services.ts");
+    const config = parseConfig(JSON.stringify({
+      server: { admin_key: KEY },
+      store: { kind: "sqlite", path: `${dir}/cairn.db` },
+      repository: { kind: "fs", path: `${dir}/repo` },
+      clients: { files: { kind: "directory", path: dir } },
+      notifications: [{
+        name: "ops",
+        kind: "webhook",
+        url: "http://127.0.0.1:9/hook",
+        secret: "webhook-secret-value",
+      }],
+    }));
+    const services = await openServices(config);
+    try {
+      const app = createApp({ services, pool: null, scheduler: null, startedAt: Date.now() });
+      const cookie = cookieOf(await signIn(app));
+      const html = await (await app.request(`${ORIGIN}/ui/notifications`, { headers: { cookie } }))
+        .text();
+      assert.match(html, /<td>ops<\/td><td>webhook<\/td><td>job_failed, verify_failed/);
+      assert.match(html, /pending 0, delivered 0, dead 0, failing 0/);
+      assert.match(html, /<button type="submit">Send test<\/button>/);
+      for (const secret of ["webhook-secret-value", "127.0.0.1:9"]) {
+        assert.ok(!html.includes(secret), `${secret} shown`);
+      }
+      // In-process (no daemon notifier): the API's own refusal, shown as it words it.
+      const res = await app.request(`${ORIGIN}/ui/notifications/test`, {
+        method: "POST",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ _csrf: csrfOf(html), channel: "ops" }),
+      });
+      assert.equal(res.status, 303);
+      const after = await (await app.request(`${ORIGIN}/ui/notifications`, { headers: { cookie } }))
+        .text();
+      assert.match(after, /role="alert">Notifications are sent by the daemon; none runs here/);
+    } finally {
+      await services.store.close();
+    }
   });
 });

@@ -18,7 +18,7 @@ export function NotificationsPage(
                   <th scope="col">Name</th>
                   <th scope="col">Kind</th>
                   <th scope="col">Events</th>
-                  <th scope="col">Target</th>
+                  <th scope="col">Deliveries</th>
                   <th scope="col">Test</th>
                 </tr>
               </thead>
@@ -29,7 +29,9 @@ export function NotificationsPage(
                     <td>{ch.kind}</td>
                     <td>{ch.events.join(", ")}</td>
                     <td>
-                      <code>{ch.target}</code>
+                      {Object.entries(ch.deliveries).map(([state, n]) => `${state} ${n}`).join(
+                        ", ",
+                      )}
                     </td>
                     <td>
                       {props.canTest && (

@@ -50,8 +50,8 @@ export function OverviewPage(props: { ctx: PageContext; rows: OverviewRow[]; now
                     {r.lastVerify
                       ? (
                         <>
-                          <span class={r.lastVerify.status === "completed" ? "ok" : "failed"}>
-                            {r.lastVerify.status === "completed" ? "passed" : "failed"}
+                          <span class={r.lastVerify.status === "passed" ? "ok" : "failed"}>
+                            {r.lastVerify.status}
                           </span>{" "}
                           <span class="muted">{formatAge(r.lastVerify.at, now)}</span>
                         </>
