@@ -564,6 +564,8 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
       timezone: formString(form, "timezone") ?? "UTC",
       label: formString(form, "label") ?? "scheduled",
       enabled: formString(form, "enabled") === "true",
+      kind: formString(form, "kind") ?? "backup",
+      auto_prune: formString(form, "auto_prune") === "true",
       retention,
     };
   };

@@ -264,14 +264,16 @@ Deno.test("ui schedules: create, disable, edit; a bad cron is the API's message,
       label: "nightly",
       keep_last: "3",
       enabled: "true",
+      kind: "verify",
+      auto_prune: "true",
     };
     assert.match((await post("/ui/schedules", { ...fields, cron: "0 3 * *" }))!, /cron/);
     assert.equal((await services.store.listSchedules()).length, 0);
     assert.equal(await post("/ui/schedules", fields), "Schedule created");
     const [s] = await services.store.listSchedules();
     assert.deepEqual(
-      [s.client_name, s.cron, s.timezone, s.label, s.enabled, s.retention],
-      ["files", "0 3 * * *", "Europe/Berlin", "nightly", true, { keep_last: 3 }],
+      [s.client_name, s.cron, s.timezone, s.label, s.enabled, s.retention, s.kind, s.auto_prune],
+      ["files", "0 3 * * *", "Europe/Berlin", "nightly", true, { keep_last: 3 }, "verify", true],
     );
     assert.equal(await post(`/ui/schedules/${s.id}/toggle`, {}), "Schedule updated");
     assert.equal((await services.store.getSchedule(s.id))!.enabled, false);
@@ -361,5 +363,34 @@ Deno.test("ui notifications: channels and deliveries come from GET /admin/notifi
     } finally {
       await services.store.close();
     }
+  });
+});
+
+Deno.test("ui schedules: a config-owned schedule is shown read-only and the dashboard refuses to change it", async () => {
+  await withApp(KEY, async (app, services) => {
+    const s = await services.store.createSchedule({
+      client_name: "files",
+      cron: "0 2 * * *",
+      timezone: "UTC",
+      label: "from-config",
+      enabled: true,
+      retention: {},
+      next_run_at: null,
+      config_owned: true,
+    });
+    const cookie = cookieOf(await signIn(app));
+    const html = await (await app.request(`${ORIGIN}/ui/schedules`, { headers: { cookie } }))
+      .text();
+    const section = html.slice(html.indexOf(`id="schedule-${s.id}"`));
+    assert.match(section, /from the config \(read-only\)/);
+    assert.doesNotMatch(section.slice(0, section.indexOf("</section>")), /Disable|Delete|Edit/);
+    const res = await app.request(`${ORIGIN}/ui/schedules/${s.id}/toggle`, {
+      method: "POST",
+      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ _csrf: csrfOf(html) }),
+    });
+    assert.equal(res.status, 400);
+    assert.match(await res.text(), /Schedule \d+ comes from the config file: change it there/);
+    assert.equal((await services.store.getSchedule(s.id))!.enabled, true);
   });
 });

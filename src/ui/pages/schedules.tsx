@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { Schedule } from "../../jobs/types.ts";
+import { type Schedule, SCHEDULE_KINDS } from "../../jobs/types.ts";
 import { isConfigOwned } from "../config_owned.ts";
 import { type CronPreview, formatInZone } from "../cron_preview.ts";
 import { formatTime } from "../format.ts";
@@ -41,6 +41,10 @@ function ScheduleFields(
           <option key={c} value={c} selected={c === s?.client_name}>{c}</option>
         ))}
       </select>
+      <label for={id("kind")}>Kind (verify rehearses the newest backup)</label>
+      <select id={id("kind")} name="kind">
+        {SCHEDULE_KINDS.map((k) => <option key={k} value={k} selected={k === s?.kind}>{k}</option>)}
+      </select>
       <label for={id("cron")}>Cron expression (5 fields, or 6 with seconds first)</label>
       <input id={id("cron")} name="cron" type="text" required value={s?.cron ?? ""} {...preview} />
       <label for={id("timezone")}>Time zone (IANA)</label>
@@ -74,6 +78,10 @@ function ScheduleFields(
         <input type="checkbox" name="enabled" value="true" checked={s ? s.enabled : true} />
         Enabled
       </label>
+      <label class="check">
+        <input type="checkbox" name="auto_prune" value="true" checked={s ? s.auto_prune : true} />
+        Prune by this retention after each backup
+      </label>
     </>
   );
 }
@@ -94,7 +102,7 @@ export function SchedulesPage(
           return (
             <section id={`schedule-${s.id}`} aria-labelledby={`sh-${s.id}`}>
               <h2 id={`sh-${s.id}`}>
-                #{s.id} {s.client_name}: <code>{s.cron}</code> ({s.timezone}){" "}
+                #{s.id} {s.client_name} {s.kind}: <code>{s.cron}</code> ({s.timezone}){" "}
                 <span class={s.enabled ? "ok" : "muted"}>{s.enabled ? "enabled" : "disabled"}</span>
                 {owned && <span class="muted">· from the config (read-only)</span>}
               </h2>
