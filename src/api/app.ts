@@ -16,6 +16,7 @@ import { metricsHandler } from "./routes/metrics.ts";
 import { repositoryRoutes } from "./routes/repository.ts";
 import { scheduleRoutes } from "./routes/schedules.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { isUiPath, uiRoutes } from "../ui/routes.tsx";
 
 /** The admin API. Routes throw; this one place turns errors into the envelope. */
 export function createApp(deps: ApiDeps): Hono<AppEnv> {
@@ -37,10 +38,12 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
       duration_ms: Math.round((performance.now() - started) * 10) / 10,
     });
   });
-  app.use(
-    "*",
-    requireAdminKey(config.server.admin_key || undefined, config.server.metrics_token),
+  const adminAuth = requireAdminKey(
+    config.server.admin_key || undefined,
+    config.server.metrics_token,
   );
+  // The dashboard (/ and /ui/*) has its own session auth; the API keeps its bearer auth.
+  app.use("*", (c, next) => isUiPath(c.req.path) ? next() : adminAuth(c, next));
   app.use(
     "*",
     bodyLimit({
@@ -65,6 +68,24 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   app.route("/admin/backups/schedules", scheduleRoutes());
   app.route("/admin/backups/dlq", dlqRoutes());
   app.route("/admin/backups", backupRoutes());
+  app.route(
+    "/",
+    uiRoutes({
+      adminKey: config.server.admin_key || undefined,
+      // In-process calls to this same API, with the key: the dashboard's actions pass
+      // exactly the API's validation, preflight and redaction.
+      api: (method, path, init = {}) => {
+        const headers: Record<string, string> = { ...init.headers };
+        if (config.server.admin_key) headers.authorization = `Bearer ${config.server.admin_key}`;
+        if (init.json !== undefined) headers["content-type"] = "application/json";
+        return Promise.resolve(app.request(path, {
+          method,
+          headers,
+          body: init.json === undefined ? undefined : JSON.stringify(init.json),
+        }));
+      },
+    }) as unknown as Hono<AppEnv>,
+  );
 
   app.notFound((c) => {
     // Under a fixed resource (jobs, schedules...), the catch-all key routes do not count.

@@ -20,7 +20,7 @@ export function errorBody(code: ErrorCode, message: string, details: unknown = n
 }
 
 /** Secrets never leave through a response body, whatever put them there. */
-function scrub(value: unknown): unknown {
+export function scrub(value: unknown): unknown {
   if (value === null || value === undefined) return value ?? null;
   const text = JSON.stringify(value);
   const clean = redact(text);
