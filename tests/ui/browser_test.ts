@@ -147,7 +147,7 @@ Deno.test({
             // Progress counts the artifact's bytes (compressed zeros: small), not the source's.
             assert.match(
               seen.at(-1)!,
-              /^completed: 100 % · [\d.]+ KiB of [\d.]+ KiB · .*\/s · \d+ s$/,
+              /^completed: 100 % · [\d.]+ [KMG]iB of [\d.]+ [KMG]iB · .*\/s · \d+ s$/,
             );
             const running = seen.filter((s) => s.startsWith("running: "));
             assert.ok(running.length > 0, `never saw it running: ${seen.join(" | ")}`);
@@ -208,7 +208,7 @@ Deno.test({
           );
           assert.match(
             res.headers()["content-disposition"],
-            /^attachment; filename=".*\.tar\.gz"$/,
+            /^attachment; filename=".*\.tar\.zst"$/,
           );
           await page.getByRole("link", { name: "Restore or delete…" }).first().click();
           await page.getByRole("button", { name: "Delete backup" }).click();
