@@ -1,4 +1,4 @@
-import type { ProgressUpdate } from "../engines/engine.ts";
+import type { Progress } from "../jobs/types.ts";
 import type { Job } from "../jobs/types.ts";
 
 const encoder = new TextEncoder();
@@ -31,7 +31,7 @@ export class ProgressLine {
   #last = 0;
   #shown = false;
 
-  update(job: Job, p: ProgressUpdate): void {
+  update(job: Job, p: Progress): void {
     if (!this.#enabled) return;
     const now = Date.now();
     if (now - this.#last < 200) return;

@@ -6,7 +6,8 @@ import type { Repository } from "../repository/repository.ts";
 import type { Scratch } from "../io/scratch.ts";
 
 export interface ProgressUpdate {
-  bytes_done: number;
+  /** Left out: unchanged (an update that only learns the total). */
+  bytes_done?: number;
   bytes_total?: number | null;
   phase?: string;
 }

@@ -1,5 +1,5 @@
+import type { Progress } from "../jobs/types.ts";
 import { CairnError, describeError, isCairnError, toError } from "../errors.ts";
-import type { ProgressUpdate } from "../engines/engine.ts";
 import { retryDelayMs } from "../jobs/backoff.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
@@ -53,7 +53,7 @@ export function isPermanent(error: unknown): boolean {
 export interface AttemptOptions {
   /** Stops the attempt from outside (pool shutdown, CLI Ctrl-C, local cancel). */
   controller: AbortController;
-  onProgress?: (job: Job, progress: ProgressUpdate) => void;
+  onProgress?: (job: Job, progress: Progress) => void;
   /** How often the lease is renewed and the cancel flag looked at. */
   heartbeatMs?: number;
   /** What runs the job; injected by benchmarks and tests, the real executor otherwise. */
@@ -75,7 +75,7 @@ export async function runAttempt(
   const ttl = leaseMs(services.config);
   const controller = options.controller;
   const heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.min(ttl / 3, 2000));
-  let progress: ProgressUpdate & { bytes_total: number | null } = {
+  let progress: { bytes_done: number; bytes_total: number | null; phase?: string } = {
     bytes_done: 0,
     bytes_total: null,
   };
@@ -127,6 +127,7 @@ export async function runAttempt(
         progress = {
           ...progress,
           ...update,
+          bytes_done: update.bytes_done ?? progress.bytes_done,
           bytes_total: update.bytes_total !== undefined ? update.bytes_total : progress.bytes_total,
         };
         progressDirty = true;

@@ -1,4 +1,4 @@
-import type { ProgressUpdate } from "../engines/engine.ts";
+import type { Progress } from "../jobs/types.ts";
 import { type Job, type NewJob, TERMINAL } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { JobStop, runAttempt } from "./attempt.ts";
@@ -27,7 +27,7 @@ export async function runHere(
   input: NewJob,
   options: {
     signal?: AbortSignal;
-    onProgress?: (job: Job, p: ProgressUpdate) => void;
+    onProgress?: (job: Job, p: Progress) => void;
     onRetry?: (job: Job) => void;
   } = {},
 ): Promise<Job> {

@@ -477,3 +477,27 @@ Deno.test("redis: a /db target takes a one-database snapshot into that database,
     });
   });
 });
+
+Deno.test("redis: a disk-based SYNC gives the RDB's length as the backup's bytes_total", async () => {
+  await withRedis([["--repl-diskless-sync", "no"]], async (source) => {
+    await source.cmd("SET", "k", "v".repeat(10_000));
+    await withTempDir(async (dir) => {
+      const services = await testServices(dir, { cache: { kind: "redis", url: source.url } });
+      try {
+        const { runHere } = await import("../../src/runtime/run_here.ts");
+        const totals: number[] = [];
+        const job = await runHere(services, {
+          kind: "backup",
+          client_name: "cache",
+          max_attempts: 1,
+        }, { onProgress: (_j, p) => p.bytes_total !== null && totals.push(p.bytes_total) });
+        assert.equal(job.status, "completed", job.error ?? "");
+        const manifest = await readManifest(services.repository, String(job.result!.key));
+        assert.ok(totals.length > 0, "a total while running");
+        assert.equal(totals[0], manifest.plain_size_bytes);
+      } finally {
+        await services.store.close();
+      }
+    });
+  });
+});

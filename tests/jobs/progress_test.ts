@@ -57,3 +57,40 @@ Deno.test("job records: a finished backup's progress is whole; a failed backup n
     assert.equal(record.key, null, "no artifact exists under the key it had reserved");
   });
 });
+
+Deno.test({
+  name:
+    "a running directory backup carries bytes_total (the tree's apparent size), in the unit of bytes_done",
+  sanitizeResources: false,
+  async fn() {
+    const { runHere } = await import("../../src/runtime/run_here.ts");
+    const { testServices } = await import("../helpers/services.ts");
+    const { randomBytes } = await import("../helpers/tmp.ts");
+    await withTempDir(async (dir) => {
+      const src = join(dir, "src");
+      await Deno.mkdir(src);
+      for (let i = 0; i < 8; i++) await Deno.writeFile(join(src, `f${i}`), randomBytes(4 << 20));
+      const services = await testServices(dir, { files: { kind: "directory", path: src } });
+      try {
+        const seen: { done: number; total: number | null }[] = [];
+        const job = await runHere(services, {
+          kind: "backup",
+          client_name: "files",
+          max_attempts: 1,
+        }, {
+          onProgress: (_job, p) => seen.push({ done: p.bytes_done, total: p.bytes_total }),
+        });
+        assert.equal(job.status, "completed", job.error ?? "");
+        const totals = seen.map((s) => s.total).filter((t) => t !== null);
+        assert.ok(totals.length > 0, "a total was reported while running");
+        // The files' bytes plus the directory's own size, as du counts it.
+        const total = totals[totals.length - 1]!;
+        assert.ok(total >= 8 * (4 << 20) && total <= 8 * (4 << 20) + 64 * 1024, String(total));
+        // Plain bytes against the plain size: never past it by more than tar's headers.
+        for (const s of seen) assert.ok(s.done <= 8 * (4 << 20) + 64 * 1024, String(s.done));
+      } finally {
+        await services.store.close();
+      }
+    });
+  },
+});

@@ -93,7 +93,9 @@ export const postgresEngine: Engine<PostgresClient> = {
           setting: "tools.pg_dump",
         },
       );
-      ctx.progress({ bytes_done: 0, phase: "dumping" });
+      // bytes_total: the database's size, an estimate (a dump leaves out indexes and free
+      // space, so a backup usually completes short of it).
+      ctx.progress({ bytes_done: 0, bytes_total: Number(size), phase: "dumping" });
       const started = tool;
       // The counts run in the exporting transaction while pg_dump reads the same
       // snapshot: the same numbers, but the scans overlap the dump instead of preceding it.

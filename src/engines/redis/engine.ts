@@ -54,6 +54,8 @@ export const redisEngine: Engine<RedisClient> = {
     const target = parseRedisUrl(ctx.client.url, `url of client ${ctx.clientName}`);
     ctx.progress({ bytes_done: 0, phase: "waiting for the snapshot" });
     const snapshot = await takeSnapshot(target, ctx.signal);
+    // bytes_total: the RDB's length when the server gave it (`$<len>`); diskless, unknown.
+    if (snapshot.length !== null) ctx.progress({ bytes_total: snapshot.length, phase: "storing" });
     const inspect = withSideConsumer((side) => inspectRdb(side, ctx.signal));
     const facts = inspect.result.then((rdb): BackupFacts => {
       const keys = Object.values(rdb.keys).reduce((a, b) => a + b, 0);

@@ -8,6 +8,8 @@ export interface Snapshot {
   body: ReadableStream<Uint8Array>;
   redisVersion: string;
   method: "sync" | "bgsave";
+  /** The RDB's length in bytes when the server says it (`$<len>`, a dump file); null when diskless. */
+  length: number | null;
   close(): void;
 }
 
@@ -47,7 +49,14 @@ export async function takeSnapshot(target: RedisTarget, signal: AbortSignal): Pr
     const body = header.startsWith("$EOF:")
       ? eofBody(conn, header.slice(5))
       : lengthBody(conn, header);
-    return { body, redisVersion, method: "sync", close: () => conn.close() };
+    const length = /^\$(\d+)$/.exec(header);
+    return {
+      body,
+      redisVersion,
+      method: "sync",
+      length: length ? Number(length[1]) : null,
+      close: () => conn.close(),
+    };
   } catch (error) {
     conn.close();
     throw error;
@@ -257,7 +266,8 @@ async function fallbackBgsave(
         }): ${need}`,
       );
     }
-    return { body: f.readable, redisVersion, method: "bgsave", close: () => {} };
+    const length = await f.stat().then((s) => s.size, () => null);
+    return { body: f.readable, redisVersion, method: "bgsave", length, close: () => {} };
   } finally {
     conn.close();
   }
