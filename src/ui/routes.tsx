@@ -182,7 +182,8 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
       httpOnly: true,
       sameSite: "Strict",
       secure: isTls(c),
-      maxAge: Math.floor((session.expiresAt - now()) / 1000),
+      // Rounded: a millisecond between creating the session and this line is not a second.
+      maxAge: Math.round((session.expiresAt - now()) / 1000),
     });
     return session;
   };
