@@ -26,6 +26,7 @@ export type ErrorCode =
   | "VERIFY_FAILED"
   | "STORE_LOCKED"
   | "STORE_CORRUPT"
+  | "STORE_UNAVAILABLE"
   | "LISTEN_FAILED"
   | "METHOD_NOT_ALLOWED"
   | "CANCELLED"

@@ -5,6 +5,7 @@ import { CairnError, toError } from "../errors.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
+import { NodePresence } from "./node.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
 import { runSweep, Sweeper } from "./sweeper.ts";
@@ -98,9 +99,16 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
     pollMs: config.backup.schedule_worker_poll_ms,
     onEnqueued: () => pool.wake(),
   });
+  const node = new NodePresence(services);
   if (config.backup.worker_enabled) {
     pool.start();
     scheduler.start();
+  }
+  try {
+    // After pool.start(): a NOTIFY from now on wakes a pool that is running.
+    await node.start(() => pool.wake());
+  } catch (error) {
+    logger.warn("Could not register this node; polling only", { error: toError(error).message });
   }
   sweeper.start();
   if (!config.server.admin_key) {
@@ -140,6 +148,7 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
       await scheduler.stop();
       await sweeper.stop();
       await pool.stop(shutdownGraceMs());
+      await node.stop();
       abort.abort();
       await server.finished.catch(() => {});
       await services.store.close();

@@ -2,6 +2,7 @@ import { toError } from "../errors.ts";
 import { type Job, TERMINAL } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { type AttemptOptions, JobStop, runAttempt } from "./attempt.ts";
+import { nodeClients } from "./node.ts";
 import { leaseMs, type Services } from "./services.ts";
 
 export interface PoolOptions {
@@ -59,7 +60,7 @@ export class WorkerPool {
           const job = await this.#services.store.claim({
             owner: this.#services.owner,
             leaseMs: leaseMs(this.#services.config),
-          });
+          }, { clients: nodeClients(this.#services.config) });
           if (!job) break;
           this.#launch(job);
         }

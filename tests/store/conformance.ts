@@ -22,8 +22,15 @@ const backup = (client = "c1", over: Partial<NewJob> = {}): NewJob => ({
 
 const L = (owner = "w1") => ({ owner, leaseMs: 60_000 });
 
-/** One contract every JobStore implementation must keep (run for sqlite and jsonl). */
-export function storeConformance(name: string, open: OpenStore): void {
+/**
+ * One contract every JobStore implementation must keep (run for sqlite, jsonl and
+ * postgres). `cleanup` removes what `open` made beyond `dir` (postgres: the database).
+ */
+export function storeConformance(
+  name: string,
+  open: OpenStore,
+  cleanup: (dir: string) => Promise<void> = () => Promise.resolve(),
+): void {
   const test = (
     title: string,
     fn: (
@@ -51,6 +58,7 @@ export function storeConformance(name: string, open: OpenStore): void {
       } finally {
         await store.close();
         await Deno.remove(dir, { recursive: true });
+        await cleanup(dir);
       }
     });
 
