@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { redactClient } from "../../config/redacted.ts";
 import { jobRecord } from "../../jobs/types.ts";
+import { clusterOf, nodeName } from "../../runtime/node.ts";
 import { planPrune } from "../../runtime/prune.ts";
 import { requireClient } from "../../runtime/services.ts";
 import { VERSION } from "../../version.ts";
@@ -58,6 +59,7 @@ export function systemRoutes(): Hono<AppEnv> {
         : null;
     }
     const schedules = await store.listSchedules();
+    const cluster = await clusterOf(services);
     return ok(c, {
       version: VERSION,
       uptime_s: Math.round((Date.now() - startedAt) / 1000),
@@ -72,6 +74,7 @@ export function systemRoutes(): Hono<AppEnv> {
       store: config.store.kind,
       repository: { kind: services.repository.kind, location: services.repository.location },
       last_success: lastSuccess,
+      ...(cluster ? { node: nodeName(config), ...cluster } : {}),
     });
   });
 
