@@ -14,6 +14,8 @@ export interface NodeSpec {
   nodeClients?: string[];
   backup?: Record<string, unknown>;
   tools?: Record<string, unknown>;
+  /** The store URL this node uses (a proxy in front of the server); default the server. */
+  url?: string;
 }
 
 /** Writes one node's config: the shared postgres store and fs repository, its own clients. */
@@ -25,7 +27,7 @@ export async function writeNodeConfig(
   const config = {
     server: { listen: "127.0.0.1:0" },
     node: { name: spec.name, ...(spec.nodeClients ? { clients: spec.nodeClients } : {}) },
-    store: { kind: "postgres", url: storeUrl(database), path: join(dir, spec.name) },
+    store: { kind: "postgres", url: spec.url ?? storeUrl(database), path: join(dir, spec.name) },
     repository: { kind: "fs", path: join(dir, "repo") },
     backup: {
       worker_max_attempts: 2,
@@ -79,4 +81,34 @@ export async function startCluster(
 /** The ids of the jobs a daemon started, from its "Job started" log lines (one per attempt). */
 export function startedJobs(d: RunningDaemon): number[] {
   return d.logs.filter((l) => l.includes('"msg":"Job started"')).map((l) => JSON.parse(l).job_id);
+}
+
+/** A GNU tar that waits `seconds` before each archive (its --version answers at once). */
+export async function slowTar(dir: string, seconds: number): Promise<string> {
+  const real = new TextDecoder().decode(
+    (await new Deno.Command("sh", { args: ["-c", "command -v tar"], stdout: "piped" }).output())
+      .stdout,
+  ).trim();
+  const path = join(dir, "slow_tar.sh");
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh\nfor a in "$@"; do [ "$a" = --version ] && exec ${real} "$@"; done\n/bin/sleep ${seconds}\nexec ${real} "$@"\n`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+/** The lease owner a node registered (cairn_nodes), once it has. */
+export async function ownerOf(store: PostgresStore, name: string): Promise<string | null> {
+  return (await store.nodes()).find((n) => n.name === name && n.stopped_at === null)?.owner ?? null;
+}
+
+/** The epoch ms of a daemon's first log line with `msg` and (when given) this job id. */
+export function logTime(d: RunningDaemon, msg: string, jobId?: number): number | null {
+  for (const line of d.logs) {
+    if (!line.includes(`"msg":${JSON.stringify(msg)}`)) continue;
+    const rec = JSON.parse(line);
+    if (jobId === undefined || rec.job_id === jobId) return Date.parse(rec.ts);
+  }
+  return null;
 }
