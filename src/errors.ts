@@ -27,6 +27,7 @@ export type ErrorCode =
   | "STORE_LOCKED"
   | "STORE_CORRUPT"
   | "STORE_UNAVAILABLE"
+  | "STORE_NOT_EMPTY"
   | "LISTEN_FAILED"
   | "METHOD_NOT_ALLOWED"
   | "CANCELLED"

@@ -5,6 +5,7 @@ import { CairnError, toError } from "../errors.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
+import { holdForDaemon } from "../store/daemon_lock.ts";
 import { NodePresence } from "./node.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
@@ -67,7 +68,12 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
   for (const sig of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(sig, () => onSignal(sig));
   }
-  const services = await openServices(config);
+  // A store copy must not read a store a daemon is changing (store/daemon_lock.ts).
+  const useLock = await holdForDaemon(config.store);
+  const services = await openServices(config).catch((error) => {
+    useLock?.release();
+    throw error;
+  });
   try {
     await services.scratch.prepare();
   } catch (error) {
@@ -152,6 +158,7 @@ export async function startDaemon(config: Config): Promise<DaemonHandle> {
       abort.abort();
       await server.finished.catch(() => {});
       await services.store.close();
+      useLock?.release();
       logger.info("Stopped");
       resolveFinished();
     })();

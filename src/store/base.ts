@@ -347,6 +347,14 @@ export abstract class BaseStore implements JobStore {
     });
   }
 
+  importRecords(records: { jobs: Job[]; schedules: Schedule[] }): Promise<void> {
+    return this.#run((tx) => {
+      // Schedules first: a job's schedule_id refers to one.
+      for (const s of records.schedules) tx.putSchedule(s);
+      for (const job of records.jobs) tx.putJob(job);
+    });
+  }
+
   #transition(id: number, token: string, fn: (job: Job, now: number) => Job): Promise<Job> {
     return this.#run((tx) => {
       const job = fn(this.#owned(tx, id, token), this.now());

@@ -553,6 +553,23 @@ export class PostgresStore implements JobStore {
     });
   }
 
+  importRecords(records: { jobs: Job[]; schedules: Schedule[] }): Promise<void> {
+    return this.#tx(async (tx) => {
+      // Sent without waiting for each answer: the driver pipelines them on the one connection.
+      const send = async (statements: Array<[string, unknown[]]>) => {
+        for (let i = 0; i < statements.length; i += 1000) {
+          await Promise.all(
+            statements.slice(i, i + 1000).map(([sql, args]) => this.#q(tx, sql, args)),
+          );
+        }
+      };
+      await send(records.schedules.map((s) => [SQL.importSchedule, [s.id, ...scheduleArgs(s)]]));
+      await send(records.jobs.map((j) => [SQL.importJob, [j.id, ...jobArgs(j)]]));
+      await this.#q(tx, SQL.resetScheduleIds);
+      await this.#q(tx, SQL.resetJobIds);
+    });
+  }
+
   // -- nodes and wake-ups --------------------------------------------------------------
 
   /**

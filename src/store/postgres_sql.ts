@@ -241,6 +241,14 @@ export const SQL = {
   countByKindStatus:
     `SELECT kind, status, count(*)::integer AS n FROM cairn_jobs GROUP BY kind, status`,
 
+  /** $1 id, $2.. the JOB_COLUMNS values: a job copied from another store, id kept. */
+  importJob: `INSERT INTO cairn_jobs (id, ${JOB_COLUMNS.join(", ")}) VALUES ($1::bigint, ${
+    jobValues(2)
+  })`,
+  /** After an import: the next id follows the largest one. */
+  resetJobIds:
+    `SELECT setval(pg_get_serial_sequence('cairn_jobs', 'id'), coalesce(max(id), 0) + 1, false) FROM cairn_jobs`,
+
   // -- schedules -----------------------------------------------------------------------
   insertSchedule: `INSERT INTO cairn_schedules (${SCHEDULE_COLUMNS.join(", ")}) VALUES (${
     scheduleValues(1)
@@ -259,6 +267,13 @@ export const SQL = {
   lockDueSchedules: `SELECT * FROM cairn_schedules
     WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= $1::bigint
     ORDER BY next_run_at, id FOR UPDATE SKIP LOCKED`,
+
+  /** $1 id, $2.. the SCHEDULE_COLUMNS values. */
+  importSchedule: `INSERT INTO cairn_schedules (id, ${
+    SCHEDULE_COLUMNS.join(", ")
+  }) VALUES ($1::bigint, ${scheduleValues(2)})`,
+  resetScheduleIds:
+    `SELECT setval(pg_get_serial_sequence('cairn_schedules', 'id'), coalesce(max(id), 0) + 1, false) FROM cairn_schedules`,
 
   // -- nodes ---------------------------------------------------------------------------
   /** $1 name, $2 owner, $3 clients JSON, $4 now. */

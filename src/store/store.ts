@@ -137,6 +137,13 @@ export interface JobStore {
    */
   fireDueSchedules(fire: (s: Schedule) => ScheduleFiring): Promise<Job[]>;
 
+  /**
+   * Adds jobs and schedules exactly as given, ids included, in one transaction (`cairn
+   * store copy`); later ids continue after the largest. The caller checks the store is
+   * empty first.
+   */
+  importRecords(records: { jobs: Job[]; schedules: Schedule[] }): Promise<void>;
+
   close(): Promise<void>;
 }
 
