@@ -38,6 +38,9 @@ import {
 } from "./store.ts";
 
 type Sql = postgres.Sql;
+
+/** A busy queue settles abandoned jobs at most this often (ms); an idle one on every claim. */
+const SETTLE_EVERY_MS = 1000;
 type Tx = postgres.TransactionSql;
 type Row = Record<string, unknown>;
 type Runner = Sql | Tx;
@@ -129,6 +132,8 @@ export class PostgresStore implements JobStore {
   #listener: { unlisten: () => Promise<void> } | null = null;
   readonly #wakeups = new Set<(client: string | null) => void>();
   #closed = false;
+  /** When abandoned jobs were last settled (store clock, ms). */
+  #settledAt = -Infinity;
 
   private constructor(sql: Sql, options: PostgresOptions) {
     this.#sql = sql;
@@ -232,14 +237,27 @@ export class PostgresStore implements JobStore {
     });
   }
 
-  /** A transition of a job this caller holds under `token`. */
-  #owned(id: number, token: string, fn: (job: Job, now: number) => Job): Promise<Job> {
-    return this.#mutate(id, (job, now) => {
+  /**
+   * A transition of a job this caller holds under `token`, as an optimistic
+   * read-then-compare-and-set (two statements, one commit: the hot path of every job's
+   * end). A concurrent change (a renewal, a cancel request) makes it read again.
+   */
+  async #owned(id: number, token: string, fn: (job: Job, now: number) => Job): Promise<Job> {
+    for (;;) {
+      const [row] = await this.#q(this.#sql, SQL.getJobVersioned, [id]);
+      const job = row ? jobFromRow(row) : null;
       if (!job || job.status !== "running" || job.lease_token !== token) {
         throw new LeaseLostError(id);
       }
-      return fn(job, now);
-    });
+      const next = fn(job, this.#now());
+      const done = await this.#q(this.#sql, SQL.putJobIfUnchanged, [
+        id,
+        row.row_version,
+        token,
+        ...jobArgs(next),
+      ]);
+      if (done.length > 0) return next;
+    }
   }
 
   static #notFound(id: number): never {
@@ -327,6 +345,17 @@ export class PostgresStore implements JobStore {
    */
   async claim(lease: Lease, options: ClaimOptions = {}): Promise<Job | null> {
     const now = this.#now();
+    if (now - this.#settledAt >= SETTLE_EVERY_MS) await this.#settleAbandoned(now);
+    const row = await this.#claimOne(now, lease, options);
+    if (row) return row;
+    // Nothing to claim: a good moment to settle what is abandoned (and it shows at once).
+    await this.#settleAbandoned(now);
+    return null;
+  }
+
+  /** Jobs whose lease expired with nothing left to try become failed or cancelled. */
+  async #settleAbandoned(now: number): Promise<void> {
+    this.#settledAt = now;
     const abandoned = await this.#q(this.#sql, SQL.abandoned, [now]);
     for (const { id } of abandoned) {
       await this.#tx(async (tx) => {
@@ -335,6 +364,9 @@ export class PostgresStore implements JobStore {
         if (settled) await this.#put(tx, settled);
       });
     }
+  }
+
+  async #claimOne(now: number, lease: Lease, options: ClaimOptions): Promise<Job | null> {
     const [row] = await this.#q(this.#sql, SQL.claim, [
       now,
       lease.owner,

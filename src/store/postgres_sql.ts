@@ -169,13 +169,9 @@ const scheduleValues = (from: number) =>
 const scheduleSets = (from: number) =>
   SCHEDULE_COLUMNS.map((c, i) => `${c} = $${from + i}::${SCHEDULE_CASTS[c]}`).join(", ");
 
-/**
- * A job that may be claimed at $1 (now): due and pending, or running under an
- * expired lease with an attempt left (state.isClaimable, in SQL).
- */
-const CLAIMABLE = `((status = 'pending' AND run_after <= $1::bigint) OR
-  (status = 'running' AND lease_expires_at <= $1::bigint AND attempts < max_attempts
-   AND NOT cancel_requested))`;
+/** The claim's id ($5) and clients ($6) conditions. */
+const CLAIM_FILTER = `($5::bigint IS NULL OR id = $5::bigint)
+  AND ($6::text IS NULL OR client_name IS NULL OR jsonb_exists($6::text::jsonb, client_name))`;
 
 /** Named statements. Parameters are documented beside each. */
 export const SQL = {
@@ -196,6 +192,17 @@ export const SQL = {
   /** $1 id, $2.. the JOB_COLUMNS values. */
   putJob: `UPDATE cairn_jobs SET ${jobSets(2)} WHERE id = $1::bigint`,
   getJob: `SELECT * FROM cairn_jobs WHERE id = $1::bigint`,
+  /** $1 id: the row and its version (xmin changes with every update of the row). */
+  getJobVersioned: `SELECT xmin::text AS row_version, * FROM cairn_jobs WHERE id = $1::bigint`,
+  /**
+   * $1 id, $2 the row version read, $3 the lease token held, $4.. the JOB_COLUMNS
+   * values: a compare-and-set, so that a transition of a held job is one statement
+   * (no transaction round trips). No row back: the row changed meanwhile (read again)
+   * or the lease is gone.
+   */
+  putJobIfUnchanged: `UPDATE cairn_jobs SET ${jobSets(4)}
+    WHERE id = $1::bigint AND xmin = $2::text::xid AND status = 'running' AND lease_token = $3::text
+    RETURNING id`,
   /** $1 id: the row locked for a read-modify-write in a transaction. */
   lockJob: `SELECT * FROM cairn_jobs WHERE id = $1::bigint FOR UPDATE`,
   deleteJob: `DELETE FROM cairn_jobs WHERE id = $1::bigint`,
@@ -204,18 +211,26 @@ export const SQL = {
    * $3 token, $4 lease ms, $5 only this id (or null), $6 the clients this node runs as
    * a JSON array (or null: any). A job without a client (prune of all, etc.) runs anywhere.
    * SKIP LOCKED lets concurrent claimers pass over each other's candidate row.
+   *
+   * The two kinds of claimable job (state.isClaimable: due and pending; running under
+   * an expired lease with an attempt left) are looked up apart, each along its own
+   * partial index, and the older due one is taken: one WHERE with an OR of both would
+   * scan and sort every pending job on each claim.
    */
-  claim: `UPDATE cairn_jobs SET status = 'running', attempts = attempts + 1,
+  claim: `WITH pending AS (
+      SELECT id, run_after FROM cairn_jobs
+      WHERE status = 'pending' AND run_after <= $1::bigint AND ${CLAIM_FILTER}
+      ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ), expired AS (
+      SELECT id, run_after FROM cairn_jobs
+      WHERE status = 'running' AND lease_expires_at <= $1::bigint
+        AND attempts < max_attempts AND NOT cancel_requested AND ${CLAIM_FILTER}
+      ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ), candidates AS (SELECT * FROM pending UNION ALL SELECT * FROM expired)
+    UPDATE cairn_jobs SET status = 'running', attempts = attempts + 1,
       started_at = $1::bigint, finished_at = NULL, updated_at = $1::bigint,
       lease_owner = $2::text, lease_token = $3::text, lease_expires_at = $1::bigint + $4::bigint
-    WHERE id = (
-      SELECT id FROM cairn_jobs
-      WHERE ${CLAIMABLE}
-        AND ($5::bigint IS NULL OR id = $5::bigint)
-        AND ($6::text IS NULL OR client_name IS NULL OR jsonb_exists($6::text::jsonb, client_name))
-      ORDER BY run_after, id
-      FOR UPDATE SKIP LOCKED
-      LIMIT 1)
+    WHERE id = (SELECT id FROM candidates ORDER BY run_after, id LIMIT 1)
     RETURNING *`,
   /**
    * Running jobs with an expired lease that cannot be claimed again (no attempt left,
