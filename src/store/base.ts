@@ -159,6 +159,25 @@ export abstract class BaseStore implements JobStore {
     });
   }
 
+  claimBatch(lease: Lease, limit: number, options: { id?: number } = {}): Promise<Job[]> {
+    return this.#run((tx) => {
+      const out: Job[] = [];
+      const now = this.now();
+      for (const job of tx.findAbandoned(now)) {
+        const settled = state.settleAbandoned(job, now);
+        if (settled) tx.putJob(settled);
+      }
+      while (out.length < limit) {
+        const job = tx.findClaimable(now, options.id);
+        if (!job) break;
+        const claimed = state.claim(job, now, lease.owner, crypto.randomUUID(), lease.leaseMs);
+        tx.putJob(claimed);
+        out.push(claimed);
+      }
+      return out;
+    });
+  }
+
   renew(
     id: number,
     token: string,

@@ -344,13 +344,31 @@ export class PostgresStore implements JobStore {
    * `clients`: only jobs of these clients (or of no client).
    */
   async claim(lease: Lease, options: ClaimOptions = {}): Promise<Job | null> {
+    return (await this.claimBatch(lease, 1, options))[0] ?? null;
+  }
+
+  /**
+   * Settles abandoned jobs (lease expired, nothing left to try) now and then, and
+   * claims up to `limit` of the oldest due jobs in one statement (SQL.claim), oldest
+   * first. `clients`: only jobs of these clients (or of no client).
+   */
+  async claimBatch(lease: Lease, limit: number, options: ClaimOptions = {}): Promise<Job[]> {
     const now = this.#now();
     if (now - this.#settledAt >= SETTLE_EVERY_MS) await this.#settleAbandoned(now);
-    const row = await this.#claimOne(now, lease, options);
-    if (row) return row;
-    // Nothing to claim: a good moment to settle what is abandoned (and it shows at once).
-    await this.#settleAbandoned(now);
-    return null;
+    const rows = await this.#q(this.#sql, SQL.claim, [
+      now,
+      lease.owner,
+      lease.leaseMs,
+      options.id ?? null,
+      options.clients ? JSON.stringify(options.clients) : null,
+      Math.max(1, Math.floor(limit)),
+    ]);
+    if (rows.length === 0) {
+      // Nothing to claim: a good moment to settle what is abandoned (and it shows at once).
+      await this.#settleAbandoned(now);
+      return [];
+    }
+    return rows.map(jobFromRow).sort((a, b) => a.run_after - b.run_after || a.id - b.id);
   }
 
   /** Jobs whose lease expired with nothing left to try become failed or cancelled. */
@@ -364,18 +382,6 @@ export class PostgresStore implements JobStore {
         if (settled) await this.#put(tx, settled);
       });
     }
-  }
-
-  async #claimOne(now: number, lease: Lease, options: ClaimOptions): Promise<Job | null> {
-    const [row] = await this.#q(this.#sql, SQL.claim, [
-      now,
-      lease.owner,
-      crypto.randomUUID(),
-      lease.leaseMs,
-      options.id ?? null,
-      options.clients ? JSON.stringify(options.clients) : null,
-    ]);
-    return row ? jobFromRow(row) : null;
   }
 
   async renew(

@@ -169,9 +169,9 @@ const scheduleValues = (from: number) =>
 const scheduleSets = (from: number) =>
   SCHEDULE_COLUMNS.map((c, i) => `${c} = $${from + i}::${SCHEDULE_CASTS[c]}`).join(", ");
 
-/** The claim's id ($5) and clients ($6) conditions. */
-const CLAIM_FILTER = `($5::bigint IS NULL OR id = $5::bigint)
-  AND ($6::text IS NULL OR client_name IS NULL OR jsonb_exists($6::text::jsonb, client_name))`;
+/** The claim's id ($4) and clients ($5) conditions. */
+const CLAIM_FILTER = `($4::bigint IS NULL OR id = $4::bigint)
+  AND ($5::text IS NULL OR client_name IS NULL OR jsonb_exists($5::text::jsonb, client_name))`;
 
 /** Named statements. Parameters are documented beside each. */
 export const SQL = {
@@ -208,30 +208,35 @@ export const SQL = {
   deleteJob: `DELETE FROM cairn_jobs WHERE id = $1::bigint`,
   /**
    * The claim, in one statement (NOTES "Job queues on PostgreSQL"): $1 now, $2 owner,
-   * $3 token, $4 lease ms, $5 only this id (or null), $6 the clients this node runs as
-   * a JSON array (or null: any). A job without a client (prune of all, etc.) runs anywhere.
-   * SKIP LOCKED lets concurrent claimers pass over each other's candidate row.
+   * $3 lease ms, $4 only this id (or null), $5 the clients this node runs as a JSON
+   * array (or null: any), $6 how many jobs at most. A job without a client (prune of
+   * all, etc.) runs anywhere. SKIP LOCKED lets concurrent claimers pass over each
+   * other's candidate rows; each claimed job gets a lease token of its own.
    *
    * The two kinds of claimable job (state.isClaimable: due and pending; running under
    * an expired lease with an attempt left) are looked up apart, each along its own
-   * partial index, and the older due one is taken: one WHERE with an OR of both would
+   * partial index, and the oldest due are taken: one WHERE with an OR of both would
    * scan and sort every pending job on each claim.
    */
   claim: `WITH pending AS (
       SELECT id, run_after FROM cairn_jobs
       WHERE status = 'pending' AND run_after <= $1::bigint AND ${CLAIM_FILTER}
-      ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
+      ORDER BY run_after, id LIMIT $6::integer FOR UPDATE SKIP LOCKED
     ), expired AS (
       SELECT id, run_after FROM cairn_jobs
       WHERE status = 'running' AND lease_expires_at <= $1::bigint
         AND attempts < max_attempts AND NOT cancel_requested AND ${CLAIM_FILTER}
-      ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
-    ), candidates AS (SELECT * FROM pending UNION ALL SELECT * FROM expired)
+      ORDER BY run_after, id LIMIT $6::integer FOR UPDATE SKIP LOCKED
+    ), picked AS (
+      SELECT id FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired) c
+      ORDER BY run_after, id LIMIT $6::integer
+    )
     UPDATE cairn_jobs SET status = 'running', attempts = attempts + 1,
       started_at = $1::bigint, finished_at = NULL, updated_at = $1::bigint,
-      lease_owner = $2::text, lease_token = $3::text, lease_expires_at = $1::bigint + $4::bigint
-    WHERE id = (SELECT id FROM candidates ORDER BY run_after, id LIMIT 1)
-    RETURNING *`,
+      lease_owner = $2::text, lease_token = gen_random_uuid()::text,
+      lease_expires_at = $1::bigint + $3::bigint
+    FROM picked WHERE cairn_jobs.id = picked.id
+    RETURNING cairn_jobs.*`,
   /**
    * Running jobs with an expired lease that cannot be claimed again (no attempt left,
    * or cancel requested); a backup with a fixed key waits for recover.ts. $1 now.

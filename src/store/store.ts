@@ -90,6 +90,8 @@ export interface JobStore {
   count(filter: JobFilter): Promise<number>;
   stats(): Promise<StoreStats>;
   claim(lease: Lease, options?: ClaimOptions): Promise<Job | null>;
+  /** Up to `limit` claims at once (a worker pool filling its free slots), oldest due first. */
+  claimBatch(lease: Lease, limit: number, options?: ClaimOptions): Promise<Job[]>;
   /** Extends the lease (and saves progress, when given): the worker's heartbeat. */
   renew(id: number, token: string, leaseMs: number, patch?: { progress?: Progress }): Promise<Job>;
   /**
