@@ -22,8 +22,15 @@ const backup = (client = "c1", over: Partial<NewJob> = {}): NewJob => ({
 
 const L = (owner = "w1") => ({ owner, leaseMs: 60_000 });
 
-/** One contract every JobStore implementation must keep (run for sqlite and jsonl). */
-export function storeConformance(name: string, open: OpenStore): void {
+/**
+ * One contract every JobStore implementation must keep (run for sqlite, jsonl and
+ * postgres). `cleanup` removes what `open` made beyond `dir` (postgres: the database).
+ */
+export function storeConformance(
+  name: string,
+  open: OpenStore,
+  cleanup: (dir: string) => Promise<void> = () => Promise.resolve(),
+): void {
   const test = (
     title: string,
     fn: (
@@ -51,6 +58,7 @@ export function storeConformance(name: string, open: OpenStore): void {
       } finally {
         await store.close();
         await Deno.remove(dir, { recursive: true });
+        await cleanup(dir);
       }
     });
 
@@ -84,6 +92,25 @@ export function storeConformance(name: string, open: OpenStore): void {
     const ids = claims.filter((c) => c !== null).map((c) => c!.id);
     assert.equal(ids.length, 20);
     assert.equal(new Set(ids).size, 20);
+  });
+
+  test("a batch claim takes the oldest due jobs, each under its own lease; batches never overlap", async ({ store, clock }) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await store.enqueue(backup())).id);
+    await store.enqueue(backup("c1", { run_after: clock.t + 10_000 }));
+    const first = await store.claimBatch(L("w1"), 3);
+    assert.deepEqual(first.map((j) => j.id), ids.slice(0, 3));
+    assert.ok(first.every((j) => j.status === "running" && j.attempts === 1));
+    assert.equal(new Set(first.map((j) => j.lease_token)).size, 3, "a token per job");
+    assert.deepEqual((await store.claimBatch(L("w2"), 10)).map((j) => j.id), ids.slice(3));
+    assert.deepEqual(await store.claimBatch(L("w3"), 10), [], "the future job is not due");
+    for (let i = 0; i < 30; i++) await store.enqueue(backup());
+    const batches = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => store.claimBatch(L(`w${i}`), 7)),
+    );
+    const all = batches.flat().map((j) => j.id);
+    assert.equal(all.length, 30);
+    assert.equal(new Set(all).size, 30);
   });
 
   test("claim by id takes only that job", async ({ store }) => {

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { redactClient } from "../../config/redacted.ts";
 import { jobRecord } from "../../jobs/types.ts";
 import { planMirrorGc, planPrune } from "../../runtime/prune.ts";
+import { clusterOf, nodeName } from "../../runtime/node.ts";
 import { requireClient } from "../../runtime/services.ts";
 import { VERSION } from "../../version.ts";
 import { readClientStatuses } from "../../status/read.ts";
@@ -61,6 +62,7 @@ export function systemRoutes(): Hono<AppEnv> {
     const schedules = await store.listSchedules();
     const clients = await readClientStatuses(store, config, Date.now(), startedAt);
     const deliveries = await store.deliveryCounts();
+    const cluster = await clusterOf(services);
     return ok(c, {
       // Every configured client is ok (the question a monitoring check asks).
       healthy: clients.every((cl) => cl.health === "ok"),
@@ -83,6 +85,7 @@ export function systemRoutes(): Hono<AppEnv> {
       store: config.store.kind,
       repository: { kind: services.repository.kind, location: services.repository.location },
       last_success: lastSuccess,
+      ...(cluster ? { node: nodeName(config), ...cluster } : {}),
     });
   });
 
