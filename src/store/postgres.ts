@@ -11,6 +11,13 @@ import type {
   SchedulePatch,
 } from "../jobs/types.ts";
 import { JOB_STATUSES } from "../jobs/types.ts";
+import {
+  DELIVERY_STATUSES,
+  type Delivery,
+  type DeliveryStatus,
+  type NewDelivery,
+  settleDelivery,
+} from "../notify/delivery.ts";
 import { logger } from "../log.ts";
 import { redact, redactUrl } from "../redact.ts";
 import { type BaseOptions, decodeCursor, encodeCursor } from "./base.ts";
@@ -24,6 +31,7 @@ import {
 } from "./postgres_sql.ts";
 import {
   type ClaimOptions,
+  type DeliveryFilter,
   type JobFilter,
   type JobPage,
   type JobStore,
@@ -102,6 +110,27 @@ function scheduleFromRow(r: Row): Schedule {
     last_job_id: numOrNull(r.last_job_id),
     created_at: num(r.created_at),
     updated_at: num(r.updated_at),
+    kind: ((r.kind as string | null) ?? "backup") as Schedule["kind"],
+    config_owned: r.config_owned === true,
+    auto_prune: r.auto_prune !== false,
+  };
+}
+
+function deliveryFromRow(r: Row): Delivery {
+  return {
+    id: num(r.id),
+    channel: r.channel as string,
+    event: r.event as string,
+    dedupe_key: r.dedupe_key as string,
+    payload: (r.payload ?? {}) as Record<string, unknown>,
+    max_attempts: num(r.max_attempts),
+    status: r.status as DeliveryStatus,
+    attempts: num(r.attempts),
+    next_attempt_at: num(r.next_attempt_at),
+    last_error: r.last_error as string | null,
+    created_at: num(r.created_at),
+    updated_at: num(r.updated_at),
+    delivered_at: numOrNull(r.delivered_at),
   };
 }
 
@@ -524,6 +553,9 @@ export class PostgresStore implements JobStore {
       SQL.insertSchedule,
       scheduleArgs({
         ...input,
+        kind: input.kind ?? "backup",
+        config_owned: input.config_owned ?? false,
+        auto_prune: input.auto_prune ?? true,
         last_run_at: null,
         last_job_id: null,
         created_at: now,
@@ -606,6 +638,100 @@ export class PostgresStore implements JobStore {
       await this.#q(tx, SQL.resetScheduleIds);
       await this.#q(tx, SQL.resetJobIds);
     });
+  }
+
+  // -- the notification outbox ----------------------------------------------------------
+
+  /**
+   * INSERT … ON CONFLICT DO NOTHING on (channel, dedupe_key), then the existing row
+   * when nothing was inserted: two daemons detecting one event add it once.
+   */
+  async enqueueDelivery(input: NewDelivery): Promise<{ delivery: Delivery; created: boolean }> {
+    for (;;) {
+      const [row] = await this.#q(this.#sql, SQL.insertDelivery, [
+        input.channel,
+        input.event,
+        input.dedupe_key,
+        JSON.stringify(input.payload),
+        input.max_attempts,
+        this.#now(),
+      ]);
+      if (row) return { delivery: deliveryFromRow(row), created: true };
+      const [existing] = await this.#q(this.#sql, SQL.findDelivery, [
+        input.channel,
+        input.dedupe_key,
+      ]);
+      // Deleted between the two statements (deleteDeliveriesBefore): insert again.
+      if (existing) return { delivery: deliveryFromRow(existing), created: false };
+    }
+  }
+
+  /** One UPDATE over the oldest due rows taken FOR UPDATE SKIP LOCKED (SQL.claimDeliveries). */
+  async claimDeliveries(limit: number, leaseMs: number): Promise<Delivery[]> {
+    const rows = await this.#q(this.#sql, SQL.claimDeliveries, [
+      this.#now(),
+      leaseMs,
+      Math.max(1, Math.floor(limit)),
+    ]);
+    return rows.map(deliveryFromRow).sort((a, b) =>
+      a.next_attempt_at - b.next_attempt_at || a.id - b.id
+    );
+  }
+
+  settleDelivery(
+    id: number,
+    outcome: { ok: true } | { ok: false; error: string; retryDelayMs: number },
+  ): Promise<Delivery | null> {
+    return this.#tx(async (tx) => {
+      const [row] = await this.#q(tx, SQL.lockDelivery, [id]);
+      if (!row) return null;
+      const d = deliveryFromRow(row);
+      const next = settleDelivery(d, this.#now(), outcome);
+      if (next !== d) {
+        await this.#q(tx, SQL.putDelivery, [
+          id,
+          next.status,
+          next.attempts,
+          next.next_attempt_at,
+          next.last_error,
+          next.updated_at,
+          next.delivered_at,
+        ]);
+      }
+      return next;
+    });
+  }
+
+  async listDeliveries(filter: DeliveryFilter, limit: number): Promise<Delivery[]> {
+    const rows = await this.#q(this.#sql, SQL.listDeliveries, [
+      filter.status ?? null,
+      filter.channel ?? null,
+      Math.max(1, Math.min(limit, 1000)),
+    ]);
+    return rows.map(deliveryFromRow);
+  }
+
+  async deliveryCounts(): Promise<
+    Record<string, Record<DeliveryStatus, number> & { failing: number }>
+  > {
+    const out: Record<string, Record<DeliveryStatus, number> & { failing: number }> = {};
+    for (const r of await this.#q(this.#sql, SQL.countDeliveries)) {
+      const c = out[r.channel as string] ??= {
+        ...Object.fromEntries(DELIVERY_STATUSES.map((s) => [s, 0])) as Record<
+          DeliveryStatus,
+          number
+        >,
+        failing: 0,
+      };
+      const status = r.status as DeliveryStatus, n = num(r.n);
+      c[status] += n;
+      if (status === "pending" && r.retried === true) c.failing += n;
+    }
+    return out;
+  }
+
+  async deleteDeliveriesBefore(before: number): Promise<number> {
+    return (await this.#q(this.#sql, SQL.deleteDeliveriesBefore, [before])).length;
   }
 
   // -- nodes and wake-ups --------------------------------------------------------------

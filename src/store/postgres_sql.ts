@@ -81,6 +81,34 @@ export const MIGRATIONS: readonly string[] = [
      heartbeat_at bigint NOT NULL,
      stopped_at bigint
    );`,
+  // Issue 22: the notification outbox (src/notify/delivery.ts; (channel, dedupe_key)
+  // makes event detection idempotent) and the schedule fields kind, config_owned and
+  // auto_prune, whose defaults are what schedules written before them meant.
+  `CREATE TABLE cairn_deliveries (
+     id bigserial PRIMARY KEY,
+     channel text NOT NULL,
+     event text NOT NULL,
+     dedupe_key text NOT NULL,
+     payload jsonb NOT NULL,
+     max_attempts integer NOT NULL,
+     status text NOT NULL,
+     attempts integer NOT NULL,
+     next_attempt_at bigint NOT NULL,
+     last_error text,
+     created_at bigint NOT NULL,
+     updated_at bigint NOT NULL,
+     delivered_at bigint,
+     UNIQUE (channel, dedupe_key)
+   );
+   CREATE INDEX cairn_deliveries_due ON cairn_deliveries (next_attempt_at, id)
+     WHERE status = 'pending';
+   CREATE INDEX cairn_deliveries_settled ON cairn_deliveries (updated_at)
+     WHERE status <> 'pending';
+   ALTER TABLE cairn_schedules ADD COLUMN kind text NOT NULL DEFAULT 'backup';
+   ALTER TABLE cairn_schedules ADD COLUMN config_owned boolean NOT NULL DEFAULT false;
+   ALTER TABLE cairn_schedules ADD COLUMN auto_prune boolean NOT NULL DEFAULT true;
+   -- Status and metrics ask for a client's newest job of a kind and status.
+   CREATE INDEX cairn_jobs_client_kind_status ON cairn_jobs (client_name, kind, status, id);`,
 ];
 
 export const JOB_COLUMNS = [
@@ -144,6 +172,9 @@ export const SCHEDULE_COLUMNS = [
   "last_job_id",
   "created_at",
   "updated_at",
+  "kind",
+  "config_owned",
+  "auto_prune",
 ] as const;
 
 const SCHEDULE_CASTS: Record<typeof SCHEDULE_COLUMNS[number], string> = {
@@ -158,6 +189,9 @@ const SCHEDULE_CASTS: Record<typeof SCHEDULE_COLUMNS[number], string> = {
   last_job_id: "bigint",
   created_at: "bigint",
   updated_at: "bigint",
+  kind: "text",
+  config_owned: "boolean",
+  auto_prune: "boolean",
 };
 
 const jobValues = (from: number) =>
@@ -294,6 +328,52 @@ export const SQL = {
   }) VALUES ($1::bigint, ${scheduleValues(2)})`,
   resetScheduleIds:
     `SELECT setval(pg_get_serial_sequence('cairn_schedules', 'id'), coalesce(max(id), 0) + 1, false) FROM cairn_schedules`,
+
+  // -- the notification outbox ----------------------------------------------------------
+  /**
+   * $1 channel, $2 event, $3 dedupe_key, $4 payload JSON, $5 max_attempts, $6 now. No
+   * row back: (channel, dedupe_key) exists already (then findDelivery returns it).
+   */
+  insertDelivery: `INSERT INTO cairn_deliveries (channel, event, dedupe_key, payload,
+      max_attempts, status, attempts, next_attempt_at, created_at, updated_at)
+    VALUES ($1::text, $2::text, $3::text, $4::text::jsonb, $5::integer, 'pending', 0,
+      $6::bigint, $6::bigint, $6::bigint)
+    ON CONFLICT (channel, dedupe_key) DO NOTHING RETURNING *`,
+  /** $1 channel, $2 dedupe_key. */
+  findDelivery:
+    `SELECT * FROM cairn_deliveries WHERE channel = $1::text AND dedupe_key = $2::text`,
+  /**
+   * The outbox claim, in one statement: $1 now, $2 lease ms, $3 how many at most. SKIP
+   * LOCKED lets two senders (two daemons) pass over each other's rows; the lease pushes
+   * next_attempt_at out so neither takes a claimed delivery until it lapses.
+   */
+  claimDeliveries: `WITH picked AS (
+      SELECT id FROM cairn_deliveries
+      WHERE status = 'pending' AND next_attempt_at <= $1::bigint
+      ORDER BY next_attempt_at, id LIMIT $3::integer FOR UPDATE SKIP LOCKED
+    )
+    UPDATE cairn_deliveries d SET next_attempt_at = $1::bigint + $2::bigint, updated_at = $1::bigint
+    FROM picked WHERE d.id = picked.id
+    RETURNING d.*`,
+  /** $1 id: the row locked for the settle's read-modify-write. */
+  lockDelivery: `SELECT * FROM cairn_deliveries WHERE id = $1::bigint FOR UPDATE`,
+  /**
+   * $1 id, $2 status, $3 attempts, $4 next_attempt_at, $5 last_error, $6 updated_at,
+   * $7 delivered_at.
+   */
+  putDelivery: `UPDATE cairn_deliveries SET status = $2::text, attempts = $3::integer,
+      next_attempt_at = $4::bigint, last_error = $5::text, updated_at = $6::bigint,
+      delivered_at = $7::bigint
+    WHERE id = $1::bigint`,
+  /** $1 status (or null), $2 channel (or null), $3 limit. */
+  listDeliveries: `SELECT * FROM cairn_deliveries
+    WHERE ($1::text IS NULL OR status = $1::text) AND ($2::text IS NULL OR channel = $2::text)
+    ORDER BY id DESC LIMIT $3::integer`,
+  countDeliveries: `SELECT channel, status, attempts > 0 AS retried, count(*)::integer AS n
+    FROM cairn_deliveries GROUP BY channel, status, attempts > 0`,
+  /** $1 before (ms). */
+  deleteDeliveriesBefore: `DELETE FROM cairn_deliveries
+    WHERE status IN ('delivered', 'dead') AND updated_at < $1::bigint RETURNING id`,
 
   // -- nodes ---------------------------------------------------------------------------
   /** $1 name, $2 owner, $3 clients JSON, $4 now. */
