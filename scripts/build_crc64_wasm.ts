@@ -7,6 +7,7 @@
  * tests/engines/redis_crc_test.ts fails while the two disagree.
  */
 // Build-only: imported by version here, not in deno.json, so the daemon never installs it.
+// deno-lint-ignore no-import-prefix -- build-only: kept out of deno.json and deno.lock by design
 import wabtInit from "npm:wabt@1.0.39";
 
 const WAT = new URL("../src/engines/redis/crc64.wat", import.meta.url);

@@ -3,7 +3,6 @@ import { toError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { PostgresStore } from "../store/postgres.ts";
 import type { NodeRegistration } from "../store/store.ts";
-import { type ClusterStatus, clusterStatus } from "./cluster_status.ts";
 import { leaseMs, type Services } from "./services.ts";
 
 /** This node's name: config `node.name`, else the hostname. */
@@ -77,15 +76,4 @@ export class NodePresence {
       await store.nodeStopped(this.#registration).catch(() => {});
     }
   }
-}
-
-/**
- * The nodes sharing this store and the clients no live node can run; null for a
- * store of one host. A node is stale after three of this config's heartbeat intervals.
- */
-export async function clusterOf(services: Services): Promise<ClusterStatus | null> {
-  const store = services.store;
-  if (!(store instanceof PostgresStore)) return null;
-  const [nodes, pending] = await Promise.all([store.nodes(), store.pendingByClient()]);
-  return clusterStatus(nodes, pending, store.now(), 3 * nodeHeartbeatMs(services.config));
 }

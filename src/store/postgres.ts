@@ -12,8 +12,8 @@ import type {
 } from "../jobs/types.ts";
 import { JOB_STATUSES } from "../jobs/types.ts";
 import {
-  DELIVERY_STATUSES,
   type Delivery,
+  DELIVERY_STATUSES,
   type DeliveryStatus,
   type NewDelivery,
   settleDelivery,

@@ -340,8 +340,7 @@ export const SQL = {
       $6::bigint, $6::bigint, $6::bigint)
     ON CONFLICT (channel, dedupe_key) DO NOTHING RETURNING *`,
   /** $1 channel, $2 dedupe_key. */
-  findDelivery:
-    `SELECT * FROM cairn_deliveries WHERE channel = $1::text AND dedupe_key = $2::text`,
+  findDelivery: `SELECT * FROM cairn_deliveries WHERE channel = $1::text AND dedupe_key = $2::text`,
   /**
    * The outbox claim, in one statement: $1 now, $2 lease ms, $3 how many at most. SKIP
    * LOCKED lets two senders (two daemons) pass over each other's rows; the lease pushes

@@ -14,6 +14,7 @@
  */
 import http from "node:http";
 // Test-only: imported by version here, not in deno.json, so the daemon never installs it.
+// deno-lint-ignore no-import-prefix -- test-only: kept out of deno.json and deno.lock by design
 import S3rver from "npm:s3rver@3.7.1";
 import { reencodeListing } from "./s3_listing.ts";
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 // Test-only: imported by version here, not in deno.json, so the daemon never installs it.
+// deno-lint-ignore no-import-prefix -- test-only: kept out of deno.json and deno.lock by design
 import { SMTPServer } from "npm:smtp-server@^3.21.6";
 import { ConfigSchema } from "../../src/config/schema.ts";
 import { Notifier } from "../../src/notify/notifier.ts";

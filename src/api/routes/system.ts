@@ -2,10 +2,9 @@ import { Hono } from "hono";
 import { redactClient } from "../../config/redacted.ts";
 import { jobRecord } from "../../jobs/types.ts";
 import { planMirrorGc, planPrune } from "../../runtime/prune.ts";
-import { clusterOf, nodeName } from "../../runtime/node.ts";
 import { requireClient } from "../../runtime/services.ts";
 import { VERSION } from "../../version.ts";
-import { readClientStatuses } from "../../status/read.ts";
+import { readClientStatuses, readClusterStatus } from "../../status/read.ts";
 import type { AppEnv } from "../deps.ts";
 import { enqueue } from "../deps.ts";
 import { errorBody, ok } from "../envelope.ts";
@@ -62,7 +61,7 @@ export function systemRoutes(): Hono<AppEnv> {
     const schedules = await store.listSchedules();
     const clients = await readClientStatuses(store, config, Date.now(), startedAt);
     const deliveries = await store.deliveryCounts();
-    const cluster = await clusterOf(services);
+    const cluster = await readClusterStatus(store, config);
     return ok(c, {
       // Every configured client is ok (the question a monitoring check asks).
       healthy: clients.every((cl) => cl.health === "ok"),
@@ -85,7 +84,7 @@ export function systemRoutes(): Hono<AppEnv> {
       store: config.store.kind,
       repository: { kind: services.repository.kind, location: services.repository.location },
       last_success: lastSuccess,
-      ...(cluster ? { node: nodeName(config), ...cluster } : {}),
+      ...cluster,
     });
   });
 

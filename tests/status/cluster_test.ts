@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clusterStatus } from "../../src/runtime/cluster_status.ts";
+import { clusterStatus } from "../../src/status/cluster.ts";
 import type { NodeInfo } from "../../src/store/store.ts";
 
 const T = Date.parse("2026-11-30T12:00:00Z");

@@ -1,6 +1,6 @@
 import type { NodeInfo } from "../store/store.ts";
 
-/** A node as GET /status shows it (and as a metrics exporter would read it). */
+/** A node as GET /admin/status and `cairn status` show it (and the metrics read it). */
 export interface NodeStatus {
   name: string;
   clients: string[];
