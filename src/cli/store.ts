@@ -32,7 +32,7 @@ export async function storeCommand(argv: string[]): Promise<number> {
     out(JSON.stringify({ from: describeStore(from), to: describeStore(to), ...report }));
   } else {
     out(
-      `Copied ${report.jobs} job(s) and ${report.schedules} schedule(s) from ${
+      `Copied ${report.jobs} job(s), ${report.schedules} schedule(s) and ${report.deliveries} notification delivery record(s) from ${
         describeStore(from)
       } to ${describeStore(to)}`,
     );

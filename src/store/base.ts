@@ -453,11 +453,14 @@ export abstract class BaseStore implements JobStore {
     return this.#run((tx) => tx.removeDeliveriesBefore(before));
   }
 
-  importRecords(records: { jobs: Job[]; schedules: Schedule[] }): Promise<void> {
+  importRecords(
+    records: { jobs: Job[]; schedules: Schedule[]; deliveries?: Delivery[] },
+  ): Promise<void> {
     return this.#run((tx) => {
       // Schedules first: a job's schedule_id refers to one.
       for (const s of records.schedules) tx.putSchedule(s);
       for (const job of records.jobs) tx.putJob(job);
+      for (const d of records.deliveries ?? []) tx.putDelivery(d);
     });
   }
 

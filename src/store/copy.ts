@@ -1,6 +1,7 @@
 import type { Config } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
 import type { Job, Schedule } from "../jobs/types.ts";
+import type { Delivery } from "../notify/delivery.ts";
 import { redactUrl, registerSecret } from "../redact.ts";
 import { holdForCopy } from "./daemon_lock.ts";
 import { openStore } from "./open.ts";
@@ -47,6 +48,8 @@ export function describeStore(store: Config["store"]): string {
 export interface CopyReport {
   jobs: number;
   schedules: number;
+  /** Notification outbox records (their dedupe keys stop a resend after the move). */
+  deliveries: number;
 }
 
 async function everyJob(store: JobStore): Promise<Job[]> {
@@ -57,6 +60,17 @@ async function everyJob(store: JobStore): Promise<Job[]> {
     out.push(...page.jobs);
     cursor = page.next_cursor;
   } while (cursor);
+  return out.reverse(); // oldest first
+}
+
+async function everyDelivery(store: JobStore): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  for (;;) {
+    const before_id = out.length ? out[out.length - 1].id : undefined;
+    const page = await store.listDeliveries(before_id === undefined ? {} : { before_id }, 1000);
+    out.push(...page);
+    if (page.length < 1000) break;
+  }
   return out.reverse(); // oldest first
 }
 
@@ -80,8 +94,8 @@ async function refuseLiveNodes(store: JobStore, label: string): Promise<void> {
 }
 
 /**
- * Copies every job (history included) and schedule from one store into an empty
- * one, ids kept, so that an operator can move from sqlite or jsonl to postgres and
+ * Copies every job (history included), schedule and notification delivery from one
+ * store into an empty one, ids kept, so that an operator can move from sqlite or jsonl to postgres and
  * back. Refuses (STORE_LOCKED) while a daemon runs on the source, and
  * (STORE_NOT_EMPTY) when the target holds anything.
  */
@@ -97,20 +111,24 @@ export async function copyStore(from: Config["store"], to: Config["store"]): Pro
       await refuseLiveNodes(source, fromLabel);
       const jobs = await everyJob(source);
       const schedules: Schedule[] = await source.listSchedules();
+      const deliveries = await everyDelivery(source);
       const target = await openStore(to);
       try {
         const [n, s] = [await target.count({}), (await target.listSchedules()).length];
-        if (n > 0 || s > 0) {
+        const d = (await target.listDeliveries({}, 1)).length;
+        if (n > 0 || s > 0 || d > 0) {
           throw new CairnError(
             "STORE_NOT_EMPTY",
-            `The target store ${toLabel} already holds ${n} job(s) and ${s} schedule(s): copy into an empty store`,
+            `The target store ${toLabel} already holds ${n} job(s)${
+              d > 0 ? `, ${s} schedule(s) and notification deliveries` : ` and ${s} schedule(s)`
+            }: copy into an empty store`,
           );
         }
-        await target.importRecords({ jobs, schedules });
+        await target.importRecords({ jobs, schedules, deliveries });
       } finally {
         await target.close();
       }
-      return { jobs: jobs.length, schedules: schedules.length };
+      return { jobs: jobs.length, schedules: schedules.length, deliveries: deliveries.length };
     } finally {
       await source.close();
     }

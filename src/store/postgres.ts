@@ -623,7 +623,9 @@ export class PostgresStore implements JobStore {
     });
   }
 
-  importRecords(records: { jobs: Job[]; schedules: Schedule[] }): Promise<void> {
+  importRecords(
+    records: { jobs: Job[]; schedules: Schedule[]; deliveries?: Delivery[] },
+  ): Promise<void> {
     return this.#tx(async (tx) => {
       // Sent without waiting for each answer: the driver pipelines them on the one connection.
       const send = async (statements: Array<[string, unknown[]]>) => {
@@ -635,8 +637,24 @@ export class PostgresStore implements JobStore {
       };
       await send(records.schedules.map((s) => [SQL.importSchedule, [s.id, ...scheduleArgs(s)]]));
       await send(records.jobs.map((j) => [SQL.importJob, [j.id, ...jobArgs(j)]]));
+      await send((records.deliveries ?? []).map((d) => [SQL.importDelivery, [
+        d.id,
+        d.channel,
+        d.event,
+        d.dedupe_key,
+        JSON.stringify(d.payload),
+        d.max_attempts,
+        d.status,
+        d.attempts,
+        d.next_attempt_at,
+        d.last_error,
+        d.created_at,
+        d.updated_at,
+        d.delivered_at,
+      ]]));
       await this.#q(tx, SQL.resetScheduleIds);
       await this.#q(tx, SQL.resetJobIds);
+      await this.#q(tx, SQL.resetDeliveryIds);
     });
   }
 
@@ -707,6 +725,7 @@ export class PostgresStore implements JobStore {
       filter.status ?? null,
       filter.channel ?? null,
       Math.max(1, Math.min(limit, 1000)),
+      filter.before_id ?? null,
     ]);
     return rows.map(deliveryFromRow);
   }

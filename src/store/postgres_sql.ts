@@ -364,10 +364,19 @@ export const SQL = {
       next_attempt_at = $4::bigint, last_error = $5::text, updated_at = $6::bigint,
       delivered_at = $7::bigint
     WHERE id = $1::bigint`,
-  /** $1 status (or null), $2 channel (or null), $3 limit. */
+  /** $1 status (or null), $2 channel (or null), $3 limit, $4 only ids below (or null). */
   listDeliveries: `SELECT * FROM cairn_deliveries
     WHERE ($1::text IS NULL OR status = $1::text) AND ($2::text IS NULL OR channel = $2::text)
+      AND ($4::bigint IS NULL OR id < $4::bigint)
     ORDER BY id DESC LIMIT $3::integer`,
+  /** $1 id, then every column of a delivery copied from another store. */
+  importDelivery: `INSERT INTO cairn_deliveries (id, channel, event, dedupe_key, payload,
+      max_attempts, status, attempts, next_attempt_at, last_error, created_at, updated_at,
+      delivered_at)
+    VALUES ($1::bigint, $2::text, $3::text, $4::text, $5::text::jsonb, $6::integer, $7::text,
+      $8::integer, $9::bigint, $10::text, $11::bigint, $12::bigint, $13::bigint)`,
+  resetDeliveryIds:
+    `SELECT setval(pg_get_serial_sequence('cairn_deliveries', 'id'), coalesce(max(id), 0) + 1, false) FROM cairn_deliveries`,
   countDeliveries: `SELECT channel, status, attempts > 0 AS retried, count(*)::integer AS n
     FROM cairn_deliveries GROUP BY channel, status, attempts > 0`,
   /** $1 before (ms). */

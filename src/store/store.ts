@@ -81,6 +81,8 @@ export interface ScheduleFiring {
 export interface DeliveryFilter {
   status?: DeliveryStatus;
   channel?: string;
+  /** Only ids below this: the next page of a newest-first listing (`cairn store copy`). */
+  before_id?: number;
 }
 
 /**
@@ -180,11 +182,14 @@ export interface JobStore {
   /** Deletes delivered and dead deliveries last updated before `before` (ms); returns how many. */
   deleteDeliveriesBefore(before: number): Promise<number>;
   /**
-   * Adds jobs and schedules exactly as given, ids included, in one transaction (`cairn
-   * store copy`); later ids continue after the largest. The caller checks the store is
-   * empty first.
+   * Adds jobs, schedules and outbox deliveries exactly as given, ids included, in one
+   * transaction (`cairn store copy`); later ids continue after the largest. Deliveries
+   * go with them so their dedupe keys keep the new store's notifier from sending again
+   * what was sent. The caller checks the store is empty first.
    */
-  importRecords(records: { jobs: Job[]; schedules: Schedule[] }): Promise<void>;
+  importRecords(
+    records: { jobs: Job[]; schedules: Schedule[]; deliveries?: Delivery[] },
+  ): Promise<void>;
 
   close(): Promise<void>;
 }

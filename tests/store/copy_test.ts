@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Job, Schedule } from "../../src/jobs/types.ts";
+import type { Delivery } from "../../src/notify/delivery.ts";
 import { JsonlStore } from "../../src/store/jsonl.ts";
 import { PostgresStore } from "../../src/store/postgres.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import type { JobStore } from "../../src/store/store.ts";
 import { storeUrl } from "../helpers/cluster.ts";
 import { spawnDaemon } from "../helpers/daemon.ts";
-import { withDatabase } from "../helpers/pg.ts";
+import { pg as pgAdmin, withDatabase } from "../helpers/pg.ts";
 import { cairn, withTempDir, writeConfig } from "../helpers/tmp.ts";
 
 const slow = { sanitizeResources: false, sanitizeOps: false };
@@ -74,11 +75,39 @@ async function fill(store: JobStore): Promise<void> {
     max_attempts: 1,
     params: { dry_run: false },
   });
+  // The outbox: one pruned (a gap in the ids), one delivered, one retrying, one dead, two never tried.
+  const dlv = (key: string, channel = "hook") => ({
+    channel,
+    event: "job_failed",
+    dedupe_key: key,
+    payload: { job_id: failed.id, client: "files" },
+    max_attempts: 2,
+  });
+  const pruned = (await store.enqueueDelivery(dlv("test:1"))).delivery;
+  await store.settleDelivery(pruned.id, { ok: true });
+  await store.deleteDeliveriesBefore(Number.MAX_SAFE_INTEGER);
+  const sent = (await store.enqueueDelivery(dlv(`job_failed:${failed.id}:1`))).delivery;
+  await store.claimDeliveries(10, 60_000);
+  await store.settleDelivery(sent.id, { ok: true });
+  const retrying = (await store.enqueueDelivery(dlv(`job_failed:${failed.id}:1`, "mail")))
+    .delivery;
+  await store.settleDelivery(retrying.id, { ok: false, error: "550 refused", retryDelayMs: 5000 });
+  const dead = (await store.enqueueDelivery(dlv("backup_overdue:files:never"))).delivery;
+  await store.settleDelivery(dead.id, { ok: false, error: "timeout", retryDelayMs: 0 });
+  await store.settleDelivery(dead.id, { ok: false, error: "timeout", retryDelayMs: 0 });
+  await store.enqueueDelivery(dlv("job_started:9:1"));
+  await store.enqueueDelivery(dlv("job_started:9:1", "mail"));
 }
 
-async function contents(store: JobStore): Promise<{ jobs: Job[]; schedules: Schedule[] }> {
+async function contents(
+  store: JobStore,
+): Promise<{ jobs: Job[]; schedules: Schedule[]; deliveries: Delivery[] }> {
   const jobs = (await store.list({}, { limit: 1000 })).jobs;
-  return { jobs, schedules: await store.listSchedules() };
+  return {
+    jobs,
+    schedules: await store.listSchedules(),
+    deliveries: await store.listDeliveries({}, 1000),
+  };
 }
 
 Deno.test({
@@ -94,6 +123,13 @@ Deno.test({
         const expected = await contents(src);
         await src.close();
         assert.equal(expected.jobs.length, 6);
+        assert.deepEqual(expected.deliveries.map((d) => [d.id, d.status]), [
+          [6, "pending"],
+          [5, "pending"],
+          [4, "dead"],
+          [3, "pending"],
+          [2, "delivered"],
+        ]);
 
         const toPg = await cairn([
           "store",
@@ -106,14 +142,33 @@ Deno.test({
         assert.equal(toPg.code, 0, toPg.stderr);
         assert.equal(
           toPg.stdout.trim(),
-          `Copied 6 job(s) and 2 schedule(s) from sqlite:${sqlitePath} to ${storeUrl(database)}`,
+          `Copied 6 job(s), 2 schedule(s) and 5 notification delivery record(s) from sqlite:${sqlitePath} to ${
+            storeUrl(database)
+          }`,
         );
         const pg = await PostgresStore.open(storeUrl(database));
         assert.deepEqual(await contents(pg), expected);
         const next = await pg.enqueue({ kind: "backup", client_name: "files", max_attempts: 1 });
         assert.equal(next.id, 8, "ids continue after the copied ones");
         await pg.deleteJob(next.id);
+        assert.equal(
+          (await pg.enqueueDelivery({ ...expected.deliveries[0], payload: {} })).created,
+          false,
+          "a copied dedupe key still stops a second send",
+        );
+        const nextDelivery = await pg.enqueueDelivery({
+          ...expected.deliveries[0],
+          dedupe_key: "new",
+        });
+        // > 6, not = 7: the refused INSERT … ON CONFLICT above took a sequence value.
+        assert.ok(nextDelivery.delivery.id > 6, "delivery ids continue after the copied ones");
         await pg.close();
+        const cleanup = pgAdmin(database);
+        await cleanup.unsafe(`DELETE FROM cairn_deliveries WHERE id = ${nextDelivery.delivery.id}`);
+        await cleanup.end();
+        const pgAgain = await PostgresStore.open(storeUrl(database));
+        assert.deepEqual(await contents(pgAgain), expected);
+        await pgAgain.close();
 
         const jsonlPath = join(dir, "back", "jobs.jsonl");
         const back = await cairn([
@@ -131,6 +186,7 @@ Deno.test({
           to: `jsonl:${jsonlPath}`,
           jobs: 6,
           schedules: 2,
+          deliveries: 5,
         });
         const jsonl = await JsonlStore.open(jsonlPath);
         assert.deepEqual(await contents(jsonl), expected);
@@ -138,6 +194,8 @@ Deno.test({
           (await jsonl.enqueue({ kind: "prune", client_name: null, max_attempts: 1 })).id,
           8,
         );
+        const fresh = await jsonl.enqueueDelivery({ ...expected.deliveries[0], dedupe_key: "new" });
+        assert.equal(fresh.delivery.id, 7, "delivery ids continue after the copied ones");
         await jsonl.close();
       })
     ),
@@ -171,7 +229,7 @@ Deno.test({
           stopped = true;
           const ok = await cairn(["store", "copy", "--from", config, "--to", storeUrl(database)]);
           assert.equal(ok.code, 0, ok.stderr);
-          assert.match(ok.stdout, /Copied 0 job\(s\) and 0 schedule\(s\)/);
+          assert.match(ok.stdout, /Copied 0 job\(s\), 0 schedule\(s\) and 0 notification/);
         } finally {
           if (!stopped) await daemon.stop();
         }
