@@ -121,8 +121,8 @@ ${CONFIG_FLAG}`,
 
   store: `Usage: cairn store copy --from CONFIG|URL --to CONFIG|URL [--json]
 
-Copies every job (history included) and schedule from one job store into an empty
-one, ids kept: from sqlite or jsonl into postgres, and back. Refuses while a daemon
+Copies every job (history included), schedule and notification delivery from one
+job store into an empty one, ids kept: from sqlite or jsonl into postgres, and back. Refuses while a daemon
 runs on the source store, and when the target holds anything.
 
   --from, --to    a config file (its store:), or a store URL:
