@@ -118,4 +118,14 @@ Validates the config and prints the resolved values, secrets shown as ***.
                   PostgreSQL, Redis and S3 sources; directories and SQLite files exist
                   and are readable. One line per check; exit 1 when any fails.
 ${CONFIG_FLAG}`,
+
+  store: `Usage: cairn store copy --from CONFIG|URL --to CONFIG|URL [--json]
+
+Copies every job (history included), schedule and notification delivery from one
+job store into an empty one, ids kept: from sqlite or jsonl into postgres, and back. Refuses while a daemon
+runs on the source store, and when the target holds anything.
+
+  --from, --to    a config file (its store:), or a store URL:
+                  postgres://user:password@host:5432/db, sqlite:PATH, jsonl:PATH
+  --json          print what was copied as JSON`,
 };

@@ -21,6 +21,7 @@ Usage:
   cairn status            [--json] [--config FILE]
   cairn check             [--read-data] [--json] [--config FILE]
   cairn config check      [--probe] [--config FILE]
+  cairn store copy        --from CONFIG|URL --to CONFIG|URL [--json]
   cairn version
 
 The config file is --config FILE, else $CAIRN_CONFIG, else ./cairn.yaml.
@@ -33,6 +34,7 @@ const USAGE_CODES = new Set([
   "INVALID_KEY",
   "VALIDATION_FAILED",
   "STORE_LOCKED",
+  "STORE_NOT_EMPTY",
   "LISTEN_FAILED",
   // A key that names no backup is asked wrongly; a damaged one is a failed job (exit 1).
   "BACKUP_NOT_FOUND",
@@ -73,6 +75,10 @@ export async function main(argv: string[]): Promise<number> {
       case "prune":
         return await (await import(unseen("./prune.ts")) as typeof import("./prune.ts"))
           .pruneCommand(rest);
+      case "store":
+        if (rest[0] === "--help" || rest[0] === "-h") throw new HelpRequested();
+        return await (await import(unseen("./store.ts")) as typeof import("./store.ts"))
+          .storeCommand(rest);
       case "config":
         if (rest[0] === "--help" || rest[0] === "-h") throw new HelpRequested();
         if (rest[0] !== "check") {

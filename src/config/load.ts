@@ -217,6 +217,17 @@ function semanticProblems(config: Config): ConfigProblem[] {
       message: `required when server.listen (${config.server.listen}) is not a loopback address`,
     });
   }
+  // A node can only run a client whose connection details its own config holds.
+  for (const [i, name] of (config.node.clients ?? []).entries()) {
+    if (!Object.hasOwn(config.clients, name)) {
+      problems.push({
+        path: `node.clients.${i}`,
+        message: `${JSON.stringify(name)} is not a client of this config (clients: ${
+          Object.keys(config.clients).join(", ") || "none"
+        })`,
+      });
+    }
+  }
   return problems;
 }
 
@@ -241,6 +252,11 @@ function applyEnvOverrides(config: Config, env: (name: string) => string | undef
 function registerConfigSecrets(config: Config): void {
   registerSecret(config.server.admin_key);
   registerSecret(config.server.metrics_token);
+  if (config.store.url) {
+    try {
+      registerSecret(decodeURIComponent(new URL(config.store.url).password));
+    } catch { /* validated already */ }
+  }
   if (config.repository.kind === "s3") {
     registerSecret(config.repository.secret_access_key);
     registerSecret(config.repository.access_key_id);

@@ -34,6 +34,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
       admin_key: config.server.admin_key ? MASK : undefined,
       metrics_token: config.server.metrics_token ? MASK : undefined,
     },
+    store: config.store.url ? { ...config.store, url: redactUrl(config.store.url) } : config.store,
     repository: config.repository.kind === "s3"
       ? { ...config.repository, access_key_id: MASK, secret_access_key: MASK }
       : config.repository,

@@ -198,16 +198,54 @@ export const ConfigSchema = z.strictObject({
     max_body_bytes: z.number().int().positive().default(1048576),
   }).prefault({}),
   store: z.strictObject({
-    kind: z.enum(["sqlite", "jsonl"]).default("sqlite"),
+    kind: z.enum(["sqlite", "jsonl", "postgres"]).default("sqlite"),
+    /**
+     * sqlite/jsonl: the store file. postgres: a local directory of this node (its
+     * scratch goes beside it), default `data/node`.
+     */
     path: nonEmpty.optional(),
-  }).prefault({}).transform((s) => ({
+    /** postgres only: the database every node shares (its password is a secret). */
+    url: urlWithScheme(["postgres", "postgresql"]).optional(),
+  }).prefault({}).superRefine((s, ctx) => {
+    if (s.kind === "postgres" && s.url === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["url"],
+        message: "a postgres store needs url, for example postgres://cairn@db.example:5432/cairn",
+      });
+    }
+    if (s.kind !== "postgres" && s.url !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["url"],
+        message: `url is for kind: postgres; a ${s.kind} store is a file named by path`,
+      });
+    }
+  }).transform((s) => ({
     kind: s.kind,
-    path: s.path ?? (s.kind === "sqlite" ? "data/cairn.db" : "data/jobs.jsonl"),
+    path: s.path ??
+      (s.kind === "sqlite"
+        ? "data/cairn.db"
+        : s.kind === "jsonl"
+        ? "data/jobs.jsonl"
+        : "data/node"),
+    ...(s.url === undefined ? {} : { url: s.url }),
   })),
   repository: z.discriminatedUnion("kind", [FsRepository, S3Repository]).refine(
     levelFits,
     LEVEL_MESSAGE,
   ).prefault({ kind: "fs" }),
+  /**
+   * This daemon as one node of a shared (postgres) store: its name (default the
+   * hostname) and the clients it can run (default every client of this config).
+   */
+  node: z.strictObject({
+    name: z.string().regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+      "node names are 1-63 of A-Z, a-z, 0-9, ., _ and -, starting with a letter or digit",
+    ).optional(),
+    clients: z.array(z.string().min(1)).optional(),
+  }).prefault({}),
   backup: z.strictObject({
     worker_enabled: z.boolean().default(true),
     worker_concurrency: z.number().int().min(1).max(64).default(2),

@@ -70,6 +70,26 @@ export class PromMetrics {
       "Deliveries that failed at least once and are still being retried",
       ["channel"],
     ),
+    nodeState: this.#gauge(
+      "cairn_node_state",
+      "1 for the node's current state (live, stale or stopped, from its heartbeat), 0 for the others (PostgreSQL store)",
+      ["node", "state"],
+    ),
+    nodeHeartbeat: this.#gauge(
+      "cairn_node_last_heartbeat_timestamp_seconds",
+      "Time of the node's newest heartbeat in the store (PostgreSQL store)",
+      ["node"],
+    ),
+    nodeRunning: this.#gauge(
+      "cairn_node_running_jobs",
+      "Jobs the node holds a lease on now (PostgreSQL store)",
+      ["node"],
+    ),
+    unrunnable: this.#gauge(
+      "cairn_unrunnable_pending_jobs",
+      "Pending jobs of a client no live node declares (node.clients), so none can run them",
+      ["client"],
+    ),
   };
 
   #gauge(name: string, help: string, labelNames: string[]): client.Gauge<string> {
@@ -112,6 +132,16 @@ export class PromMetrics {
         g.deliveries.set({ channel, status }, counts[status]);
       }
       g.failing.set({ channel }, counts.failing);
+    }
+    for (const n of s.cluster?.nodes ?? []) {
+      for (const state of ["live", "stale", "stopped"] as const) {
+        g.nodeState.set({ node: n.name, state }, n.state === state ? 1 : 0);
+      }
+      g.nodeHeartbeat.set({ node: n.name }, Date.parse(n.last_heartbeat_at) / 1000);
+      g.nodeRunning.set({ node: n.name }, n.running_jobs);
+    }
+    for (const u of s.cluster?.unrunnable ?? []) {
+      g.unrunnable.set({ client: u.client }, u.pending_jobs);
     }
     return await this.registry.metrics();
   }

@@ -2,7 +2,8 @@ import type { StoreStats } from "../store/store.ts";
 import type { Services } from "../runtime/services.ts";
 import type { DeliveryStatus } from "../notify/delivery.ts";
 import type { Health } from "../status/health.ts";
-import { readClientStatuses } from "../status/read.ts";
+import type { ClusterStatus } from "../status/cluster.ts";
+import { readClientStatuses, readClusterStatus } from "../status/read.ts";
 
 /** What one scrape reports, read from the job store (times in seconds since the epoch). */
 export interface MetricsSnapshot {
@@ -20,6 +21,8 @@ export interface MetricsSnapshot {
   jobs: StoreStats;
   schedules: Array<{ id: number; client: string; label: string; next_run_ts: number | null }>;
   deliveries: Record<string, Record<DeliveryStatus, number> & { failing: number }>;
+  /** The nodes sharing a PostgreSQL store, as status shows them; null for sqlite/jsonl. */
+  cluster: ClusterStatus | null;
 }
 
 const sec = (ms: number | null | undefined) => (ms == null ? null : ms / 1000);
@@ -79,5 +82,6 @@ export async function readSnapshot(
     jobs: await store.stats(),
     schedules,
     deliveries: await store.deliveryCounts(),
+    cluster: await readClusterStatus(store, config),
   };
 }

@@ -93,15 +93,30 @@ export async function runAttempt(
     max_attempts: claimed.max_attempts,
   });
 
+  // The lease is ours until (the last renewal sent) + TTL, by the store's count at
+  // the latest. When renewals fail (a partition from the store, a store down), the job
+  // stops a margin before that, so it never runs on while another node takes it over.
+  const guard = new LeaseGuard(ttl, () => {
+    if (controller.signal.aborted) return;
+    logger.error("Job stopped: its lease could not be renewed and would expire", {
+      job_id: claimed.id,
+      kind: claimed.kind,
+      lease_ttl_ms: ttl,
+      margin_ms: leaseMarginMs(ttl),
+    });
+    controller.abort(new JobStop("lease-lost"));
+  });
   const beat = async () => {
     if (Date.now() - movedAt > stallMs && !controller.signal.aborted) {
       controller.abort(new JobStop("stall"));
       return;
     }
+    const sent = performance.now();
     try {
       const patch = progressDirty ? { progress: { ...progress } } : undefined;
       progressDirty = false;
       const job = await store.renew(claimed.id, token, ttl, patch);
+      guard.renewed(sent);
       if (job.cancel_requested && !controller.signal.aborted) {
         controller.abort(new JobStop("cancel"));
       }
@@ -189,6 +204,7 @@ export async function runAttempt(
   } finally {
     clearInterval(timer);
     clearTimeout(abandonTimer);
+    guard.stop();
   }
   return outcome;
 }
@@ -210,6 +226,55 @@ function stallMessage(stallMs: number, phase: string | undefined): string {
   } minutes (stall_timeout_minutes), so the attempt was aborted` +
     `${phase ? ` during ${phase}` : ""}; ` +
     "a lock held on the source or an endpoint that stopped answering are the usual causes";
+}
+
+/**
+ * How long before its lease would expire a job whose renewals fail is stopped (ms):
+ * a fifth of the TTL, at least 1 s (time to kill its children), at most 30 s.
+ */
+export function leaseMarginMs(ttlMs: number): number {
+  return Math.round(Math.max(1000, Math.min(ttlMs / 5, 30_000)));
+}
+
+/**
+ * Calls `expire` when no renewal has succeeded for TTL - margin, measured on the
+ * monotonic clock from when the last successful renewal was sent (its expiry in the
+ * store is later than that: it was computed when the store received it). The first
+ * lease counts from the guard's creation, just after the claim returned.
+ */
+export class LeaseGuard {
+  readonly #ttlMs: number;
+  readonly #expire: () => void;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #validFrom: number;
+
+  constructor(ttlMs: number, expire: () => void, now = performance.now()) {
+    this.#ttlMs = ttlMs;
+    this.#expire = expire;
+    this.#validFrom = now;
+    this.#arm();
+  }
+
+  /** A renewal sent at `sentAt` (performance.now()) succeeded. */
+  renewed(sentAt: number): void {
+    if (this.#timer === null || sentAt <= this.#validFrom) return;
+    this.#validFrom = sentAt;
+    this.#arm();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #arm(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    const due = this.#validFrom + this.#ttlMs - leaseMarginMs(this.#ttlMs);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#expire();
+    }, Math.max(0, due - performance.now()));
+  }
 }
 
 async function recordFailure(

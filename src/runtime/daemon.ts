@@ -7,6 +7,8 @@ import { VERSION } from "../version.ts";
 import { Notifier } from "../notify/notifier.ts";
 import { reconcileSchedules } from "./config_schedules.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { holdForDaemon } from "../store/daemon_lock.ts";
+import { NodePresence } from "./node.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
 import { runSweep, Sweeper } from "./sweeper.ts";
@@ -88,7 +90,12 @@ export async function startDaemon(
   for (const sig of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(sig, () => onSignal(sig));
   }
-  const services = await openServices(config);
+  // A store copy must not read a store a daemon is changing (store/daemon_lock.ts).
+  const useLock = await holdForDaemon(config.store);
+  const services = await openServices(config).catch((error) => {
+    useLock?.release();
+    throw error;
+  });
   try {
     await services.scratch.prepare();
   } catch (error) {
@@ -128,9 +135,16 @@ export async function startDaemon(
     pollMs: config.backup.schedule_worker_poll_ms,
     onEnqueued: () => pool.wake(),
   });
+  const node = new NodePresence(services);
   if (config.backup.worker_enabled) {
     pool.start();
     scheduler.start();
+  }
+  try {
+    // After pool.start(): a NOTIFY from now on wakes a pool that is running.
+    await node.start(() => pool.wake());
+  } catch (error) {
+    logger.warn("Could not register this node; polling only", { error: toError(error).message });
   }
   sweeper.start();
   notifier.start();
@@ -172,9 +186,11 @@ export async function startDaemon(
       await sweeper.stop();
       await pool.stop(shutdownGraceMs());
       await notifier.stop();
+      await node.stop();
       abort.abort();
       await server.finished.catch(() => {});
       await services.store.close();
+      useLock?.release();
       logger.info("Stopped");
       resolveFinished();
     })();

@@ -53,7 +53,11 @@ export class ScheduleWorker {
           label: s.label,
           max_attempts: config.backup.worker_max_attempts,
         },
-        next_run_at: nextRunAt(s.cron, s.timezone, new Date())?.getTime() ?? null,
+        // Strictly after the occurrence being fired too: a node whose clock runs behind
+        // the store's would otherwise compute that same occurrence and fire it twice.
+        next_run_at:
+          nextRunAt(s.cron, s.timezone, new Date(Math.max(Date.now(), s.next_run_at ?? 0)))
+            ?.getTime() ?? null,
       }));
       for (const job of jobs) {
         logger.info("Schedule fired", {

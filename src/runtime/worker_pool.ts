@@ -2,6 +2,7 @@ import { toError } from "../errors.ts";
 import { type Job, TERMINAL } from "../jobs/types.ts";
 import { logger } from "../log.ts";
 import { type AttemptOptions, JobStop, runAttempt } from "./attempt.ts";
+import { nodeClients } from "./node.ts";
 import { leaseMs, type Services } from "./services.ts";
 
 export interface PoolOptions {
@@ -58,12 +59,18 @@ export class WorkerPool {
     while (!this.#stopping) {
       try {
         while (!this.#stopping && this.#running.size < this.#options.concurrency) {
-          const job = await this.#services.store.claim({
-            owner: this.#services.owner,
-            leaseMs: leaseMs(this.#services.config),
-          });
-          if (!job) break;
-          this.#launch(job);
+          // Every free slot in one claim: one statement for all of them on a shared store.
+          const free = this.#options.concurrency - this.#running.size;
+          const jobs = await this.#services.store.claimBatch(
+            {
+              owner: this.#services.owner,
+              leaseMs: leaseMs(this.#services.config),
+            },
+            free,
+            { clients: nodeClients(this.#services.config) },
+          );
+          for (const job of jobs) this.#launch(job);
+          if (jobs.length < free) break;
         }
       } catch (error) {
         logger.error("Worker could not claim jobs", { error: toError(error).message });

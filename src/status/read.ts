@@ -1,6 +1,9 @@
 import type { Config } from "../config/schema.ts";
 import { maxAgeFor } from "../notify/overdue.ts";
+import { nodeHeartbeatMs, nodeName } from "../runtime/node.ts";
+import { PostgresStore } from "../store/postgres.ts";
 import type { JobStore } from "../store/store.ts";
+import { type ClusterStatus, clusterStatus } from "./cluster.ts";
 import { clientHealth, type Health } from "./health.ts";
 
 const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms).toISOString());
@@ -87,4 +90,23 @@ export async function readClientStatuses(
     });
   }
   return out;
+}
+
+/**
+ * The nodes sharing a PostgreSQL store, as GET /admin/status and `cairn status` show
+ * them: `node` is this config's node name, `nodes` each node's state from its
+ * heartbeat (stale after three of this config's heartbeat intervals) and running jobs,
+ * `unrunnable` the clients with pending jobs no live node declares. null for a store
+ * of one host (sqlite, jsonl), where there are no nodes.
+ */
+export async function readClusterStatus(
+  store: JobStore,
+  config: Config,
+): Promise<({ node: string } & ClusterStatus) | null> {
+  if (!(store instanceof PostgresStore)) return null;
+  const [nodes, pending] = await Promise.all([store.nodes(), store.pendingByClient()]);
+  return {
+    node: nodeName(config),
+    ...clusterStatus(nodes, pending, store.now(), 3 * nodeHeartbeatMs(config)),
+  };
 }

@@ -182,6 +182,25 @@ export abstract class BaseStore implements JobStore {
     });
   }
 
+  claimBatch(lease: Lease, limit: number, options: { id?: number } = {}): Promise<Job[]> {
+    return this.#run((tx) => {
+      const out: Job[] = [];
+      const now = this.now();
+      for (const job of tx.findAbandoned(now)) {
+        const settled = state.settleAbandoned(job, now);
+        if (settled) tx.putJob(settled);
+      }
+      while (out.length < limit) {
+        const job = tx.findClaimable(now, options.id);
+        if (!job) break;
+        const claimed = state.claim(job, now, lease.owner, crypto.randomUUID(), lease.leaseMs);
+        tx.putJob(claimed);
+        out.push(claimed);
+      }
+      return out;
+    });
+  }
+
   renew(
     id: number,
     token: string,
@@ -432,6 +451,17 @@ export abstract class BaseStore implements JobStore {
 
   deleteDeliveriesBefore(before: number): Promise<number> {
     return this.#run((tx) => tx.removeDeliveriesBefore(before));
+  }
+
+  importRecords(
+    records: { jobs: Job[]; schedules: Schedule[]; deliveries?: Delivery[] },
+  ): Promise<void> {
+    return this.#run((tx) => {
+      // Schedules first: a job's schedule_id refers to one.
+      for (const s of records.schedules) tx.putSchedule(s);
+      for (const job of records.jobs) tx.putJob(job);
+      for (const d of records.deliveries ?? []) tx.putDelivery(d);
+    });
   }
 
   #transition(id: number, token: string, fn: (job: Job, now: number) => Job): Promise<Job> {

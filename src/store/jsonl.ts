@@ -294,7 +294,8 @@ export class JsonlStore extends BaseStore {
       queryDeliveries: (filter, limit) =>
         allDeliveries().reverse().filter((d) =>
           (filter.status === undefined || d.status === filter.status) &&
-          (filter.channel === undefined || d.channel === filter.channel)
+          (filter.channel === undefined || d.channel === filter.channel) &&
+          (filter.before_id === undefined || d.id < filter.before_id)
         ).slice(0, limit),
       countDeliveries: () => {
         const counts = new Map<

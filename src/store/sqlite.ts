@@ -339,6 +339,7 @@ export class SqliteStore extends BaseStore {
         const args: SQLInputValue[] = [];
         if (filter.status !== undefined) (parts.push("status = ?"), args.push(filter.status));
         if (filter.channel !== undefined) (parts.push("channel = ?"), args.push(filter.channel));
+        if (filter.before_id !== undefined) (parts.push("id < ?"), args.push(filter.before_id));
         const sql = `SELECT * FROM deliveries WHERE ${
           parts.length ? parts.join(" AND ") : "1=1"
         } ORDER BY id DESC LIMIT ?`;

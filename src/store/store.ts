@@ -38,6 +38,34 @@ export interface Lease {
   leaseMs: number;
 }
 
+export interface ClaimOptions {
+  /** Only this job. */
+  id?: number;
+  /**
+   * Only jobs of these clients (or of no client): the clients this node can run. A
+   * shared store (postgres) honours it; a single-node store runs every client.
+   */
+  clients?: readonly string[];
+}
+
+/** A daemon sharing a store with others, as it registers itself. */
+export interface NodeRegistration {
+  /** config `node.name`, default the hostname. */
+  name: string;
+  /** Its lease owner (io/process_id.ts formatOwner). */
+  owner: string;
+  /** The clients it can run. */
+  clients: string[];
+}
+
+/** A node as status shows it. Times are epoch ms. */
+export interface NodeInfo extends NodeRegistration {
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+  running_job_ids: number[];
+}
+
 export interface StoreStats {
   by_status: Record<JobStatus, number>;
   by_kind: Record<string, Record<JobStatus, number>>;
@@ -53,6 +81,8 @@ export interface ScheduleFiring {
 export interface DeliveryFilter {
   status?: DeliveryStatus;
   channel?: string;
+  /** Only ids below this: the next page of a newest-first listing (`cairn store copy`). */
+  before_id?: number;
 }
 
 /**
@@ -61,13 +91,15 @@ export interface DeliveryFilter {
  * caller no longer owns the job.
  */
 export interface JobStore {
-  readonly kind: "sqlite" | "jsonl";
+  readonly kind: "sqlite" | "jsonl" | "postgres";
   enqueue(input: NewJob, options?: { claimAs?: Lease }): Promise<Job>;
   get(id: number): Promise<Job | null>;
   list(filter: JobFilter, page: PageOptions): Promise<JobPage>;
   count(filter: JobFilter): Promise<number>;
   stats(): Promise<StoreStats>;
-  claim(lease: Lease, options?: { id?: number }): Promise<Job | null>;
+  claim(lease: Lease, options?: ClaimOptions): Promise<Job | null>;
+  /** Up to `limit` claims at once (a worker pool filling its free slots), oldest due first. */
+  claimBatch(lease: Lease, limit: number, options?: ClaimOptions): Promise<Job[]>;
   /** Extends the lease (and saves progress, when given): the worker's heartbeat. */
   renew(id: number, token: string, leaseMs: number, patch?: { progress?: Progress }): Promise<Job>;
   /**
@@ -149,6 +181,15 @@ export interface JobStore {
   >;
   /** Deletes delivered and dead deliveries last updated before `before` (ms); returns how many. */
   deleteDeliveriesBefore(before: number): Promise<number>;
+  /**
+   * Adds jobs, schedules and outbox deliveries exactly as given, ids included, in one
+   * transaction (`cairn store copy`); later ids continue after the largest. Deliveries
+   * go with them so their dedupe keys keep the new store's notifier from sending again
+   * what was sent. The caller checks the store is empty first.
+   */
+  importRecords(
+    records: { jobs: Job[]; schedules: Schedule[]; deliveries?: Delivery[] },
+  ): Promise<void>;
 
   close(): Promise<void>;
 }

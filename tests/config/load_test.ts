@@ -218,3 +218,30 @@ Deno.test("a Redis url's path is a database number", () => {
     "clients.c.url: must be a URL starting with redis:// or rediss://",
   ]);
 });
+
+Deno.test("config: a postgres store needs a url, its password becomes a secret; node.clients must be clients", () => {
+  const parse = parseConfig, mask = redact;
+  assert.throws(
+    () => parse("store:\n  kind: postgres\n"),
+    (e: Error) => /store\.url/.test(e.message) && /postgres:\/\/cairn@db\.example/.test(e.message),
+  );
+  assert.throws(
+    () => parse("store:\n  kind: sqlite\n  url: postgres://h/db\n"),
+    (e: Error) => /store\.url/.test(e.message) && /kind: postgres/.test(e.message),
+  );
+  const config = parse(
+    "store:\n  kind: postgres\n  url: postgres://cairn:st0re-pw-991@db.example:5432/cairn\n",
+  );
+  assert.equal(config.store.kind, "postgres");
+  assert.equal(config.store.path, "data/node");
+  assert.equal(mask("auth failed for st0re-pw-991"), "auth failed for ***");
+  assert.equal(
+    (redactConfig(config).store as { url: string }).url,
+    "postgres://cairn:***@db.example:5432/cairn",
+    "the printed config masks it",
+  );
+  assert.throws(
+    () => parse("node:\n  clients: [nope]\nclients:\n  d:\n    kind: directory\n    path: /x\n"),
+    (e: Error) => /node\.clients\.0/.test(e.message) && /"nope" is not a client/.test(e.message),
+  );
+});

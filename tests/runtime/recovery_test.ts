@@ -18,6 +18,8 @@ import {
 import { Scratch } from "../../src/io/scratch.ts";
 import { JsonlStore } from "../../src/store/jsonl.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
+import { PostgresStore } from "../../src/store/postgres.ts";
+import { PG_HOST, PG_PORT, withDatabase } from "../helpers/pg.ts";
 import type { JobStore } from "../../src/store/store.ts";
 import { deadOwners } from "../../src/runtime/recover.ts";
 import { cairn, withTempDir, writeConfig } from "../helpers/tmp.ts";
@@ -69,6 +71,51 @@ Deno.test("process id: owners round-trip; a live process is alive, an exited one
   );
 });
 
+/** expireLeasesOf, settleAbandoned and key uniqueness, as every store must keep them. */
+async function deadOwnerContract(store: JobStore): Promise<void> {
+  const lease = { owner: "dead-one", leaseMs: 15 * 60_000 };
+  const a = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 3 }, {
+    claimAs: lease,
+  });
+  const b = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
+    claimAs: { owner: "alive-one", leaseMs: 15 * 60_000 },
+  });
+  assert.equal(await store.claim({ owner: "w", leaseMs: 1000 }), null, "both leased");
+  const expired = await store.expireLeasesOf((o) => o === "dead-one");
+  assert.deepEqual(expired.map((j) => j.id), [a.id]);
+  const again = await store.claim({ owner: "w", leaseMs: 1000 });
+  assert.equal(again?.id, a.id, "taken back without waiting 15 minutes");
+  assert.equal(again?.attempts, 2);
+  assert.equal((await store.get(b.id))!.status, "running", "a live owner keeps its job");
+
+  // A backup with a fixed key and no attempt left is not settled blindly as failed.
+  const c = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
+    claimAs: lease,
+  });
+  await store.update(c.id, c.lease_token!, { key: "backups/c/20260101T000000000Z-x.sqlite" });
+  await store.expireLeasesOf((o) => o === "dead-one");
+  assert.equal(await store.claim({ owner: "w", leaseMs: 1000 }), null);
+  assert.equal(
+    (await store.get(c.id))!.status,
+    "running",
+    "left for the repository to decide",
+  );
+  // Another backup job cannot take a key this one holds (same client, same millisecond).
+  const d = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
+    claimAs: lease,
+  });
+  await assert.rejects(
+    () => store.update(d.id, d.lease_token!, { key: "backups/c/20260101T000000000Z-x.sqlite" }),
+    (e: Error) => e.name === "KeyTakenError" && /held by job/.test(e.message),
+  );
+  const done = await store.settleAbandoned(c.id, c.lease_token!, { result: { key: "k" } });
+  assert.equal(done.status, "completed");
+  await assert.rejects(
+    () => store.settleAbandoned(c.id, c.lease_token!, { error: "x" }),
+    /Lost the lease/,
+  );
+}
+
 for (const kind of ["sqlite", "jsonl"] as const) {
   Deno.test(`${kind} store: a dead owner's lease ends at once; the job is claimable, and a settled backup records its outcome`, async () => {
     await withTempDir(async (dir) => {
@@ -76,54 +123,23 @@ for (const kind of ["sqlite", "jsonl"] as const) {
         ? await SqliteStore.open(join(dir, "s.db"))
         : await JsonlStore.open(join(dir, "s.jsonl"));
       try {
-        const lease = { owner: "dead-one", leaseMs: 15 * 60_000 };
-        const a = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 3 }, {
-          claimAs: lease,
-        });
-        const b = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
-          claimAs: { owner: "alive-one", leaseMs: 15 * 60_000 },
-        });
-        assert.equal(await store.claim({ owner: "w", leaseMs: 1000 }), null, "both leased");
-        const expired = await store.expireLeasesOf((o) => o === "dead-one");
-        assert.deepEqual(expired.map((j) => j.id), [a.id]);
-        const again = await store.claim({ owner: "w", leaseMs: 1000 });
-        assert.equal(again?.id, a.id, "taken back without waiting 15 minutes");
-        assert.equal(again?.attempts, 2);
-        assert.equal((await store.get(b.id))!.status, "running", "a live owner keeps its job");
-
-        // A backup with a fixed key and no attempt left is not settled blindly as failed.
-        const c = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
-          claimAs: lease,
-        });
-        await store.update(c.id, c.lease_token!, { key: "backups/c/20260101T000000000Z-x.sqlite" });
-        await store.expireLeasesOf((o) => o === "dead-one");
-        assert.equal(await store.claim({ owner: "w", leaseMs: 1000 }), null);
-        assert.equal(
-          (await store.get(c.id))!.status,
-          "running",
-          "left for the repository to decide",
-        );
-        // Another backup job cannot take a key this one holds (same client, same millisecond).
-        const d = await store.enqueue({ kind: "backup", client_name: "c", max_attempts: 1 }, {
-          claimAs: lease,
-        });
-        await assert.rejects(
-          () =>
-            store.update(d.id, d.lease_token!, { key: "backups/c/20260101T000000000Z-x.sqlite" }),
-          (e: Error) => e.name === "KeyTakenError" && /held by job/.test(e.message),
-        );
-        const done = await store.settleAbandoned(c.id, c.lease_token!, { result: { key: "k" } });
-        assert.equal(done.status, "completed");
-        await assert.rejects(
-          () => store.settleAbandoned(c.id, c.lease_token!, { error: "x" }),
-          /Lost the lease/,
-        );
+        await deadOwnerContract(store);
       } finally {
         await store.close();
       }
     });
   });
 }
+
+Deno.test("postgres store: a dead owner's lease ends at once; the job is claimable, and a settled backup records its outcome", () =>
+  withDatabase(async (name) => {
+    const store = await PostgresStore.open(`postgres://postgres@${PG_HOST}:${PG_PORT}/${name}`);
+    try {
+      await deadOwnerContract(store);
+    } finally {
+      await store.close();
+    }
+  }));
 
 Deno.test("config: a lease TTL below 0.05 minutes is refused, naming the setting and why", () => {
   for (const ttl of [0.001, 0.04]) {

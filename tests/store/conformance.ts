@@ -22,8 +22,15 @@ const backup = (client = "c1", over: Partial<NewJob> = {}): NewJob => ({
 
 const L = (owner = "w1") => ({ owner, leaseMs: 60_000 });
 
-/** One contract every JobStore implementation must keep (run for sqlite and jsonl). */
-export function storeConformance(name: string, open: OpenStore): void {
+/**
+ * One contract every JobStore implementation must keep (run for sqlite, jsonl and
+ * postgres). `cleanup` removes what `open` made beyond `dir` (postgres: the database).
+ */
+export function storeConformance(
+  name: string,
+  open: OpenStore,
+  cleanup: (dir: string) => Promise<void> = () => Promise.resolve(),
+): void {
   const test = (
     title: string,
     fn: (
@@ -51,6 +58,7 @@ export function storeConformance(name: string, open: OpenStore): void {
       } finally {
         await store.close();
         await Deno.remove(dir, { recursive: true });
+        await cleanup(dir);
       }
     });
 
@@ -84,6 +92,25 @@ export function storeConformance(name: string, open: OpenStore): void {
     const ids = claims.filter((c) => c !== null).map((c) => c!.id);
     assert.equal(ids.length, 20);
     assert.equal(new Set(ids).size, 20);
+  });
+
+  test("a batch claim takes the oldest due jobs, each under its own lease; batches never overlap", async ({ store, clock }) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await store.enqueue(backup())).id);
+    await store.enqueue(backup("c1", { run_after: clock.t + 10_000 }));
+    const first = await store.claimBatch(L("w1"), 3);
+    assert.deepEqual(first.map((j) => j.id), ids.slice(0, 3));
+    assert.ok(first.every((j) => j.status === "running" && j.attempts === 1));
+    assert.equal(new Set(first.map((j) => j.lease_token)).size, 3, "a token per job");
+    assert.deepEqual((await store.claimBatch(L("w2"), 10)).map((j) => j.id), ids.slice(3));
+    assert.deepEqual(await store.claimBatch(L("w3"), 10), [], "the future job is not due");
+    for (let i = 0; i < 30; i++) await store.enqueue(backup());
+    const batches = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => store.claimBatch(L(`w${i}`), 7)),
+    );
+    const all = batches.flat().map((j) => j.id);
+    assert.equal(all.length, 30);
+    assert.equal(new Set(all).size, 30);
   });
 
   test("claim by id takes only that job", async ({ store }) => {
@@ -436,5 +463,73 @@ export function storeConformance(name: string, open: OpenStore): void {
     assert.equal((await again.enqueueDelivery(dlv("a"))).created, false);
     const b = (await again.enqueueDelivery(dlv("b"))).delivery;
     assert.ok(b.id > a.id, "ids are never reused");
+  });
+
+  test("schedules keep kind, config_owned and auto_prune through update, firing and a reopen", async ({ store, clock, reopen }) => {
+    const base = {
+      client_name: "c1",
+      cron: "0 * * * *",
+      timezone: "UTC",
+      label: "rehearsal",
+      enabled: true,
+      retention: {},
+      next_run_at: clock.t + 1000,
+    };
+    const plain = await store.createSchedule(base);
+    assert.deepEqual(
+      [plain.kind, plain.config_owned, plain.auto_prune],
+      ["backup", false, true],
+      "the defaults",
+    );
+    const s = await store.createSchedule({
+      ...base,
+      kind: "verify",
+      config_owned: true,
+      auto_prune: false,
+    });
+    assert.deepEqual([s.kind, s.config_owned, s.auto_prune], ["verify", true, false]);
+    const got = (await store.getSchedule(s.id))!;
+    assert.deepEqual([got.kind, got.config_owned, got.auto_prune], ["verify", true, false]);
+    const updated = await store.updateSchedule(s.id, { label: "weekly rehearsal" });
+    assert.deepEqual([updated.kind, updated.config_owned, updated.auto_prune], [
+      "verify",
+      true,
+      false,
+    ]);
+    const flipped = await store.updateSchedule(plain.id, { auto_prune: false, config_owned: true });
+    assert.deepEqual([flipped.kind, flipped.config_owned, flipped.auto_prune], [
+      "backup",
+      true,
+      false,
+    ]);
+    clock.t += 5000;
+    await store.fireDueSchedules((sched) => ({
+      job: { kind: sched.kind, client_name: sched.client_name, max_attempts: 1 },
+      next_run_at: clock.t + 3600_000,
+    }));
+    const again = await reopen();
+    const byId = new Map((await again.listSchedules()).map((x) => [x.id, x]));
+    assert.deepEqual(
+      [byId.get(s.id)!.kind, byId.get(s.id)!.config_owned, byId.get(s.id)!.auto_prune],
+      ["verify", true, false],
+    );
+    assert.equal(byId.get(s.id)!.label, "weekly rehearsal");
+    assert.deepEqual(
+      [byId.get(plain.id)!.kind, byId.get(plain.id)!.config_owned, byId.get(plain.id)!.auto_prune],
+      ["backup", true, false],
+    );
+  });
+
+  test("a check job (no client) is enqueued, claimed and completed like any other kind", async ({ store }) => {
+    const job = await store.enqueue({ kind: "check", client_name: null, max_attempts: 1 });
+    assert.equal(job.kind, "check");
+    const claimed = (await store.claim(L(), { clients: ["elsewhere"] }))!;
+    assert.equal(claimed.id, job.id, "a job without a client runs on any node");
+    const done = await store.complete(claimed.id, claimed.lease_token!, { problems: 0 });
+    assert.equal(done.status, "completed");
+    assert.deepEqual((await store.list({ kind: "check" }, { limit: 10 })).jobs.map((j) => j.id), [
+      job.id,
+    ]);
+    assert.equal((await store.stats()).by_kind.check.completed, 1);
   });
 }

@@ -4,7 +4,7 @@ import { jobRecord } from "../../jobs/types.ts";
 import { planMirrorGc, planPrune } from "../../runtime/prune.ts";
 import { requireClient } from "../../runtime/services.ts";
 import { VERSION } from "../../version.ts";
-import { readClientStatuses } from "../../status/read.ts";
+import { readClientStatuses, readClusterStatus } from "../../status/read.ts";
 import type { AppEnv } from "../deps.ts";
 import { enqueue } from "../deps.ts";
 import { errorBody, ok } from "../envelope.ts";
@@ -61,6 +61,7 @@ export function systemRoutes(): Hono<AppEnv> {
     const schedules = await store.listSchedules();
     const clients = await readClientStatuses(store, config, Date.now(), startedAt);
     const deliveries = await store.deliveryCounts();
+    const cluster = await readClusterStatus(store, config);
     return ok(c, {
       // Every configured client is ok (the question a monitoring check asks).
       healthy: clients.every((cl) => cl.health === "ok"),
@@ -83,6 +84,7 @@ export function systemRoutes(): Hono<AppEnv> {
       store: config.store.kind,
       repository: { kind: services.repository.kind, location: services.repository.location },
       last_success: lastSuccess,
+      ...cluster,
     });
   });
 
