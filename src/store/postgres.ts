@@ -1,3 +1,4 @@
+import { deliveryValues } from "./delivery_row.ts";
 import postgres from "postgres";
 import { CairnError, toError } from "../errors.ts";
 import * as state from "../jobs/state.ts";
@@ -637,21 +638,7 @@ export class PostgresStore implements JobStore {
       };
       await send(records.schedules.map((s) => [SQL.importSchedule, [s.id, ...scheduleArgs(s)]]));
       await send(records.jobs.map((j) => [SQL.importJob, [j.id, ...jobArgs(j)]]));
-      await send((records.deliveries ?? []).map((d) => [SQL.importDelivery, [
-        d.id,
-        d.channel,
-        d.event,
-        d.dedupe_key,
-        JSON.stringify(d.payload),
-        d.max_attempts,
-        d.status,
-        d.attempts,
-        d.next_attempt_at,
-        d.last_error,
-        d.created_at,
-        d.updated_at,
-        d.delivered_at,
-      ]]));
+      await send((records.deliveries ?? []).map((d) => [SQL.importDelivery, deliveryValues(d)]));
       await this.#q(tx, SQL.resetScheduleIds);
       await this.#q(tx, SQL.resetJobIds);
       await this.#q(tx, SQL.resetDeliveryIds);

@@ -1,4 +1,5 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { deliveryValues } from "./delivery_row.ts";
 import { dirname } from "node:path";
 import { CairnError } from "../errors.ts";
 import type { Job, JobStatus, Schedule } from "../jobs/types.ts";
@@ -120,24 +121,6 @@ function deliveryFromRow(r: Row): Delivery {
     updated_at: Number(r.updated_at),
     delivered_at: num(r.delivered_at),
   };
-}
-
-function deliveryToRow(d: Delivery): SQLInputValue[] {
-  return [
-    d.id,
-    d.channel,
-    d.event,
-    d.dedupe_key,
-    JSON.stringify(d.payload),
-    d.max_attempts,
-    d.status,
-    d.attempts,
-    d.next_attempt_at,
-    d.last_error,
-    d.created_at,
-    d.updated_at,
-    d.delivered_at,
-  ];
 }
 
 function where(filter: JobFilter): { sql: string; args: SQLInputValue[] } {
@@ -326,10 +309,10 @@ export class SqliteStore extends BaseStore {
           "INSERT INTO deliveries (channel, event, dedupe_key, payload, max_attempts, status, attempts, next_attempt_at, created_at, updated_at) VALUES (?, '', ?, '{}', 1, 'pending', 0, 0, 0, 0)",
         ).run(probe.channel, probe.dedupe_key);
         const d = make(Number(lastInsertRowid));
-        s(putDelivery).run(...deliveryToRow(d));
+        s(putDelivery).run(...deliveryValues(d));
         return d;
       },
-      putDelivery: (d) => void s(putDelivery).run(...deliveryToRow(d)),
+      putDelivery: (d) => void s(putDelivery).run(...deliveryValues(d)),
       dueDeliveries: (now, limit) =>
         (s(
           "SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
