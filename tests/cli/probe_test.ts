@@ -3,15 +3,7 @@ import { join } from "node:path";
 import { requirePostgres } from "../helpers/pg.ts";
 import { startRedis } from "../helpers/redis.ts";
 import { startS3 } from "../helpers/s3.ts";
-import { cairn, makeTree, withTempDir, writeConfig } from "../helpers/tmp.ts";
-
-/** A port nothing listens on (bound, then closed). */
-function deadPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { cairn, freePort, makeTree, withTempDir, writeConfig } from "../helpers/tmp.ts";
 
 Deno.test({
   name:
@@ -58,7 +50,7 @@ Deno.test({
 
         const bad = await writeConfig(join(dir), {
           clients: {
-            db: { kind: "postgres", url: `postgres://postgres@127.0.0.1:${deadPort()}/postgres` },
+            db: { kind: "postgres", url: `postgres://postgres@127.0.0.1:${freePort()}/postgres` },
             cache: { kind: "redis", url: `redis://:wrong-pw@127.0.0.1:${redis.port}` },
             files: { kind: "directory", path: join(dir, "nowhere") },
             lite: { kind: "sqlite", path: join(files, "a.txt") },

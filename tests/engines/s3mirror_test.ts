@@ -14,7 +14,7 @@ import { mountTmpfs, SKIP_FAULTS } from "../helpers/mounts.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { startS3Proxy } from "../helpers/s3_proxy.ts";
 import { run, testServices } from "../helpers/services.ts";
-import { withTempDir } from "../helpers/tmp.ts";
+import { freePort, withTempDir } from "../helpers/tmp.ts";
 
 function s3client(s3: S3Server): S3Client {
   return new S3Client({
@@ -310,14 +310,6 @@ Deno.test("s3 mirror: keys with spaces, unicode, +, %, folder markers and very l
   }
 });
 
-/** A loopback port nothing listens on. */
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 Deno.test("s3 mirror: a missing bucket, bad credentials and an unreachable source fail clearly", async () => {
   const s3 = await startS3(["mirror-src"]);
   try {
@@ -330,7 +322,7 @@ Deno.test("s3 mirror: a missing bucket, bad credentials and an unreachable sourc
             /refused the request .*(InvalidAccessKeyId|HTTP 403).*access_key_id/,
           ],
           [
-            { endpoint: `http://127.0.0.1:${closedPort()}` },
+            { endpoint: `http://127.0.0.1:${freePort()}` },
             /at http:\/\/127\.0\.0\.1:\d+ failed while listing briefs\/: connection refused/,
           ],
         ] as const

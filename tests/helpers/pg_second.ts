@@ -1,3 +1,4 @@
+import { freePort } from "./tmp.ts";
 import { join } from "node:path";
 
 /** A second PostgreSQL server of its own: another port, another data directory, password auth. */
@@ -9,13 +10,6 @@ export interface SecondServer {
 }
 
 const BIN = "/usr/lib/postgresql/15/bin";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function asPostgres(args: string[]): Promise<void> {
   const out = await new Deno.Command("runuser", {

@@ -1,3 +1,4 @@
+import { freePort } from "./tmp.ts";
 import { RedisConnection, type Reply } from "../../src/engines/redis/resp.ts";
 import { parseRedisUrl } from "../../src/engines/redis/url.ts";
 
@@ -8,13 +9,6 @@ export interface TestRedis {
   cmd(...args: (string | Uint8Array)[]): Promise<Reply>;
   digest(): Promise<string>;
   stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Starts its own redis-server on a free port, with DEBUG enabled; fails clearly if it cannot. */

@@ -114,3 +114,14 @@ export function randomBytes(n: number): Uint8Array {
   }
   return out;
 }
+
+/**
+ * A loopback port free at this moment (bound, noted, closed): for a server a test
+ * starts, or, left unused, for "nothing listens there".
+ */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}

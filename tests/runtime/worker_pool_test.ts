@@ -4,7 +4,7 @@ import type { Job } from "../../src/jobs/types.ts";
 import { listBackups } from "../../src/repository/manifest.ts";
 import { WorkerPool } from "../../src/runtime/worker_pool.ts";
 import { waitFor } from "../helpers/daemon.ts";
-import { randomBytes, withTempDir } from "../helpers/tmp.ts";
+import { freePort, randomBytes, withTempDir } from "../helpers/tmp.ts";
 import { testServices } from "../helpers/services.ts";
 
 /** A directory big enough that backing it up takes a while (random data does not compress). */
@@ -54,7 +54,7 @@ Deno.test("pool: runs up to worker_concurrency jobs at once and retries failures
     const services = await testServices(dir, {
       big: { kind: "directory", path: src },
       // A server that is down may come back: retried (a missing directory is not).
-      broken: { kind: "postgres", url: `postgres://postgres@127.0.0.1:${deadPort()}/app` },
+      broken: { kind: "postgres", url: `postgres://postgres@127.0.0.1:${freePort()}/app` },
     }, { retry_backoff_ms: 50 });
     const settled: Job[] = [];
     const pool = new WorkerPool(services, {
@@ -177,11 +177,3 @@ Deno.test("pool: shutdown waits out the grace period, then releases running jobs
     }
   });
 });
-
-/** A loopback port nothing listens on (bound, then closed). */
-function deadPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
