@@ -7,13 +7,16 @@ import { waitFor } from "../helpers/daemon.ts";
 import { freePort, randomBytes, withTempDir } from "../helpers/tmp.ts";
 import { testServices } from "../helpers/services.ts";
 
-/** A directory big enough that backing it up takes a while (random data does not compress). */
+/**
+ * A directory big enough that backing it up takes a while: every MiB is fresh random
+ * data, which does not compress (one MiB written again and again would: zstd's window
+ * sees the repeats, and the backup then finished inside a test's grace period).
+ */
 async function bigTree(dir: string, mib: number): Promise<string> {
   const src = join(dir, "big");
   await Deno.mkdir(src);
-  const chunk = randomBytes(1 << 20);
   const f = await Deno.open(join(src, "blob.bin"), { write: true, create: true });
-  for (let i = 0; i < mib; i++) await f.write(chunk);
+  for (let i = 0; i < mib; i++) await f.write(randomBytes(1 << 20));
   f.close();
   return src;
 }
