@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { recoverInterrupted } from "../engines/directory/interrupted.ts";
+import { sweepSiblingTemps } from "../engines/fs_util.ts";
 import { CairnError, toError } from "../errors.ts";
 import { deadTags, parseOwner, processStates } from "../io/process_id.ts";
 import * as state from "../jobs/state.ts";
@@ -208,6 +209,17 @@ export async function sweep(services: Services): Promise<SweepReport> {
   const partial = await services.repository.cleanupPartial(leaseMs(services.config), deadTags)
     .catch(() => 0);
   if (partial) logger.info("Removed leftovers of interrupted writes", { files: partial });
+  // Restores of a client's own path killed part way: what they left beside it is
+  // removed (a restore elsewhere is swept by the next restore to that path).
+  for (const client of Object.values(services.config.clients)) {
+    if (client.kind !== "directory" && client.kind !== "sqlite") continue;
+    await sweepSiblingTemps(resolve(client.path)).catch((error) =>
+      logger.error("What a killed restore left could not be removed", {
+        path: client.path,
+        error: toError(error).message,
+      })
+    );
+  }
   // In-place restores of directory clients killed part way: rolled back (logged there).
   for (const client of Object.values(services.config.clients)) {
     if (client.kind !== "directory") continue;

@@ -8,7 +8,7 @@ import type {
   RestoreRequest,
   VerifyRequest,
 } from "../engine.ts";
-import { refuseOccupied, removeQuietly, siblingTemp } from "../fs_util.ts";
+import { refuseOccupied, removeQuietly, siblingTemp, sweepSiblingTemps } from "../fs_util.ts";
 import { checkGnuTar, createArgs, createOutcome, extractArgs, STAGING_PREFIX } from "./gnu_tar.ts";
 import { swapContents } from "./swap.ts";
 import { countingTransform, countTar, type TarCounts } from "./tar_count.ts";
@@ -150,6 +150,8 @@ export const directoryEngine: Engine<DirectoryClient> = {
     );
     // A restore killed part way is undone first, so the target holds what it held.
     await settleInterrupted(target, "this restore");
+    // A restore to a new path killed part way left its staging directory beside it.
+    await sweepSiblingTemps(target);
     await refuseOccupied(target, request.replace);
     await checkGnuTar(ctx.tools.tar);
     // The whole artifact against the manifest's sha256 before anything touches the disk.

@@ -3,7 +3,13 @@ import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError, isCairnError } from "../../errors.ts";
 import { VERSION } from "../../version.ts";
 import type { Engine, EngineContext, RestoreRequest, VerifyRequest } from "../engine.ts";
-import { refuseOccupied, removeQuietly, siblingTemp, writeStreamToFile } from "../fs_util.ts";
+import {
+  refuseOccupied,
+  removeQuietly,
+  siblingTemp,
+  sweepSiblingTemps,
+  writeStreamToFile,
+} from "../fs_util.ts";
 import { runSqliteWorker } from "./run_worker.ts";
 
 type SqliteClient = Extract<ClientConfig, { kind: "sqlite" }>;
@@ -93,6 +99,8 @@ export const sqliteEngine: Engine<SqliteClient> = {
   async restore(ctx: EngineContext<SqliteClient>, request: RestoreRequest) {
     const target = resolve(request.target ?? ctx.client.path);
     await refuseOccupied(target, request.replace);
+    // A restore killed part way left its half-written copy beside the target.
+    await sweepSiblingTemps(target);
     const tmp = siblingTemp(target, `restore-${ctx.jobId}`);
     try {
       await writeStreamToFile(await request.open(), tmp, ctx.signal);
