@@ -17,13 +17,20 @@ import {
   type JobStatus,
 } from "../jobs/types.ts";
 import { redact } from "../redact.ts";
-import { listBackups, manifestSummary, readManifest } from "../repository/manifest.ts";
+import {
+  listBackups,
+  type Manifest,
+  manifestSummary,
+  readManifest,
+} from "../repository/manifest.ts";
+import { artifactTransforms } from "../pipeline/read.ts";
 import { requireClient } from "../runtime/services.ts";
 import { APP_CSS, HTMX_JS } from "./assets.ts";
 import { cronPreview } from "./cron_preview.ts";
 import { csrfProblem } from "./csrf.ts";
 import { overviewRows } from "./data.ts";
 import { decryptability } from "./encryption.ts";
+import { HostIdentityCache } from "./host_identities.ts";
 import { isConfigOwned } from "./config_owned.ts";
 import { Layout, type PageContext, SignInPage } from "./layout.tsx";
 import { apiNotifications, type NotificationsSource } from "./notifications.ts";
@@ -124,6 +131,13 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
   const limiter = new SignInLimiter(now);
   const notifications = options.notifications ?? apiNotifications(options.api);
   const api = options.api;
+  const identities = new HostIdentityCache();
+  /** One stat of the identity file per request (HostIdentityCache), then pure per backup. */
+  const decryptor = async (c: Context<UiEnv>) => {
+    const enc = c.get("deps").services.config.repository.encryption;
+    const host = await identities.get(enc?.identity_file);
+    return (m: Manifest) => decryptability(artifactTransforms(m), host);
+  };
 
   const headers: MiddlewareHandler<UiEnv> = async (c, next) => {
     await next();
@@ -299,6 +313,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     const name = c.req.param("name");
     const client = requireClient(services.config, name);
     const { backups } = await listBackups(services.repository, { client: name, limit: 200 });
+    const encryption = await decryptor(c);
     return page(
       c,
       <ClientPage
@@ -307,7 +322,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
         shown={scrub({ name, ...redactClient(client) }) as Record<string, unknown>}
         backups={backups.map((m) => ({
           summary: manifestSummary(m),
-          encryption: decryptability(m),
+          encryption: encryption(m),
         }))}
       />,
     );
@@ -334,7 +349,10 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
       c,
       <BackupPage
         ctx={ctx(c)}
-        backup={{ summary: manifestSummary(manifest), encryption: decryptability(manifest) }}
+        backup={{
+          summary: manifestSummary(manifest),
+          encryption: (await decryptor(c))(manifest),
+        }}
         options={restoreOptions(client.kind)}
       />,
     );
@@ -402,10 +420,25 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     return fields;
   };
 
+  /**
+   * Refuses, before anything is enqueued, a restore this host cannot decrypt: the job
+   * would only fail with IDENTITY_MISSING. The button is disabled too; this is the check.
+   */
+  const undecryptable = async (c: Context<UiEnv>, manifest: Manifest) => {
+    const blocked = (await decryptor(c))(manifest).restoreBlocked;
+    return blocked === null ? null : done(
+      c,
+      { error: `IDENTITY_MISSING: ${blocked}` },
+      `/ui/backup?key=${encodeURIComponent(manifest.key)}`,
+    );
+  };
+
   app.post("/ui/restore/confirm", async (c) => {
     const { services } = c.get("deps");
     const fields = restoreFields(await c.req.parseBody());
     const manifest = await readManifest(services.repository, fields.key);
+    const refused = await undecryptable(c, manifest);
+    if (refused) return refused;
     const client = requireClient(services.config, manifest.client_name);
     return page(
       c,
@@ -426,7 +459,11 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     for (const name of ["replace", "flush", "no_owner", "keep_old"]) {
       if (fields[name]) body[name] = true;
     }
-    // Encrypted backups (another branch): check decryptability(manifest) here before enqueueing.
+    const refused = await undecryptable(
+      c,
+      await readManifest(c.get("deps").services.repository, fields.key),
+    );
+    if (refused) return refused;
     const out = await apiOutcome(
       await api("POST", `${keyPath(fields.key)}/restore`, { json: body }),
     );
