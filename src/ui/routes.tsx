@@ -36,7 +36,7 @@ import { Layout, type PageContext, SignInPage } from "./layout.tsx";
 import { apiNotifications, type NotificationsSource } from "./notifications.ts";
 import { BackupPage, ClientPage, RestoreConfirmPage } from "./pages/client.tsx";
 import { DlqPage } from "./pages/dlq.tsx";
-import { JobRow, JobsPage } from "./pages/jobs.tsx";
+import { type JobFilters, JobRow, JobsPage, NewJobRows } from "./pages/jobs.tsx";
 import { NotificationsPage } from "./pages/notifications.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { PreviewList, SchedulesPage } from "./pages/schedules.tsx";
@@ -475,19 +475,23 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     );
   });
 
+  /** The jobs page's filters from its query; unknown statuses and kinds are ignored. */
+  const jobFilters = (q: Record<string, string>): JobFilters => ({
+    status: (JOB_STATUSES as readonly string[]).includes(q.status ?? "") ? q.status : undefined,
+    kind: (JOB_KINDS as readonly string[]).includes(q.kind ?? "") ? q.kind : undefined,
+    client: q.client || undefined,
+  });
+  const storeFilter = (f: JobFilters) => ({
+    status: f.status as JobStatus | undefined,
+    kind: f.kind as JobKind | undefined,
+    client_name: f.client,
+  });
+
   app.get("/ui/jobs", async (c) => {
     const { store } = c.get("deps").services;
     const q = c.req.query();
-    const filters = {
-      status: (JOB_STATUSES as readonly string[]).includes(q.status ?? "") ? q.status : undefined,
-      kind: (JOB_KINDS as readonly string[]).includes(q.kind ?? "") ? q.kind : undefined,
-      client: q.client || undefined,
-    };
-    const result = await store.list({
-      status: filters.status as JobStatus | undefined,
-      kind: filters.kind as JobKind | undefined,
-      client_name: filters.client,
-    }, { limit: 100, cursor: q.cursor || null });
+    const filters = jobFilters(q);
+    const result = await store.list(storeFilter(filters), { limit: 100, cursor: q.cursor || null });
     return page(
       c,
       <JobsPage
@@ -496,9 +500,36 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
         filters={filters}
         clients={clients(c)}
         nextCursor={result.next_cursor}
+        firstPage={!q.cursor}
         now={now()}
       />,
     );
+  });
+
+  /**
+   * The jobs page's poll: jobs newer than `after` (ids only grow) that match the filters,
+   * as rows behind a new poller; 204 while there are none, so htmx swaps nothing. At most
+   * the newest 100 in one poll, as the first page shows.
+   */
+  app.get("/ui/jobs/rows", async (c) => {
+    const q = c.req.query();
+    const after = Number(q.after);
+    if (!Number.isSafeInteger(after) || after < 0) {
+      throw new CairnError("VALIDATION_FAILED", "after must be a job id (0 or more)");
+    }
+    const filters = jobFilters(q);
+    const result = await c.get("deps").services.store.list(storeFilter(filters), { limit: 100 });
+    const newer = result.jobs.filter((j) => j.id > after);
+    if (newer.length === 0) return c.body(null, 204);
+    const html = await (
+      <NewJobRows
+        jobs={newer.map(shown)}
+        filters={filters}
+        csrf={c.get("session").csrf}
+        now={now()}
+      />
+    ).toString();
+    return c.html(html);
   });
 
   app.get("/ui/jobs/:id/row", async (c) => {

@@ -543,3 +543,46 @@ Deno.test("ui encryption: each backup says whether this host can decrypt it; res
     }
   });
 });
+
+Deno.test("ui jobs: the first page polls for newer jobs matching its filters; older pages do not", async () => {
+  await withApp(KEY, async (app, services) => {
+    const cookie = cookieOf(await signIn(app));
+    const get = (path: string) => app.request(`${ORIGIN}${path}`, { headers: { cookie } });
+    const enqueue = async (client: string, kind: "backup" | "verify" = "backup") =>
+      (await services.store.enqueue({
+        kind,
+        client_name: client,
+        key: kind === "verify" ? "backups/files/20261121T020000000Z-manual.tar.zst" : null,
+        max_attempts: 1,
+      })).id;
+    const old = await enqueue("files");
+    await enqueue("db");
+    const html = await (await get("/ui/jobs?client=files&kind=backup")).text();
+    const poll = (after: number) =>
+      `<tr id="jobs-poll" hidden="" hx-get="/ui/jobs/rows?kind=backup&amp;client=files&amp;after=${after}" hx-trigger="every 2s" hx-swap="outerHTML"></tr>`;
+    assert.ok(html.includes(poll(old)), html);
+    // Nothing newer: 204, so htmx swaps nothing and the poller stays.
+    const none = await get(`/ui/jobs/rows?kind=backup&client=files&after=${old}`);
+    assert.equal(none.status, 204);
+    // Newer jobs of another client or kind are not this page's.
+    await enqueue("db");
+    await enqueue("files", "verify");
+    const a = await enqueue("files");
+    const b = await enqueue("files");
+    const rows = await get(`/ui/jobs/rows?kind=backup&client=files&after=${old}`);
+    assert.equal(rows.status, 200);
+    const body = await rows.text();
+    assert.deepEqual([...body.matchAll(/<tr id="(job[^"]*)"/g)].map((m) => m[1]), [
+      "jobs-poll",
+      `job-${b}`,
+      `job-${a}`,
+    ]);
+    assert.ok(body.startsWith(poll(b)), body);
+    assert.equal((await get("/ui/jobs/rows?after=x")).status, 400);
+    // An older page (a cursor) does not gain new jobs.
+    const cursor = (await services.store.list({}, { limit: 1 })).next_cursor!;
+    const older = await (await get(`/ui/jobs?cursor=${encodeURIComponent(cursor)}`)).text();
+    assert.ok(!older.includes("jobs-poll"));
+    assert.match(older, new RegExp(`id="job-${a}"`));
+  });
+});

@@ -134,7 +134,7 @@ Deno.test({
             );
             // A marker in the page's JS state survives only if the page is never reloaded.
             await page.evaluate(() => ((globalThis as any).__sameDocument = true));
-            const row = page.locator("tbody tr").first();
+            const row = page.locator('tbody tr[id^="job-"]').first();
             const seen: string[] = [];
             for (let i = 0; i < 600; i++) {
               const status = await row.getAttribute("data-status");
@@ -268,6 +268,42 @@ Deno.test({
           await page.goto(daemon.url + "/");
           if (SHOTS) await page.screenshot({ path: `${SHOTS}/overview.png` });
         });
+
+        await t.step(
+          "a job enqueued through the API appears on the open jobs page, filters respected",
+          async () => {
+            await page.goto(`${daemon.url}/ui/jobs?client=files`);
+            await page.evaluate(() => ((globalThis as any).__sameDocument = true));
+            const enqueue = async (client: string) =>
+              (await json(
+                await daemon.api("/admin/backups", {
+                  method: "POST",
+                  json: { client_name: client },
+                }),
+              )).data.job_id as number;
+            // Another client's job first: the filter keeps it off this page.
+            const other = await enqueue("broken");
+            const mine = await enqueue("files");
+            const row = page.locator(`#job-${mine}`);
+            await row.waitFor({ timeout: 30_000 });
+            assert.equal(await row.locator("td").nth(2).textContent(), "files");
+            assert.equal(await page.locator(`#job-${other}`).count(), 0);
+            // Newest first: the new row is the first job row, above the older ones.
+            assert.equal(
+              await page.locator('tbody tr[id^="job-"]').first().getAttribute("id"),
+              `job-${mine}`,
+            );
+            // It keeps updating itself until it completes, still without a reload.
+            await page.locator(`#job-${mine}[data-status="completed"]`).waitFor({
+              timeout: 60_000,
+            });
+            assert.equal(await page.evaluate(() => (globalThis as any).__sameDocument), true);
+            assert.equal(await page.locator("tr.empty").isVisible(), false);
+            await page.goto(`${daemon.url}/ui/jobs?client=files&status=cancelled`);
+            assert.equal(await page.locator("tr.empty").textContent(), "No jobs match");
+            assert.equal(await page.locator("tr.empty").isVisible(), true);
+          },
+        );
 
         await t.step("phone width, keyboard and dark theme", async () => {
           await page.setViewportSize({ width: 375, height: 700 });
