@@ -1,64 +1,17 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core) against
-// a real daemon with real directory clients. playwright-core is a test-only package: it is
-// imported by version here and locked in deno.test.lock, never in deno.json or deno.lock.
+// a real daemon with real directory clients.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-// deno-lint-ignore no-import-prefix -- test-only on purpose: kept out of deno.json and deno.lock
-import { type BrowserContext, chromium, type Page } from "npm:playwright-core@1.65.1";
+import { hasChromium, launch, readTree, waitForRow } from "../helpers/browser.ts";
 import { json, spawnDaemon } from "../helpers/daemon.ts";
 import { makeTree, withTempDir, writeConfig } from "../helpers/tmp.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const KEY = "browser-test-admin-key-4f2a9c";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 
 /** Where the README's screenshots go when CAIRN_UI_SCREENSHOTS=docs; a temp dir otherwise. */
 const SHOTS = Deno.env.get("CAIRN_UI_SCREENSHOTS") === "docs"
   ? new URL("../../docs/screenshots/", import.meta.url).pathname
   : null;
-
-async function launch(profile: string): Promise<BrowserContext> {
-  // A fresh profile per run (launchPersistentContext owns --user-data-dir).
-  return await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 960, height: 600 },
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
-
-async function readTree(root: string, rel = ""): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for await (const e of Deno.readDir(join(root, rel))) {
-    const path = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory) { for (const [k, v] of await readTree(root, path)) out.set(k, v); }
-    else {
-      const bytes = await Deno.readFile(join(root, path));
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-      out.set(path, Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""));
-    }
-  }
-  return out;
-}
-
-/** Waits (in the page, without reloading it) for a job row to reach a status. */
-async function waitForRow(page: Page, status: string, timeout = 60_000) {
-  await page.locator(`tbody tr[data-status="${status}"]`).first().waitFor({ timeout });
-}
 
 Deno.test({
   name:
