@@ -26,5 +26,6 @@ button{font:inherit;padding:.25rem .7rem;border:1px solid var(--line);background
 button.danger{border-color:var(--bad);color:var(--bad)}button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
 svg.chart{vertical-align:middle}svg.chart .size{stroke:var(--accent)}svg.chart .dur{stroke:var(--warn)}
 code{font-size:.85em;word-break:break-all}.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
-.filters>div{min-width:0;max-width:100%}.filters label{margin:0}.filters select{width:auto}pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:.85em}
+.filters>div{min-width:0;max-width:100%}.filters label{margin:0}.filters select{width:auto}tr[id^="job-"]~tr.empty{display:none}tr.empty td{color:var(--muted)}
+pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:.85em}
 `;

@@ -17,19 +17,26 @@ import {
   type JobStatus,
 } from "../jobs/types.ts";
 import { redact } from "../redact.ts";
-import { listBackups, manifestSummary, readManifest } from "../repository/manifest.ts";
+import {
+  listBackups,
+  type Manifest,
+  manifestSummary,
+  readManifest,
+} from "../repository/manifest.ts";
+import { artifactTransforms } from "../pipeline/read.ts";
 import { requireClient } from "../runtime/services.ts";
 import { APP_CSS, HTMX_JS } from "./assets.ts";
 import { cronPreview } from "./cron_preview.ts";
 import { csrfProblem } from "./csrf.ts";
 import { overviewRows } from "./data.ts";
 import { decryptability } from "./encryption.ts";
+import { HostIdentityCache } from "./host_identities.ts";
 import { isConfigOwned } from "./config_owned.ts";
 import { Layout, type PageContext, SignInPage } from "./layout.tsx";
 import { apiNotifications, type NotificationsSource } from "./notifications.ts";
 import { BackupPage, ClientPage, RestoreConfirmPage } from "./pages/client.tsx";
 import { DlqPage } from "./pages/dlq.tsx";
-import { JobRow, JobsPage } from "./pages/jobs.tsx";
+import { type JobFilters, JobRow, JobsPage, NewJobRows } from "./pages/jobs.tsx";
 import { NotificationsPage } from "./pages/notifications.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { PreviewList, SchedulesPage } from "./pages/schedules.tsx";
@@ -124,6 +131,13 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
   const limiter = new SignInLimiter(now);
   const notifications = options.notifications ?? apiNotifications(options.api);
   const api = options.api;
+  const identities = new HostIdentityCache();
+  /** One stat of the identity file per request (HostIdentityCache), then pure per backup. */
+  const decryptor = async (c: Context<UiEnv>) => {
+    const enc = c.get("deps").services.config.repository.encryption;
+    const host = await identities.get(enc?.identity_file);
+    return (m: Manifest) => decryptability(artifactTransforms(m), host);
+  };
 
   const headers: MiddlewareHandler<UiEnv> = async (c, next) => {
     await next();
@@ -299,6 +313,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     const name = c.req.param("name");
     const client = requireClient(services.config, name);
     const { backups } = await listBackups(services.repository, { client: name, limit: 200 });
+    const encryption = await decryptor(c);
     return page(
       c,
       <ClientPage
@@ -307,7 +322,7 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
         shown={scrub({ name, ...redactClient(client) }) as Record<string, unknown>}
         backups={backups.map((m) => ({
           summary: manifestSummary(m),
-          encryption: decryptability(m),
+          encryption: encryption(m),
         }))}
       />,
     );
@@ -334,7 +349,10 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
       c,
       <BackupPage
         ctx={ctx(c)}
-        backup={{ summary: manifestSummary(manifest), encryption: decryptability(manifest) }}
+        backup={{
+          summary: manifestSummary(manifest),
+          encryption: (await decryptor(c))(manifest),
+        }}
         options={restoreOptions(client.kind)}
       />,
     );
@@ -402,10 +420,25 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     return fields;
   };
 
+  /**
+   * Refuses, before anything is enqueued, a restore this host cannot decrypt: the job
+   * would only fail with IDENTITY_MISSING. The button is disabled too; this is the check.
+   */
+  const undecryptable = async (c: Context<UiEnv>, manifest: Manifest) => {
+    const blocked = (await decryptor(c))(manifest).restoreBlocked;
+    return blocked === null ? null : done(
+      c,
+      { error: `IDENTITY_MISSING: ${blocked}` },
+      `/ui/backup?key=${encodeURIComponent(manifest.key)}`,
+    );
+  };
+
   app.post("/ui/restore/confirm", async (c) => {
     const { services } = c.get("deps");
     const fields = restoreFields(await c.req.parseBody());
     const manifest = await readManifest(services.repository, fields.key);
+    const refused = await undecryptable(c, manifest);
+    if (refused) return refused;
     const client = requireClient(services.config, manifest.client_name);
     return page(
       c,
@@ -426,7 +459,11 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     for (const name of ["replace", "flush", "no_owner", "keep_old"]) {
       if (fields[name]) body[name] = true;
     }
-    // Encrypted backups (another branch): check decryptability(manifest) here before enqueueing.
+    const refused = await undecryptable(
+      c,
+      await readManifest(c.get("deps").services.repository, fields.key),
+    );
+    if (refused) return refused;
     const out = await apiOutcome(
       await api("POST", `${keyPath(fields.key)}/restore`, { json: body }),
     );
@@ -438,19 +475,23 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     );
   });
 
+  /** The jobs page's filters from its query; unknown statuses and kinds are ignored. */
+  const jobFilters = (q: Record<string, string>): JobFilters => ({
+    status: (JOB_STATUSES as readonly string[]).includes(q.status ?? "") ? q.status : undefined,
+    kind: (JOB_KINDS as readonly string[]).includes(q.kind ?? "") ? q.kind : undefined,
+    client: q.client || undefined,
+  });
+  const storeFilter = (f: JobFilters) => ({
+    status: f.status as JobStatus | undefined,
+    kind: f.kind as JobKind | undefined,
+    client_name: f.client,
+  });
+
   app.get("/ui/jobs", async (c) => {
     const { store } = c.get("deps").services;
     const q = c.req.query();
-    const filters = {
-      status: (JOB_STATUSES as readonly string[]).includes(q.status ?? "") ? q.status : undefined,
-      kind: (JOB_KINDS as readonly string[]).includes(q.kind ?? "") ? q.kind : undefined,
-      client: q.client || undefined,
-    };
-    const result = await store.list({
-      status: filters.status as JobStatus | undefined,
-      kind: filters.kind as JobKind | undefined,
-      client_name: filters.client,
-    }, { limit: 100, cursor: q.cursor || null });
+    const filters = jobFilters(q);
+    const result = await store.list(storeFilter(filters), { limit: 100, cursor: q.cursor || null });
     return page(
       c,
       <JobsPage
@@ -459,9 +500,36 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
         filters={filters}
         clients={clients(c)}
         nextCursor={result.next_cursor}
+        firstPage={!q.cursor}
         now={now()}
       />,
     );
+  });
+
+  /**
+   * The jobs page's poll: jobs newer than `after` (ids only grow) that match the filters,
+   * as rows behind a new poller; 204 while there are none, so htmx swaps nothing. At most
+   * the newest 100 in one poll, as the first page shows.
+   */
+  app.get("/ui/jobs/rows", async (c) => {
+    const q = c.req.query();
+    const after = Number(q.after);
+    if (!Number.isSafeInteger(after) || after < 0) {
+      throw new CairnError("VALIDATION_FAILED", "after must be a job id (0 or more)");
+    }
+    const filters = jobFilters(q);
+    const result = await c.get("deps").services.store.list(storeFilter(filters), { limit: 100 });
+    const newer = result.jobs.filter((j) => j.id > after);
+    if (newer.length === 0) return c.body(null, 204);
+    const html = await (
+      <NewJobRows
+        jobs={newer.map(shown)}
+        filters={filters}
+        csrf={c.get("session").csrf}
+        now={now()}
+      />
+    ).toString();
+    return c.html(html);
   });
 
   app.get("/ui/jobs/:id/row", async (c) => {

@@ -21,6 +21,8 @@ export async function writeConfig(
     store?: "sqlite" | "jsonl";
     backup?: Record<string, unknown>;
     repositoryPath?: string;
+    /** Merged over the fs repository (encryption, compression). */
+    repository?: Record<string, unknown>;
     server?: Record<string, unknown>;
     extra?: string;
   } = {},
@@ -30,7 +32,11 @@ export async function writeConfig(
     // Port 0: a test never collides with a running daemon (or another test) on a fixed port.
     server: { listen: "127.0.0.1:0", ...(options.server ?? {}) },
     store: { kind: store, path: join(dir, store === "sqlite" ? "cairn.db" : "jobs.jsonl") },
-    repository: { kind: "fs", path: options.repositoryPath ?? join(dir, "repo") },
+    repository: {
+      kind: "fs",
+      path: options.repositoryPath ?? join(dir, "repo"),
+      ...(options.repository ?? {}),
+    },
     backup: {
       worker_max_attempts: 1,
       retry_backoff_ms: 100,

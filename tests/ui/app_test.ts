@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { generateIdentity, identityToRecipient } from "age-encryption";
 import { createApp } from "../../src/api/app.ts";
-import { withTempDir } from "../helpers/tmp.ts";
-import { testServices } from "../helpers/services.ts";
+import { HostIdentityCache } from "../../src/ui/host_identities.ts";
+import { makeTree, withTempDir } from "../helpers/tmp.ts";
+import { run, testServices } from "../helpers/services.ts";
 import type { Services } from "../../src/runtime/services.ts";
 
 const KEY = "dashboard-test-key-0123456789";
@@ -392,5 +395,194 @@ Deno.test("ui schedules: a config-owned schedule is shown read-only and the dash
     assert.equal(res.status, 400);
     assert.match(await res.text(), /Schedule \d+ comes from the config file: change it there/);
     assert.equal((await services.store.getSchedule(s.id))!.enabled, true);
+  });
+});
+
+Deno.test("ui encryption: the identity file is read once per version (mtime, size, inode), not per row or request", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "key.txt");
+    const a = await generateIdentity(), b = await generateIdentity();
+    await Deno.writeTextFile(path, `# created by age-keygen\n${a}\n`);
+    const reads: string[] = [];
+    const cache = new HostIdentityCache(async (p) => {
+      reads.push(p);
+      const { readHostRecipients } = await import("../../src/ui/host_identities.ts");
+      return await readHostRecipients(p);
+    });
+    const first = await cache.get(path);
+    assert.deepEqual(first, {
+      identityFile: path,
+      recipients: [await identityToRecipient(a)],
+      problem: null,
+    });
+    assert.equal(await cache.get(path), first, "the same answer, not read again");
+    assert.equal(reads.length, 1);
+    // A new key put in place: another mtime (set apart explicitly: a coarse clock may not).
+    await Deno.writeTextFile(path, `${a}\n${b}\n`);
+    await Deno.utime(path, new Date(), new Date(Date.now() + 5_000));
+    assert.deepEqual((await cache.get(path)).recipients, [
+      await identityToRecipient(a),
+      await identityToRecipient(b),
+    ]);
+    assert.equal(reads.length, 2);
+    await Deno.writeTextFile(path, "AGE-SECRET-KEY-1NOTAKEY\n");
+    await Deno.utime(path, new Date(), new Date(Date.now() + 10_000));
+    const bad = await cache.get(path);
+    assert.deepEqual(bad.recipients, []);
+    assert.match(bad.problem!, new RegExp(`^The identity file ${path} holds a line that is not`));
+    await Deno.remove(path);
+    assert.deepEqual(await cache.get(path), {
+      identityFile: path,
+      recipients: [],
+      problem: "it does not exist",
+    });
+    assert.deepEqual(await cache.get(undefined), {
+      identityFile: null,
+      recipients: [],
+      problem: null,
+    });
+    assert.equal(reads.length, 3);
+  });
+});
+
+Deno.test("ui encryption: each backup says whether this host can decrypt it; restore is disabled and refused where it cannot", async () => {
+  await withTempDir(async (dir) => {
+    const source = join(dir, "source");
+    await makeTree(source);
+    const services = await testServices(dir, { files: { kind: "directory", path: source } });
+    try {
+      const plainJob = await run(services, { kind: "backup", client_name: "files" });
+      assert.equal(plainJob.status, "completed");
+      const mine = await generateIdentity(), other = await generateIdentity();
+      const mineR = await identityToRecipient(mine), otherR = await identityToRecipient(other);
+      const keyFile = join(dir, "key.txt");
+      await Deno.writeTextFile(keyFile, `${mine}\n`);
+      services.config.repository.encryption = { recipients: [mineR], identity_file: keyFile };
+      const sealedJob = await run(services, { kind: "backup", client_name: "files" });
+      assert.equal(sealedJob.status, "completed");
+      assert.match(sealedJob.key!, /\.tar\.zst\.age$/);
+      const app = createApp({ services, pool: null, scheduler: null, startedAt: Date.now() });
+      const first = await app.request(`${ORIGIN}/ui/clients/files`);
+      const cookie = cookieOf(first);
+      const csrf = csrfOf(await first.text());
+      const get = async (path: string) =>
+        await (await app.request(`${ORIGIN}${path}`, { headers: { cookie } })).text();
+      const notes = async () => {
+        const html = await get("/ui/clients/files");
+        return [...html.matchAll(/data-encryption="([a-z-]+)"[^>]*>([^<]*)</g)].map((m) => [
+          m[1],
+          m[2],
+        ]);
+      };
+      const short = (r: string) => `${r.slice(0, 12)}…${r.slice(-6)}`;
+      const backupPage = () => get(`/ui/backup?key=${encodeURIComponent(sealedJob.key!)}`);
+      const restoreJobs = () => services.store.count({ kind: "restore" });
+
+      // Newest first: the encrypted backup, then the one made before encryption.
+      assert.deepEqual(await notes(), [
+        ["decryptable", `encrypted; this host can decrypt it (as ${short(mineR)})`],
+        ["plain", "not encrypted"],
+      ]);
+      assert.match(await backupPage(), /<button type="submit">Review restore…<\/button>/);
+
+      // Another key put in place: seen on the next load (mtime changed), no restart.
+      await Deno.writeTextFile(keyFile, `${other}\n`);
+      await Deno.utime(keyFile, new Date(), new Date(Date.now() + 5_000));
+      assert.deepEqual((await notes())[0], [
+        "foreign",
+        `encrypted for ${short(mineR)}; this host holds none of them`,
+      ]);
+      const page = await backupPage();
+      assert.match(page, /<button type="submit" disabled="" aria-describedby="restore-blocked">/);
+      assert.ok(
+        page.includes(
+          `The backup is encrypted for ${
+            short(mineR)
+          }, and the identity file ${keyFile} opens only ${
+            short(otherR)
+          }: restore is impossible here.`,
+        ),
+      );
+      // The disabled button is a courtesy; the server refuses the form all the same.
+      for (const path of ["/ui/restore/confirm", "/ui/restore"]) {
+        const res = await app.request(`${ORIGIN}${path}`, {
+          method: "POST",
+          headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({ _csrf: csrf, key: sealedJob.key!, target: join(dir, "t") }),
+        });
+        assert.equal(res.status, 303, path);
+        assert.equal(
+          res.headers.get("location"),
+          `/ui/backup?key=${encodeURIComponent(sealedJob.key!)}`,
+        );
+        assert.match(await backupPage(), /role="alert">IDENTITY_MISSING: The backup is encrypted/);
+      }
+      assert.equal(await restoreJobs(), 0, "nothing was enqueued");
+
+      // A write-only host: no identity_file at all.
+      services.config.repository.encryption = { recipients: [mineR] };
+      assert.deepEqual((await notes())[0], [
+        "no-identity",
+        "encrypted; this host has no identity (write-only host): restore impossible here; " +
+        "identities are looked for in repository.encryption.identity_file, which is not set on this host",
+      ]);
+      // Configured, but the file is gone.
+      services.config.repository.encryption = { recipients: [mineR], identity_file: keyFile };
+      await Deno.remove(keyFile);
+      assert.deepEqual((await notes())[0], [
+        "identity-unreadable",
+        "encrypted; this host cannot read its identity file: it does not exist",
+      ]);
+      // The plain backup restores anywhere: its button is never disabled.
+      assert.match(
+        await get(`/ui/backup?key=${encodeURIComponent(plainJob.key!)}`),
+        /<button type="submit">Review restore…<\/button>/,
+      );
+    } finally {
+      await services.store.close();
+    }
+  });
+});
+
+Deno.test("ui jobs: the first page polls for newer jobs matching its filters; older pages do not", async () => {
+  await withApp(KEY, async (app, services) => {
+    const cookie = cookieOf(await signIn(app));
+    const get = (path: string) => app.request(`${ORIGIN}${path}`, { headers: { cookie } });
+    const enqueue = async (client: string, kind: "backup" | "verify" = "backup") =>
+      (await services.store.enqueue({
+        kind,
+        client_name: client,
+        key: kind === "verify" ? "backups/files/20261121T020000000Z-manual.tar.zst" : null,
+        max_attempts: 1,
+      })).id;
+    const old = await enqueue("files");
+    await enqueue("db");
+    const html = await (await get("/ui/jobs?client=files&kind=backup")).text();
+    const poll = (after: number) =>
+      `<tr id="jobs-poll" hidden="" hx-get="/ui/jobs/rows?kind=backup&amp;client=files&amp;after=${after}" hx-trigger="every 2s" hx-swap="outerHTML"></tr>`;
+    assert.ok(html.includes(poll(old)), html);
+    // Nothing newer: 204, so htmx swaps nothing and the poller stays.
+    const none = await get(`/ui/jobs/rows?kind=backup&client=files&after=${old}`);
+    assert.equal(none.status, 204);
+    // Newer jobs of another client or kind are not this page's.
+    await enqueue("db");
+    await enqueue("files", "verify");
+    const a = await enqueue("files");
+    const b = await enqueue("files");
+    const rows = await get(`/ui/jobs/rows?kind=backup&client=files&after=${old}`);
+    assert.equal(rows.status, 200);
+    const body = await rows.text();
+    assert.deepEqual([...body.matchAll(/<tr id="(job[^"]*)"/g)].map((m) => m[1]), [
+      "jobs-poll",
+      `job-${b}`,
+      `job-${a}`,
+    ]);
+    assert.ok(body.startsWith(poll(b)), body);
+    assert.equal((await get("/ui/jobs/rows?after=x")).status, 400);
+    // An older page (a cursor) does not gain new jobs.
+    const cursor = (await services.store.list({}, { limit: 1 })).next_cursor!;
+    const older = await (await get(`/ui/jobs?cursor=${encodeURIComponent(cursor)}`)).text();
+    assert.ok(!older.includes("jobs-poll"));
+    assert.match(older, new RegExp(`id="job-${a}"`));
   });
 });

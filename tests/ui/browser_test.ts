@@ -1,64 +1,17 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core) against
-// a real daemon with real directory clients. playwright-core is a test-only package: it is
-// imported by version here and locked in deno.test.lock, never in deno.json or deno.lock.
+// a real daemon with real directory clients.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-// deno-lint-ignore no-import-prefix -- test-only on purpose: kept out of deno.json and deno.lock
-import { type BrowserContext, chromium, type Page } from "npm:playwright-core@1.65.1";
+import { hasChromium, launch, readTree, waitForRow } from "../helpers/browser.ts";
 import { json, spawnDaemon } from "../helpers/daemon.ts";
 import { makeTree, withTempDir, writeConfig } from "../helpers/tmp.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const KEY = "browser-test-admin-key-4f2a9c";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 
 /** Where the README's screenshots go when CAIRN_UI_SCREENSHOTS=docs; a temp dir otherwise. */
 const SHOTS = Deno.env.get("CAIRN_UI_SCREENSHOTS") === "docs"
   ? new URL("../../docs/screenshots/", import.meta.url).pathname
   : null;
-
-async function launch(profile: string): Promise<BrowserContext> {
-  // A fresh profile per run (launchPersistentContext owns --user-data-dir).
-  return await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 960, height: 600 },
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
-
-async function readTree(root: string, rel = ""): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for await (const e of Deno.readDir(join(root, rel))) {
-    const path = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory) { for (const [k, v] of await readTree(root, path)) out.set(k, v); }
-    else {
-      const bytes = await Deno.readFile(join(root, path));
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-      out.set(path, Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""));
-    }
-  }
-  return out;
-}
-
-/** Waits (in the page, without reloading it) for a job row to reach a status. */
-async function waitForRow(page: Page, status: string, timeout = 60_000) {
-  await page.locator(`tbody tr[data-status="${status}"]`).first().waitFor({ timeout });
-}
 
 Deno.test({
   name:
@@ -134,7 +87,7 @@ Deno.test({
             );
             // A marker in the page's JS state survives only if the page is never reloaded.
             await page.evaluate(() => ((globalThis as any).__sameDocument = true));
-            const row = page.locator("tbody tr").first();
+            const row = page.locator('tbody tr[id^="job-"]').first();
             const seen: string[] = [];
             for (let i = 0; i < 600; i++) {
               const status = await row.getAttribute("data-status");
@@ -268,6 +221,42 @@ Deno.test({
           await page.goto(daemon.url + "/");
           if (SHOTS) await page.screenshot({ path: `${SHOTS}/overview.png` });
         });
+
+        await t.step(
+          "a job enqueued through the API appears on the open jobs page, filters respected",
+          async () => {
+            await page.goto(`${daemon.url}/ui/jobs?client=files`);
+            await page.evaluate(() => ((globalThis as any).__sameDocument = true));
+            const enqueue = async (client: string) =>
+              (await json(
+                await daemon.api("/admin/backups", {
+                  method: "POST",
+                  json: { client_name: client },
+                }),
+              )).data.job_id as number;
+            // Another client's job first: the filter keeps it off this page.
+            const other = await enqueue("broken");
+            const mine = await enqueue("files");
+            const row = page.locator(`#job-${mine}`);
+            await row.waitFor({ timeout: 30_000 });
+            assert.equal(await row.locator("td").nth(2).textContent(), "files");
+            assert.equal(await page.locator(`#job-${other}`).count(), 0);
+            // Newest first: the new row is the first job row, above the older ones.
+            assert.equal(
+              await page.locator('tbody tr[id^="job-"]').first().getAttribute("id"),
+              `job-${mine}`,
+            );
+            // It keeps updating itself until it completes, still without a reload.
+            await page.locator(`#job-${mine}[data-status="completed"]`).waitFor({
+              timeout: 60_000,
+            });
+            assert.equal(await page.evaluate(() => (globalThis as any).__sameDocument), true);
+            assert.equal(await page.locator("tr.empty").isVisible(), false);
+            await page.goto(`${daemon.url}/ui/jobs?client=files&status=cancelled`);
+            assert.equal(await page.locator("tr.empty").textContent(), "No jobs match");
+            assert.equal(await page.locator("tr.empty").isVisible(), true);
+          },
+        );
 
         await t.step("phone width, keyboard and dark theme", async () => {
           await page.setViewportSize({ width: 375, height: 700 });

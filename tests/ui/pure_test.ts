@@ -6,6 +6,7 @@ import { SignInLimiter } from "../../src/ui/rate_limit.ts";
 import { parseTables, replacedDescription, restoreOptions } from "../../src/ui/restore_form.ts";
 import { SessionStore } from "../../src/ui/session.ts";
 import { progressText } from "../../src/ui/pages/jobs.tsx";
+import { decryptability, shortRecipient } from "../../src/ui/encryption.ts";
 import type { JobRecord } from "../../src/jobs/types.ts";
 
 const H = 3_600_000;
@@ -160,5 +161,85 @@ Deno.test("ui chart: one polyline each for size and duration, scaled to the box;
   assert.equal(
     String(await RunChart({ runs: [], label: "z" }).toString()),
     '<span class="muted">no runs</span>',
+  );
+});
+
+Deno.test("ui encryption: not encrypted, decryptable (which recipient), write-only host, foreign recipients, unreadable identity file", () => {
+  const A = "age1khva582mwgdsh8vxtwprh3hd5v0lvat9fz3prtgfz0ajanqgagxsc6z7ah";
+  const B = "age1ggj8cw466t97as5ur03d670skd0ssg2w8hgyjs9l7uckajptfc4st70zsd";
+  const C = "age1k3c4l3rtjv65zncm6pgpv8knsh7jddzjc2hcdx8rwltzavqn5a2skhrr2e";
+  assert.equal(shortRecipient(A), "age1khva582m…c6z7ah");
+  const zstd = { name: "zstd" as const, level: 3 };
+  const sealed = [zstd, { name: "age" as const, recipients: [A, B] }];
+  const file = "/etc/cairn/key.txt";
+  const holds = (recipients: string[], identityFile: string | null = file) => ({
+    identityFile,
+    recipients,
+    problem: null,
+  });
+
+  const plain = decryptability([zstd], holds([A]));
+  assert.deepEqual(
+    [plain.state, plain.encrypted, plain.canDecrypt, plain.note, plain.restoreBlocked],
+    ["plain", false, null, "not encrypted", null],
+  );
+  // A format-1 manifest's legacy transforms (gzip) are not encrypted either.
+  assert.equal(decryptability([{ name: "gzip", level: 6 }], holds([])).note, "not encrypted");
+
+  // The second recipient's identity is enough; the answer names it.
+  const mine = decryptability(sealed, holds([C, B]));
+  assert.deepEqual(
+    [mine.state, mine.canDecrypt, mine.matched, mine.note, mine.restoreBlocked],
+    [
+      "decryptable",
+      true,
+      B,
+      "encrypted; this host can decrypt it (as age1ggj8cw46…t70zsd)",
+      null,
+    ],
+  );
+
+  const writeOnly = decryptability(sealed, holds([], null));
+  assert.equal(writeOnly.state, "no-identity");
+  assert.equal(writeOnly.canDecrypt, false);
+  assert.equal(
+    writeOnly.note,
+    "encrypted; this host has no identity (write-only host): restore impossible here; " +
+      "identities are looked for in repository.encryption.identity_file, which is not set on this host",
+  );
+  // An identity file that holds no key: the same, naming the file.
+  assert.equal(
+    decryptability(sealed, holds([])).restoreBlocked,
+    "The backup is encrypted and this host holds no age identity: restore is impossible here. " +
+      "Identities are looked for in the identity file /etc/cairn/key.txt.",
+  );
+
+  const foreign = decryptability(sealed, holds([C]));
+  assert.deepEqual(
+    [foreign.state, foreign.canDecrypt, foreign.matched, foreign.recipients],
+    ["foreign", false, null, [A, B]],
+  );
+  assert.equal(
+    foreign.note,
+    "encrypted for age1khva582m…c6z7ah, age1ggj8cw46…t70zsd; this host holds none of them",
+  );
+  assert.equal(
+    foreign.restoreBlocked,
+    "The backup is encrypted for age1khva582m…c6z7ah, age1ggj8cw46…t70zsd, and the identity " +
+      "file /etc/cairn/key.txt opens only age1k3c4l3rt…khrr2e: restore is impossible here.",
+  );
+
+  const unreadable = decryptability(sealed, {
+    identityFile: file,
+    recipients: [],
+    problem: "it does not exist",
+  });
+  assert.deepEqual(
+    [unreadable.state, unreadable.canDecrypt, unreadable.note],
+    [
+      "identity-unreadable",
+      false,
+      "encrypted; this host cannot read its identity file: it does not exist",
+    ],
   );
 });

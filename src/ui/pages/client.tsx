@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { ManifestSummary } from "../../repository/manifest.ts";
-import type { Decryptability } from "../encryption.ts";
+import { type Decryptability, shortRecipient } from "../encryption.ts";
 import { formatBytes, formatTime } from "../format.ts";
 import { ActionButton, Csrf, Layout, type PageContext } from "../layout.tsx";
 import type { RestoreOptions } from "../restore_form.ts";
@@ -8,6 +8,24 @@ import type { RestoreOptions } from "../restore_form.ts";
 export interface BackupView {
   summary: ManifestSummary;
   encryption: Decryptability;
+}
+
+/**
+ * A backup's encryption answer, with a data attribute tests and scripts can read and the
+ * full public keys on hover (the note shortens them).
+ */
+function EncryptionNote(props: { encryption: Decryptability }) {
+  const e = props.encryption;
+  const full = e.matched ?? (e.recipients.length ? e.recipients.join("\n") : undefined);
+  return (
+    <span
+      class={`encryption ${e.canDecrypt === false ? "error" : ""}`.trim()}
+      data-encryption={e.state}
+      title={full}
+    >
+      {e.note}
+    </span>
+  );
 }
 
 function backupHref(key: string): string {
@@ -57,7 +75,9 @@ export function ClientPage(
                   <td>{formatTime(b.created_at)}</td>
                   <td>{b.label}</td>
                   <td>{formatBytes(b.size_bytes)}</td>
-                  <td>{encryption.note}</td>
+                  <td>
+                    <EncryptionNote encryption={encryption} />
+                  </td>
                   <td>
                     <code>{b.key}</code>
                   </td>
@@ -96,10 +116,18 @@ export function BackupPage(
       <p>
         <code>{b.key}</code> · {formatTime(b.created_at)} · {formatBytes(b.size_bytes)} · {b.kind} ·
         {" "}
-        {encryption.note}
-        {encryption.encrypted && encryption.canDecrypt === false &&
-          " · this host cannot decrypt it"}
+        <EncryptionNote encryption={encryption} />
       </p>
+      {encryption.recipients.length > 0 && (
+        <p class="muted">
+          Encrypted for: {encryption.recipients.map((r, i) => (
+            <>
+              {i > 0 && ", "}
+              <code title={r}>{shortRecipient(r)}</code>
+            </>
+          ))}
+        </p>
+      )}
       <p>
         <a href={`/ui/clients/${encodeURIComponent(b.client_name)}`}>Back to {b.client_name}</a>
       </p>
@@ -129,7 +157,14 @@ export function BackupPage(
             </label>
           </fieldset>
         )}
-        <button type="submit">Review restore…</button>
+        {encryption.restoreBlocked === null ? <button type="submit">Review restore…</button> : (
+          <>
+            <p id="restore-blocked" class="notice error">{encryption.restoreBlocked}</p>
+            <button type="submit" disabled aria-describedby="restore-blocked">
+              Review restore…
+            </button>
+          </>
+        )}
       </form>
       <h2>Delete</h2>
       <form method="post" action="/ui/backup/delete">

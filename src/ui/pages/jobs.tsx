@@ -65,7 +65,52 @@ export function JobRow(props: { job: JobRecord; csrf: string; now: number }) {
   );
 }
 
-export function JobTable(props: { jobs: JobRecord[]; csrf: string; now: number }) {
+/** The query string of a filter set (empty values left out), for links and polls. */
+export function filterQuery(f: JobFilters, extra: Record<string, string> = {}): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries({ ...f, ...extra })) if (v) q.set(k, v);
+  return q.toString();
+}
+
+/**
+ * The hidden first row of the first page: it polls for jobs newer than `after` that match
+ * the filters, and is replaced by a poller for the newest of them followed by their rows,
+ * so new jobs appear at the top without a reload (204, nothing swapped, while none).
+ */
+export function NewJobsPoller(props: { after: number; filters: JobFilters }) {
+  return (
+    <tr
+      id="jobs-poll"
+      hidden
+      hx-get={`/ui/jobs/rows?${filterQuery(props.filters, { after: String(props.after) })}`}
+      hx-trigger="every 2s"
+      hx-swap="outerHTML"
+    >
+    </tr>
+  );
+}
+
+/** The rows a poll adds: the next poller first, then the new jobs, newest first. */
+export function NewJobRows(
+  props: { jobs: JobRecord[]; filters: JobFilters; csrf: string; now: number },
+) {
+  return (
+    <>
+      <NewJobsPoller after={Math.max(...props.jobs.map((j) => j.id))} filters={props.filters} />
+      {props.jobs.map((job) => <JobRow key={job.id} job={job} csrf={props.csrf} now={props.now} />)}
+    </>
+  );
+}
+
+export function JobTable(
+  props: {
+    jobs: JobRecord[];
+    csrf: string;
+    now: number;
+    /** Set on the first page: new jobs matching these filters are added live. */
+    live?: { filters: JobFilters } | null;
+  },
+) {
   return (
     <div class="scroll">
       <table>
@@ -82,9 +127,19 @@ export function JobTable(props: { jobs: JobRecord[]; csrf: string; now: number }
           </tr>
         </thead>
         <tbody>
+          {props.live && (
+            <NewJobsPoller
+              after={props.jobs.reduce((a, j) => Math.max(a, j.id), 0)}
+              filters={props.live.filters}
+            />
+          )}
           {props.jobs.map((job) => (
             <JobRow key={job.id} job={job} csrf={props.csrf} now={props.now} />
           ))}
+          {/* Hidden by the stylesheet once a job row is added above it. */}
+          <tr class="empty">
+            <td colspan={8}>No jobs match</td>
+          </tr>
         </tbody>
       </table>
     </div>
@@ -114,13 +169,13 @@ export function JobsPage(
     filters: JobFilters;
     clients: string[];
     nextCursor: string | null;
+    /** Whether this is the first page (no cursor): only it gains new jobs live. */
+    firstPage: boolean;
     now: number;
   },
 ) {
   const f = props.filters;
-  const next = props.nextCursor
-    ? "?" + new URLSearchParams({ ...f as Record<string, string>, cursor: props.nextCursor })
-    : null;
+  const next = props.nextCursor ? "?" + filterQuery(f, { cursor: props.nextCursor }) : null;
   return (
     <Layout title="Jobs" ctx={props.ctx}>
       <form method="get" action="/ui/jobs" class="filters" aria-label="Filter jobs">
@@ -129,8 +184,13 @@ export function JobsPage(
         <Select name="client" label="Client" value={f.client} options={props.clients} />
         <button type="submit">Filter</button>
       </form>
-      <h2>{props.jobs.length ? "Newest first" : "No jobs match"}</h2>
-      <JobTable jobs={props.jobs} csrf={props.ctx.csrf} now={props.now} />
+      <h2>Newest first</h2>
+      <JobTable
+        jobs={props.jobs}
+        csrf={props.ctx.csrf}
+        now={props.now}
+        live={props.firstPage ? { filters: f } : null}
+      />
       {next && (
         <p>
           <a href={`/ui/jobs${next}`}>Older jobs</a>
