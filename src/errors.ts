@@ -50,6 +50,8 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   SCHEDULE_CONFIG_OWNED: 409,
   // A usage mistake, refused before it becomes a job (restore preflight): 400.
   TARGET_NOT_EMPTY: 400,
+  // The request is sound; this host lacks the age identity to open the backup.
+  IDENTITY_MISSING: 409,
   PAYLOAD_TOO_LARGE: 413,
 };
 

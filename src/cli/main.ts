@@ -40,6 +40,8 @@ const USAGE_CODES = new Set([
   "BACKUP_NOT_FOUND",
   // Refused before any job exists (restore preflight): the operator's to fix.
   "TARGET_NOT_EMPTY",
+  // An encrypted backup this host holds no identity for: its configuration to fix.
+  "IDENTITY_MISSING",
 ]);
 
 export async function main(argv: string[]): Promise<number> {

@@ -51,6 +51,7 @@ export function restoreCommand(argv: string[]): Promise<number> {
         replace: values.yes === true,
         flush: values.flush === true,
         tables,
+        encryption: services.config.repository.encryption,
       }, "cli");
       return {
         kind: "restore",

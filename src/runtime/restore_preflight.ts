@@ -11,6 +11,7 @@ import { explicitTargetDb, keyspaceOccupied } from "../engines/redis/target_db.t
 import { describe, parseRedisUrl } from "../engines/redis/url.ts";
 import { parseS3Target } from "../engines/s3mirror/keys.ts";
 import type { Manifest } from "../repository/manifest.ts";
+import { type EncryptionSettings, loadKeys, requireIdentityFor } from "../pipeline/identity.ts";
 
 /** Where a request came from: messages name CLI flags there, and body fields on the API. */
 export type Surface = "cli" | "api";
@@ -31,6 +32,8 @@ export interface RestorePreflight {
   flush: boolean;
   /** PostgreSQL: restore only these tables (the engine checks them one by one). */
   tables?: string[];
+  /** The repository's encryption settings: where this host's identities are. */
+  encryption?: EncryptionSettings;
 }
 
 /** A remote probe that has not answered by then is left to the job itself (ms). */
@@ -188,14 +191,31 @@ function describeTarget(req: RestorePreflight): string {
 }
 
 /**
+ * An encrypted backup this host holds no matching identity for is refused before it
+ * becomes a job: IDENTITY_MISSING, naming the backup's recipients and where identities
+ * are looked for (a write-only host, or a rotated key file that lost the old key).
+ */
+export async function requireDecryptable(
+  manifest: Manifest,
+  encryption: EncryptionSettings | undefined,
+): Promise<void> {
+  // Only format-2 manifests record transforms, and only they can be encrypted.
+  const recorded = (manifest.transforms ?? []).flatMap((t) => t.name === "age" ? t.recipients : []);
+  if (recorded.length === 0) return;
+  await requireIdentityFor(recorded, await loadKeys(encryption));
+}
+
+/**
  * Rejects a restore request that is a usage mistake before it becomes a job (so it
  * never reaches the dead-letter queue, nor a bulk requeue): a target of the wrong
- * shape for the kind (VALIDATION_FAILED), or one that already holds data without
- * replace (or, for redis, flush) (TARGET_NOT_EMPTY). Messages name the CLI's flags or
+ * shape for the kind (VALIDATION_FAILED), an encrypted backup this host cannot open
+ * (IDENTITY_MISSING), or a target that already holds data without replace (or, for
+ * redis, flush) (TARGET_NOT_EMPTY). Messages name the CLI's flags or
  * the API's body fields, by `surface`.
  */
 export async function preflightRestore(req: RestorePreflight, surface: Surface): Promise<void> {
   checkTargetShape(req, surface);
+  await requireDecryptable(req.manifest, req.encryption);
   if (req.replace || req.flush) return;
   // Some tables into a database: only those tables must be absent, which the restore
   // checks before it writes anything; the rest of the database is none of its business.

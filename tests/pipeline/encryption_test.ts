@@ -4,7 +4,8 @@ import { DatabaseSync } from "node:sqlite";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { listBackups, readManifest } from "../../src/repository/manifest.ts";
 import { run, testServices } from "../helpers/services.ts";
-import { withTempDir } from "../helpers/tmp.ts";
+import { cairn, withTempDir, writeConfig } from "../helpers/tmp.ts";
+import { createApp } from "../../src/api/app.ts";
 
 function seed(path: string, rows: number): void {
   const db = new DatabaseSync(path);
@@ -155,5 +156,48 @@ Deno.test("key rotation: each backup opens with any identity matching its record
     } finally {
       await s.store.close();
     }
+  });
+});
+
+Deno.test("a write-only host refuses a restore before any job exists: API 409, CLI exit 2, both naming the identity", async () => {
+  await withTempDir(async (dir) => {
+    const live = join(dir, "live.db");
+    seed(live, 3);
+    const a = await key();
+    const repository = { encryption: { recipients: [a.recipient] } };
+    const clients = { lite: { kind: "sqlite", path: live } };
+    const config = await writeConfig(dir, { clients, repository });
+    const backup = await cairn(["backup", "lite", "--json", "--config", config]);
+    assert.equal(backup.code, 0, backup.stderr);
+    const k = JSON.parse(backup.stdout).key as string;
+    const why =
+      /This backup is encrypted \(age, for age1[a-z0-9]+\): restoring or rehearsing it needs the matching age identity, looked for in repository\.encryption\.identity_file \(not set on this host\)/;
+
+    const cli = await cairn(["restore", k, "--target", join(dir, "out.db"), "--config", config]);
+    assert.equal(cli.code, 2, cli.stderr);
+    assert.match(cli.stderr, why);
+
+    const services = await testServices(dir, clients, {}, {
+      kind: "fs",
+      path: join(dir, "repo"),
+      ...repository,
+    });
+    try {
+      const app = createApp({ services, pool: null, scheduler: null, startedAt: Date.now() });
+      const res = await app.request(`/admin/backups/${encodeURIComponent(k)}/restore`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ target: join(dir, "out.db") }),
+      });
+      assert.equal(res.status, 409);
+      const body = await res.json();
+      assert.equal(body.code, "IDENTITY_MISSING");
+      assert.match(body.message, why);
+      const jobs = await services.store.list({}, { limit: 100 });
+      assert.deepEqual(jobs.jobs.map((j) => j.kind), ["backup"], "no restore job was queued");
+    } finally {
+      await services.store.close();
+    }
+    await assert.rejects(Deno.stat(join(dir, "out.db")));
   });
 });

@@ -101,6 +101,7 @@ export function backupRoutes(): Hono<AppEnv> {
       replace: body.replace ?? false,
       flush: body.flush ?? false,
       tables: body.tables,
+      encryption: services.config.repository.encryption,
     }, "api");
     const job = await enqueue(c.get("deps"), {
       kind: "restore",
