@@ -355,9 +355,10 @@ async function runVerify(
   hooks: RunHooks,
 ): Promise<Record<string, unknown>> {
   const started = Date.now();
-  if (job.key === null && job.client_name !== null) {
+  const rehearsal = job.key === null && job.client_name !== null;
+  if (rehearsal) {
     // A verify schedule's job rehearses the client's newest backup, named at run time.
-    job = { ...job, key: await newestBackupKey(services, job.client_name) };
+    job = { ...job, key: await newestBackupKey(services, job.client_name!) };
     await hooks.setKey(job.key!);
   }
   const loaded = await loadForRestore(services, job);
@@ -365,6 +366,14 @@ async function runVerify(
   const { keys, options } = await readOptions(services, hooks);
   const encrypted = isEncrypted(artifactTransforms(loaded.manifest));
   if (encrypted && keys.identities.length === 0) {
+    // A rehearsal promises the content restores: a write-only host cannot keep that
+    // promise, and a pass that checked only the stored bytes would say it had.
+    if (rehearsal) {
+      await requireIdentityFor(
+        artifactTransforms(loaded.manifest).flatMap((t) => t.name === "age" ? t.recipients : []),
+        keys,
+      );
+    }
     // A write-only host proves what it can: every stored byte against the sha256.
     await checkStored(services.repository, loaded.manifest, options);
     return {

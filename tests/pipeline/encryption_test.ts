@@ -71,6 +71,17 @@ Deno.test("a write-only host backs up, checks stored bytes and lists; restore fa
       );
       assert.equal((await listBackups(services.repository)).backups.length, 1);
 
+      // A rehearsal (a verify schedule's job names no key) promises the content
+      // restores: here it fails up front instead of passing on the stored bytes alone.
+      const rehearsal = await run(services, { kind: "verify", client_name: "lite", key: null });
+      assert.equal(rehearsal.status, "failed");
+      assert.equal(rehearsal.key, k, "the newest backup was the one rehearsed");
+      assert.match(
+        rehearsal.error!,
+        /encrypted \(age, for age1[a-z0-9]+\): restoring or rehearsing it needs the matching age identity/,
+      );
+      assert.equal(rehearsal.attempts, 1, "no retry: another attempt cannot find a key");
+
       const r = await run(services, {
         kind: "restore",
         client_name: "lite",
