@@ -1,0 +1,392 @@
+/**
+ * Issue 20, section 3, for s3 mirrors: with age recipients every mirrored copy and
+ * kept version is an age file at its usual key (`age -d -i key.txt` gives the object
+ * back), each run's listing goes through the pipeline (`.mirror.json.zst.age`), and a
+ * write-only host (recipients, no identity) backs up, checks stored bytes, lists,
+ * prunes and collects versions; only restore needs the identity. Against the real
+ * s3rver, and the real `age` binary for the way back.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { generateIdentity, identityToRecipient } from "age-encryption";
+import type { Job } from "../../src/jobs/types.ts";
+import { filesUnder } from "../helpers/crash.ts";
+import { type S3Server, startS3 } from "../helpers/s3.ts";
+import { readListing, run, testServices } from "../helpers/services.ts";
+import { randomBytes, withTempDir } from "../helpers/tmp.ts";
+
+const HAS_AGE = new Deno.Command("age", { args: ["--version"] }).outputSync().success;
+
+function s3client(s3: S3Server): S3Client {
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+}
+
+async function put(c: S3Client, key: string, body: string | Uint8Array) {
+  await c.send(new PutObjectCommand({ Bucket: "src", Key: key, Body: body }));
+}
+
+const sha = (b: string | Uint8Array) => createHash("sha256").update(b).digest("hex");
+const AGE_MAGIC = "age-encryption.org/v1\n";
+
+/**
+ * The size of an age file of `n` bytes for one X25519 recipient (age-encryption.org/v1):
+ * a 168-byte header (version line, one stanza, MAC line), a 16-byte nonce, and each
+ * 64 KiB chunk with its 16-byte Poly1305 tag (an empty file is one empty chunk).
+ */
+const ageSize = (n: number) => 168 + 16 + n + 16 * Math.max(1, Math.ceil(n / 65536));
+
+function mirrorClient(s3: S3Server) {
+  return {
+    assets: {
+      kind: "s3",
+      endpoint: s3.endpoint,
+      bucket: "src",
+      access_key_id: s3.accessKeyId,
+      secret_access_key: s3.secretAccessKey,
+      remove: true,
+    },
+  };
+}
+
+function mustComplete(job: Job): Job {
+  assert.equal(job.status, "completed", job.error ?? "");
+  return job;
+}
+
+/** Every file under `root`, relative path to its sha256. */
+async function tree(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const f of await filesUnder(root)) out.set(f, sha(await Deno.readFile(join(root, f))));
+  return out;
+}
+
+async function sh(script: string, cwd: string): Promise<Uint8Array> {
+  const out = await new Deno.Command("bash", {
+    args: ["-euo", "pipefail", "-c", script],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, `${script}\n${new TextDecoder().decode(out.stderr)}`);
+  return out.stdout;
+}
+
+async function startsWithAgeMagic(path: string): Promise<boolean> {
+  const bytes = await Deno.readFile(path);
+  return new TextDecoder().decode(bytes.subarray(0, AGE_MAGIC.length)) === AGE_MAGIC;
+}
+
+Deno.test({
+  name:
+    "s3 mirror with age: copies, versions and listing encrypted; age -d gives each object back; an unchanged run copies nothing; every run restores; a damaged copy is named",
+  ignore: !HAS_AGE,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const identity = await generateIdentity();
+        const recipient = await identityToRecipient(identity);
+        await Deno.writeTextFile(join(dir, "key.txt"), identity + "\n");
+        const svc = await testServices(dir, mirrorClient(s3), {}, {
+          kind: "fs",
+          path: join(dir, "repo"),
+          encryption: { recipients: [recipient], identity_file: join(dir, "key.txt") },
+        });
+        try {
+          const alpha = "alpha ".repeat(200); // 1,200 bytes
+          const big = randomBytes(70_000); // two age chunks
+          await put(c, "a.txt", alpha);
+          await put(c, "d/b.bin", big);
+          const run1 = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          const key1 = String(run1.result!.key);
+          assert.match(key1, /\.mirror\.json\.zst\.age$/);
+          assert.equal(run1.result!.objects_copied, 2);
+          assert.equal(run1.result!.bytes_copied, 71_200);
+          // What the run wrote: two age files, 1,400 and 70,216 bytes.
+          assert.equal(ageSize(1_200) + ageSize(70_000), 71_616);
+          assert.equal(run1.result!.bytes_stored_new, 71_616);
+
+          const mirrored = join(dir, "repo", "mirrors", "assets");
+          assert.deepEqual(await filesUnder(mirrored), ["a.txt", "d%2F/b.bin"]);
+          assert.equal((await Deno.stat(join(mirrored, "a.txt"))).size, 1_400);
+          assert.equal((await Deno.stat(join(mirrored, "d%2F/b.bin"))).size, 70_216);
+          for (const f of ["a.txt", "d%2F/b.bin"]) {
+            assert.ok(await startsWithAgeMagic(join(mirrored, f)), f);
+          }
+          // The way back without cairn: age -d of each copy at its key.
+          const back = await sh(`age -d -i '${join(dir, "key.txt")}' 'd%2F/b.bin'`, mirrored);
+          assert.equal(sha(back), sha(big));
+          assert.equal(
+            new TextDecoder().decode(await sh(`age -d -i ../../../key.txt a.txt`, mirrored)),
+            alpha,
+          );
+
+          // The listing records how each copy is stored; the identity stays the plain sha256.
+          const listing = await readListing(svc, key1);
+          const a = listing.objects.find((o) => o.key === "a.txt")!;
+          assert.deepEqual(
+            [a.size, a.sha256, a.stored_size, a.transforms],
+            [1_200, sha(alpha), 1_400, [{ name: "age", recipients: [recipient] }]],
+          );
+          // The reference list: readable, the plain sha256s only.
+          const refs = JSON.parse(
+            await Deno.readTextFile(
+              join(
+                dir,
+                "repo",
+                "state",
+                "mirror-refs",
+                "assets",
+                `${key1.split("/")[2].split(".")[0]}.json`,
+              ),
+            ),
+          );
+          assert.deepEqual(refs, {
+            format_version: 1,
+            listing: key1,
+            sha256: [sha(alpha), sha(big)].sort(),
+          });
+
+          const unchanged = mustComplete(
+            await run(svc, { kind: "backup", client_name: "assets" }),
+          );
+          assert.equal(unchanged.result!.objects_copied, 0);
+          assert.equal(unchanged.result!.objects_unchanged, 2);
+          assert.equal(unchanged.result!.bytes_stored_new, 0);
+
+          const alpha2 = "alpha two ".repeat(30); // 300 bytes
+          await put(c, "a.txt", alpha2);
+          await put(c, "c.txt", "");
+          const run3 = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          const key3 = String(run3.result!.key);
+          assert.equal(run3.result!.objects_copied, 2);
+          assert.equal(run3.result!.versions_kept, 1);
+          assert.equal(run3.result!.bytes_stored_new, ageSize(300) + ageSize(0));
+          const version = join(mirrored, "%versions", sha(alpha).slice(0, 2), sha(alpha));
+          assert.ok(await startsWithAgeMagic(version), "the kept version is encrypted too");
+
+          for (const [key, want, n] of [[key1, alpha, 1], [key3, alpha2, 3]] as const) {
+            const v = mustComplete(await run(svc, { kind: "verify", client_name: "assets", key }));
+            assert.equal(
+              (v.result!.checks as Record<string, unknown>).objects_checked,
+              n === 1 ? 2 : 3,
+            );
+            const target = join(dir, `out${n}`);
+            mustComplete(
+              await run(svc, {
+                kind: "restore",
+                client_name: "assets",
+                key,
+                params: { target },
+              }),
+            );
+            const expected = new Map([
+              ["a.txt", sha(want)],
+              ...(n === 3 ? [["c.txt", sha("")] as [string, string]] : []),
+              ["d/b.bin", sha(big)],
+            ]);
+            assert.deepEqual(await tree(target), expected);
+          }
+
+          // One flipped byte in a stored copy: verify and restore name the object.
+          const path = join(mirrored, "d%2F/b.bin");
+          const bytes = await Deno.readFile(path);
+          bytes[40_000] ^= 0x01;
+          await Deno.writeFile(path, bytes);
+          const v = await run(svc, { kind: "verify", client_name: "assets", key: key3 });
+          assert.equal(v.status, "failed");
+          assert.match(
+            v.error!,
+            /1 of 3 mirrored objects do not match the listing: d\/b\.bin \(.*d%2F\/b\.bin: .*cannot be decrypted to the end/,
+          );
+          const r = await run(svc, {
+            kind: "restore",
+            client_name: "assets",
+            key: key3,
+            params: { target: join(dir, "out4") },
+          });
+          assert.equal(r.status, "failed");
+          assert.match(r.error!, /Restored 2 objects; 1 no longer match the listing/);
+          assert.deepEqual([...(await tree(join(dir, "out4"))).keys()], ["a.txt", "c.txt"]);
+        } finally {
+          await svc.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "s3 mirror on a write-only host: backs up, checks stored bytes, prunes and collects versions with no identity; restore fails up front; check lists orphaned versions",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const identity = await generateIdentity();
+        const recipient = await identityToRecipient(identity);
+        await Deno.writeTextFile(join(dir, "key.txt"), identity + "\n");
+        const repo = join(dir, "repo");
+        await Deno.mkdir(join(dir, "w"));
+        await Deno.mkdir(join(dir, "r"));
+        // The write-only host: recipients, no identity_file.
+        const writer = await testServices(join(dir, "w"), mirrorClient(s3), {}, {
+          kind: "fs",
+          path: repo,
+          encryption: { recipients: [recipient] },
+        });
+        const reader = await testServices(join(dir, "r"), mirrorClient(s3), {}, {
+          kind: "fs",
+          path: repo,
+          encryption: { recipients: [recipient], identity_file: join(dir, "key.txt") },
+        });
+        try {
+          const schedule = await writer.store.createSchedule({
+            client_name: "assets",
+            cron: "0 * * * *",
+            timezone: "UTC",
+            label: "hourly",
+            enabled: true,
+            retention: { keep_last: 1 },
+            next_run_at: null,
+          });
+          const scheduled = { kind: "backup" as const, client_name: "assets", label: "hourly" };
+          // Run 1 (manual): x, y. Run 2: x changes, z new. Run 3: x again, z gone.
+          await put(c, "x", "x one");
+          await put(c, "y", "y stays");
+          const run1 = mustComplete(await run(writer, { kind: "backup", client_name: "assets" }));
+          await put(c, "x", "x two");
+          await put(c, "z", "z only in run 2");
+          const run2 = mustComplete(
+            await run(writer, { ...scheduled, schedule_id: schedule.id }),
+          );
+          await put(c, "x", "x three");
+          await c.send(new DeleteObjectCommand({ Bucket: "src", Key: "z" }));
+          const run3 = mustComplete(
+            await run(writer, { ...scheduled, schedule_id: schedule.id }),
+          );
+          assert.equal(run2.result!.versions_kept, 1);
+          assert.equal(run3.result!.versions_kept, 2);
+          const keys = [run1, run2, run3].map((j) => String(j.result!.key));
+          for (const k of keys) assert.match(k, /\.mirror\.json\.zst\.age$/);
+
+          // Stored bytes only, with no identity (of the manual run: a scheduled run that
+          // passed verification is one retention keeps).
+          const v = mustComplete(
+            await run(writer, { kind: "verify", client_name: "assets", key: keys[0] }),
+          );
+          assert.equal(v.result!.sha256_ok, true);
+          assert.match(
+            String((v.result!.checks as Record<string, unknown>).content),
+            /^not checked: the backup is encrypted/,
+          );
+
+          // Restore needs the identity, and says so before writing anything.
+          const target = join(dir, "out-w");
+          const refused = await run(writer, {
+            kind: "restore",
+            client_name: "assets",
+            key: keys[0],
+            params: { target },
+          });
+          assert.equal(refused.status, "failed");
+          assert.match(
+            refused.error!,
+            /needs the matching age identity, looked for in repository\.encryption\.identity_file \(not set on this host\)/,
+          );
+          assert.equal(await Deno.stat(target).then(() => true, () => false), false);
+
+          // Versions only run 2 holds: x two and z. Freed by the write-only host's prune.
+          const mirrored = join(repo, "mirrors", "assets", "%versions");
+          const onlyRun2 = [sha("x two"), sha("z only in run 2")];
+          const freed = ageSize(5) + ageSize(15);
+          const clean = mustComplete(await run(writer, { kind: "check" }));
+          assert.equal(clean.result!.clean, true, JSON.stringify(clean.result!.problems));
+          const plan = mustComplete(
+            await run(writer, { kind: "prune", client_name: "assets", params: { dry_run: true } }),
+          );
+          assert.deepEqual(plan.result!.mirrors, [{
+            client_name: "assets",
+            runs: [keys[1]],
+            versions: 2,
+            bytes: freed,
+          }]);
+          const pruned = mustComplete(
+            await run(writer, { kind: "prune", client_name: "assets" }),
+          );
+          assert.equal(pruned.result!.removed, 1);
+          assert.deepEqual(pruned.result!.mirrors, [{
+            client_name: "assets",
+            runs: [keys[1]],
+            versions: 2,
+            bytes: freed,
+          }]);
+          const left = new Set((await filesUnder(mirrored)).map((f) => f.split("/")[1]));
+          assert.deepEqual(
+            left,
+            new Set([sha("x one"), sha("x two")].filter((h) => !onlyRun2.includes(h))),
+          );
+          assert.equal(
+            await Deno.stat(
+              join(
+                repo,
+                "state",
+                "mirror-refs",
+                "assets",
+                `${keys[1].split("/")[2].split(".")[0]}.json`,
+              ),
+            )
+              .then(() => true, () => false),
+            false,
+            "the pruned run's reference list went with it",
+          );
+
+          // A run deleted by hand leaves versions no run refers to: check lists them.
+          await Deno.remove(join(repo, `${keys[0]}.manifest.json`));
+          await Deno.remove(join(repo, keys[0]));
+          const found = await run(writer, { kind: "check" });
+          assert.equal(found.status, "completed", found.error ?? "");
+          const orphans = (found.result!.problems as Array<{ kind: string; key: string }>)
+            .filter((p) => p.kind === "orphaned_version").map((p) => p.key);
+          const xOne = sha("x one");
+          assert.deepEqual(orphans, [`mirrors/assets/%versions/${xOne.slice(0, 2)}/${xOne}`]);
+
+          // The host with the identity restores what is left.
+          const out = join(dir, "out-r");
+          mustComplete(
+            await run(reader, {
+              kind: "restore",
+              client_name: "assets",
+              key: keys[2],
+              params: { target: out },
+            }),
+          );
+          assert.deepEqual(
+            await tree(out),
+            new Map([["x", sha("x three")], ["y", sha("y stays")]]),
+          );
+        } finally {
+          await writer.store.close();
+          await reader.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});
