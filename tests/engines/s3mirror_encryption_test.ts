@@ -12,6 +12,9 @@ import { join } from "node:path";
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import type { Job } from "../../src/jobs/types.ts";
+import { referencedVersions } from "../../src/engines/s3mirror/versions.ts";
+import { checkRepository } from "../../src/repository/check.ts";
+import { FsRepository } from "../../src/repository/fs.ts";
 import { filesUnder } from "../helpers/crash.ts";
 import { type S3Server, startS3 } from "../helpers/s3.ts";
 import { readListing, run, testServices } from "../helpers/services.ts";
@@ -129,6 +132,16 @@ Deno.test({
           assert.equal(
             new TextDecoder().decode(await sh(`age -d -i ../../../key.txt a.txt`, mirrored)),
             alpha,
+          );
+
+          // The README's loop over a copy of the whole mirror area.
+          await sh(
+            `cp -a '${mirrored}' enc && cd enc && find . -type f ! -path './%versions/*' -exec sh -c 'mkdir -p "../plain/$(dirname "$1")" && age -d -i ../key.txt "$1" > "../plain/$1"' _ {} \\;`,
+            dir,
+          );
+          assert.deepEqual(
+            await tree(join(dir, "plain")),
+            new Map([["a.txt", sha(alpha)], ["d%2F/b.bin", sha(big)]]),
           );
 
           // The listing records how each copy is stored; the identity stays the plain sha256.
@@ -389,4 +402,32 @@ Deno.test({
       await s3.stop();
     }
   },
+});
+
+Deno.test("s3 mirror versions of a cairn 0.1 repository: its plain listing, with or without a manifest, is read through the pipeline for collection and check", async () => {
+  const fixture = new URL("../fixtures/mirror_v1/repo", import.meta.url).pathname;
+  const listingKey = "backups/assets/20261130T095118089Z-manual.mirror.json";
+  await withTempDir(async (dir) => {
+    const cp = await new Deno.Command("cp", { args: ["-a", fixture, join(dir, "repo")] }).output();
+    assert.ok(cp.success);
+    const repo = new FsRepository(join(dir, "repo"));
+    const listed = JSON.parse(await Deno.readTextFile(join(dir, "repo", listingKey))) as {
+      objects: Array<{ sha256: string }>;
+    };
+    const want = new Set(listed.objects.map((o) => o.sha256));
+    assert.equal(want.size, 7);
+    assert.deepEqual((await referencedVersions(repo, "assets")).shas, want);
+    const report = await checkRepository(repo);
+    assert.deepEqual(report.problems, []);
+    // A run whose delete stopped after its manifest: still counted, read as it is.
+    await Deno.remove(join(dir, "repo", `${listingKey}.manifest.json`));
+    assert.deepEqual((await referencedVersions(repo, "assets")).shas, want);
+    // A compressed or encrypted listing with neither manifest nor reference list cannot be
+    // read unchecked: collection stops rather than collect on a partial view.
+    await Deno.rename(join(dir, "repo", listingKey), join(dir, "repo", `${listingKey}.zst.age`));
+    await assert.rejects(
+      () => referencedVersions(repo, "assets"),
+      /has no manifest, so its stored bytes cannot be checked before they are decoded/,
+    );
+  });
 });
