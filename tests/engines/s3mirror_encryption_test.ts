@@ -431,3 +431,92 @@ Deno.test("s3 mirror versions of a cairn 0.1 repository: its plain listing, with
     );
   });
 });
+
+Deno.test({
+  name:
+    "s3 mirror: switching encryption on copies every object again encrypted (the plain copies kept as versions), and off again plain; every run restores on the hosts that can open it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const identity = await generateIdentity();
+        const recipient = await identityToRecipient(identity);
+        await Deno.writeTextFile(join(dir, "key.txt"), identity + "\n");
+        const repo = join(dir, "repo");
+        const host = async (name: string, encryption?: Record<string, unknown>) => {
+          await Deno.mkdir(join(dir, name));
+          return await testServices(join(dir, name), mirrorClient(s3), {}, {
+            kind: "fs",
+            path: repo,
+            ...(encryption ? { encryption } : {}),
+          });
+        };
+        const plainHost = await host("plain");
+        const writeOnly = await host("w", { recipients: [recipient] });
+        const full = await host("r", {
+          recipients: [recipient],
+          identity_file: join(dir, "key.txt"),
+        });
+        try {
+          await put(c, "p/1", "one");
+          await put(c, "p/2", "two!");
+          const run1 = mustComplete(
+            await run(plainHost, { kind: "backup", client_name: "assets" }),
+          );
+          const run2 = mustComplete(
+            await run(writeOnly, { kind: "backup", client_name: "assets" }),
+          );
+          assert.equal(run2.result!.objects_copied, 2, "every object copied again, encrypted");
+          assert.equal(run2.result!.versions_kept, 2, "the plain copies kept for run 1");
+          assert.equal(run2.result!.bytes_stored_new, ageSize(3) + ageSize(4));
+          const mirrored = join(repo, "mirrors", "assets");
+          for (const f of ["p%2F/1", "p%2F/2"]) {
+            assert.ok(await startsWithAgeMagic(join(mirrored, f)), f);
+          }
+          const again = mustComplete(
+            await run(writeOnly, { kind: "backup", client_name: "assets" }),
+          );
+          assert.equal(again.result!.objects_copied, 0);
+
+          // Run 1 listed plain bytes: even the write-only host restores it (from the
+          // plain versions); run 2 needs the identity.
+          const restoreTo = (svc: typeof full, key: unknown, target: string) =>
+            run(svc, {
+              kind: "restore",
+              client_name: "assets",
+              key: String(key),
+              params: { target: join(dir, target) },
+            });
+          const want = new Map([["p/1", sha("one")], ["p/2", sha("two!")]]);
+          mustComplete(await restoreTo(writeOnly, run1.result!.key, "o1"));
+          assert.deepEqual(await tree(join(dir, "o1")), want);
+          const refused = await restoreTo(writeOnly, run2.result!.key, "o2");
+          assert.equal(refused.status, "failed");
+          assert.match(refused.error!, /needs the matching age identity/);
+          mustComplete(await restoreTo(full, run2.result!.key, "o2"));
+          assert.deepEqual(await tree(join(dir, "o2")), want);
+
+          // Off again: plain copies; the encrypted ones are dropped, their bytes kept once.
+          const run3 = mustComplete(
+            await run(plainHost, { kind: "backup", client_name: "assets" }),
+          );
+          assert.equal(run3.result!.objects_copied, 2);
+          assert.equal(run3.result!.versions_kept, 0);
+          assert.equal(run3.result!.bytes_deduplicated, ageSize(3) + ageSize(4));
+          assert.equal(await Deno.readTextFile(join(mirrored, "p%2F/1")), "one");
+          for (const [svc, key, out] of [[full, run2, "o3"], [plainHost, run1, "o4"]] as const) {
+            mustComplete(await restoreTo(svc, key.result!.key, out));
+            assert.deepEqual(await tree(join(dir, out)), want);
+          }
+        } finally {
+          for (const s of [plainHost, writeOnly, full]) await s.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});

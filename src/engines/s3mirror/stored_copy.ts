@@ -133,8 +133,8 @@ export type OpenedCopy =
  * listing (a version is kept once for every run and key that has its bytes, whatever
  * each stored): a copy of the listed size is the plain bytes (an age file is always
  * larger than what it holds); a larger one that is an age file is decrypted with
- * `identities`. Anything else is a reason, not a stream. IDENTITY_MISSING when the
- * copy is encrypted and this host has no identity.
+ * `identities`. Anything else, an encrypted copy on a host with no identity included,
+ * is a reason, not a stream.
  */
 export async function openCopy(
   get: () => Promise<Bytes>,
@@ -154,11 +154,14 @@ export async function openCopy(
     return { reason: `${key}: size ${storedSize}, listing says ${listed.size}` };
   }
   if (identities.length === 0) {
+    // A reason, not a failure: another copy (a plain version kept before encryption
+    // was switched on) may hold the bytes. A run recorded as encrypted was refused
+    // up front (requireIdentityForCopies in engine.ts).
     body.cancel().catch(() => {});
-    throw new CairnError(
-      "IDENTITY_MISSING",
-      `The mirrored copy ${key} is encrypted (age): restoring or verifying it needs an age identity (repository.encryption.identity_file, not set on this host)`,
-    );
+    return {
+      reason:
+        `${key}: encrypted (age), and this host has no age identity (repository.encryption.identity_file)`,
+    };
   }
   const d = new Decrypter();
   for (const i of identities) d.addIdentity(i);
