@@ -96,8 +96,8 @@ async function peek(body: Bytes, n: number): Promise<{ head: Uint8Array; body: B
   return { head: head.subarray(0, Math.min(n, have)), body: rest };
 }
 
-/** Errors of `body` as CHECKSUM_MISMATCH naming the copy: damage, so another copy is tried. */
-function damagedAs(body: Bytes, key: string): Bytes {
+/** Errors of `body` as CHECKSUM_MISMATCH: damage, so the caller tries another copy. */
+function damagedAs(body: Bytes): Bytes {
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -109,7 +109,7 @@ function damagedAs(body: Bytes, key: string): Bytes {
         controller.error(
           error instanceof CairnError ? error : new CairnError(
             "CHECKSUM_MISMATCH",
-            `${key} cannot be decrypted to the end: ${(error as Error).message}`,
+            `the copy cannot be decrypted to the end (damaged): ${(error as Error).message}`,
             { cause: error },
           ),
         );
@@ -176,5 +176,5 @@ export async function openCopy(
       })`,
     };
   }
-  return { stream: damagedAs(plain, key).pipeThrough(check()) };
+  return { stream: damagedAs(plain).pipeThrough(check()) };
 }
