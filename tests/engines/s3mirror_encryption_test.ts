@@ -9,14 +9,19 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import type { Job } from "../../src/jobs/types.ts";
 import { referencedVersions } from "../../src/engines/s3mirror/versions.ts";
 import { checkRepository } from "../../src/repository/check.ts";
 import { FsRepository } from "../../src/repository/fs.ts";
 import { filesUnder } from "../helpers/crash.ts";
-import { type S3Server, startS3 } from "../helpers/s3.ts";
+import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { readListing, run, testServices } from "../helpers/services.ts";
 import { randomBytes, withTempDir } from "../helpers/tmp.ts";
 
@@ -513,6 +518,75 @@ Deno.test({
           }
         } finally {
           for (const s of [plainHost, writeOnly, full]) await s.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "s3 mirror with age into an S3 repository: copies and versions are age files under mirrors/ and mirrors-versions/, every run verifies and restores",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src", "repo-bucket"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const identity = await generateIdentity();
+        await Deno.writeTextFile(join(dir, "key.txt"), identity + "\n");
+        const svc = await testServices(dir, mirrorClient(s3), {}, {
+          ...s3Repository(s3, "repo-bucket", "cairn"),
+          encryption: {
+            recipients: [await identityToRecipient(identity)],
+            identity_file: join(dir, "key.txt"),
+          },
+        });
+        const stored = async (key: string) => {
+          const got = await c.send(new GetObjectCommand({ Bucket: "repo-bucket", Key: key }));
+          return await got.Body!.transformToByteArray();
+        };
+        try {
+          const objects = Array.from(
+            { length: 12 },
+            (_, i) => [`s/${i}`, `object ${i} `.repeat(i * 50)],
+          );
+          for (const [k, v] of objects) await put(c, k, v);
+          const run1 = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          assert.equal(run1.result!.objects_copied, 12);
+          for (const [k, v] of objects) {
+            const bytes = await stored(`cairn/mirrors/assets/${k}`);
+            assert.equal(bytes.length, ageSize(new TextEncoder().encode(v).length), k);
+            assert.equal(new TextDecoder().decode(bytes.subarray(0, 22)), AGE_MAGIC, k);
+          }
+          await put(c, "s/3", "changed");
+          const run2 = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          assert.equal(run2.result!.objects_copied, 1);
+          assert.equal(run2.result!.versions_kept, 1);
+          const old = sha(objects[3][1]);
+          const version = await stored(`cairn/mirrors-versions/assets/${old.slice(0, 2)}/${old}`);
+          assert.equal(new TextDecoder().decode(version.subarray(0, 22)), AGE_MAGIC);
+          for (const [n, job] of [[1, run1], [2, run2]] as const) {
+            const key = String(job.result!.key);
+            assert.match(key, /\.mirror\.json\.zst\.age$/);
+            mustComplete(await run(svc, { kind: "verify", client_name: "assets", key }));
+            const target = join(dir, `out${n}`);
+            mustComplete(
+              await run(svc, { kind: "restore", client_name: "assets", key, params: { target } }),
+            );
+            const want = new Map(
+              objects.map(([k, v]) => [k, sha(n === 2 && k === "s/3" ? "changed" : v)]),
+            );
+            assert.deepEqual(
+              await tree(target),
+              new Map([...want].sort(([a], [b]) => a < b ? -1 : 1)),
+            );
+          }
+        } finally {
+          await svc.store.close();
         }
       });
     } finally {
