@@ -17,7 +17,9 @@ import {
 } from "@aws-sdk/client-s3";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import type { Job } from "../../src/jobs/types.ts";
-import { referencedVersions } from "../../src/engines/s3mirror/versions.ts";
+import { readRefs, referencedVersions, writeRefs } from "../../src/engines/s3mirror/versions.ts";
+import { removeOrphan } from "../../src/runtime/recover.ts";
+import { configureLog } from "../../src/log.ts";
 import { checkRepository } from "../../src/repository/check.ts";
 import { FsRepository } from "../../src/repository/fs.ts";
 import { filesUnder } from "../helpers/crash.ts";
@@ -593,4 +595,24 @@ Deno.test({
       await s3.stop();
     }
   },
+});
+
+Deno.test("a mirror run's reference list goes with an orphan listing the sweep removes; a malformed one is refused", async () => {
+  await withTempDir(async (dir) => {
+    const repo = new FsRepository(join(dir, "repo"));
+    const bytes = (t: string) => ReadableStream.from([new TextEncoder().encode(t)]);
+    const listing = "backups/assets/20261130T095118089Z-hourly.mirror.json.zst.age";
+    const refs = "state/mirror-refs/assets/20261130T095118089Z-hourly.json";
+    await repo.put(listing, bytes("listing"));
+    await writeRefs(repo, listing, [sha("x")]);
+    assert.deepEqual(await readRefs(repo, listing), [sha("x")]);
+    configureLog({ to: () => {} });
+    await removeOrphan(repo, listing, "test");
+    assert.equal(await repo.stat(listing), null);
+    assert.equal(await repo.stat(refs), null);
+    assert.equal(await readRefs(repo, listing), null);
+    // A reference list that is not one is refused, naming what to do.
+    await repo.put(refs, bytes("{}"));
+    await assert.rejects(() => readRefs(repo, listing), /is malformed; remove it/);
+  });
 });
