@@ -114,6 +114,8 @@ const RedisClient = z.strictObject({
 });
 const S3Client = z.strictObject({
   ...clientCommon,
+  /** The listing's compression; mirrored objects are never compressed (stored_copy.ts). */
+  ...Compression,
   kind: z.literal("s3"),
   endpoint: urlWithScheme(["http", "https"]),
   region: nonEmpty.default("us-east-1"),

@@ -4,6 +4,7 @@ import type { ArtifactAccess } from "../pipeline/read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import type { Scratch } from "../io/scratch.ts";
+import type { Keys } from "../pipeline/identity.ts";
 
 export interface ProgressUpdate {
   /** Left out: unchanged (an update that only learns the total). */
@@ -28,6 +29,14 @@ export interface EngineContext<C extends ClientConfig = ClientConfig> {
    * mass-delete guard, max_delete_percent). Absent means false.
    */
   force?: boolean;
+  /**
+   * This job's age keys: for a backup, the recipients its artifact is encrypted for
+   * (none: not encrypted); for a restore or verify, this host's identities. Engines
+   * that store bytes outside their artifact (the s3 mirror's objects) use them.
+   */
+  keys?: Keys;
+  /** A backup's artifact key, fixed before the engine runs. */
+  artifactKey?: string;
 }
 
 /** Facts a backup reports for its manifest and job result. */

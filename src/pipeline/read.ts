@@ -3,7 +3,8 @@ import type { Scratch } from "../io/scratch.ts";
 import { removeScratch } from "../io/scratch.ts";
 import { verifyingStream } from "../io/hashing.ts";
 import { parseKey } from "../repository/keys.ts";
-import type { Manifest } from "../repository/manifest.ts";
+import { type Manifest, readManifest } from "../repository/manifest.ts";
+import { CairnError } from "../errors.ts";
 import type { Repository } from "../repository/repository.ts";
 import { writeStreamToFile } from "../engines/fs_util.ts";
 import { decodeAll } from "./codec.ts";
@@ -71,7 +72,7 @@ async function storedStream(
 async function plainStream(
   repo: Repository,
   manifest: Manifest,
-  options: ReadOptions,
+  options: Pick<ReadOptions, "identities" | "progress">,
   phase: string,
 ): Promise<ReadableStream<Uint8Array>> {
   const stored = await storedStream(repo, manifest, options.progress, phase);
@@ -148,6 +149,36 @@ export function artifactAccess(
       return { path, release: () => removeScratch(dir) };
     },
   };
+}
+
+/**
+ * The plain bytes of the artifact at `key`, for a reader that is not an engine (the
+ * mirror's version collection reads listings this way). With its manifest: every
+ * stored byte proven first, then decoded and checked against the plain sha256, as
+ * ArtifactAccess.open. Without one (a run being written, or a delete that stopped
+ * half way): the stored bytes as they are when the key names no transform (nothing to
+ * decode, nothing recorded to check against); VERIFY_FAILED when it names some, as
+ * no decoder is handed bytes nothing vouches for (see artifactAccess).
+ */
+export async function readArtifact(
+  repo: Repository,
+  key: string,
+  options: { identities: string[]; signal: AbortSignal },
+): Promise<ReadableStream<Uint8Array>> {
+  let manifest: Manifest;
+  try {
+    manifest = await readManifest(repo, key);
+  } catch (error) {
+    if (!(error instanceof CairnError && error.code === "BACKUP_NOT_FOUND")) throw error;
+    const parsed = parseKey(key);
+    if (parsed.compression === null && !parsed.encrypted) return await repo.get(key);
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `${key} has no manifest, so its stored bytes cannot be checked before they are decoded`,
+    );
+  }
+  await checkStored(repo, manifest, options);
+  return await plainStream(repo, manifest, options, "reading");
 }
 
 export { isEncrypted };

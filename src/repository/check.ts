@@ -1,7 +1,15 @@
 import { join } from "node:path";
 import { toError } from "../errors.ts";
 import { contentHasher } from "../io/hashing.ts";
-import { artifactKeyOf, isManifestKey, keyProblem, manifestKey } from "./keys.ts";
+import { orphanedVersions } from "../engines/s3mirror/versions.ts";
+import {
+  artifactKeyOf,
+  isManifestKey,
+  isMirrorListingKey,
+  keyProblem,
+  manifestKey,
+  parseKey,
+} from "./keys.ts";
 import { readManifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
 
@@ -12,6 +20,7 @@ export type ProblemKind =
   | "manifest_unreadable"
   | "artifact_without_manifest"
   | "temp_leftover"
+  | "orphaned_version"
   | "checksum_mismatch"
   | "read_failed";
 
@@ -39,8 +48,11 @@ const TEMP_NAME = /(\.part|\.tmp)$/;
  * Checks a repository's structure, and with `readData` every stored byte (after
  * restic's `check --read-data`): each manifest is readable and its artifact exists
  * with the recorded size (and sha256); each artifact under backups/ has a manifest;
- * no temporary leftovers of interrupted writes remain. Reports every problem; never
- * changes the repository. Mirror objects (mirrors/) are not checked here.
+ * no temporary leftovers of interrupted writes remain; each s3 mirror's kept versions
+ * are all referred to by a run or the running state (an orphaned version is what a
+ * collection killed part way, or a run deleted by hand, leaves: the next prune frees
+ * it). Reports every problem; never changes the repository. The mirrored objects'
+ * bytes (mirrors/) are not read here; a verify of a run reads them.
  */
 export async function checkRepository(
   repo: Repository,
@@ -135,6 +147,28 @@ export async function checkRepository(
       problems.push({ kind: "temp_leftover", key, message: `${key} is a temporary leftover` });
     }
   }
+  for (const client of await mirrorClients(repo, objects.keys())) {
+    options.signal?.throwIfAborted();
+    try {
+      for (const v of await orphanedVersions(repo, client)) {
+        problems.push({
+          kind: "orphaned_version",
+          key: v.key,
+          message:
+            `${v.key} (${v.size} bytes) is a kept version of mirror ${client} that no run refers to (the next prune frees it)`,
+        });
+      }
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      problems.push({
+        kind: "read_failed",
+        key: `mirror versions of ${client}`,
+        message: `The runs of mirror ${client} cannot be read to check its kept versions: ${
+          toError(error).message
+        }`,
+      });
+    }
+  }
   for (const name of await tempDirEntries(repo)) {
     problems.push({
       kind: "temp_leftover",
@@ -152,6 +186,20 @@ export async function checkRepository(
     read_data: options.readData ?? false,
     duration_ms: Date.now() - started,
   };
+}
+
+/**
+ * The s3 mirror clients in the repository: those with a running state
+ * (`state/mirrors/<client>.json`, which every run that kept a version wrote) or a run.
+ */
+async function mirrorClients(repo: Repository, keys: Iterable<string>): Promise<string[]> {
+  const clients = new Set<string>();
+  for (const key of keys) if (isMirrorListingKey(key)) clients.add(parseKey(key).client);
+  for await (const o of repo.list("state/mirrors/")) {
+    const m = /^state\/mirrors\/([a-z0-9_-]{1,63})\.json$/.exec(o.key);
+    if (m) clients.add(m[1]);
+  }
+  return [...clients].sort();
 }
 
 /** An fs repository's `.tmp/` entries (its puts write there first); none elsewhere. */

@@ -116,6 +116,26 @@ export function parseKey(key: string): ParsedKey {
   };
 }
 
+/** Whether `key` is an s3 mirror run's listing (any chained extension of `mirror.json`). */
+export function isMirrorListingKey(key: string): boolean {
+  return keyProblem(key) === null && parseKey(key).base === "mirror.json";
+}
+
+/**
+ * Where an s3 mirror run's reference list lives: the sha256s its listing names, kept
+ * readable beside an encrypted listing so that garbage collection of mirror versions
+ * needs no identity (engines/s3mirror/versions.ts).
+ * `backups/<client>/<stamp>-<label>.mirror.json[.zst][.age]` gives
+ * `state/mirror-refs/<client>/<stamp>-<label>.json`. INVALID_KEY for any other key.
+ */
+export function mirrorRefsKey(key: string): string {
+  const parsed = parseKey(key);
+  if (parsed.base !== "mirror.json") {
+    throw new CairnError("INVALID_KEY", `Not a mirror listing: ${printable(key)}`);
+  }
+  return `state/mirror-refs/${parsed.client}/${parsed.stamp}-${parsed.label}.json`;
+}
+
 export function manifestKey(key: string): string {
   return key + MANIFEST_SUFFIX;
 }

@@ -1,6 +1,14 @@
 import { z } from "zod";
 import { CairnError } from "../errors.ts";
-import { artifactKeyOf, isManifestKey, keyProblem, manifestKey, parseKey } from "./keys.ts";
+import {
+  artifactKeyOf,
+  isManifestKey,
+  isMirrorListingKey,
+  keyProblem,
+  manifestKey,
+  mirrorRefsKey,
+  parseKey,
+} from "./keys.ts";
 import type { Repository } from "./repository.ts";
 import { TransformSchema } from "../pipeline/transforms.ts";
 
@@ -145,4 +153,6 @@ export async function deleteBackup(repo: Repository, key: string): Promise<void>
   }
   await repo.remove(manifestKey(key));
   await repo.remove(key);
+  // Last: until the listing is gone, version collection may still read it from here.
+  if (isMirrorListingKey(key)) await repo.remove(mirrorRefsKey(key));
 }

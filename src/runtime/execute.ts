@@ -14,7 +14,13 @@ import {
   plannedTransforms,
   type Transform,
 } from "../pipeline/transforms.ts";
-import { backupKey, manifestKey, parseKey } from "../repository/keys.ts";
+import {
+  backupKey,
+  isMirrorListingKey,
+  manifestKey,
+  mirrorRefsKey,
+  parseKey,
+} from "../repository/keys.ts";
 import {
   listBackupKeys,
   type Manifest,
@@ -152,7 +158,13 @@ async function runBackup(
       hooks.setKey,
     );
   }
-  const ctx = engineContext(services, job, hooks, clientName);
+  const keys = await loadKeys(services.config.repository.encryption);
+  const ctx = {
+    ...engineContext(services, job, hooks, clientName),
+    // The recipients the key names (a re-run keeps its transforms), not only the config's.
+    keys: { ...keys, recipients: transforms.flatMap((t) => t.name === "age" ? t.recipients : []) },
+    artifactKey: key,
+  };
   const output = await engine.backup(ctx);
   let stored = false;
   try {
@@ -209,6 +221,10 @@ async function runBackup(
           logger.warn("Could not remove a partial artifact", { key: k, error: String(e) })
         );
     }
+    if (!leaseLost && isMirrorListingKey(key)) {
+      // A mirror run writes its reference list before its listing (versions.ts).
+      await services.repository.remove(mirrorRefsKey(key)).catch(() => {});
+    }
     throw error;
   } finally {
     await output.cleanup?.();
@@ -251,14 +267,14 @@ async function loadForRestore(services: Services, job: Job) {
 
 /**
  * The transforms new backups of this client get: the client's compression settings
- * over the repository's, and the repository's encryption. The s3 mirror stores its
- * objects itself (its listing is not run through the pipeline yet).
+ * over the repository's, and the repository's encryption. The s3 mirror's listing
+ * is an artifact like any other; its objects are stored by the engine, encrypted for
+ * the same recipients and never compressed (engines/s3mirror/stored_copy.ts).
  */
 async function backupTransforms(
   services: Services,
   client: { kind: string; compression?: CompressionName; compression_level?: number },
 ): Promise<Transform[]> {
-  if (client.kind === "s3") return [];
   const repo = services.config.repository;
   const compression = client.compression ?? repo.compression ?? "zstd";
   const sameAlgorithm = client.compression === undefined || client.compression === repo.compression;
@@ -335,7 +351,7 @@ async function runRestore(
   const { key, clientName, engine } = loaded;
   const { keys, options } = await readOptions(services, hooks);
   const manifest = await openManifest(loaded.manifest, keys);
-  const out = await engine.restore(engineContext(services, job, hooks, clientName), {
+  const out = await engine.restore({ ...engineContext(services, job, hooks, clientName), keys }, {
     manifest,
     ...artifactAccess(services.repository, manifest, options),
     target: unsealTarget(job.params),
@@ -396,7 +412,7 @@ async function runVerify(
   // Then the decoded bytes against the plain sha256: an engine's check may read only
   // part of the artifact (pg_restore --list reads the head).
   await drainStream(await access.open(), hooks.signal);
-  const checks = await engine.verify(engineContext(services, job, hooks, clientName), {
+  const checks = await engine.verify({ ...engineContext(services, job, hooks, clientName), keys }, {
     manifest,
     ...access,
   });

@@ -6,7 +6,14 @@ import { deadTags, parseOwner, processStates } from "../io/process_id.ts";
 import * as state from "../jobs/state.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
-import { artifactKeyOf, isManifestKey, keyProblem, manifestKey } from "../repository/keys.ts";
+import {
+  artifactKeyOf,
+  isManifestKey,
+  isMirrorListingKey,
+  keyProblem,
+  manifestKey,
+  mirrorRefsKey,
+} from "../repository/keys.ts";
 import { type Manifest, readManifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import { LeaseLostError } from "../store/store.ts";
@@ -53,6 +60,8 @@ export function resultFromManifest(manifest: Manifest): Record<string, unknown> 
 /** Removes an artifact that has no manifest; logged, since it is the trace of a crash. */
 export async function removeOrphan(repo: Repository, key: string, why: string): Promise<void> {
   await repo.remove(key);
+  // A mirror run writes its reference list before its listing (s3mirror/versions.ts).
+  if (isMirrorListingKey(key)) await repo.remove(mirrorRefsKey(key));
   logger.warn("Removed an artifact without a manifest", { key, reason: why });
 }
 

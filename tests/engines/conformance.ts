@@ -26,13 +26,22 @@ export interface KindAdapter {
   digest(dir: string, target: string | null): Promise<string>;
   /** Whether a target holds nothing (nothing was written). */
   isEmpty(dir: string, target: string): Promise<boolean>;
+  /**
+   * For a kind that stores bytes beside its artifact (the s3 mirror's objects): fails
+   * unless they are stored as the combination says (encrypted or not).
+   */
+  checkStored?(dir: string, encrypted: boolean): Promise<void>;
 }
 
 const COMBINATIONS: Array<{ compression: string; encrypted: boolean; suffix: RegExp }> = [
-  { compression: "none", encrypted: false, suffix: /\.(dump|rdb|sqlite|tar)$/ },
+  { compression: "none", encrypted: false, suffix: /\.(dump|rdb|sqlite|tar|mirror\.json)$/ },
   { compression: "zstd", encrypted: false, suffix: /\.zst$/ },
   { compression: "gzip", encrypted: false, suffix: /\.gz$/ },
-  { compression: "none", encrypted: true, suffix: /\.(dump|rdb|sqlite|tar)\.age$/ },
+  {
+    compression: "none",
+    encrypted: true,
+    suffix: /\.(dump|rdb|sqlite|tar|mirror\.json)\.age$/,
+  },
   { compression: "zstd", encrypted: true, suffix: /\.zst\.age$/ },
   { compression: "gzip", encrypted: true, suffix: /\.gz\.age$/ },
 ];
@@ -96,6 +105,7 @@ export function engineConformance(a: KindAdapter): void {
         withKind(a, combo, async ({ dir, services }) => {
           const key = await backup(services);
           assert.match(key, combo.suffix);
+          await a.checkStored?.(dir, combo.encrypted);
           const v = await run(services, { kind: "verify", client_name: "c", key });
           assert.equal(v.status, "completed", v.error ?? "");
           assert.equal(v.result!.plain_sha256_ok, true);

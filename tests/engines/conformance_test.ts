@@ -6,6 +6,16 @@ import { dropDatabase, pg, tableDigest } from "../helpers/pg.ts";
 import { startRedis, type TestRedis } from "../helpers/redis.ts";
 import { listTree } from "../helpers/tree.ts";
 import { randomBytes } from "../helpers/tmp.ts";
+import { createHash } from "node:crypto";
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { type S3Server, startS3 } from "../helpers/s3.ts";
+import { filesUnder } from "../helpers/crash.ts";
+import assert from "node:assert/strict";
 
 engineConformance({
   kind: "directory",
@@ -114,5 +124,73 @@ engineConformance({
     const rows = await admin`SELECT 1 FROM pg_database WHERE datname = ${t}`;
     await admin.end();
     return rows.length === 0;
+  },
+});
+
+/**
+ * The s3 mirror: its artifact is the run's listing, its objects are stored by the
+ * engine (encrypted with the listing, never compressed); a restore target is a local
+ * directory, each key at its path.
+ */
+let mirrorSource: { s3: S3Server; c: S3Client } | null = null;
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+engineConformance({
+  kind: "s3",
+  async source(_dir, large) {
+    const s3 = await startS3(["src"]);
+    const c = new S3Client({
+      endpoint: s3.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    mirrorSource = { s3, c };
+    const objects: Array<[string, Uint8Array]> = [
+      ["top.txt", new TextEncoder().encode("top\n")],
+      ["a/b/f.txt", new TextEncoder().encode("x".repeat(100_000))],
+      ["a/random.bin", randomBytes(200_000)],
+      ...(large ? [["big.bin", randomBytes(40 << 20)] as [string, Uint8Array]] : []),
+    ];
+    for (const [Key, Body] of objects) {
+      await c.send(new PutObjectCommand({ Bucket: "src", Key, Body }));
+    }
+    return {
+      client: {
+        kind: "s3",
+        endpoint: s3.endpoint,
+        bucket: "src",
+        access_key_id: s3.accessKeyId,
+        secret_access_key: s3.secretAccessKey,
+      },
+      close: () => s3.stop(),
+    };
+  },
+  target: (dir, n) => Promise.resolve({ target: join(dir, `out${n}`), close: async () => {} }),
+  async digest(_dir, t) {
+    const lines: string[] = [];
+    if (t !== null) {
+      for (const f of await filesUnder(t)) {
+        lines.push(`${f} ${sha(await Deno.readFile(join(t, f)))}`);
+      }
+      return lines.join("\n");
+    }
+    const { c } = mirrorSource!;
+    const page = await c.send(new ListObjectsV2Command({ Bucket: "src" }));
+    for (const o of page.Contents ?? []) {
+      const got = await c.send(new GetObjectCommand({ Bucket: "src", Key: o.Key! }));
+      lines.push(`${o.Key} ${sha(await got.Body!.transformToByteArray())}`);
+    }
+    return lines.sort().join("\n");
+  },
+  isEmpty: async (_dir, t) => !(await Deno.stat(t).then(() => true, () => false)),
+  async checkStored(dir, encrypted) {
+    // Every mirrored copy is an age file with encryption on, the object itself without.
+    const root = join(dir, "repo", "mirrors", "c");
+    const files = await filesUnder(root);
+    assert.equal(files.length, 3);
+    for (const f of files) {
+      const head = new TextDecoder().decode((await Deno.readFile(join(root, f))).subarray(0, 22));
+      assert.equal(head === "age-encryption.org/v1\n", encrypted, f);
+    }
   },
 });

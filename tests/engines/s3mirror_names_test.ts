@@ -18,7 +18,7 @@ import type { Services } from "../../src/runtime/services.ts";
 import { MIRROR_V1_OBJECTS } from "../fixtures/mirror_v1_objects.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { type S3Proxy, startS3Proxy } from "../helpers/s3_proxy.ts";
-import { run, testServices } from "../helpers/services.ts";
+import { readListing, run, testServices } from "../helpers/services.ts";
 import { withTempDir } from "../helpers/tmp.ts";
 
 function s3client(s3: S3Server): S3Client {
@@ -102,8 +102,8 @@ async function dirs(root: string): Promise<string[]> {
   return out.sort();
 }
 
-async function listingOf(dir: string, job: Job) {
-  return JSON.parse(await Deno.readTextFile(join(dir, "repo", String(job.result!.key))));
+function listingOf(svc: Services, job: Job) {
+  return readListing(svc, String(job.result!.key));
 }
 
 function completed(job: Job): Job {
@@ -138,7 +138,7 @@ Deno.test("s3 mirror names: a key that is also a prefix, both orders in one run,
             "photos%2F/1.jpg": "the first photo",
             "photos%2F/%empty": "a folder marker with bytes",
           });
-          const listing = await listingOf(dir, b);
+          const listing = await listingOf(svc, b);
           assert.deepEqual(
             listing.objects.map((o: { key: string; stored_key: string }) => [o.key, o.stored_key]),
             [
@@ -308,7 +308,7 @@ Deno.test("s3 mirror names: a//b, a leading /, segments over 255 bytes, . and ..
             reason:
               "the source refuses the key (InvalidObjectName): Object name contains unsupported characters.",
           }]);
-          const listing = await listingOf(dir, last);
+          const listing = await listingOf(svc, last);
           assert.deepEqual(listing.refused, last.result!.failed);
           assert.deepEqual(
             listing.objects.map((o: { key: string; stored_key: string }) => [o.key, o.stored_key]),
@@ -353,7 +353,7 @@ Deno.test("s3 mirror names: a key whose path would pass PATH_MAX is stored by it
         assert.deepEqual(await tree(join(dir, "repo", "mirrors/assets")), {
           [`%long-keys/${sha}`]: "deep object",
         });
-        const listing = await listingOf(dir, b);
+        const listing = await listingOf(svc, b);
         assert.equal(listing.objects[0].key, deep);
         completed(await verify(svc, b.result!.key));
         completed(await restore(svc, b.result!.key, "s3://restore-dst"));
@@ -390,7 +390,7 @@ Deno.test("s3 mirror names: an object the repository cannot hold is named in the
             failed.reason,
             /the repository cannot hold it: .*(name too long|os error 36)/i,
           );
-          const listing = JSON.parse(await Deno.readTextFile(join(repo, String(b.result!.key))));
+          const listing = await readListing(svc, String(b.result!.key));
           assert.deepEqual(listing.refused, [failed]);
           assert.equal(listing.objects.length, 5);
           completed(await verify(svc, b.result!.key));

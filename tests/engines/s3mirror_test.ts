@@ -13,7 +13,7 @@ import { forEachConcurrently } from "../../src/io/pool.ts";
 import { mountTmpfs, SKIP_FAULTS } from "../helpers/mounts.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { startS3Proxy } from "../helpers/s3_proxy.ts";
-import { run, testServices } from "../helpers/services.ts";
+import { readListing, run, testServices } from "../helpers/services.ts";
 import { freePort, withTempDir } from "../helpers/tmp.ts";
 
 function s3client(s3: S3Server): S3Client {
@@ -101,7 +101,7 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
         assert.equal(first.status, "completed", first.error ?? "");
         assert.equal(first.result!.objects_copied, 2000);
         assert.equal(first.result!.objects_total, 2000);
-        assert.match(String(first.result!.key), /\.mirror\.json$/);
+        assert.match(String(first.result!.key), /\.mirror\.json\.zst$/);
 
         const again = await run(svc, { kind: "backup", client_name: "assets" });
         assert.equal(
@@ -126,11 +126,9 @@ Deno.test("s3 mirror: 2,000 objects, then exactly the 15 changed, added and dele
         assert.equal(second.result!.objects_unchanged, 1985);
         assert.equal(second.result!.objects_removed, 0);
         assert.equal(second.result!.objects_total, 2000);
-        const listing = JSON.parse(
-          await Deno.readTextFile(join(dir, "repo", String(second.result!.key))),
-        );
+        const listing = await readListing(svc, String(second.result!.key));
         assert.equal(
-          listing.objects.filter((o: { source_deleted?: boolean }) => o.source_deleted).length,
+          listing.objects.filter((o) => o.source_deleted).length,
           5,
           "remove: false keeps deleted objects, marked",
         );
@@ -516,14 +514,12 @@ Deno.test("s3 mirror: an object overwritten while its copy is in flight is copie
           await Deno.readTextFile(join(dir, "repo", "mirrors/assets/briefs%2F/hot.bin")),
           "hot version 1 ".repeat(500),
         );
-        const listing = JSON.parse(
-          await Deno.readTextFile(join(dir, "repo", String(done.result!.key))),
-        );
+        const listing = await readListing(svc, String(done.result!.key));
         const head = await c.send(
           new HeadObjectCommand({ Bucket: "mirror-src", Key: "briefs/hot.bin" }),
         );
         assert.equal(
-          `"${listing.objects.find((o: { key: string }) => o.key === "briefs/hot.bin").etag}"`,
+          `"${listing.objects.find((o) => o.key === "briefs/hot.bin")!.etag}"`,
           head.ETag,
           "the listing names the version copied",
         );

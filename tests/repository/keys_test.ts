@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import {
   backupKey,
   formatStamp,
+  isMirrorListingKey,
   keyProblem,
   manifestKey,
+  mirrorRefsKey,
   parseKey,
   parseStamp,
 } from "../../src/repository/keys.ts";
@@ -114,4 +116,23 @@ Deno.test("chained extensions: every base with every compression and encryption,
     "backups/x/20261121T020000000Z-l.rdb.zst.age",
   );
   assert.throws(() => backupKey("x", new Date(), "l", "rdb.age.zst"), CairnError);
+});
+
+Deno.test("a mirror run's reference list: one per listing, whatever its chained extension", () => {
+  for (const ext of ["mirror.json", "mirror.json.zst", "mirror.json.gz", "mirror.json.zst.age"]) {
+    const key = `backups/assets/20261121T020000000Z-hourly.${ext}`;
+    assert.ok(isMirrorListingKey(key), ext);
+    assert.equal(mirrorRefsKey(key), "state/mirror-refs/assets/20261121T020000000Z-hourly.json");
+  }
+  for (
+    const key of [
+      "backups/assets/20261121T020000000Z-hourly.tar.zst",
+      "backups/assets/20261121T020000000Z-hourly.mirror.json.manifest.json",
+      "backups/assets/20261121T020000000Z-hourly.mirror.json.age.zst",
+      "mirrors/assets/x.mirror.json",
+    ]
+  ) {
+    assert.equal(isMirrorListingKey(key), false, key);
+    assert.throws(() => mirrorRefsKey(key), CairnError, key);
+  }
 });

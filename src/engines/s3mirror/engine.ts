@@ -1,10 +1,10 @@
-import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError, isCairnError } from "../../errors.ts";
 import { unseen } from "../../lazy.ts";
 import { logger } from "../../log.ts";
-import { verifyingStream } from "../../io/hashing.ts";
+import { isEncrypted } from "../../pipeline/transforms.ts";
+import { requireIdentityFor } from "../../pipeline/identity.ts";
 import { VERSION } from "../../version.ts";
 import type {
   BackupFacts,
@@ -20,7 +20,8 @@ import { storedObjectKey } from "./object_names.ts";
 import type { S3Source, SourceObject } from "./source.ts";
 import { checkMassDelete } from "./guard.ts";
 import { planLocal } from "./local_names.ts";
-import { versionKey } from "./versions.ts";
+import { versionKey, writeRefs } from "./versions.ts";
+import { copyTransforms, encodeCopy, openCopy } from "./stored_copy.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
 async function openSource(client: S3ClientConfig): Promise<S3Source> {
@@ -110,7 +111,7 @@ async function renameToCurrentNames(
       } catch (error) {
         // Moved by a run that died before it saved the index: already in place.
         const there = await repository.stat(name).catch(() => null);
-        if (there && there.size === entry.size) {
+        if (there && there.size === (entry.stored_size ?? entry.size)) {
           state.set(entry.key, { ...entry, stored_key: name });
           moved++;
         } else {
@@ -176,18 +177,6 @@ const SLOW_COPY_MS = 100;
 const STATE_EVERY_COPIES = 500;
 const STATE_EVERY_MS = 15_000;
 
-async function sha256Of(
-  stream: ReadableStream<Uint8Array>,
-): Promise<{ sha256: string; size: number }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk);
-    size += chunk.byteLength;
-  }
-  return { sha256: hash.digest("hex"), size };
-}
-
 /**
  * The objects under every configured prefix, each key once (prefixes may overlap),
  * recorded into `seen` as they are listed.
@@ -206,6 +195,41 @@ async function* listSource(
       yield o;
     }
   }
+}
+
+/** The age identities this host decrypts mirrored copies with (none on a write-only host). */
+function identities(ctx: EngineContext<S3ClientConfig>): string[] {
+  return ctx.keys?.identities ?? [];
+}
+
+/** A copy's CHECKSUM_MISMATCH in the words of a restore or verify result. */
+function mismatchReason(key: string, error: Error): string {
+  return `${key}: ${
+    /is damaged: sha256/.test(error.message) ? "sha256 differs from the listing" : error.message
+  }`;
+}
+
+/**
+ * Fails up front (IDENTITY_MISSING, naming where identities are looked for) when a
+ * run lists encrypted copies and this host has no identity that opens them: before
+ * anything is written to a target. A run whose listing is encrypted already failed
+ * there (runtime/execute.ts); this is for a plain listing naming encrypted copies.
+ */
+async function requireIdentityForCopies(
+  ctx: EngineContext<S3ClientConfig>,
+  objects: MirrorEntry[],
+): Promise<void> {
+  const recipients = new Set<string>();
+  for (const o of objects) {
+    for (const t of o.transforms ?? []) {
+      if (t.name === "age") t.recipients.forEach((r) => recipients.add(r));
+    }
+  }
+  if (!recipients.size) return;
+  await requireIdentityFor(
+    [...recipients],
+    ctx.keys ?? { recipients: [], identities: [], identityFile: null },
+  );
 }
 
 /** VERIFY_FAILED naming the objects a restore did not write, and why. */
@@ -245,18 +269,16 @@ async function restoreEach(
     for (const key of copiesOf(repository, ctx.clientName, o, live)) {
       const info = await repository.stat(key);
       if (!info) continue;
-      if (info.size !== o.size) {
-        reasons.push(`${key}: size ${info.size}, listing says ${o.size}`);
+      const opened = await openCopy(() => repository.get(key), key, info.size, o, identities(ctx));
+      if ("reason" in opened) {
+        reasons.push(opened.reason);
         continue;
       }
-      const checked = (await repository.get(key)).pipeThrough(
-        verifyingStream({ sha256: o.sha256, size: o.size, key }),
-      );
       try {
-        await write(o, checked);
+        await write(o, opened.stream);
       } catch (error) {
         if (!isCairnError(error, "CHECKSUM_MISMATCH")) throw error;
-        reasons.push(`${key}: sha256 differs from the listing`);
+        reasons.push(mismatchReason(key, error));
         continue;
       }
       restored++;
@@ -370,6 +392,9 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
   async backup(ctx: EngineContext<S3ClientConfig>) {
     const { client, repository, clientName, signal } = ctx;
     const source = await openSource(client);
+    // Every copy this run makes is stored this way (stored_copy.ts).
+    const transforms = copyTransforms(ctx.keys?.recipients ?? []);
+    const encrypting = isEncrypted(transforms);
     ctx.progress({ bytes_done: 0, phase: "listing" });
     // The index is read while the first listing page is on its way: that page checks
     // the bucket and the credentials as well as a HEAD would.
@@ -384,9 +409,13 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       objects_failed: 0,
       objects_moved: 0,
       bytes_copied: 0,
-      /** Bytes this run added to the repository: bytes_copied less displaced copies freed by dedup. */
+      /**
+       * Bytes this run wrote into the repository: its copies as stored (an encrypted
+       * copy is larger than the object). Moving a displaced copy into the version
+       * store writes nothing new. Never negative.
+       */
       bytes_stored_new: 0,
-      /** Displaced copies whose bytes the version store already held: not stored twice. */
+      /** Displaced copies (as stored) whose bytes the version store already held: not stored twice. */
       bytes_deduplicated: 0,
       /** Displaced copies moved into the version store. */
       versions_kept: 0,
@@ -426,7 +455,13 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       for await (const obj of listSource(source, client.prefixes, current, signal)) {
         state ??= await loadState();
         const prev = state.get(obj.key);
-        if (prev && !prev.source_deleted && prev.size === obj.size && prev.etag === obj.etag) {
+        // A copy stored the other way (encryption switched on or off since) is made
+        // again, so the newest state is all encrypted or all plain. Recipients that
+        // changed do not count: older copies open with the older identities.
+        if (
+          prev && !prev.source_deleted && prev.size === obj.size && prev.etag === obj.etag &&
+          isEncrypted(prev.transforms ?? []) === encrypting
+        ) {
           counters.objects_unchanged++;
         } else {
           listing.bytesToCopy += obj.size;
@@ -480,7 +515,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       if (await repository.stat(version)) {
         // A copy about to be replaced, whose bytes are already kept: stored once.
         if (replaced && await repository.stat(entry.stored_key)) {
-          counters.bytes_deduplicated += entry.size;
+          counters.bytes_deduplicated += entry.stored_size ?? entry.size;
         }
         return true;
       }
@@ -519,12 +554,14 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       for (let attempt = 1;; attempt++) {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
-        const put = await repository.put(stored, got.body, { signal, deferSync: true });
-        if (got.size !== null && put.size !== got.size) {
+        const encoded = await encodeCopy(got.body, transforms);
+        const put = await repository.put(stored, encoded.stored, { signal, deferSync: true });
+        const plain = encoded.plain?.() ?? put;
+        if (got.size !== null && plain.size !== got.size) {
           if (attempt < COPY_ATTEMPTS) continue;
           throw new CairnError(
             "SOURCE_UNAVAILABLE",
-            `${listed.key}: read ${put.size} bytes, the source said ${got.size}`,
+            `${listed.key}: read ${plain.size} bytes, the source said ${got.size}`,
           );
         }
         // S3 serves one version whole per GET, and its ETag comes with it: a change
@@ -547,13 +584,17 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         state.set(listed.key, {
           key: listed.key,
           stored_key: stored,
-          size: put.size,
+          size: plain.size,
           etag: got.etag,
-          sha256: put.sha256,
+          sha256: plain.sha256,
           last_modified: listed.last_modified,
+          ...(transforms.length
+            ? { transforms, stored_size: put.size, stored_sha256: put.sha256 }
+            : {}),
         });
         counters.objects_copied++;
-        counters.bytes_copied += put.size;
+        counters.bytes_copied += plain.size;
+        counters.bytes_stored_new += put.size;
         sinceSave++;
         ctx.progress({
           bytes_done: counters.bytes_copied,
@@ -606,7 +647,6 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       }
     }
     await saveState(true);
-    counters.bytes_stored_new = counters.bytes_copied - counters.bytes_deduplicated;
 
     const objects = [...state.values()].sort((
       a,
@@ -614,6 +654,9 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     ) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     counters.objects_total = objects.filter((o) => !o.source_deleted).length;
     const bytesTotal = objects.reduce((n, o) => n + (o.source_deleted ? 0 : o.size), 0);
+    // Before the listing is stored: version collection on a host with no identity
+    // reads the run's references from here, never from an encrypted listing.
+    if (ctx.artifactKey) await writeRefs(repository, ctx.artifactKey, objects.map((o) => o.sha256));
     const body = listingStream(
       {
         format_version: 1,
@@ -647,6 +690,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     const { client, signal } = ctx;
     if (request.target?.startsWith("/")) {
       const listing = await parseListing(await request.open(), request.manifest.key);
+      await requireIdentityForCopies(ctx, listing.objects);
       return await restoreToDirectory(ctx, request.target, request.replace, listing.objects);
     }
     const source = await openSource(client);
@@ -663,6 +707,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     }
     await source.checkBucket(target.bucket);
     const listing = await parseListing(await request.open(), request.manifest.key);
+    await requireIdentityForCopies(ctx, listing.objects);
     for await (const _ of source.list(target.prefix, target.bucket)) {
       if (!request.replace) {
         throw new CairnError(
@@ -693,6 +738,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
   async verify(ctx: EngineContext<S3ClientConfig>, request: VerifyRequest) {
     const { repository, client, signal } = ctx;
     const listing = await parseListing(await request.open(), request.manifest.key);
+    await requireIdentityForCopies(ctx, listing.objects);
     const problems: Array<{ key: string; reason: string }> = [];
     let checked = 0, bytes = 0;
     const live = await liveIndex(repository, ctx.clientName);
@@ -701,13 +747,22 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       for (const key of copiesOf(repository, ctx.clientName, o, live)) {
         const info = await repository.stat(key);
         if (!info) continue;
-        if (info.size !== o.size) {
-          reasons.push(`size ${info.size}, listing says ${o.size}`);
+        const opened = await openCopy(
+          () => repository.get(key),
+          key,
+          info.size,
+          o,
+          identities(ctx),
+        );
+        if ("reason" in opened) {
+          reasons.push(opened.reason);
           continue;
         }
-        const check = await sha256Of(await repository.get(key));
-        if (check.sha256 !== o.sha256) {
-          reasons.push("sha256 differs from the listing");
+        try {
+          for await (const _ of opened.stream) signal.throwIfAborted();
+        } catch (error) {
+          if (!isCairnError(error, "CHECKSUM_MISMATCH")) throw error;
+          reasons.push(mismatchReason(key, error));
           continue;
         }
         checked++;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CairnError } from "../../errors.ts";
 import type { Repository } from "../../repository/repository.ts";
+import { TransformSchema } from "../../pipeline/transforms.ts";
 import { stateKey } from "./keys.ts";
 
 export const MirrorEntrySchema = z.object({
@@ -11,6 +12,15 @@ export const MirrorEntrySchema = z.object({
   sha256: z.string(),
   last_modified: z.string().nullable(),
   source_deleted: z.boolean().optional(),
+  /**
+   * How this run's copy was stored, when not as the plain bytes (age with its
+   * recipients: stored_copy.ts); `size` and `sha256` stay the object's own, the
+   * identity that verify, restore and dedup go by.
+   */
+  transforms: z.array(TransformSchema).optional(),
+  /** The stored copy's size and sha256, when transformed (the plain ones otherwise). */
+  stored_size: z.number().int().nonnegative().optional(),
+  stored_sha256: z.string().optional(),
 });
 export type MirrorEntry = z.infer<typeof MirrorEntrySchema>;
 

@@ -1,8 +1,10 @@
+import { z } from "zod";
 import { CairnError } from "../../errors.ts";
 import { logger } from "../../log.ts";
+import { readArtifact } from "../../pipeline/read.ts";
+import { isMirrorListingKey, mirrorRefsKey } from "../../repository/keys.ts";
 import type { Repository } from "../../repository/repository.ts";
-import { readState } from "./listing.ts";
-import { parseListing } from "./listing.ts";
+import { parseListing, readState } from "./listing.ts";
 
 /**
  * The version store of a mirror: every copy a run displaced (an object that changed,
@@ -42,9 +44,68 @@ export function versionSha(kind: "fs" | "s3", client: string, key: string): stri
   return m && m[2].startsWith(m[1]) ? m[2] : null;
 }
 
-/** A run's listing key (the mirror's artifact), not its manifest. */
-export function isListingKey(key: string): boolean {
-  return key.endsWith(".mirror.json");
+/** A run's listing key (the mirror's artifact, any chained extension), not its manifest. */
+export const isListingKey = isMirrorListingKey;
+
+/**
+ * A run's reference list (repository key from mirrorRefsKey): the plain sha256 of
+ * every object its listing names, sorted, once each. Written by the run before its
+ * listing, never encrypted: version collection and the repository check read it on a
+ * host with no identity. It tells a reader of the repository no more than the
+ * version store's names (the same sha256s) and the running state already do: which
+ * contents are equal, and whether a file the reader already has is among them; never
+ * any content (see README, "Encryption").
+ */
+const RefsSchema = z.object({
+  format_version: z.literal(1),
+  listing: z.string(),
+  sha256: z.array(z.string().regex(SHA256)),
+});
+
+/** Writes the reference list of the run whose listing will be stored at `listingKey`. */
+export async function writeRefs(
+  repo: Repository,
+  listingKey: string,
+  shas: Iterable<string>,
+): Promise<void> {
+  const body = JSON.stringify({
+    format_version: 1,
+    listing: listingKey,
+    sha256: [...new Set(shas)].sort(),
+  });
+  await repo.put(mirrorRefsKey(listingKey), ReadableStream.from([new TextEncoder().encode(body)]));
+}
+
+/** The run's reference list, or null when it has none (listings before cairn wrote them). */
+export async function readRefs(repo: Repository, listingKey: string): Promise<string[] | null> {
+  const key = mirrorRefsKey(listingKey);
+  if (!(await repo.stat(key))) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(await new Response(await repo.get(key)).text());
+  } catch {
+    value = null;
+  }
+  const parsed = RefsSchema.safeParse(value);
+  if (!parsed.success || parsed.data.listing !== listingKey) {
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `The reference list ${key} of ${listingKey} is malformed; remove it and version collection reads the listing instead (which needs the age identity when the listing is encrypted)`,
+    );
+  }
+  return parsed.data.sha256;
+}
+
+/** The sha256s a run's listing names: from its reference list, else its listing. */
+async function runReferences(repo: Repository, listingKey: string): Promise<string[]> {
+  const refs = await readRefs(repo, listingKey);
+  if (refs) return refs;
+  // Only listings written before reference lists: plain, no identity needed.
+  const listing = await parseListing(
+    await readArtifact(repo, listingKey, { identities: [], signal: new AbortController().signal }),
+    listingKey,
+  );
+  return listing.objects.map((o) => o.sha256);
 }
 
 /**
@@ -52,8 +113,10 @@ export function isListingKey(key: string): boolean {
  * the client in the repository (with or without a manifest: a run being written, or
  * one whose delete stopped half way, counts), minus the runs in `without`, plus the
  * running state's (an object whose copy failed after its old copy was displaced is
- * listed by the next run with its old sha256). A listing that cannot be read fails
- * the whole call: nothing may be collected on a partial view.
+ * listed by the next run with its old sha256). Each run's come from its reference
+ * list, so no identity is needed; an older run without one has a plain listing, read
+ * through the pipeline. A run that cannot be read fails the whole call: nothing may
+ * be collected on a partial view.
  */
 export async function referencedVersions(
   repo: Repository,
@@ -64,8 +127,7 @@ export async function referencedVersions(
   let runs = 0;
   for await (const obj of repo.list(`backups/${client}/`)) {
     if (!isListingKey(obj.key) || without.has(obj.key)) continue;
-    const listing = await parseListing(await repo.get(obj.key), obj.key);
-    for (const o of listing.objects) shas.add(o.sha256);
+    for (const sha of await runReferences(repo, obj.key)) shas.add(sha);
     runs++;
   }
   for (const entry of (await readState(repo, client)).values()) shas.add(entry.sha256);
@@ -131,4 +193,23 @@ export async function collectVersions(
     logger.info("Collected mirror versions no run refers to", { client, versions, bytes });
   }
   return { versions, bytes };
+}
+
+/**
+ * The kept versions of `client` that no run (nor the running state) refers to, for
+ * the repository check: what the next prune's collection would free. Reads no
+ * listing that needs an identity (see referencedVersions).
+ */
+export async function orphanedVersions(
+  repo: Repository,
+  client: string,
+): Promise<Array<{ key: string; size: number }>> {
+  const versions: Array<{ key: string; sha: string; size: number }> = [];
+  for await (const obj of repo.list(versionPrefix(repo.kind, client))) {
+    const sha = versionSha(repo.kind, client, obj.key);
+    if (sha) versions.push({ key: obj.key, sha, size: obj.size });
+  }
+  if (!versions.length) return [];
+  const { shas } = await referencedVersions(repo, client);
+  return versions.filter((v) => !shas.has(v.sha)).map(({ key, size }) => ({ key, size }));
 }
