@@ -1,9 +1,9 @@
-import { join } from "node:path";
 import { toError } from "../errors.ts";
 import { contentHasher } from "../io/hashing.ts";
 import { artifactKeyOf, isManifestKey, keyProblem, manifestKey } from "./keys.ts";
 import { readManifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
+import { partialWrites } from "./capabilities.ts";
 
 /** What a repository check can find. */
 export type ProblemKind =
@@ -135,12 +135,11 @@ export async function checkRepository(
       problems.push({ kind: "temp_leftover", key, message: `${key} is a temporary leftover` });
     }
   }
-  for (const name of await tempDirEntries(repo)) {
+  for (const name of await partialWrites(repo).list()) {
     problems.push({
       kind: "temp_leftover",
-      key: `.tmp/${name}`,
-      message:
-        `.tmp/${name} is the leftover of an interrupted write (the daemon's sweep removes it)`,
+      key: name,
+      message: `${name} is the leftover of an interrupted write (the daemon's sweep removes it)`,
     });
   }
   return {
@@ -152,16 +151,4 @@ export async function checkRepository(
     read_data: options.readData ?? false,
     duration_ms: Date.now() - started,
   };
-}
-
-/** An fs repository's `.tmp/` entries (its puts write there first); none elsewhere. */
-async function tempDirEntries(repo: Repository): Promise<string[]> {
-  if (repo.kind !== "fs") return [];
-  try {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(join(repo.location, ".tmp"))) names.push(e.name);
-    return names.sort();
-  } catch {
-    return [];
-  }
 }

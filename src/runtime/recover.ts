@@ -8,6 +8,7 @@ import { logger } from "../log.ts";
 import { artifactKeyOf, isManifestKey, keyProblem, manifestKey } from "../repository/keys.ts";
 import { type Manifest, readManifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import { partialWrites } from "../repository/capabilities.ts";
 import { LeaseLostError } from "../store/store.ts";
 import { leaseMs, type Services } from "./services.ts";
 
@@ -205,7 +206,8 @@ export async function sweep(services: Services): Promise<SweepReport> {
     return [] as string[];
   });
   const scratch = await services.scratch.sweep();
-  const partial = await services.repository.cleanupPartial(leaseMs(services.config), deadTags)
+  const partial = await partialWrites(services.repository)
+    .sweep(leaseMs(services.config), deadTags)
     .catch(() => 0);
   if (partial) logger.info("Removed leftovers of interrupted writes", { files: partial });
   // In-place restores of directory clients killed part way: rolled back (logged there).
