@@ -44,7 +44,8 @@ export interface BatchedDurability {
   /** As the move capability, durable only after sync(). */
   move(from: string, to: string): Promise<void>;
   /**
-   * Makes every earlier put and move of the batch durable. Calls queue behind each
+   * Makes every earlier put and move of the batch durable: there is one batch per
+   * repository, so this also covers other callers' writes. Calls queue behind each
    * other; once one failed, every later one fails (the kernel reports a lost write
    * once, so nothing after it can say which objects reached the disk).
    */
@@ -57,7 +58,10 @@ export interface BatchedDurability {
  * uploads). A put that fails while cairn runs removes its own leftover.
  */
 export interface PartialWrites {
-  /** Their names, sorted, for a report: `.tmp/<name>` on a disk, the object key in S3. */
+  /**
+   * Their names, sorted, for a report: `.tmp/<name>` on a disk, `<key> (incomplete
+   * multipart upload)` in S3. Writes under way are listed too.
+   */
   list(): Promise<string[]>;
   /**
    * Removes those older than `olderThanMs`, and at once those whose own name (an fs
