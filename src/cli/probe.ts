@@ -7,6 +7,7 @@ import { RedisConnection, text } from "../engines/redis/resp.ts";
 import { parseRedisUrl } from "../engines/redis/url.ts";
 import { S3Source } from "../engines/s3mirror/source.ts";
 import { openRepository } from "../repository/open.ts";
+import { checkWritable } from "../repository/preflight.ts";
 
 /** One line of `config check --probe`: what was checked, and "ok: ..." or the problem. */
 export interface ProbeResult {
@@ -132,7 +133,7 @@ function probeClient(client: ClientConfig): () => Promise<string> {
 export async function* probeConfig(config: Config): AsyncGenerator<ProbeResult> {
   yield await run(`repository (${config.repository.kind})`, async () => {
     const repo = await openRepository(config.repository);
-    await repo.checkWritable();
+    await checkWritable(repo);
     return `${repo.location} is reachable and writable`;
   });
   const kinds = new Set(Object.values(config.clients).map((c) => c.kind));

@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { toError } from "../errors.ts";
 import { contentHasher } from "../io/hashing.ts";
 import { orphanedVersions } from "../engines/s3mirror/versions.ts";
@@ -12,6 +11,7 @@ import {
 } from "./keys.ts";
 import { readManifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
+import { partialWrites } from "./capabilities.ts";
 
 /** What a repository check can find. */
 export type ProblemKind =
@@ -169,12 +169,11 @@ export async function checkRepository(
       });
     }
   }
-  for (const name of await tempDirEntries(repo)) {
+  for (const name of await partialWrites(repo).list()) {
     problems.push({
       kind: "temp_leftover",
-      key: `.tmp/${name}`,
-      message:
-        `.tmp/${name} is the leftover of an interrupted write (the daemon's sweep removes it)`,
+      key: name,
+      message: `${name} is the leftover of an interrupted write (the daemon's sweep removes it)`,
     });
   }
   return {
@@ -200,16 +199,4 @@ async function mirrorClients(repo: Repository, keys: Iterable<string>): Promise<
     if (m) clients.add(m[1]);
   }
   return [...clients].sort();
-}
-
-/** An fs repository's `.tmp/` entries (its puts write there first); none elsewhere. */
-async function tempDirEntries(repo: Repository): Promise<string[]> {
-  if (repo.kind !== "fs") return [];
-  try {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(join(repo.location, ".tmp"))) names.push(e.name);
-    return names.sort();
-  } catch {
-    return [];
-  }
 }

@@ -7,7 +7,14 @@ import { contentHasher } from "../io/hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { ownerTag } from "../io/process_id.ts";
 import { runCommand } from "../engines/process.ts";
-import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
+import type {
+  ByteRange,
+  ObjectInfo,
+  PutOptions,
+  PutResult,
+  Repository,
+  RepositoryCapabilities,
+} from "./repository.ts";
 
 const TMP_DIR = ".tmp";
 /** Writes of artifacts go in units of this size. */
@@ -19,7 +26,7 @@ const RANGE_CHUNK = 256 * 1024;
  * writes it saved.
  */
 const SPARE_BUFFERS = 16;
-/** fsyncs at once when syncDeferred() has to sync file by file. */
+/** fsyncs at once when a batch sync has to sync file by file. */
 const SYNC_LANES = 8;
 
 /**
@@ -91,9 +98,11 @@ function repositoryError(error: unknown, action: string, root: string): Error {
 }
 
 /**
- * A repository in a local directory. A put writes `.tmp/<random>.part`, fsyncs it,
- * renames it into place and fsyncs the directory, so a key is either absent or whole.
- * A deferred put (mirrors) renames without syncing and leaves it to syncDeferred().
+ * A repository in a local directory. A put writes `.tmp/<writer>-<random>.part`,
+ * fsyncs it, renames it into place and fsyncs the directory, so a key is either
+ * absent or whole. Capabilities: `move` (a rename), `batch` (a mirror's puts and
+ * moves rename without syncing; its sync() makes them durable with one syncfs), and
+ * `partialWrites` (the `.tmp/` files of killed writers).
  */
 export class FsRepository implements Repository {
   readonly kind = "fs" as const;
@@ -107,6 +116,18 @@ export class FsRepository implements Repository {
   #syncFailure: Error | null = null;
   #knownDirs = new Set<string>();
   readonly #syncFilesystem: FilesystemSync;
+  readonly capabilities: RepositoryCapabilities = {
+    move: (from, to) => this.#move(from, to, false),
+    batch: {
+      put: (key, body, options) => this.#put(key, body, options, true),
+      move: (from, to) => this.#move(from, to, true),
+      sync: () => this.#syncDeferred(),
+    },
+    partialWrites: {
+      list: () => this.#partialNames(),
+      sweep: (olderThanMs, writerIsDead) => this.#sweepPartial(olderThanMs, writerIsDead),
+    },
+  };
 
   constructor(root: string, options: { syncFilesystem?: FilesystemSync } = {}) {
     this.root = resolve(root);
@@ -127,10 +148,16 @@ export class FsRepository implements Repository {
     return full;
   }
 
-  async put(
+  put(key: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult> {
+    return this.#put(key, body, options, false);
+  }
+
+  /** With `deferred`, the file and its new name are synced by the next #syncDeferred(). */
+  async #put(
     key: string,
     body: ReadableStream<Uint8Array>,
     options: PutOptions = {},
+    deferred: boolean,
   ): Promise<PutResult> {
     const final = this.#path(key);
     const tmpDir = join(this.root, TMP_DIR);
@@ -167,7 +194,7 @@ export class FsRepository implements Repository {
       signal?.throwIfAborted();
       // Only an abort cancels the body here; an end that was a cancel is never stored.
       if (buffer === null) throw new Error("the source was cancelled before its end");
-      if (!options.deferSync) await file.sync();
+      if (!deferred) await file.sync();
       file.close();
       file = null;
       await this.#ensureDir(dirname(final));
@@ -178,7 +205,7 @@ export class FsRepository implements Repository {
         await this.#ensureDir(dirname(final));
         await Deno.rename(tmp, final);
       });
-      if (options.deferSync) {
+      if (deferred) {
         this.#unsyncedFiles.push(final);
         this.#unsyncedDirs.add(dirname(final));
       } else syncDirSync(dirname(final));
@@ -213,10 +240,7 @@ export class FsRepository implements Repository {
     this.#knownDirs.add(dir);
   }
 
-  async get(
-    key: string,
-    range?: { start: number; end?: number },
-  ): Promise<ReadableStream<Uint8Array>> {
+  async get(key: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
     const path = this.#path(key);
     let file: Deno.FsFile;
     try {
@@ -295,7 +319,8 @@ export class FsRepository implements Repository {
     await this.#pruneEmptyDirs(dirname(path));
   }
 
-  async move(from: string, to: string, options: { deferSync?: boolean } = {}): Promise<void> {
+  /** A rename; with `deferred`, its directories are synced by the next #syncDeferred(). */
+  async #move(from: string, to: string, deferred: boolean): Promise<void> {
     const source = this.#path(from);
     const target = this.#path(to);
     const rename = async () => {
@@ -315,7 +340,7 @@ export class FsRepository implements Repository {
       }
       throw repositoryError(error, `moving ${from} to ${to}`, this.root);
     }
-    if (options.deferSync) {
+    if (deferred) {
       this.#unsyncedDirs.add(dirname(target));
       this.#unsyncedDirs.add(dirname(source));
     } else {
@@ -344,17 +369,6 @@ export class FsRepository implements Repository {
     }
   }
 
-  async checkWritable(): Promise<void> {
-    const probe = `${TMP_DIR}/probe-${crypto.randomUUID()}`;
-    try {
-      await Deno.mkdir(join(this.root, TMP_DIR), { recursive: true });
-      await Deno.writeFile(join(this.root, probe), new Uint8Array([1]));
-      await Deno.remove(join(this.root, probe));
-    } catch (error) {
-      throw repositoryError(error, "checking that it is writable", this.root);
-    }
-  }
-
   /**
    * One syncfs for the whole batch: an fsync per file costs a disk cache flush each
    * (5,000 of them in a 5,000-object mirror, about 1 s of system time there), a
@@ -362,7 +376,7 @@ export class FsRepository implements Repository {
    * fsynced. Calls queue behind each other, so a caller whose puts an earlier call
    * took waits for that call's outcome.
    */
-  syncDeferred(): Promise<void> {
+  #syncDeferred(): Promise<void> {
     const run = this.#syncQueue.then(() => this.#syncBatch());
     this.#syncQueue = run.catch(() => {});
     return run;
@@ -395,7 +409,18 @@ export class FsRepository implements Repository {
     }
   }
 
-  async cleanupPartial(
+  /** The `.tmp/` entries, sorted: writes under way, or leftovers of killed writers. */
+  async #partialNames(): Promise<string[]> {
+    try {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(join(this.root, TMP_DIR))) names.push(e.name);
+      return names.sort().map((name) => `${TMP_DIR}/${name}`);
+    } catch {
+      return []; // no tmp dir: no leftovers (and a check never fails on this part)
+    }
+  }
+
+  async #sweepPartial(
     olderThanMs: number,
     writerIsDead: (names: string[]) => Promise<Set<string>> = () => Promise.resolve(new Set()),
   ): Promise<number> {

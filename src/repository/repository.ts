@@ -1,6 +1,11 @@
 /**
- * Where backups live. Small on purpose (after restic's backend interface): the
- * callers never learn whether bytes land on a disk or in a bucket.
+ * Where backups live. Small on purpose, after restic's backend interface
+ * (internal/backend: Save, Load with offset and length, Stat, List, Remove, plus
+ * Properties): five storage verbs and a statement of what the backend can do
+ * besides. Callers never learn whether bytes land on a disk or in a bucket; what a
+ * backend does better than the verbs (a rename, one sync for a batch) is an optional
+ * capability, and each capability's generic fallback is written once
+ * (capabilities.ts), so a caller never branches on the backend.
  */
 export interface PutResult {
   size: number;
@@ -18,44 +23,89 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Called with the bytes stored so far, at most a few times a second. */
   onProgress?: (bytes: number) => void;
-  /**
-   * For batches of many small objects: the bytes and the new name are durable only
-   * once syncDeferred() has returned (one sync for the batch instead of one per
-   * object). Until then a crash may leave the key absent, old, or holding a partial
-   * file: record nothing that depends on the object before that.
-   */
-  deferSync?: boolean;
 }
 
-export interface Repository {
-  readonly kind: "fs" | "s3";
-  /** Where it is, for messages (never with credentials). */
-  readonly location: string;
-  /** Streams `body` into `key`; the key appears only once every byte is durable. */
+/** The byte range [start, end] of an object (end inclusive, as HTTP's Range); end open: to the last byte. */
+export interface ByteRange {
+  start: number;
+  end?: number;
+}
+
+/**
+ * Durability for many small objects at the price of one sync (a mirror's thousands
+ * of copies): a put or move through it is visible at once but durable only once
+ * sync() has returned. Until then a crash may leave the key absent, old, or holding
+ * a partial file: record nothing that depends on it before that. Only a backend
+ * whose plain puts each pay a sync (fsync of the file and its directory) offers it;
+ * elsewhere a plain put is already durable when it returns (putBatched()).
+ */
+export interface BatchedDurability {
   put(key: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult>;
-  /** Reads `key` as a stream, optionally the byte range [start, end]. */
-  get(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>>;
-  stat(key: string): Promise<ObjectInfo | null>;
-  list(prefix: string): AsyncIterable<ObjectInfo>;
-  /** Makes earlier deferSync puts durable (a no-op where puts are atomic). */
-  syncDeferred(): Promise<void>;
-  /** Removing a missing key is not an error. */
-  remove(key: string): Promise<void>;
+  /** As the move capability, durable only after sync(). */
+  move(from: string, to: string): Promise<void>;
   /**
-   * Gives the object at `from` the key `to` (replacing what `to` held) without
-   * reading it through cairn: a rename on a disk, a server-side copy then a delete in
-   * S3. BACKUP_NOT_FOUND when `from` does not exist. With deferSync the rename is
-   * durable only once syncDeferred() has returned.
+   * Makes every earlier put and move of the batch durable: there is one batch per
+   * repository, so this also covers other callers' writes. Calls queue behind each
+   * other; once one failed, every later one fails (the kernel reports a lost write
+   * once, so nothing after it can say which objects reached the disk).
    */
-  move(from: string, to: string, options?: { deferSync?: boolean }): Promise<void>;
-  /** Fails with a message naming the problem when the repository cannot be written. */
-  checkWritable(): Promise<void>;
+  sync(): Promise<void>;
+}
+
+/**
+ * Leftovers of writes a killed process never finished, which the verbs cannot see
+ * (an fs repository's `.tmp/*.part` files, an S3 bucket's incomplete multipart
+ * uploads). A put that fails while cairn runs removes its own leftover.
+ */
+export interface PartialWrites {
   /**
-   * Removes leftovers of interrupted writes older than `olderThanMs`, and at once
-   * those whose name `writerIsDead` says a process that is gone was writing.
+   * Their names, sorted, for a report: `.tmp/<name>` on a disk, `<key> (incomplete
+   * multipart upload)` in S3. Writes under way are listed too.
    */
-  cleanupPartial(
+  list(): Promise<string[]>;
+  /**
+   * Removes those older than `olderThanMs`, and at once those whose own name (an fs
+   * part is named by its writer: io/process_id.ts ownerTag) `writerIsDead` says a
+   * process that is gone was writing. Returns how many went.
+   */
+  sweep(
     olderThanMs: number,
     writerIsDead?: (names: string[]) => Promise<Set<string>>,
   ): Promise<number>;
+}
+
+/** What a repository can do besides the verbs (restic's Properties); absent means "use the fallback". */
+export interface RepositoryCapabilities {
+  /**
+   * Gives the object at `from` the key `to` (replacing what `to` held) without
+   * reading it through cairn: a rename on a disk, a server-side copy then a delete in
+   * S3. BACKUP_NOT_FOUND when `from` does not exist. Fallback: moveObject() copies
+   * through cairn (get, put, remove).
+   */
+  readonly move?: (from: string, to: string) => Promise<void>;
+  /** One sync for a batch of small objects; fallback: plain (durable) puts. */
+  readonly batch?: BatchedDurability;
+  /** Leftovers of interrupted writes; fallback: none can exist. */
+  readonly partialWrites?: PartialWrites;
+}
+
+export interface Repository {
+  /**
+   * The key layout the repository was written with (a mirror's names differ: a disk
+   * cannot hold `photos` beside `photos/1.jpg`); also shown to operators.
+   */
+  readonly kind: "fs" | "s3";
+  /** Where it is, for messages (never with credentials). */
+  readonly location: string;
+  readonly capabilities: RepositoryCapabilities;
+  /** Streams `body` into `key`; the key appears only once every byte is durable. */
+  put(key: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult>;
+  /** Reads `key` as a stream, optionally only `range`. BACKUP_NOT_FOUND when it is absent. */
+  get(key: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>>;
+  /** null when the key is absent. */
+  stat(key: string): Promise<ObjectInfo | null>;
+  /** Every object whose key starts with `prefix`, sorted by key. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removing a missing key is not an error. */
+  remove(key: string): Promise<void>;
 }

@@ -6,7 +6,6 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsCommand,
-  PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
 import type { RepositoryConfig } from "../config/schema.ts";
@@ -16,7 +15,14 @@ import { assertSafeKey } from "./paths.ts";
 import { s3CairnError } from "../s3/errors.ts";
 import { sdkClient } from "../s3/sdk.ts";
 import { uploadStream } from "./s3_upload.ts";
-import type { ObjectInfo, PutOptions, PutResult, Repository } from "./repository.ts";
+import type {
+  ByteRange,
+  ObjectInfo,
+  PutOptions,
+  PutResult,
+  Repository,
+  RepositoryCapabilities,
+} from "./repository.ts";
 
 type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
 
@@ -37,9 +43,21 @@ export function s3Error(error: unknown, action: string, where: string): Error {
   return s3CairnError(error, "repository", action, where);
 }
 
-/** A repository in an S3-compatible bucket (AWS, MinIO, ...), under an optional key prefix. */
+/**
+ * A repository in an S3-compatible bucket (AWS, MinIO, ...), under an optional key
+ * prefix. An object exists whole or not at all once its PUT returns, so there is no
+ * batch capability: every put is already durable. Capabilities: `move` (a
+ * server-side copy then a delete) and `partialWrites` (incomplete multipart uploads).
+ */
 export class S3Repository implements Repository {
   readonly kind = "s3" as const;
+  readonly capabilities: RepositoryCapabilities = {
+    move: (from, to) => this.#move(from, to),
+    partialWrites: {
+      list: () => this.#partialNames(),
+      sweep: (olderThanMs) => this.#sweepPartial(olderThanMs),
+    },
+  };
   readonly #client: S3Client;
   readonly #bucket: string;
   readonly #prefix: string;
@@ -102,10 +120,7 @@ export class S3Repository implements Repository {
     }
   }
 
-  async get(
-    key: string,
-    range?: { start: number; end?: number },
-  ): Promise<ReadableStream<Uint8Array>> {
+  async get(key: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
     try {
       const out = await this.#client.send(
         new GetObjectCommand({
@@ -187,7 +202,7 @@ export class S3Repository implements Repository {
    * reference, CopyObject); a larger one fails here and the caller copies it again
    * from where it came from.
    */
-  async move(from: string, to: string): Promise<void> {
+  async #move(from: string, to: string): Promise<void> {
     const source = this.#key(from);
     try {
       await this.#client.send(
@@ -208,33 +223,38 @@ export class S3Repository implements Repository {
     await this.remove(from);
   }
 
-  async checkWritable(): Promise<void> {
-    const probe = `.cairn-probe-${crypto.randomUUID()}`;
-    try {
-      await this.#client.send(
-        new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(probe), Body: "probe" }),
-      );
-      await this.#client.send(
-        new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(probe) }),
-      );
-    } catch (error) {
-      throw s3Error(error, "checking that it is writable", this.location);
-    }
-  }
-
-  /** An S3 object exists whole or not at all once its PUT returns: nothing to sync. */
-  syncDeferred(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  /** Aborts multipart uploads under our prefix that a killed process left behind. */
-  async cleanupPartial(olderThanMs: number): Promise<number> {
-    let aborted = 0;
+  /**
+   * The multipart uploads under our prefix not completed nor aborted (the first
+   * 1,000: ListMultipartUploads' page). Empty where the server does not list uploads
+   * (s3rver answers NotImplemented); their lifecycle rules clean up there.
+   */
+  async #uploads() {
     try {
       const out = await this.#client.send(
         new ListMultipartUploadsCommand({ Bucket: this.#bucket, Prefix: this.#prefix }),
       );
-      for (const u of out.Uploads ?? []) {
+      return out.Uploads ?? [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** Incomplete multipart uploads, named by the key (under our prefix) each was writing. */
+  async #partialNames(): Promise<string[]> {
+    return (await this.#uploads())
+      .flatMap((u) => u.Key?.startsWith(this.#prefix) ? [u.Key.slice(this.#prefix.length)] : [])
+      .sort()
+      .map((key) => `${key} (incomplete multipart upload)`);
+  }
+
+  /**
+   * Aborts multipart uploads under our prefix older than `olderThanMs`, which a
+   * killed process left behind (an upload names no writer, so only age tells).
+   */
+  async #sweepPartial(olderThanMs: number): Promise<number> {
+    let aborted = 0;
+    try {
+      for (const u of await this.#uploads()) {
         if (
           u.Initiated && Date.now() - u.Initiated.getTime() > olderThanMs && u.Key && u.UploadId
         ) {
@@ -248,7 +268,7 @@ export class S3Repository implements Repository {
           aborted++;
         }
       }
-    } catch { /* some S3-compatible servers do not list uploads; their lifecycle rules clean up */ }
+    } catch { /* an abort the server refuses: the bucket's lifecycle rules clean up */ }
     return aborted;
   }
 }

@@ -179,7 +179,7 @@ export async function uploadStream(
     await Promise.allSettled(inFlight);
     if (uploadId !== undefined) {
       // Frees the parts already stored. Some S3-compatible servers do not implement
-      // it; cleanupPartial and the bucket's lifecycle rules are the fallback.
+      // it; the sweep (partialWrites) and the bucket's lifecycle rules are the fallback.
       await client.send(
         new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
       ).catch(() => {});

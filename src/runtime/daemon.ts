@@ -10,6 +10,7 @@ import { Metrics } from "../metrics/metrics.ts";
 import { holdForDaemon } from "../store/daemon_lock.ts";
 import { NodePresence } from "./node.ts";
 import { ScheduleWorker } from "./scheduler.ts";
+import { checkWritable } from "../repository/preflight.ts";
 import { openServices, type Services } from "./services.ts";
 import { runSweep, Sweeper } from "./sweeper.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -104,7 +105,7 @@ export async function startDaemon(
   }
   const startedAt = Date.now();
   try {
-    await services.repository.checkWritable();
+    await checkWritable(services.repository);
   } catch (error) {
     logger.error("The repository is not writable; backups will fail until this is fixed", {
       error: toError(error).message,

@@ -16,6 +16,7 @@ import {
 } from "../repository/keys.ts";
 import { type Manifest, readManifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import { partialWrites } from "../repository/capabilities.ts";
 import { LeaseLostError } from "../store/store.ts";
 import { leaseMs, type Services } from "./services.ts";
 
@@ -215,7 +216,8 @@ export async function sweep(services: Services): Promise<SweepReport> {
     return [] as string[];
   });
   const scratch = await services.scratch.sweep();
-  const partial = await services.repository.cleanupPartial(leaseMs(services.config), deadTags)
+  const partial = await partialWrites(services.repository)
+    .sweep(leaseMs(services.config), deadTags)
     .catch(() => 0);
   if (partial) logger.info("Removed leftovers of interrupted writes", { files: partial });
   // Restores of a client's own path killed part way: what they left beside it is

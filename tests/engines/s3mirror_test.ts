@@ -397,9 +397,10 @@ Deno.test("s3 mirror: a failed sync of the copies fails the run, and its state n
     await withTempDir(async (dir) => {
       const svc = await services(dir, s3, { prefixes: ["briefs/"] });
       try {
-        const sync = svc.repository.syncDeferred.bind(svc.repository);
+        const batch = svc.repository.capabilities.batch!;
+        const sync = batch.sync.bind(batch);
         let failures = 1;
-        svc.repository.syncDeferred = () =>
+        batch.sync = () =>
           failures-- > 0 ? Promise.reject(new Error("Input/output error (os error 5)")) : sync();
         const failed = await run(svc, { kind: "backup", client_name: "assets" });
         assert.equal(failed.status, "failed");

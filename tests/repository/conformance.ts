@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { CairnError } from "../../src/errors.ts";
+import {
+  moveBatched,
+  moveObject,
+  partialWrites,
+  putBatched,
+  syncBatch,
+} from "../../src/repository/capabilities.ts";
+import { checkWritable } from "../../src/repository/preflight.ts";
 import type { Repository } from "../../src/repository/repository.ts";
 
 /**
@@ -52,10 +60,32 @@ const SOURCES = [
 const read = async (s: ReadableStream<Uint8Array>) =>
   new Uint8Array(await new Response(s).arrayBuffer());
 
-/** The contract every Repository keeps (fs now, s3 later). */
+/**
+ * The same repository seen through its five verbs only (no capability): what a
+ * backend without them gets, so each generic fallback runs against a real backend.
+ */
+export function verbsOnly(repo: Repository): Repository {
+  return {
+    kind: repo.kind,
+    location: repo.location,
+    capabilities: {},
+    put: (key, body, options) => repo.put(key, body, options),
+    get: (key, range) => repo.get(key, range),
+    stat: (key) => repo.stat(key),
+    list: (prefix) => repo.list(prefix),
+    remove: (key) => repo.remove(key),
+  };
+}
+
+/**
+ * The contract every Repository keeps. `capabilities` names the optional ones the
+ * backend states; each capability is exercised as the backend provides it and
+ * through its generic fallback (verbsOnly).
+ */
 export function repositoryConformance(
   name: string,
   make: () => Promise<{ repo: Repository; cleanup: () => Promise<void> }>,
+  capabilities: ReadonlyArray<"move" | "batch" | "partialWrites">,
 ): void {
   const test = (title: string, fn: (repo: Repository) => Promise<void>) =>
     Deno.test(`${name} repository: ${title}`, async () => {
@@ -87,17 +117,32 @@ export function repositoryConformance(
     });
   }
 
-  test("deferred syncs: objects read back before and after syncDeferred", async (repo) => {
+  test(`states exactly its capabilities: ${capabilities.join(", ") || "none"}`, (repo) => {
+    assert.deepEqual(Object.keys(repo.capabilities).sort(), [...capabilities].sort());
+    return Promise.resolve();
+  });
+
+  /** A test run twice: on the repository, and on its verbs alone (the fallbacks). */
+  const both = (title: string, fn: (repo: Repository) => Promise<void>) => {
+    test(title, fn);
+    test(`${title} (verbs only: the generic fallback)`, (repo) => fn(verbsOnly(repo)));
+  };
+
+  both("batched puts and moves read back before and after syncBatch", async (repo) => {
     // Across directories, more objects than the fs repository's 8 sync lanes.
     const keys = Array.from({ length: 40 }, (_, i) => `mirrors/m/${"abc"[i % 3]}/${i}.bin`);
     for (const [i, key] of keys.entries()) {
-      await repo.put(key, chunked(bytes(5000, i)), { deferSync: true });
+      const put = await putBatched(repo, key, chunked(bytes(5000, i)));
+      assert.deepEqual(put, { size: 5000, sha256: sha(bytes(5000, i)) });
       assert.deepEqual(await read(await repo.get(key)), bytes(5000, i));
     }
-    await repo.syncDeferred();
-    await repo.syncDeferred(); // nothing left to sync is fine
+    await moveBatched(repo, keys[0], "mirrors/m/moved/0.bin");
+    assert.equal(await repo.stat(keys[0]), null);
+    await syncBatch(repo);
+    await syncBatch(repo); // nothing left to sync is fine
+    assert.deepEqual(await read(await repo.get("mirrors/m/moved/0.bin")), bytes(5000, 0));
     for (const [i, key] of keys.entries()) {
-      assert.deepEqual(await read(await repo.get(key)), bytes(5000, i));
+      if (i > 0) assert.deepEqual(await read(await repo.get(key)), bytes(5000, i));
     }
   });
 
@@ -151,7 +196,8 @@ export function repositoryConformance(
       });
       await assert.rejects(repo.put("f/x", failing), /source died/);
       assert.equal(await repo.stat("f/x"), null);
-      assert.equal(await repo.cleanupPartial(-1), 0, "no leftovers");
+      assert.deepEqual(await partialWrites(repo).list(), [], "no leftovers");
+      assert.equal(await partialWrites(repo).sweep(-1), 0, "none to sweep");
       // The repository is still fine for the next put.
       const data = bytes(70_000);
       assert.equal((await repo.put("f/y", chunked(data))).sha256, sha(data));
@@ -211,11 +257,11 @@ export function repositoryConformance(
     }
   });
 
-  test("move gives an object another key without reading it, replacing what was there", async (repo) => {
+  both("move gives an object another key, replacing what was there", async (repo) => {
     const data = bytes(3000, 5);
     await repo.put("mirrors/c/old/a.bin", chunked(data));
     await repo.put("mirrors/c/new%2F/a.bin", chunked(bytes(10, 9)));
-    await repo.move("mirrors/c/old/a.bin", "mirrors/c/new%2F/a.bin");
+    await moveObject(repo, "mirrors/c/old/a.bin", "mirrors/c/new%2F/a.bin");
     assert.equal(await repo.stat("mirrors/c/old/a.bin"), null);
     assert.deepEqual(await bareStat(repo, "mirrors/c/new%2F/a.bin"), {
       key: "mirrors/c/new%2F/a.bin",
@@ -226,9 +272,16 @@ export function repositoryConformance(
     await repo.put("mirrors/c/old", chunked(bytes(4)));
     assert.equal((await repo.stat("mirrors/c/old"))?.size, 4);
     await assert.rejects(
-      repo.move("mirrors/c/missing", "mirrors/c/elsewhere"),
+      moveObject(repo, "mirrors/c/missing", "mirrors/c/elsewhere"),
       (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND",
     );
+    await assert.rejects(
+      moveObject(repo, "mirrors/c/missing", "mirrors/c/missing"),
+      (e) => e instanceof CairnError && e.code === "BACKUP_NOT_FOUND",
+    );
+    // Onto itself: the object stays.
+    await moveObject(repo, "mirrors/c/new%2F/a.bin", "mirrors/c/new%2F/a.bin");
+    assert.deepEqual(await read(await repo.get("mirrors/c/new%2F/a.bin")), data);
   });
 
   test("remove leaves no directory that would keep a name from a file", async (repo) => {
@@ -240,7 +293,9 @@ export function repositoryConformance(
     assert.equal((await repo.stat("p/keep.txt"))?.size, 5);
   });
 
-  test("checkWritable passes on a healthy repository", async (repo) => {
-    await repo.checkWritable();
+  test("the write check passes on a healthy repository and leaves nothing behind", async (repo) => {
+    await checkWritable(repo);
+    assert.deepEqual(await Array.fromAsync(repo.list("")), []);
+    assert.deepEqual(await partialWrites(repo).list(), []);
   });
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CairnError } from "../../src/errors.ts";
 import { FsRepository, syncFilesystem } from "../../src/repository/fs.ts";
+import { checkWritable } from "../../src/repository/preflight.ts";
 import { deleteBackup, listBackups, writeManifest } from "../../src/repository/manifest.ts";
 import { mountTmpfs, SKIP_FAULTS } from "../helpers/mounts.ts";
 import { tempDir, withTempDir } from "../helpers/tmp.ts";
@@ -10,7 +11,7 @@ import { repositoryConformance } from "./conformance.ts";
 repositoryConformance("fs", async () => {
   const dir = await tempDir();
   return { repo: new FsRepository(dir), cleanup: () => Deno.remove(dir, { recursive: true }) };
-});
+}, ["move", "batch", "partialWrites"]);
 
 Deno.test("fs repository: deferred puts are made durable by one filesystem sync per batch", async () => {
   await withTempDir(async (dir) => {
@@ -22,17 +23,18 @@ Deno.test("fs repository: deferred puts are made durable by one filesystem sync 
       },
     });
     for (let i = 0; i < 5; i++) {
-      await repo.put(`mirrors/m/${i}.bin`, ReadableStream.from([new Uint8Array([i])]), {
-        deferSync: true,
-      });
+      await repo.capabilities.batch!.put(
+        `mirrors/m/${i}.bin`,
+        ReadableStream.from([new Uint8Array([i])]),
+      );
     }
-    assert.deepEqual(calls, [], "nothing is synced before syncDeferred");
-    await repo.syncDeferred();
+    assert.deepEqual(calls, [], "nothing is synced before the batch sync");
+    await repo.capabilities.batch!.sync();
     assert.deepEqual(calls, [dir]);
-    await repo.syncDeferred();
+    await repo.capabilities.batch!.sync();
     assert.deepEqual(calls, [dir], "an empty batch syncs nothing");
     await repo.put("backups/c/x", ReadableStream.from([new Uint8Array([1])]));
-    await repo.syncDeferred();
+    await repo.capabilities.batch!.sync();
     assert.deepEqual(calls, [dir], "a plain put is durable on its own");
   });
 });
@@ -41,12 +43,13 @@ Deno.test("fs repository: without syncfs, each deferred file is synced, and one 
   await withTempDir(async (dir) => {
     const repo = new FsRepository(dir, { syncFilesystem: () => Promise.resolve(false) });
     for (let i = 0; i < 20; i++) {
-      await repo.put(`mirrors/m/${i % 3}/${i}.bin`, ReadableStream.from([new Uint8Array([i])]), {
-        deferSync: true,
-      });
+      await repo.capabilities.batch!.put(
+        `mirrors/m/${i % 3}/${i}.bin`,
+        ReadableStream.from([new Uint8Array([i])]),
+      );
     }
     await repo.remove("mirrors/m/1/7.bin");
-    await repo.syncDeferred();
+    await repo.capabilities.batch!.sync();
     assert.equal((await repo.stat("mirrors/m/2/5.bin"))?.size, 1);
     assert.equal(await repo.stat("mirrors/m/1/7.bin"), null);
   });
@@ -67,11 +70,11 @@ Deno.test("fs repository: deferred syncs queue, and after a failed one every lat
       },
     });
     const putOne = (key: string) =>
-      repo.put(key, ReadableStream.from([new Uint8Array([1])]), { deferSync: true });
+      repo.capabilities.batch!.put(key, ReadableStream.from([new Uint8Array([1])]));
     await putOne("mirrors/m/a");
-    const first = repo.syncDeferred();
+    const first = repo.capabilities.batch!.sync();
     await putOne("mirrors/m/b"); // lands while the first sync runs
-    const second = repo.syncDeferred();
+    const second = repo.capabilities.batch!.sync();
     await first;
     await assert.rejects(
       second,
@@ -81,8 +84,12 @@ Deno.test("fs repository: deferred syncs queue, and after a failed one every lat
     );
     assert.deepEqual(events, ["start 1", "end 1", "start 2", "end 2"], "one sync at a time");
     await putOne("mirrors/m/c");
-    await assert.rejects(repo.syncDeferred(), /not retried/);
-    await assert.rejects(repo.syncDeferred(), /not retried/, "even with nothing new to sync");
+    await assert.rejects(repo.capabilities.batch!.sync(), /not retried/);
+    await assert.rejects(
+      repo.capabilities.batch!.sync(),
+      /not retried/,
+      "even with nothing new to sync",
+    );
     assert.equal(calls, 2);
   });
 });
@@ -136,7 +143,7 @@ Deno.test(
       try {
         const repo = new FsRepository(mnt);
         await assert.rejects(
-          repo.checkWritable(),
+          checkWritable(repo),
           (e) =>
             e instanceof CairnError && e.code === "REPOSITORY_UNAVAILABLE" &&
             /not writable/.test(e.message),
@@ -217,5 +224,55 @@ Deno.test("fs repository: a put still lands when its directories were removed si
     await Deno.remove(join(dir, "mirrors/a"), { recursive: true });
     await repo.put("mirrors/a/x/3", bytes(3));
     assert.deepEqual(await Deno.readFile(join(dir, "mirrors/a/x/3")), new Uint8Array([3]));
+  });
+});
+
+Deno.test("fs repository: move is a rename (the same file), and a batched one waits for the batch sync", async () => {
+  await withTempDir(async (dir) => {
+    const calls: string[] = [];
+    const repo = new FsRepository(dir, {
+      syncFilesystem: (path) => {
+        calls.push(path);
+        return Promise.resolve(true);
+      },
+    });
+    await repo.put("mirrors/m/a", ReadableStream.from([new Uint8Array([1, 2])]));
+    const inode = (await Deno.stat(join(dir, "mirrors/m/a"))).ino;
+    await repo.capabilities.move!("mirrors/m/a", "mirrors/m/%versions/b");
+    assert.equal((await Deno.stat(join(dir, "mirrors/m/%versions/b"))).ino, inode);
+    await repo.capabilities.batch!.sync();
+    assert.deepEqual(calls, [], "a plain move is durable on its own");
+    await repo.capabilities.batch!.move("mirrors/m/%versions/b", "mirrors/m/c");
+    assert.equal((await Deno.stat(join(dir, "mirrors/m/c"))).ino, inode);
+    await repo.capabilities.batch!.sync();
+    assert.deepEqual(calls, [dir], "the batched move's directories are synced with the batch");
+  });
+});
+
+Deno.test("fs repository: partial writes are listed, and swept at once for a dead writer, else by age", async () => {
+  await withTempDir(async (dir) => {
+    const repo = new FsRepository(dir);
+    const tmp = join(dir, ".tmp");
+    await Deno.mkdir(tmp);
+    for (const name of ["dead-1.part", "live-old.part", "live-new.part"]) {
+      await Deno.writeTextFile(join(tmp, name), "x");
+    }
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await Deno.utime(join(tmp, "live-old.part"), hourAgo, hourAgo);
+    const partial = repo.capabilities.partialWrites!;
+    assert.deepEqual(await partial.list(), [
+      ".tmp/dead-1.part",
+      ".tmp/live-new.part",
+      ".tmp/live-old.part",
+    ]);
+    const asked: string[][] = [];
+    const removed = await partial.sweep(60_000, (names) => {
+      asked.push([...names].sort());
+      return Promise.resolve(new Set(names.filter((n) => n.startsWith("dead-"))));
+    });
+    assert.equal(removed, 2);
+    assert.deepEqual(asked, [["dead-1.part", "live-new.part", "live-old.part"]]);
+    assert.deepEqual(await partial.list(), [".tmp/live-new.part"]);
+    assert.deepEqual(await Array.fromAsync(repo.list("")), [], "never listed as objects");
   });
 });

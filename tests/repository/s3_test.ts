@@ -3,6 +3,7 @@ import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CairnError } from "../../src/errors.ts";
 import { listBackups, writeManifest } from "../../src/repository/manifest.ts";
 import { S3Repository } from "../../src/repository/s3.ts";
+import { checkWritable } from "../../src/repository/preflight.ts";
 import { startS3 } from "../helpers/s3.ts";
 import { repositoryConformance } from "./conformance.ts";
 
@@ -26,7 +27,7 @@ function repoFor(
 repositoryConformance("s3", async () => {
   const s3 = await startS3(["repo-bucket"]);
   return { repo: repoFor(s3, "repo-bucket", "cairn/"), cleanup: () => s3.stop() };
-});
+}, ["move", "partialWrites"]);
 
 Deno.test("s3 repository: listing pages past 1,000 keys and the catalog sees every backup", async () => {
   const s3 = await startS3(["many"]);
@@ -102,14 +103,14 @@ Deno.test("s3 repository: wrong credentials and a missing bucket fail at once wi
     });
     const started = Date.now();
     await assert.rejects(
-      wrongKey.checkWritable(),
+      checkWritable(wrongKey),
       (e) =>
         e instanceof CairnError && e.code === "REPOSITORY_REFUSED" &&
         /refused .*InvalidAccessKeyId.*access_key_id/.test(e.message),
     );
     assert.ok(Date.now() - started < 5000, "no retry loop on an auth error");
     await assert.rejects(
-      repoFor(s3, "no-such-bucket").checkWritable(),
+      checkWritable(repoFor(s3, "no-such-bucket")),
       (e) =>
         e instanceof CairnError && e.code === "REPOSITORY_REFUSED" &&
         /does not exist/.test(e.message),

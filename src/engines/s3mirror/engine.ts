@@ -22,6 +22,7 @@ import { checkMassDelete } from "./guard.ts";
 import { planLocal } from "./local_names.ts";
 import { versionKey, writeRefs } from "./versions.ts";
 import { copyTransforms, encodeCopy, openCopy } from "./stored_copy.ts";
+import { moveBatched, moveObject, putBatched, syncBatch } from "../../repository/capabilities.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
 async function openSource(client: S3ClientConfig): Promise<S3Source> {
@@ -105,7 +106,7 @@ async function renameToCurrentNames(
       }
       if (held.has(name)) return void waiting.push(entry);
       try {
-        await repository.move(entry.stored_key, name, { deferSync: true });
+        await moveBatched(repository, entry.stored_key, name);
         state.set(entry.key, { ...entry, stored_key: name });
         moved++;
       } catch (error) {
@@ -442,7 +443,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       stale = renamed.stale;
       if (renamed.moved || stale.length) {
         // Saved at once: the index names where the objects are now.
-        await repository.syncDeferred();
+        await syncBatch(repository);
         await writeState(repository, clientName, loaded);
       }
       return loaded;
@@ -483,7 +484,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         lastSave = Date.now();
         try {
           // The state may only name copies whose bytes and directory entries are durable.
-          await repository.syncDeferred();
+          await syncBatch(repository);
           await writeState(repository, clientName, state);
         } catch (error) {
           saveFailure ??= error;
@@ -520,7 +521,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         return true;
       }
       try {
-        await repository.move(entry.stored_key, version);
+        await moveObject(repository, entry.stored_key, version);
         counters.versions_kept++;
       } catch (error) {
         // Displaced by a run that died before its copy replaced it: nothing left to keep.
@@ -555,7 +556,7 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         const started = Date.now();
         const got = await source.get(listed.key, signal);
         const encoded = await encodeCopy(got.body, transforms);
-        const put = await repository.put(stored, encoded.stored, { signal, deferSync: true });
+        const put = await putBatched(repository, stored, encoded.stored, { signal });
         const plain = encoded.plain?.() ?? put;
         if (got.size !== null && plain.size !== got.size) {
           if (attempt < COPY_ATTEMPTS) continue;

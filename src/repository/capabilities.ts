@@ -1,0 +1,65 @@
+/**
+ * What callers use beyond the five storage verbs, each written once: the backend's
+ * capability where it has one (repository.ts, RepositoryCapabilities), else a
+ * generic fallback made of the verbs. A caller never asks which backend it has.
+ */
+import { CairnError } from "../errors.ts";
+import type { PartialWrites, PutOptions, PutResult, Repository } from "./repository.ts";
+
+/**
+ * Gives the object at `from` the key `to`, replacing what `to` held. Through the
+ * backend's `move` (a rename, a server-side copy) where it has one; else copied
+ * through cairn (get, put, remove: `to` is whole before `from` goes). BACKUP_NOT_FOUND
+ * when `from` does not exist. A move onto itself changes nothing.
+ */
+export async function moveObject(repo: Repository, from: string, to: string): Promise<void> {
+  if (from === to) {
+    // A copy onto itself then a remove would lose the object (and S3 refuses the copy).
+    if (await repo.stat(from)) return;
+    throw new CairnError("BACKUP_NOT_FOUND", `Not found in the repository: ${from}`);
+  }
+  if (repo.capabilities.move) return await repo.capabilities.move(from, to);
+  await repo.put(to, await repo.get(from));
+  await repo.remove(from);
+}
+
+/**
+ * A put that is one of many small ones: durable only once syncBatch() has returned
+ * where the backend batches syncs (record nothing that depends on it before that);
+ * elsewhere a plain put, durable when it returns.
+ */
+export function putBatched(
+  repo: Repository,
+  key: string,
+  body: ReadableStream<Uint8Array>,
+  options?: PutOptions,
+): Promise<PutResult> {
+  return (repo.capabilities.batch ?? repo).put(key, body, options);
+}
+
+/** moveObject() as one of a batch: durable only once syncBatch() has returned. */
+export function moveBatched(repo: Repository, from: string, to: string): Promise<void> {
+  const batch = repo.capabilities.batch;
+  return batch ? batch.move(from, to) : moveObject(repo, from, to);
+}
+
+/**
+ * Makes every earlier putBatched() and moveBatched() durable; resolves at once where
+ * puts are durable on their own. Once a batch sync failed, every later one fails.
+ */
+export function syncBatch(repo: Repository): Promise<void> {
+  return repo.capabilities.batch?.sync() ?? Promise.resolve();
+}
+
+const NO_PARTIAL_WRITES: PartialWrites = {
+  list: () => Promise.resolve([]),
+  sweep: () => Promise.resolve(0),
+};
+
+/**
+ * Leftovers of interrupted writes, to report and to sweep; a backend whose failed
+ * writes leave nothing behind has none.
+ */
+export function partialWrites(repo: Repository): PartialWrites {
+  return repo.capabilities.partialWrites ?? NO_PARTIAL_WRITES;
+}
