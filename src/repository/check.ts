@@ -3,6 +3,7 @@ import { toError } from "../errors.ts";
 import { contentHasher } from "../io/hashing.ts";
 import { artifactKeyOf, isManifestKey, keyProblem, manifestKey } from "./keys.ts";
 import { readManifest } from "./manifest.ts";
+import { checkUploads } from "./check_uploads.ts";
 import type { Repository } from "./repository.ts";
 
 /** What a repository check can find. */
@@ -19,6 +20,10 @@ export interface Problem {
   kind: ProblemKind;
   key: string;
   message: string;
+  /** An unfinished multipart upload (S3): when it was initiated (ISO 8601, null: unknown). */
+  initiated_at?: string | null;
+  /** An unfinished multipart upload (S3): its upload id. */
+  upload_id?: string;
 }
 
 export interface CheckReport {
@@ -30,6 +35,13 @@ export interface CheckReport {
   bytes_read: number;
   read_data: boolean;
   duration_ms: number;
+  /**
+   * S3: unfinished multipart uploads younger than 24 h (a backup writing now, most
+   * likely): listed, not problems. Absent on an fs repository.
+   */
+  uploads_in_progress?: { key: string; upload_id: string; initiated_at: string | null }[];
+  /** What the check could not look at, and why. */
+  notes?: string[];
 }
 
 /** Names interrupted writes leave: fs puts write `.tmp/*.part`; other writers end in .tmp/.part. */
@@ -39,7 +51,8 @@ const TEMP_NAME = /(\.part|\.tmp)$/;
  * Checks a repository's structure, and with `readData` every stored byte (after
  * restic's `check --read-data`): each manifest is readable and its artifact exists
  * with the recorded size (and sha256); each artifact under backups/ has a manifest;
- * no temporary leftovers of interrupted writes remain. Reports every problem; never
+ * no temporary leftovers of interrupted writes remain (on S3, unfinished multipart
+ * uploads older than 24 h: check_uploads.ts). Reports every problem; never
  * changes the repository. Mirror objects (mirrors/) are not checked here.
  */
 export async function checkRepository(
@@ -143,6 +156,8 @@ export async function checkRepository(
         `.tmp/${name} is the leftover of an interrupted write (the daemon's sweep removes it)`,
     });
   }
+  const uploads = await checkUploads(repo, started);
+  problems.push(...uploads.problems);
   return {
     clean: problems.length === 0,
     problems,
@@ -151,6 +166,8 @@ export async function checkRepository(
     bytes_read: bytesRead,
     read_data: options.readData ?? false,
     duration_ms: Date.now() - started,
+    ...(repo.unfinishedUploads ? { uploads_in_progress: uploads.in_progress } : {}),
+    ...(uploads.note ? { notes: [uploads.note] } : {}),
   };
 }
 

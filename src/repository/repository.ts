@@ -14,6 +14,15 @@ export interface ObjectInfo {
   modified_at?: number;
 }
 
+/** A multipart upload that was started and neither completed nor aborted (S3). */
+export interface UnfinishedUpload {
+  /** The key it writes, relative to the repository (its prefix taken off). */
+  key: string;
+  upload_id: string;
+  /** When it was initiated (epoch ms), as the server says; null when it does not. */
+  initiated_at: number | null;
+}
+
 export interface PutOptions {
   signal?: AbortSignal;
   /** Called with the bytes stored so far, at most a few times a second. */
@@ -58,4 +67,9 @@ export interface Repository {
     olderThanMs: number,
     writerIsDead?: (names: string[]) => Promise<Set<string>>,
   ): Promise<number>;
+  /**
+   * The unfinished multipart uploads under the repository (S3 only: a disk has
+   * none). Fails when the server does not list them (some S3-compatible servers).
+   */
+  unfinishedUploads?(): Promise<UnfinishedUpload[]>;
 }

@@ -1,6 +1,8 @@
 /** Starts a real S3 server (s3rver) for a test; default credentials S3RVER / S3RVER. */
 export interface S3Server {
   endpoint: string;
+  /** s3rver's directory (its store: see s3_uploads.ts for unfinished uploads). */
+  dir: string;
   accessKeyId: string;
   secretAccessKey: string;
   stop(): Promise<void>;
@@ -39,6 +41,7 @@ export async function startS3(buckets: string[]): Promise<S3Server> {
   const { port } = JSON.parse(text.trim());
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    dir,
     accessKeyId: "S3RVER",
     secretAccessKey: "S3RVER",
     async stop() {
