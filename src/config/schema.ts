@@ -111,6 +111,12 @@ const RedisClient = z.strictObject({
   }, "the path of a Redis url is a database number, such as /2"),
   /** The password (AUTH), given apart from the url; see the postgres client's. */
   password: z.string().min(1).optional(),
+  /**
+   * Record the source's DEBUG DIGEST before and after the snapshot (when the server
+   * allows DEBUG) for verifies to compare. DEBUG DIGEST hashes the whole dataset
+   * while the server waits: false on a large, latency-sensitive instance.
+   */
+  record_digest: z.boolean().default(true),
 });
 const S3Client = z.strictObject({
   ...clientCommon,
@@ -276,6 +282,11 @@ export const ConfigSchema = z.strictObject({
     pg_restore: nonEmpty.default("pg_restore"),
     /** GNU tar for directory backups (checked to be GNU tar 1.30 or later). */
     tar: nonEmpty.default("tar"),
+    /**
+     * redis-server for Redis verifies (a scratch server loads the backup). Unset:
+     * `redis-server` on PATH when there is one, else the parse alone.
+     */
+    redis_server: nonEmpty.optional(),
   }).prefault({}),
   clients: z.record(
     z.string().regex(CLIENT_NAME, "client names are 1-63 of a-z, 0-9, _ and -"),

@@ -16,25 +16,17 @@ import { replay } from "./replay.ts";
 import { parseInfo, RedisConnection } from "./resp.ts";
 import { takeSnapshot } from "./replication.ts";
 import { describe, parseRedisUrl } from "./url.ts";
+import { digestFacts, type DigestReading, readDigest } from "./digest.ts";
+import { scratchRehearsal } from "./rehearsal.ts";
+import { rdbVersionFor } from "./rdb_version.ts";
+
+export { rdbVersionFor };
 
 /** Reads of a local artifact during a restore: large for keys, small for element batches. */
 const READ_FAST = 1024 * 1024;
 const READ_ELEMENTS = 64 * 1024;
 
 type RedisClient = Extract<ClientConfig, { kind: "redis" }>;
-
-/** The newest RDB version a server of this version reads (and so accepts in RESTORE). */
-export function rdbVersionFor(redisVersion: string): number {
-  const [major, minor] = redisVersion.split(".").map(Number);
-  const v = major * 100 + (minor || 0);
-  if (v >= 704) return 12;
-  if (v >= 702) return 11;
-  if (v >= 700) return 10;
-  if (v >= 500) return 9;
-  if (v >= 400) return 8;
-  if (v >= 302) return 7;
-  return 6;
-}
 
 function rdbFailure(error: unknown, key: string): unknown {
   return error instanceof RdbError
@@ -52,13 +44,23 @@ export const redisEngine: Engine<RedisClient> = {
 
   async backup(ctx: EngineContext<RedisClient>) {
     const target = parseRedisUrl(ctx.client.url, `url of client ${ctx.clientName}`);
+    // The source's digest before the snapshot and after it was stored (digestFacts).
+    const before: DigestReading = ctx.client.record_digest
+      ? await readDigest(target)
+      : { refused: "record_digest is false" };
     ctx.progress({ bytes_done: 0, phase: "waiting for the snapshot" });
     const snapshot = await takeSnapshot(target, ctx.signal);
     // bytes_total: the RDB's length when the server gave it (`$<len>`); diskless, unknown.
     if (snapshot.length !== null) ctx.progress({ bytes_total: snapshot.length, phase: "storing" });
     const inspect = withSideConsumer((side) => inspectRdb(side, ctx.signal));
-    const facts = inspect.result.then((rdb): BackupFacts => {
+    const facts = inspect.result.then(async (rdb): Promise<BackupFacts> => {
       const keys = Object.values(rdb.keys).reduce((a, b) => a + b, 0);
+      const digest = !ctx.client.record_digest
+        ? { digest_skipped: "not recorded: record_digest is false for this client" }
+        : digestFacts(
+          before,
+          "digest" in before ? await readDigest(target).catch(() => null) : before,
+        );
       return {
         tool_versions: { cairn: VERSION, redis: snapshot.redisVersion },
         facts: {
@@ -70,8 +72,9 @@ export const redisEngine: Engine<RedisClient> = {
           functions: rdb.functions,
           checksum: rdb.checksum,
           aux: rdb.aux,
+          ...digest,
         },
-        counters: { keys },
+        counters: { keys, ...digest },
       };
     }, (error) => Promise.reject(rdbFailure(error, "the snapshot from " + describe(target))));
     facts.catch(() => {});
@@ -202,6 +205,7 @@ export const redisEngine: Engine<RedisClient> = {
       checksum: rdb.checksum,
       keys_per_db: rdb.keys,
       functions: rdb.functions,
+      ...await scratchRehearsal(ctx, request, rdb),
     };
   },
 };

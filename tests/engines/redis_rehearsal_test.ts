@@ -1,0 +1,247 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { digestFacts } from "../../src/engines/redis/digest.ts";
+import { compareLoad } from "../../src/engines/redis/rehearsal.ts";
+import { keyspaceCounts, parseRedisServerVersion } from "../../src/engines/redis/scratch_server.ts";
+import { readManifest, writeManifest } from "../../src/repository/manifest.ts";
+import type { Services } from "../../src/runtime/services.ts";
+import { fillEverything, startRedis, type TestRedis } from "../helpers/redis.ts";
+import { run, testServices } from "../helpers/services.ts";
+import { cairn, withTempDir } from "../helpers/tmp.ts";
+
+const ZERO = "0".repeat(40);
+
+async function localRedisVersion(): Promise<string> {
+  const out = await new Deno.Command("redis-server", { args: ["--version"] }).output();
+  return parseRedisServerVersion(new TextDecoder().decode(out.stdout))!;
+}
+
+async function withSource<T>(
+  extra: string[],
+  fn: (r: TestRedis, services: Services, dir: string) => Promise<T>,
+  tools: Record<string, unknown> = {},
+): Promise<T> {
+  const r = await startRedis(extra);
+  try {
+    return await withTempDir(async (dir) => {
+      const services = await testServices(dir, { cache: { kind: "redis", url: r.url } });
+      Object.assign(services.config.tools, tools);
+      try {
+        return await fn(r, services, dir);
+      } finally {
+        await services.store.close();
+      }
+    });
+  } finally {
+    await r.stop();
+  }
+}
+
+/** Everything under this process's scratch root (the rehearsal must leave nothing). */
+async function scratchLeft(services: Services): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const owner of Deno.readDir(services.scratch.root)) {
+      if (!owner.isDirectory) continue;
+      for await (const e of Deno.readDir(join(services.scratch.root, owner.name))) {
+        out.push(e.name);
+      }
+    }
+  } catch { /* no root: nothing left */ }
+  return out;
+}
+
+Deno.test("redis rehearsal: the source's DEBUG DIGEST is recorded and a scratch redis-server loading the backup matches it, keys whose TTL passed included", async () => {
+  await withSource([], async (source, services) => {
+    await fillEverything(source);
+    // A key whose TTL has passed but that the source still holds (no active expiry):
+    // in the RDB and in the digest; a scratch master would drop it while loading.
+    await source.cmd("DEBUG", "SET-ACTIVE-EXPIRE", "0");
+    await source.cmd("SET", "gone:soon", "x", "PX", "1");
+    await new Promise((r) => setTimeout(r, 20));
+    const digest = await source.digest();
+    assert.notEqual(digest, ZERO);
+
+    const b = await run(services, { kind: "backup", client_name: "cache" });
+    assert.equal(b.status, "completed", b.error ?? "");
+    const key = String(b.result!.key);
+    const manifest = await readManifest(services.repository, key);
+    assert.equal(manifest.facts.digest, digest);
+    assert.equal(manifest.facts.digest_skipped, undefined);
+    assert.equal(b.result!.digest, digest);
+
+    const v = await run(services, { kind: "verify", client_name: "cache", key });
+    assert.equal(v.status, "completed", v.error ?? "");
+    const checks = v.result!.checks as Record<string, any>;
+    assert.equal(checks.check, "scratch redis-server");
+    assert.deepEqual(checks.scratch_server, {
+      version: await localRedisVersion(),
+      digest,
+      digest_check: "matches the source's at backup time",
+      keys_per_db: manifest.facts.keys_per_db,
+    });
+    assert.deepEqual(await scratchLeft(services), [], "the scratch server's directory is removed");
+  });
+});
+
+Deno.test("redis rehearsal: a backup whose recorded digest is not its data's fails, naming both digests", async () => {
+  await withSource([], async (source, services) => {
+    await fillEverything(source);
+    const a = await run(services, { kind: "backup", client_name: "cache" });
+    assert.equal(a.status, "completed", a.error ?? "");
+    const digestA = String(a.result!.digest);
+    // Same keys, one value changed: key counts alone cannot tell the two backups apart.
+    await source.cmd("SET", "str:small", "changed");
+    const b = await run(services, { kind: "backup", client_name: "cache" });
+    assert.equal(b.status, "completed", b.error ?? "");
+    const keyB = String(b.result!.key);
+    const digestB = String(b.result!.digest);
+    assert.notEqual(digestA, digestB);
+    const manifest = await readManifest(services.repository, keyB);
+    await writeManifest(services.repository, {
+      ...manifest,
+      facts: { ...manifest.facts, digest: digestA },
+    });
+    const v = await run(services, { kind: "verify", client_name: "cache", key: keyB });
+    assert.equal(v.status, "failed");
+    assert.equal(
+      v.error,
+      `Backup ${keyB} does not match the source: its DEBUG DIGEST in a scratch redis-server ${await localRedisVersion()} is ${digestB}; the source's when the snapshot was taken was ${digestA}`,
+    );
+    assert.equal(v.attempts, 1, "VERIFY_FAILED is not retried");
+    assert.deepEqual(await scratchLeft(services), [], "removed after a failure too");
+  });
+});
+
+Deno.test("redis rehearsal: a source that refuses DEBUG records no digest and says why; the scratch server still checks the key counts", async () => {
+  await withSource(["--enable-debug-command", "no"], async (source, services) => {
+    await source.cmd("SET", "a", "1");
+    await source.cmd("SELECT", "3");
+    await source.cmd("SET", "b", "2");
+    const b = await run(services, { kind: "backup", client_name: "cache" });
+    assert.equal(b.status, "completed", b.error ?? "");
+    const key = String(b.result!.key);
+    const manifest = await readManifest(services.repository, key);
+    assert.equal(manifest.facts.digest, undefined);
+    const skipped = String(manifest.facts.digest_skipped);
+    assert.match(
+      skipped,
+      /^the source refused DEBUG DIGEST \(ERR DEBUG command not allowed\..*\); set enable-debug-command to yes \(or local when cairn connects over loopback\) to record it$/,
+    );
+    assert.equal(b.result!.digest_skipped, skipped);
+
+    const v = await run(services, { kind: "verify", client_name: "cache", key });
+    assert.equal(v.status, "completed", v.error ?? "");
+    const checks = v.result!.checks as Record<string, any>;
+    assert.equal(checks.check, "scratch redis-server");
+    assert.equal(
+      checks.scratch_server.digest_check,
+      `not compared: no digest was recorded at backup time (${skipped})`,
+    );
+    assert.deepEqual(checks.scratch_server.keys_per_db, { db0: 1, db3: 1 });
+  });
+});
+
+Deno.test("redis rehearsal: tools.redis_server that cannot be run fails the verify (TOOL_MISSING); without redis-server on PATH the parse and key counts stand", async () => {
+  await withSource([], async (source, services, dir) => {
+    await source.cmd("SET", "a", "1");
+    const b = await run(services, { kind: "backup", client_name: "cache" });
+    assert.equal(b.status, "completed", b.error ?? "");
+    const key = String(b.result!.key);
+
+    services.config.tools.redis_server = join(dir, "no-such-redis-server");
+    const v = await run(services, { kind: "verify", client_name: "cache", key });
+    assert.equal(v.status, "failed");
+    assert.match(
+      v.error!,
+      new RegExp(
+        `^${
+          join(dir, "no-such-redis-server")
+        } could not be run \\(.*\\): install redis-server or point tools\\.redis_server at it$`,
+      ),
+    );
+
+    const config = join(dir, "cairn.yaml");
+    const writeConfig = (tools: Record<string, string>) =>
+      Deno.writeTextFile(
+        config,
+        JSON.stringify({
+          store: { kind: "sqlite", path: join(dir, "cli.db") },
+          repository: { kind: "fs", path: join(dir, "repo") },
+          tools,
+          clients: { cache: { kind: "redis", url: source.url } },
+        }),
+      );
+    // The setting from the config file, and its environment override.
+    await writeConfig({ redis_server: join(dir, "from-config") });
+    const configured = await cairn(["verify", key, "--config", config]);
+    assert.equal(configured.code, 1);
+    assert.match(configured.stderr + configured.stdout, /from-config could not be run/);
+    const overridden = await cairn(["verify", key, "--config", config], {
+      env: { CAIRN_REDIS_SERVER_PATH: join(dir, "from-env") },
+    });
+    assert.equal(overridden.code, 1);
+    assert.match(overridden.stderr + overridden.stdout, /from-env could not be run/);
+
+    // The CLI in a process whose PATH holds no redis-server, none configured.
+    await writeConfig({});
+    const cli = await cairn(["verify", key, "--json", "--config", config], {
+      env: { PATH: join(dir, "empty-bin") },
+    });
+    assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+    const job = JSON.parse(cli.stdout);
+    assert.equal(job.result.checks.check, "parse and key counts");
+    assert.equal(
+      job.result.checks.scratch_server_skipped,
+      "redis-server is not on PATH (install it, or set tools.redis_server, to load the backup into a scratch server)",
+    );
+    assert.deepEqual(job.result.checks.keys_per_db, { db0: 1 });
+  });
+});
+
+Deno.test("redis digest facts: recorded only when before and after agree; otherwise why not", () => {
+  const d = "a".repeat(40);
+  assert.deepEqual(digestFacts({ digest: d }, { digest: d }), { digest: d });
+  assert.deepEqual(digestFacts({ digest: d }, { digest: "b".repeat(40) }), {
+    digest_skipped:
+      "the data changed while the snapshot was taken (DEBUG DIGEST before and after differ)",
+  });
+  assert.deepEqual(digestFacts({ digest: d }, null), {
+    digest_skipped: "DEBUG DIGEST could not be read again after the snapshot",
+  });
+  assert.deepEqual(digestFacts({ digest: d }, { refused: "NOPERM" }), {
+    digest_skipped: "DEBUG DIGEST could not be read again after the snapshot (NOPERM)",
+  });
+  assert.deepEqual(digestFacts({ refused: "ERR no" }, null), {
+    digest_skipped: "the source refused DEBUG DIGEST (ERR no); " +
+      "set enable-debug-command to yes (or local when cairn connects over loopback) to record it",
+  });
+});
+
+Deno.test("redis scratch server: version and keyspace parsing; a load compared with the manifest", () => {
+  assert.equal(
+    parseRedisServerVersion("Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64"),
+    "7.0.15",
+  );
+  assert.equal(parseRedisServerVersion("KeyDB server v=6.3.4 sha=0"), "6.3.4");
+  assert.equal(parseRedisServerVersion("something else"), null);
+  assert.deepEqual(
+    keyspaceCounts({
+      db0: "keys=3,expires=1,avg_ttl=0",
+      db12: "keys=1,expires=0,avg_ttl=0",
+      db2: "keys=0,expires=0,avg_ttl=0",
+      dbx: "keys=9",
+      redis_version: "7.0.15",
+    }),
+    { db0: 3, db12: 1 },
+  );
+  const load = { version: "7.0.15", digest: "c".repeat(40), keys_per_db: { db0: 3 } };
+  assert.deepEqual(compareLoad(load, { digest: "c".repeat(40), keys_per_db: { db0: 3 } }), []);
+  assert.deepEqual(compareLoad(load, { keys_per_db: { db0: 3, db1: 0 } }), [], "no digest: counts");
+  assert.deepEqual(compareLoad(load, { digest: "d".repeat(40), keys_per_db: { db0: 2, db4: 1 } }), [
+    `its DEBUG DIGEST in a scratch redis-server 7.0.15 is ${"c".repeat(40)}; ` +
+    `the source's when the snapshot was taken was ${"d".repeat(40)}`,
+    "db0: 3 keys in the scratch redis-server, 2 in the manifest",
+    "db4: 0 keys in the scratch redis-server, 1 in the manifest",
+  ]);
+});
