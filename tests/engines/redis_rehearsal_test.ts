@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { digestFacts } from "../../src/engines/redis/digest.ts";
-import { compareLoad } from "../../src/engines/redis/rehearsal.ts";
-import { keyspaceCounts, parseRedisServerVersion } from "../../src/engines/redis/scratch_server.ts";
+import { compareLoad, scratchRehearsal } from "../../src/engines/redis/rehearsal.ts";
+import { rdbVersionFor } from "../../src/engines/redis/rdb_version.ts";
+import {
+  keyspaceCounts,
+  loadInScratchServer,
+  logReason,
+  parseRedisServerVersion,
+  ScratchUnsupported,
+} from "../../src/engines/redis/scratch_server.ts";
 import { readManifest, writeManifest } from "../../src/repository/manifest.ts";
 import type { Services } from "../../src/runtime/services.ts";
 import { fillEverything, startRedis, type TestRedis } from "../helpers/redis.ts";
@@ -244,4 +251,143 @@ Deno.test("redis scratch server: version and keyspace parsing; a load compared w
     "db0: 3 keys in the scratch redis-server, 2 in the manifest",
     "db4: 0 keys in the scratch redis-server, 1 in the manifest",
   ]);
+});
+
+async function scratchServersRunning(dir: string): Promise<number> {
+  const out = await new Deno.Command("pgrep", { args: ["-f", dir], stdout: "piped" }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).length;
+}
+
+Deno.test("redis scratch server: an RDB it cannot load is VERIFY_FAILED with its log; a cancel during the load stops it", async () => {
+  await withTempDir(async (dir) => {
+    const version = await localRedisVersion();
+    // Right header, broken body: redis-server exits while loading.
+    await Deno.writeFile(
+      join(dir, "bad.rdb"),
+      new Uint8Array([...new TextEncoder().encode("REDIS0010"), 0x00, 0x05, 0xff, 0x13, 0x37]),
+    );
+    const phases: string[] = [];
+    await assert.rejects(
+      () =>
+        loadInScratchServer({
+          bin: "redis-server",
+          version,
+          dir,
+          dbfilename: "bad.rdb",
+          maxDb: 0,
+          signal: new AbortController().signal,
+          phase: (p) => phases.push(p),
+        }),
+      (e: Error) => {
+        assert.equal((e as { code?: string }).code, "VERIFY_FAILED");
+        assert.match(
+          e.message,
+          new RegExp(
+            `^A scratch redis-server ${version} could not load the backup's RDB \\(it exited with \\d+\\): .*\\S`,
+          ),
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(phases, [`loading into a scratch redis-server ${version}`]);
+    assert.equal(await scratchServersRunning(dir), 0);
+
+    // A version this server refuses (a newer Redis, a fork's numbering): not the backup's fault.
+    await Deno.writeFile(join(dir, "newer.rdb"), new TextEncoder().encode("REDIS0099xxxxxxxx"));
+    await assert.rejects(
+      () =>
+        loadInScratchServer({
+          bin: "redis-server",
+          version,
+          dir,
+          dbfilename: "newer.rdb",
+          maxDb: 0,
+          signal: new AbortController().signal,
+          phase: () => {},
+        }),
+      (e: Error) => {
+        assert.ok(e instanceof ScratchUnsupported);
+        assert.match(
+          e.message,
+          new RegExp(
+            `^redis-server ${version} cannot load this RDB \\(Can't handle RDB format version 99;`,
+          ),
+        );
+        return true;
+      },
+    );
+
+    // A cancel as the load starts: the server is killed, the call ends with the abort.
+    await Deno.writeFile(
+      join(dir, "empty.rdb"),
+      await (async () => {
+        const r = await startRedis();
+        try {
+          await r.cmd("SET", "k", "v");
+          await r.cmd("SAVE");
+          return await Deno.readFile(join(r.dir, "dump.rdb"));
+        } finally {
+          await r.stop();
+        }
+      })(),
+    );
+    const controller = new AbortController();
+    await assert.rejects(() =>
+      loadInScratchServer({
+        bin: "redis-server",
+        version,
+        dir,
+        dbfilename: "empty.rdb",
+        maxDb: 0,
+        signal: controller.signal,
+        phase: () => controller.abort(new Error("cancelled by the test")),
+      }), /cancelled by the test/);
+    assert.equal(await scratchServersRunning(dir), 0, "no scratch redis-server left running");
+  });
+});
+
+Deno.test("redis rehearsal: an RDB newer than the local redis-server reads is left to the parse, saying why", async () => {
+  await withTempDir(async (dir) => {
+    const version = await localRedisVersion();
+    let opened = false;
+    const out = await scratchRehearsal(
+      {
+        tools: {},
+        signal: new AbortController().signal,
+        progress: () => {},
+      } as unknown as Parameters<typeof scratchRehearsal>[0],
+      {
+        manifest: { key: "backups/c/x.rdb", facts: {} },
+        file: () => {
+          opened = true;
+          return Promise.resolve({ path: join(dir, "x"), release: () => Promise.resolve() });
+        },
+      } as unknown as Parameters<typeof scratchRehearsal>[1],
+      { rdb_version: 99, keys: { db0: 1 } },
+    );
+    assert.deepEqual(out, {
+      check: "parse and key counts",
+      scratch_server_skipped: `redis-server ${version} reads RDB up to v${
+        rdbVersionFor(version)
+      }; the backup is RDB v99 (install a newer redis-server, or set tools.redis_server)`,
+    });
+    assert.equal(opened, false, "the artifact is not even copied");
+  });
+});
+
+Deno.test("redis scratch server: the log's reason without prefixes, start-up chatter or host warnings", () => {
+  const log = [
+    "1:C 30 Nov 2026 12:44:19.799 # Redis version=7.0.15, bits=64, just started",
+    "1:C 30 Nov 2026 12:44:19.799 # Configuration loaded",
+    "1:S 30 Nov 2026 12:44:19.799 # Server initialized",
+    "1:S 30 Nov 2026 12:44:19.799 # WARNING Memory overcommit must be enabled!",
+    "1:S 30 Nov 2026 12:44:19.802 # Can't handle RDB format version 11",
+    "1:S 30 Nov 2026 12:44:19.802 # Fatal error loading the DB: Invalid argument. Exiting.",
+  ].join("\n");
+  assert.equal(
+    logReason(log),
+    "Can't handle RDB format version 11; Fatal error loading the DB: Invalid argument. Exiting.",
+  );
+  assert.equal(logReason("1:M 30 Nov 2026 12:00:00.000 * Ready\n"), "Ready");
+  assert.equal(logReason(""), "no log");
 });

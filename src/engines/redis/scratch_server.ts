@@ -217,18 +217,33 @@ async function loadOnce(options: {
   }
 }
 
+/**
+ * What a redis-server's log says about why it stopped: its error lines without the
+ * `pid:role date time #` prefix, start-up chatter and host warnings left out, else
+ * its last lines. Pure.
+ */
+export function logReason(log: string): string {
+  const lines = log.split("\n")
+    .map((l) => l.replace(/^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [#*.-] /, "").trim())
+    .filter((l) =>
+      l && !/^WARNING|Server initialized|Configuration loaded|Redis version=|oO0OoO0OoO0Oo/.test(l)
+    );
+  const errors = lines.filter((l) =>
+    /error|fatal|can't|cannot|short read|unexpected|invalid|wrong|module|bad/i.test(l)
+  );
+  return (errors.length ? errors : lines).slice(-4).join("; ") || "no log";
+}
+
 function loadFailure(
   options: { bin: string; version: string; dbfilename: string },
   status: Deno.CommandStatus,
   log: string,
 ): Error {
   if (/Address already in use/i.test(log)) return new PortTaken();
-  const lines = log.split("\n").map((l) => l.trim()).filter(Boolean);
-  const said = lines.filter((l) => /#|error|fatal|bad|can't|cannot|wrong/i.test(l)).slice(-6);
-  const why = (said.length ? said : lines.slice(-6)).join("; ");
-  if (/module/i.test(why)) {
+  const why = logReason(log);
+  if (/module|Can't handle RDB format version/i.test(why)) {
     return new ScratchUnsupported(
-      `the RDB holds module data that ${options.bin} ${options.version} cannot load without the module (${why})`,
+      `${options.bin} ${options.version} cannot load this RDB (${why})`,
     );
   }
   return new CairnError(
