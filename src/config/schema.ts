@@ -113,10 +113,10 @@ const RedisClient = z.strictObject({
   password: z.string().min(1).optional(),
   /**
    * Record the source's DEBUG DIGEST before and after the snapshot (when the server
-   * allows DEBUG) for verifies to compare. DEBUG DIGEST hashes the whole dataset
-   * while the server waits: false on a large, latency-sensitive instance.
+   * allows DEBUG) for verifies to compare, when it holds at most this many keys:
+   * DEBUG DIGEST hashes the whole dataset while the server waits. 0: never.
    */
-  record_digest: z.boolean().default(true),
+  record_digest_max_keys: z.number().int().nonnegative().default(100_000),
 });
 const S3Client = z.strictObject({
   ...clientCommon,

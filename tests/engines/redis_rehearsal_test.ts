@@ -27,11 +27,14 @@ async function withSource<T>(
   extra: string[],
   fn: (r: TestRedis, services: Services, dir: string) => Promise<T>,
   tools: Record<string, unknown> = {},
+  client: Record<string, unknown> = {},
 ): Promise<T> {
   const r = await startRedis(extra);
   try {
     return await withTempDir(async (dir) => {
-      const services = await testServices(dir, { cache: { kind: "redis", url: r.url } });
+      const services = await testServices(dir, {
+        cache: { kind: "redis", url: r.url, ...client },
+      });
       Object.assign(services.config.tools, tools);
       try {
         return await fn(r, services, dir);
@@ -206,6 +209,37 @@ Deno.test("redis rehearsal: tools.redis_server that cannot be run fails the veri
   });
 });
 
+for (
+  const [max, reason] of [
+    [
+      2,
+      "not recorded: the source holds 3 keys, more than record_digest_max_keys (2); DEBUG DIGEST would block it while it hashes them",
+    ],
+    [0, "not recorded: record_digest_max_keys is 0"],
+  ] as const
+) {
+  Deno.test(`redis digest: record_digest_max_keys ${max} with 3 keys: the source is not asked, the manifest says why`, async () => {
+    await withSource(
+      [],
+      async (source, services) => {
+        await source.cmd("MSET", "a", "1", "b", "2", "c", "3");
+        await source.cmd("CONFIG", "RESETSTAT");
+        const b = await run(services, { kind: "backup", client_name: "cache" });
+        assert.equal(b.status, "completed", b.error ?? "");
+        const manifest = await readManifest(services.repository, String(b.result!.key));
+        assert.equal(manifest.facts.digest, undefined);
+        assert.equal(manifest.facts.digest_skipped, reason);
+        const stats = new TextDecoder().decode(
+          (await source.cmd("INFO", "commandstats")) as Uint8Array,
+        );
+        assert.ok(!stats.includes("cmdstat_debug"), "no DEBUG command reached the source");
+      },
+      {},
+      { record_digest_max_keys: max },
+    );
+  });
+}
+
 Deno.test("redis digest facts: recorded only when before and after agree; otherwise why not", () => {
   const d = "a".repeat(40);
   assert.deepEqual(digestFacts({ digest: d }, { digest: d }), { digest: d });
@@ -218,6 +252,12 @@ Deno.test("redis digest facts: recorded only when before and after agree; otherw
   });
   assert.deepEqual(digestFacts({ digest: d }, { refused: "NOPERM" }), {
     digest_skipped: "DEBUG DIGEST could not be read again after the snapshot (NOPERM)",
+  });
+  assert.deepEqual(digestFacts({ skipped: "not recorded: too many" }, null), {
+    digest_skipped: "not recorded: too many",
+  });
+  assert.deepEqual(digestFacts({ digest: d }, { skipped: "x" }), {
+    digest_skipped: "DEBUG DIGEST could not be read again after the snapshot (x)",
   });
   assert.deepEqual(digestFacts({ refused: "ERR no" }, null), {
     digest_skipped: "the source refused DEBUG DIGEST (ERR no); " +

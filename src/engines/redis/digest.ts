@@ -1,18 +1,33 @@
-import { RedisConnection, RedisReplyError, text } from "./resp.ts";
+import { keyspaceCounts } from "./scratch_server.ts";
+import { parseInfo, RedisConnection, RedisReplyError, text } from "./resp.ts";
 import type { RedisTarget } from "./url.ts";
 
-/** DEBUG DIGEST, or why the server would not give it. */
-export type DigestReading = { digest: string } | { refused: string };
+/** DEBUG DIGEST, or why the server would not give it, or why it was not asked. */
+export type DigestReading = { digest: string } | { refused: string } | { skipped: string };
 
 /**
  * The source's DEBUG DIGEST: a hash of every key, value and whether it expires
  * (redis' debug.c, computeDatasetDigest), the same for the same data whatever the
- * encoding. Redis 7 refuses DEBUG unless `enable-debug-command` allows it (default
- * `no`), and an ACL may forbid it: the refusal is returned, never thrown.
+ * encoding. The server hashes its whole dataset before it answers anything else
+ * (3-5 s for 1,000,000 keys of 100 bytes here), so a source holding more than
+ * `maxKeys` keys (INFO keyspace) is not asked. Redis 7 refuses DEBUG unless
+ * `enable-debug-command` allows it (default `no`), and an ACL may forbid it: the
+ * refusal is returned, never thrown.
  */
-export async function readDigest(target: RedisTarget): Promise<DigestReading> {
+export async function readDigest(target: RedisTarget, maxKeys: number): Promise<DigestReading> {
+  if (maxKeys === 0) return { skipped: "not recorded: record_digest_max_keys is 0" };
   const conn = await RedisConnection.open(target);
   try {
+    const info = await conn.command(["INFO", "keyspace"]);
+    if (!(info instanceof RedisReplyError)) {
+      const keys = Object.values(keyspaceCounts(parseInfo(info))).reduce((a, b) => a + b, 0);
+      if (keys > maxKeys) {
+        return {
+          skipped: `not recorded: the source holds ${keys} keys, more than ` +
+            `record_digest_max_keys (${maxKeys}); DEBUG DIGEST would block it while it hashes them`,
+        };
+      }
+    }
     const reply = await conn.command(["DEBUG", "DIGEST"]);
     if (reply instanceof RedisReplyError) return { refused: reply.message };
     const digest = text(reply);
@@ -34,16 +49,18 @@ export function digestFacts(
   before: DigestReading,
   after: DigestReading | null,
 ): { digest: string } | { digest_skipped: string } {
+  if ("skipped" in before) return { digest_skipped: before.skipped };
   if ("refused" in before) {
     return {
       digest_skipped: `the source refused DEBUG DIGEST (${before.refused}); ` +
         "set enable-debug-command to yes (or local when cairn connects over loopback) to record it",
     };
   }
-  if (after === null || "refused" in after) {
+  if (after === null || !("digest" in after)) {
+    const why = after === null ? "" : "refused" in after ? after.refused : after.skipped;
     return {
       digest_skipped: `DEBUG DIGEST could not be read again after the snapshot${
-        after ? ` (${after.refused})` : ""
+        why ? ` (${why})` : ""
       }`,
     };
   }
