@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { digestFacts } from "../../src/engines/redis/digest.ts";
-import { compareLoad, scratchRehearsal } from "../../src/engines/redis/rehearsal.ts";
+import {
+  compareLoad,
+  memoryShortfall,
+  scratchRehearsal,
+} from "../../src/engines/redis/rehearsal.ts";
 import { rdbVersionFor } from "../../src/engines/redis/rdb_version.ts";
 import {
   keyspaceCounts,
@@ -430,4 +434,20 @@ Deno.test("redis scratch server: the log's reason without prefixes, start-up cha
   );
   assert.equal(logReason("1:M 30 Nov 2026 12:00:00.000 * Ready\n"), "Ready");
   assert.equal(logReason(""), "no log");
+});
+
+Deno.test("redis rehearsal: an RDB needing more than the host's available memory is not loaded", () => {
+  const MiB = 1048576;
+  assert.equal(memoryShortfall(100 * MiB, 200 * MiB), null);
+  assert.equal(memoryShortfall(100 * MiB, null), null, "unknown memory does not stop it");
+  assert.equal(
+    memoryShortfall(100 * MiB, 200 * MiB - 1),
+    "the RDB is 100 MiB; loading it into a scratch redis-server needs at least 200 MiB of memory " +
+      "and this host has 200 MiB available",
+  );
+  assert.equal(
+    memoryShortfall(3 * 1024 * MiB, 4 * 1024 * MiB),
+    "the RDB is 3072 MiB; loading it into a scratch redis-server needs at least 6144 MiB of memory " +
+      "and this host has 4096 MiB available",
+  );
 });

@@ -57,6 +57,30 @@ export function compareLoad(
   return problems;
 }
 
+/** Bytes of memory this host has available (MemAvailable), or null where Deno cannot tell. */
+function availableMemory(): number | null {
+  try {
+    return Deno.systemMemoryInfo().available;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why an RDB of `plainBytes` is not loaded into a scratch server on a host with
+ * `available` bytes of memory free, or null when it may be. A loaded dataset takes
+ * more memory than its RDB (no per-key overhead, compressed and packed encodings in
+ * the file), so twice the RDB is the least it can need; a host with less would swap
+ * or have its out-of-memory killer pick a process. Unknown memory does not stop it.
+ * Pure.
+ */
+export function memoryShortfall(plainBytes: number, available: number | null): string | null {
+  if (available === null || plainBytes * 2 <= available) return null;
+  const mib = (n: number) => `${Math.round(n / 1048576)} MiB`;
+  return `the RDB is ${mib(plainBytes)}; loading it into a scratch redis-server needs at least ` +
+    `${mib(plainBytes * 2)} of memory and this host has ${mib(available)} available`;
+}
+
 /**
  * The rehearsal of a Redis backup beyond the parse: when a redis-server is at hand
  * (`tools.redis_server`, else `redis-server` on PATH), the checked plain RDB is
@@ -64,7 +88,8 @@ export function compareLoad(
  * scratch root, removed afterwards whatever happens, and compared (compareLoad);
  * a difference is VERIFY_FAILED naming both values. Without a redis-server, or with
  * one too old for the RDB's version, or one that cannot load the RDB's module data,
- * the parse and key counts already done stand, and the result says why.
+ * or without the memory to load it (memoryShortfall), the parse and key counts
+ * already done stand, and the result says why.
  */
 export async function scratchRehearsal(
   ctx: EngineContext<RedisClient>,
@@ -89,6 +114,9 @@ export async function scratchRehearsal(
         `RDB v${rdb.rdb_version} (install a newer redis-server, or set ${SETTING})`,
     };
   }
+  const plainBytes = request.manifest.plain_size_bytes ?? request.manifest.size_bytes;
+  const tooBig = memoryShortfall(plainBytes, availableMemory());
+  if (tooBig !== null) return { check: "parse and key counts", scratch_server_skipped: tooBig };
   const maxDb = Math.max(0, ...Object.keys(rdb.keys).map((d) => Number(d.slice(2))));
   const plain = await request.file();
   let loaded: ScratchLoad;
