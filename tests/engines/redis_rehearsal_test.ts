@@ -15,6 +15,7 @@ import {
   ScratchUnsupported,
 } from "../../src/engines/redis/scratch_server.ts";
 import { readManifest, writeManifest } from "../../src/repository/manifest.ts";
+import { markChild, Scratch } from "../../src/io/scratch.ts";
 import type { Services } from "../../src/runtime/services.ts";
 import { fillEverything, startRedis, type TestRedis } from "../helpers/redis.ts";
 import { run, testServices } from "../helpers/services.ts";
@@ -450,4 +451,49 @@ Deno.test("redis rehearsal: an RDB needing more than the host's available memory
     "the RDB is 3072 MiB; loading it into a scratch redis-server needs at least 6144 MiB of memory " +
       "and this host has 4096 MiB available",
   );
+});
+
+Deno.test("scratch sweep: a scratch redis-server a dead process left running is killed before its directory goes; a reused pid is not", async () => {
+  await withTempDir(async (dir) => {
+    const scratch = new Scratch(join(dir, "scratch"));
+    await scratch.prepare();
+    // A process that is gone: `true`, already exited.
+    const gone = new Deno.Command("true").spawn();
+    await gone.status;
+    const deadDir = join(scratch.root, `${gone.pid}-12345`, "artifact-abc");
+    await Deno.mkdir(deadDir, { recursive: true });
+    const server = new Deno.Command("redis-server", {
+      args: [
+        ...["--port", "0", "--unixsocket", join(deadDir, "s.sock")],
+        ...["--save", "", "--appendonly", "no", "--dir", deadDir],
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await markChild(deadDir, server.pid);
+    // A live process whose pid is marked with another start time: a reused pid.
+    const bystander = new Deno.Command("sleep", { args: ["300"] }).spawn();
+    await Deno.writeFile(join(deadDir, `child-${bystander.pid}-1`), new Uint8Array());
+    try {
+      const removed = await scratch.sweep();
+      assert.deepEqual(removed, [join(scratch.root, `${gone.pid}-12345`)]);
+      const status = await Promise.race([
+        server.status,
+        new Promise<null>((r) => setTimeout(() => r(null), 10_000)),
+      ]);
+      assert.ok(status !== null && status.signal === "SIGKILL", "the orphan server was killed");
+      const still = await Promise.race([
+        bystander.status.then(() => "exited"),
+        new Promise((r) => setTimeout(() => r("running"), 300)),
+      ]);
+      assert.equal(still, "running", "a process with a reused pid is left alone");
+    } finally {
+      for (const p of [server, bystander]) {
+        try {
+          p.kill("SIGKILL");
+        } catch { /* gone */ }
+        await p.status;
+      }
+    }
+  });
 });

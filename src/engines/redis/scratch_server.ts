@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { CairnError } from "../../errors.ts";
 import { baseChildEnv, runCommand } from "../process.ts";
+import { markChild } from "../../io/scratch.ts";
 import { parseInfo, RedisConnection, RedisReplyError, text } from "./resp.ts";
 import { parseRedisUrl } from "./url.ts";
 
@@ -162,6 +163,8 @@ async function loadOnce(options: {
     silentMaster.close();
     throw new CairnError("TOOL_MISSING", `${options.bin} could not be started: ${error}`);
   }
+  // Should cairn die before it stops the server, the scratch sweep kills it.
+  await markChild(options.dir, child.pid).catch(() => {});
   const decoder = new TextDecoder();
   const keep = async (s: ReadableStream<Uint8Array>) => {
     for await (const chunk of s) log = (log + decoder.decode(chunk)).slice(-LOG_KEEP);
