@@ -4,7 +4,8 @@ import { digestFacts } from "../../src/engines/redis/digest.ts";
 import {
   compareLoad,
   memoryShortfall,
-  scratchRehearsal,
+  planRehearsal,
+  rehearse,
 } from "../../src/engines/redis/rehearsal.ts";
 import { rdbVersionFor } from "../../src/engines/redis/rdb_version.ts";
 import {
@@ -392,32 +393,30 @@ Deno.test("redis scratch server: an RDB it cannot load is VERIFY_FAILED with its
 });
 
 Deno.test("redis rehearsal: an RDB newer than the local redis-server reads is left to the parse, saying why", async () => {
-  await withTempDir(async (dir) => {
-    const version = await localRedisVersion();
-    let opened = false;
-    const out = await scratchRehearsal(
-      {
-        tools: {},
-        signal: new AbortController().signal,
-        progress: () => {},
-      } as unknown as Parameters<typeof scratchRehearsal>[0],
-      {
-        manifest: { key: "backups/c/x.rdb", facts: {} },
-        file: () => {
-          opened = true;
-          return Promise.resolve({ path: join(dir, "x"), release: () => Promise.resolve() });
-        },
-      } as unknown as Parameters<typeof scratchRehearsal>[1],
-      { rdb_version: 99, keys: { db0: 1 } },
-    );
-    assert.deepEqual(out, {
-      check: "parse and key counts",
-      scratch_server_skipped: `redis-server ${version} reads RDB up to v${
-        rdbVersionFor(version)
-      }; the backup is RDB v99 (install a newer redis-server, or set tools.redis_server)`,
-    });
-    assert.equal(opened, false, "the artifact is not even copied");
-  });
+  const version = await localRedisVersion();
+  const why = `redis-server ${version} reads RDB up to v${
+    rdbVersionFor(version)
+  }; the backup is RDB v99 (install a newer redis-server, or set tools.redis_server)`;
+  // Decided from the manifest before the artifact is copied...
+  const manifest = {
+    key: "backups/c/20260101T000000000Z-manual.rdb",
+    size_bytes: 10,
+    facts: { rdb_version: 99 },
+  } as unknown as Parameters<typeof planRehearsal>[1];
+  assert.deepEqual(await planRehearsal({}, manifest), { skipped: why });
+  // ...and again from the RDB's own header, should the manifest say less.
+  const ctx = { signal: new AbortController().signal, progress: () => {} };
+  assert.deepEqual(
+    await rehearse(ctx, manifest, { bin: "redis-server", version }, "/nowhere/plain", {
+      rdb_version: 99,
+      keys: { db0: 1 },
+    }),
+    { check: "parse and key counts", scratch_server_skipped: why },
+  );
+  assert.deepEqual(
+    await rehearse(ctx, manifest, { skipped: "no server" }, null, { rdb_version: 9, keys: {} }),
+    { check: "parse and key counts", scratch_server_skipped: "no server" },
+  );
 });
 
 Deno.test("redis scratch server: the log's reason without prefixes, start-up chatter or host warnings", () => {

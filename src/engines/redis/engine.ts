@@ -17,7 +17,7 @@ import { parseInfo, RedisConnection } from "./resp.ts";
 import { takeSnapshot } from "./replication.ts";
 import { describe, parseRedisUrl } from "./url.ts";
 import { digestFacts, type DigestReading, readDigest } from "./digest.ts";
-import { scratchRehearsal } from "./rehearsal.ts";
+import { planRehearsal, type RehearsalPlan, rehearse } from "./rehearsal.ts";
 import { rdbVersionFor } from "./rdb_version.ts";
 
 export { rdbVersionFor };
@@ -176,34 +176,57 @@ export const redisEngine: Engine<RedisClient> = {
   },
 
   async verify(ctx: EngineContext<RedisClient>, request: VerifyRequest) {
-    let rdb;
+    // With a scratch server to load it into, the parse reads the same checked plain
+    // copy that the server loads (one decode of the artifact instead of two).
+    const plan = await planRehearsal(ctx.tools, request.manifest);
+    const plain = "skipped" in plan ? null : await request.file();
     try {
-      rdb = await inspectRdb(await request.open(), ctx.signal);
-    } catch (error) {
-      throw rdbFailure(error, request.manifest.key);
+      return await verifyRdb(ctx, request, plan, plain?.path ?? null);
+    } finally {
+      await plain?.release();
     }
-    const expected = (request.manifest.facts.keys_per_db ?? {}) as Record<string, number>;
-    const problems: string[] = [];
-    for (const db of new Set([...Object.keys(expected), ...Object.keys(rdb.keys)])) {
-      if (expected[db] !== rdb.keys[db]) {
-        problems.push(
-          `${db}: ${rdb.keys[db] ?? 0} keys in the RDB, ${expected[db] ?? 0} in the manifest`,
-        );
-      }
-    }
-    if (rdb.checksum !== "ok") problems.push("the RDB carries no CRC-64 checksum");
-    if (problems.length) {
-      throw new CairnError(
-        "VERIFY_FAILED",
-        `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
-      );
-    }
-    return {
-      rdb_version: rdb.rdb_version,
-      checksum: rdb.checksum,
-      keys_per_db: rdb.keys,
-      functions: rdb.functions,
-      ...await scratchRehearsal(ctx, request, rdb),
-    };
   },
 };
+
+/** The parse and key counts, then the rehearsal (rehearsal.ts) of `plan`. */
+async function verifyRdb(
+  ctx: EngineContext<RedisClient>,
+  request: VerifyRequest,
+  plan: RehearsalPlan,
+  plainPath: string | null,
+): Promise<Record<string, unknown>> {
+  let rdb;
+  const file = plainPath === null ? null : await Deno.open(plainPath, { read: true });
+  try {
+    rdb = await inspectRdb(file?.readable ?? await request.open(), ctx.signal);
+  } catch (error) {
+    throw rdbFailure(error, request.manifest.key);
+  } finally {
+    try {
+      file?.close(); // a parse that failed part way left it open
+    } catch { /* closed at the stream's end */ }
+  }
+  const expected = (request.manifest.facts.keys_per_db ?? {}) as Record<string, number>;
+  const problems: string[] = [];
+  for (const db of new Set([...Object.keys(expected), ...Object.keys(rdb.keys)])) {
+    if (expected[db] !== rdb.keys[db]) {
+      problems.push(
+        `${db}: ${rdb.keys[db] ?? 0} keys in the RDB, ${expected[db] ?? 0} in the manifest`,
+      );
+    }
+  }
+  if (rdb.checksum !== "ok") problems.push("the RDB carries no CRC-64 checksum");
+  if (problems.length) {
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
+    );
+  }
+  return {
+    rdb_version: rdb.rdb_version,
+    checksum: rdb.checksum,
+    keys_per_db: rdb.keys,
+    functions: rdb.functions,
+    ...await rehearse(ctx, request.manifest, plan, plainPath, rdb),
+  };
+}

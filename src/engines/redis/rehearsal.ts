@@ -1,6 +1,7 @@
-import type { ClientConfig } from "../../config/schema.ts";
 import { CairnError } from "../../errors.ts";
-import type { EngineContext, VerifyRequest } from "../engine.ts";
+import { basename, dirname } from "node:path";
+import type { EngineContext } from "../engine.ts";
+import type { Manifest } from "../../repository/manifest.ts";
 import { rdbVersionFor } from "./rdb_version.ts";
 import {
   loadInScratchServer,
@@ -8,8 +9,6 @@ import {
   type ScratchLoad,
   ScratchUnsupported,
 } from "./scratch_server.ts";
-
-type RedisClient = Extract<ClientConfig, { kind: "redis" }>;
 
 const SETTING = "tools.redis_server";
 
@@ -81,78 +80,98 @@ export function memoryShortfall(plainBytes: number, available: number | null): s
     `${mib(plainBytes * 2)} of memory and this host has ${mib(available)} available`;
 }
 
+/** A scratch server to load the backup into, or why there is none. */
+export type RehearsalPlan = { bin: string; version: string } | { skipped: string };
+
+const skip = (reason: string): RehearsalResult => ({
+  check: "parse and key counts",
+  scratch_server_skipped: reason,
+});
+
+function versionGap(bin: string, version: string, rdbVersion: number): string | null {
+  const readable = rdbVersionFor(version);
+  return rdbVersion > readable
+    ? `${bin} ${version} reads RDB up to v${readable}; the backup is RDB v${rdbVersion} ` +
+      `(install a newer redis-server, or set ${SETTING})`
+    : null;
+}
+
 /**
- * The rehearsal of a Redis backup beyond the parse: when a redis-server is at hand
- * (`tools.redis_server`, else `redis-server` on PATH), the checked plain RDB is
- * loaded into a scratch one (scratch_server.ts) in a private directory under the
- * scratch root, removed afterwards whatever happens, and compared (compareLoad);
- * a difference is VERIFY_FAILED naming both values. Without a redis-server, or with
- * one too old for the RDB's version, or one that cannot load the RDB's module data,
- * or without the memory to load it (memoryShortfall), the parse and key counts
- * already done stand, and the result says why.
+ * Whether a Redis verify goes beyond the parse, decided before the artifact is
+ * copied: a redis-server must be at hand (`tools.redis_server`, else `redis-server`
+ * on PATH; a configured one that cannot be run is TOOL_MISSING), able to read the
+ * manifest's RDB version, on a host with the memory to load it (memoryShortfall).
  */
-export async function scratchRehearsal(
-  ctx: EngineContext<RedisClient>,
-  request: VerifyRequest,
-  rdb: { rdb_version: number; keys: Record<string, number> },
-): Promise<RehearsalResult> {
-  const explicit = ctx.tools.redis_server !== undefined;
-  const bin = ctx.tools.redis_server ?? "redis-server";
-  const version = await redisServerVersion(bin, explicit, SETTING);
+export async function planRehearsal(
+  tools: { redis_server?: string },
+  manifest: Manifest,
+): Promise<RehearsalPlan> {
+  const bin = tools.redis_server ?? "redis-server";
+  const version = await redisServerVersion(bin, tools.redis_server !== undefined, SETTING);
   if (version === null) {
     return {
-      check: "parse and key counts",
-      scratch_server_skipped:
+      skipped:
         `redis-server is not on PATH (install it, or set ${SETTING}, to load the backup into a scratch server)`,
     };
   }
-  const readable = rdbVersionFor(version);
-  if (rdb.rdb_version > readable) {
-    return {
-      check: "parse and key counts",
-      scratch_server_skipped: `${bin} ${version} reads RDB up to v${readable}; the backup is ` +
-        `RDB v${rdb.rdb_version} (install a newer redis-server, or set ${SETTING})`,
-    };
-  }
-  const plainBytes = request.manifest.plain_size_bytes ?? request.manifest.size_bytes;
-  const tooBig = memoryShortfall(plainBytes, availableMemory());
-  if (tooBig !== null) return { check: "parse and key counts", scratch_server_skipped: tooBig };
+  const recorded = Number(manifest.facts.rdb_version ?? 0);
+  const gap = versionGap(bin, version, recorded);
+  if (gap !== null) return { skipped: gap };
+  const tooBig = memoryShortfall(
+    manifest.plain_size_bytes ?? manifest.size_bytes,
+    availableMemory(),
+  );
+  return tooBig !== null ? { skipped: tooBig } : { bin, version };
+}
+
+/**
+ * The rehearsal of a Redis backup beyond the parse: the checked plain RDB at
+ * `rdbPath` (a private scratch directory, which the caller removes) is loaded into
+ * a scratch redis-server (scratch_server.ts) and compared (compareLoad); a
+ * difference is VERIFY_FAILED naming both values. With no server planned, a server
+ * older than the RDB's actual version, or one that cannot load its module data, the
+ * parse and key counts already done stand, and the result says why.
+ */
+export async function rehearse(
+  ctx: Pick<EngineContext, "signal" | "progress">,
+  manifest: Manifest,
+  plan: RehearsalPlan,
+  rdbPath: string | null,
+  rdb: { rdb_version: number; keys: Record<string, number> },
+): Promise<RehearsalResult> {
+  if ("skipped" in plan) return skip(plan.skipped);
+  if (rdbPath === null) throw new Error("rehearse: a planned rehearsal needs the RDB's path");
+  const gap = versionGap(plan.bin, plan.version, rdb.rdb_version);
+  if (gap !== null) return skip(gap);
   const maxDb = Math.max(0, ...Object.keys(rdb.keys).map((d) => Number(d.slice(2))));
-  const plain = await request.file();
   let loaded: ScratchLoad;
   try {
-    const dir = plain.path.slice(0, plain.path.lastIndexOf("/"));
-    const dbfilename = plain.path.slice(plain.path.lastIndexOf("/") + 1);
     loaded = await loadInScratchServer({
-      bin,
-      version,
-      dir,
-      dbfilename,
+      bin: plan.bin,
+      version: plan.version,
+      dir: dirname(rdbPath),
+      dbfilename: basename(rdbPath),
       maxDb,
       signal: ctx.signal,
       phase: (phase) => ctx.progress({ phase }),
     });
   } catch (error) {
-    if (error instanceof ScratchUnsupported) {
-      return { check: "parse and key counts", scratch_server_skipped: error.message };
-    }
+    if (error instanceof ScratchUnsupported) return skip(error.message);
     throw error;
-  } finally {
-    await plain.release();
   }
-  const problems = compareLoad(loaded, request.manifest.facts);
+  const problems = compareLoad(loaded, manifest.facts);
   if (problems.length > 0) {
     throw new CairnError(
       "VERIFY_FAILED",
-      `Backup ${request.manifest.key} does not match the source: ${problems.join("; ")}`,
+      `Backup ${manifest.key} does not match the source: ${problems.join("; ")}`,
       { details: { scratch_server: loaded } },
     );
   }
-  const facts = request.manifest.facts;
+  const facts = manifest.facts;
   return {
     check: "scratch redis-server",
     scratch_server: {
-      version,
+      version: plan.version,
       digest: loaded.digest,
       digest_check: typeof facts.digest === "string"
         ? "matches the source's at backup time"
