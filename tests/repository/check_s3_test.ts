@@ -151,3 +151,20 @@ Deno.test("check uploads: older than 24 h or of unknown age is a leftover; 24 h 
   assert.deepEqual(found.in_progress.map((u) => u.key), ["a", "d"]);
   assert.equal(LIVE_UPLOAD_MS, 24 * HOUR);
 });
+
+Deno.test("check on S3: a server that cannot list multipart uploads (s3rver itself) gives a note, not a problem", async () => {
+  const s3 = await startS3(["plain"], { direct: true });
+  try {
+    const report = await checkRepository(repoFor(s3, "plain", ""));
+    assert.equal(report.clean, true);
+    assert.deepEqual(report.problems, []);
+    assert.deepEqual(report.uploads_in_progress, []);
+    assert.deepEqual(report.notes, [
+      "Unfinished multipart uploads were not checked: S3 failed while listing unfinished " +
+      `multipart uploads at s3://plain/ at ${s3.endpoint}: ` +
+      "A parameter you provided implies functionality that is not implemented",
+    ]);
+  } finally {
+    await s3.stop();
+  }
+});
