@@ -25,6 +25,7 @@ export type ErrorCode =
   | "DISK_FULL"
   | "CHECKSUM_MISMATCH"
   | "VERIFY_FAILED"
+  | "CHECK_FOUND_PROBLEMS"
   | "STORE_LOCKED"
   | "STORE_CORRUPT"
   | "STORE_UNAVAILABLE"
@@ -71,6 +72,23 @@ export class CairnError extends Error {
   }
   get httpStatus(): number {
     return HTTP_STATUS[this.code] ?? 500;
+  }
+}
+
+/**
+ * A failure whose job still has a result worth keeping: a repository check that
+ * found problems fails (so the dead-letter queue, notifications and metrics see it)
+ * and its job's result is the report, listing every problem.
+ */
+export class FailureWithResult extends CairnError {
+  readonly result: Record<string, unknown>;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    result: Record<string, unknown>,
+  ) {
+    super(code, message);
+    this.result = result;
   }
 }
 

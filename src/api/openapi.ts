@@ -67,7 +67,8 @@ const OPERATIONS: Operation[] = [
     method: "post",
     path: "/admin/repository/check",
     summary:
-      "Queue a repository check (read_data: hash every byte); the job's result lists problems",
+      "Queue a repository check (read_data: hash every byte); the job's result lists problems, " +
+      "and a check that finds any ends failed (CHECK_FOUND_PROBLEMS)",
     tag: "repository",
     body: RepositoryCheckBody,
     status: 202,

@@ -20,6 +20,14 @@ export async function checkCommand(argv: string[]): Promise<number> {
     out(JSON.stringify(report));
   } else {
     for (const p of report.problems) out(`${p.kind}: ${p.message}`);
+    for (const u of report.uploads_in_progress ?? []) {
+      out(
+        `in progress (not a problem): ${u.key} has a multipart upload initiated at ${
+          u.initiated_at ?? "an unknown time"
+        }, less than 24 h ago`,
+      );
+    }
+    for (const note of report.notes ?? []) out(`note: ${note}`);
     out(
       `${
         report.clean ? "No problems" : `${report.problems.length} problem(s)`

@@ -84,7 +84,9 @@ ${CONFIG_FLAG}`,
 
 Checks the repository and lists every problem: a manifest whose artifact is missing or has
 another size, an artifact without a manifest, an unreadable manifest, temporary leftovers
-of interrupted writes, s3 mirror versions that no run refers to. Changes nothing. Exit status: 0 clean, 1 problems found, 2 usage.
+of interrupted writes (on S3: multipart uploads unfinished for more than 24 h; younger ones
+are listed as in progress), s3 mirror versions that no run refers to. Changes nothing.
+Exit status: 0 clean, 1 problems found, 2 usage.
 
   --read-data     also read every stored byte and compare it with the manifest's sha256
   --json          print the report as JSON

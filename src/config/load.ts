@@ -245,6 +245,9 @@ function applyEnvOverrides(config: Config, env: (name: string) => string | undef
       pg_restore: env("CAIRN_PG_RESTORE_PATH") || env("ATHENA_PG_RESTORE_PATH") ||
         config.tools.pg_restore,
       tar: env("CAIRN_TAR_PATH") || config.tools.tar,
+      ...(env("CAIRN_REDIS_SERVER_PATH") || config.tools.redis_server
+        ? { redis_server: env("CAIRN_REDIS_SERVER_PATH") || config.tools.redis_server }
+        : {}),
     },
   };
 }

@@ -111,6 +111,12 @@ const RedisClient = z.strictObject({
   }, "the path of a Redis url is a database number, such as /2"),
   /** The password (AUTH), given apart from the url; see the postgres client's. */
   password: z.string().min(1).optional(),
+  /**
+   * Record the source's DEBUG DIGEST before and after the snapshot (when the server
+   * allows DEBUG) for verifies to compare, when it holds at most this many keys:
+   * DEBUG DIGEST hashes the whole dataset while the server waits. 0: never.
+   */
+  record_digest_max_keys: z.number().int().nonnegative().default(100_000),
 });
 const S3Client = z.strictObject({
   ...clientCommon,
@@ -278,6 +284,11 @@ export const ConfigSchema = z.strictObject({
     pg_restore: nonEmpty.default("pg_restore"),
     /** GNU tar for directory backups (checked to be GNU tar 1.30 or later). */
     tar: nonEmpty.default("tar"),
+    /**
+     * redis-server for Redis verifies (a scratch server loads the backup). Unset:
+     * `redis-server` on PATH when there is one, else the parse alone.
+     */
+    redis_server: nonEmpty.optional(),
   }).prefault({}),
   clients: z.record(
     z.string().regex(CLIENT_NAME, "client names are 1-63 of a-z, 0-9, _ and -"),

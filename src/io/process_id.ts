@@ -147,6 +147,17 @@ export async function processStates(
   });
 }
 
+/**
+ * The identity of another process on this host (a child just spawned), start time
+ * from its /proc/<pid>/stat ("?" when it cannot be read: never judged dead then).
+ */
+export async function processIdOf(pid: number): Promise<ProcessId> {
+  const here = await initProcessId();
+  const stat = `/proc/${pid}/stat`;
+  const line = (await firstLines([stat])).get(stat);
+  return { host: here.host, pid, start: line ? parseStatStart(line) ?? "?" : "?" };
+}
+
 /** A lease owner: `cairn1 <host> <pid> <start> <nonce>` (space-separated: none of them holds one). */
 export function formatOwner(id: ProcessId, nonce: string): string {
   return `cairn1 ${id.host} ${id.pid} ${id.start} ${nonce}`;

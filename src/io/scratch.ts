@@ -1,7 +1,10 @@
 import { join, resolve } from "node:path";
 import { CairnError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { deadTags, ownerTag, parseOwnerTag } from "./process_id.ts";
+import { deadTags, ownerTag, parseOwnerTag, processIdOf, processStates } from "./process_id.ts";
+
+/** Marks a long-lived child (a scratch redis-server) in a scratch directory: `child-<tag>`. */
+const CHILD_MARK = "child-";
 
 /**
  * cairn's one place for scratch files (SQLite snapshot copies, verify copies,
@@ -93,6 +96,7 @@ export class Scratch {
       const owner = parseOwnerTag(name);
       if (!owner || !dead.has(name)) continue;
       const path = join(this.root, e.name);
+      await killOrphans(path);
       try {
         await Deno.remove(path, { recursive: true });
         removed.push(path);
@@ -108,6 +112,43 @@ export class Scratch {
     }
     return removed;
   }
+}
+
+/**
+ * Records in `dir` (a scratch directory) that the child `pid` works on it, so that
+ * should this process die without stopping it, the sweep that removes the directory
+ * kills the child first (killOrphans). The mark names the child by pid and start
+ * time: a pid reused since is never killed. Returns the mark's path.
+ */
+export async function markChild(dir: string, pid: number): Promise<string> {
+  const path = join(dir, CHILD_MARK + ownerTag(await processIdOf(pid)));
+  await Deno.writeFile(path, new Uint8Array(), { mode: 0o600 });
+  return path;
+}
+
+/** Kills the children marked (markChild) anywhere under `dir` that still run. */
+async function killOrphans(dir: string): Promise<void> {
+  const marks: string[] = [];
+  const walk = async (d: string, depth: number) => {
+    for await (const e of Deno.readDir(d)) {
+      if (e.isFile && e.name.startsWith(CHILD_MARK)) marks.push(e.name.slice(CHILD_MARK.length));
+      else if (e.isDirectory && depth < 3) await walk(join(d, e.name), depth + 1);
+    }
+  };
+  await walk(dir, 0).catch(() => {});
+  const ids = marks.map(parseOwnerTag).filter((id) => id !== null);
+  if (ids.length === 0) return;
+  const states = await processStates(ids);
+  ids.forEach((id, i) => {
+    if (states[i] !== "alive") return;
+    try {
+      Deno.kill(id.pid, "SIGKILL");
+      logger.info("Killed a child a dead process left running on its scratch files", {
+        path: dir,
+        pid: id.pid,
+      });
+    } catch { /* gone meanwhile */ }
+  });
 }
 
 /** Removes a scratch path; a missing one is fine. */

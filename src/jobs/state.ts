@@ -136,16 +136,20 @@ export function complete(job: Job, now: number, result: Record<string, unknown>)
 
 /**
  * A failed attempt: back to pending after `retryDelayMs`, or dead-lettered when no
- * attempt is left or the failure is permanent (retrying cannot help).
+ * attempt is left or the failure is permanent (retrying cannot help). A `result`
+ * (a check's report) is kept on a job that ends failed.
  */
 export function fail(
   job: Job,
   now: number,
   error: string,
-  options: { retryDelayMs: number; permanent?: boolean },
+  options: { retryDelayMs: number; permanent?: boolean; result?: Record<string, unknown> },
 ): Job {
   if (options.permanent || job.attempts >= job.max_attempts) {
-    return finish(job, now, "failed", { error });
+    return finish(job, now, "failed", {
+      error,
+      ...(options.result ? { result: options.result } : {}),
+    });
   }
   return {
     ...job,

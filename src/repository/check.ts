@@ -10,6 +10,7 @@ import {
   parseKey,
 } from "./keys.ts";
 import { readManifest } from "./manifest.ts";
+import { checkUploads } from "./check_uploads.ts";
 import type { Repository } from "./repository.ts";
 import { partialWrites } from "./capabilities.ts";
 
@@ -28,6 +29,10 @@ export interface Problem {
   kind: ProblemKind;
   key: string;
   message: string;
+  /** An unfinished multipart upload (S3): when it was initiated (ISO 8601, null: unknown). */
+  initiated_at?: string | null;
+  /** An unfinished multipart upload (S3): its upload id. */
+  upload_id?: string;
 }
 
 export interface CheckReport {
@@ -39,6 +44,13 @@ export interface CheckReport {
   bytes_read: number;
   read_data: boolean;
   duration_ms: number;
+  /**
+   * S3: unfinished multipart uploads younger than 24 h (a backup writing now, most
+   * likely): listed, not problems. Absent on an fs repository.
+   */
+  uploads_in_progress?: { key: string; upload_id: string; initiated_at: string | null }[];
+  /** What the check could not look at, and why. */
+  notes?: string[];
 }
 
 /** Names interrupted writes leave: fs puts write `.tmp/*.part`; other writers end in .tmp/.part. */
@@ -48,8 +60,9 @@ const TEMP_NAME = /(\.part|\.tmp)$/;
  * Checks a repository's structure, and with `readData` every stored byte (after
  * restic's `check --read-data`): each manifest is readable and its artifact exists
  * with the recorded size (and sha256); each artifact under backups/ has a manifest;
- * no temporary leftovers of interrupted writes remain; each s3 mirror's kept versions
- * are all referred to by a run or the running state (an orphaned version is what a
+ * no temporary leftovers of interrupted writes remain (on S3, unfinished multipart
+ * uploads older than 24 h: check_uploads.ts); each s3 mirror's kept versions are all
+ * referred to by a run or the running state (an orphaned version is what a
  * collection killed part way, or a run deleted by hand, leaves: the next prune frees
  * it). Reports every problem; never changes the repository. The mirrored objects'
  * bytes (mirrors/) are not read here; a verify of a run reads them.
@@ -169,13 +182,17 @@ export async function checkRepository(
       });
     }
   }
-  for (const name of await partialWrites(repo).list()) {
+  // Multipart uploads are sorted by age below (a young one is a backup writing now).
+  const partial = partialWrites(repo);
+  for (const name of partial.unfinishedUploads ? [] : await partial.list()) {
     problems.push({
       kind: "temp_leftover",
       key: name,
       message: `${name} is the leftover of an interrupted write (the daemon's sweep removes it)`,
     });
   }
+  const uploads = await checkUploads(repo, started);
+  problems.push(...uploads.problems);
   return {
     clean: problems.length === 0,
     problems,
@@ -184,6 +201,8 @@ export async function checkRepository(
     bytes_read: bytesRead,
     read_data: options.readData ?? false,
     duration_ms: Date.now() - started,
+    ...(partial.unfinishedUploads ? { uploads_in_progress: uploads.in_progress } : {}),
+    ...(uploads.note ? { notes: [uploads.note] } : {}),
   };
 }
 

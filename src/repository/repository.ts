@@ -19,6 +19,15 @@ export interface ObjectInfo {
   modified_at?: number;
 }
 
+/** A multipart upload that was started and neither completed nor aborted (S3). */
+export interface UnfinishedUpload {
+  /** The key it writes, relative to the repository (its prefix taken off). */
+  key: string;
+  upload_id: string;
+  /** When it was initiated (epoch ms), as the server says; null when it does not. */
+  initiated_at: number | null;
+}
+
 export interface PutOptions {
   signal?: AbortSignal;
   /** Called with the bytes stored so far, at most a few times a second. */
@@ -72,6 +81,13 @@ export interface PartialWrites {
     olderThanMs: number,
     writerIsDead?: (names: string[]) => Promise<Set<string>>,
   ): Promise<number>;
+  /**
+   * The same leftovers in detail where they are multipart uploads (S3: key, upload
+   * id, initiation time), which a check sorts into leftovers and uploads still being
+   * written (check_uploads.ts). Fails when the server does not list them (some
+   * S3-compatible servers do not).
+   */
+  unfinishedUploads?(): Promise<UnfinishedUpload[]>;
 }
 
 /** What a repository can do besides the verbs (restic's Properties); absent means "use the fallback". */

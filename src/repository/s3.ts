@@ -22,6 +22,7 @@ import type {
   PutResult,
   Repository,
   RepositoryCapabilities,
+  UnfinishedUpload,
 } from "./repository.ts";
 
 type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
@@ -33,6 +34,15 @@ type S3Config = Extract<RepositoryConfig, { kind: "s3" }>;
  */
 export const PART_SIZE = 10 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
+
+/**
+ * How old an unfinished multipart upload must be before cairn takes it for a
+ * leftover (the sweep aborts it, the check reports it): 24 hours. An upload's
+ * initiation time is when its backup started writing, however long ago that was, so
+ * the lease TTL cannot tell a live upload from a dead one; no artifact takes this
+ * long: at most ~97 GiB (10,000 parts of PART_SIZE), 13.5 h even at 2 MB/s.
+ */
+export const LIVE_UPLOAD_MS = 24 * 60 * 60_000;
 
 /**
  * SDK failures as errors an operator can act on: the one S3 error mapping
@@ -56,6 +66,7 @@ export class S3Repository implements Repository {
     partialWrites: {
       list: () => this.#partialNames(),
       sweep: (olderThanMs) => this.#sweepPartial(olderThanMs),
+      unfinishedUploads: () => this.#unfinishedUploads(),
     },
   };
   readonly #client: S3Client;
@@ -224,45 +235,68 @@ export class S3Repository implements Repository {
   }
 
   /**
-   * The multipart uploads under our prefix not completed nor aborted (the first
-   * 1,000: ListMultipartUploads' page). Empty where the server does not list uploads
-   * (s3rver answers NotImplemented); their lifecycle rules clean up there.
+   * ListMultipartUploads under our prefix, every page (KeyMarker and
+   * UploadIdMarker: AWS S3 API reference, ListMultipartUploads). Fails when the
+   * server does not list uploads (s3rver 3.7.1 answers NotImplemented).
    */
-  async #uploads() {
-    try {
-      const out = await this.#client.send(
-        new ListMultipartUploadsCommand({ Bucket: this.#bucket, Prefix: this.#prefix }),
-      );
-      return out.Uploads ?? [];
-    } catch {
-      return [];
+  async #unfinishedUploads(): Promise<UnfinishedUpload[]> {
+    const out: UnfinishedUpload[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let page;
+      try {
+        page = await this.#client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.#bucket,
+            Prefix: this.#prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
+      } catch (error) {
+        throw s3Error(error, "listing unfinished multipart uploads", this.location);
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !u.Key.startsWith(this.#prefix)) continue;
+        out.push({
+          key: u.Key.slice(this.#prefix.length),
+          upload_id: u.UploadId,
+          initiated_at: u.Initiated ? u.Initiated.getTime() : null,
+        });
+      }
+      if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) return out;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
     }
   }
 
-  /** Incomplete multipart uploads, named by the key (under our prefix) each was writing. */
+  /**
+   * Incomplete multipart uploads, named by the key (under our prefix) each was
+   * writing; none where the server does not list them.
+   */
   async #partialNames(): Promise<string[]> {
-    return (await this.#uploads())
-      .flatMap((u) => u.Key?.startsWith(this.#prefix) ? [u.Key.slice(this.#prefix.length)] : [])
-      .sort()
-      .map((key) => `${key} (incomplete multipart upload)`);
+    const uploads = await this.#unfinishedUploads().catch(() => []);
+    return uploads.map((u) => u.key).sort().map((key) => `${key} (incomplete multipart upload)`);
   }
 
   /**
-   * Aborts multipart uploads under our prefix older than `olderThanMs`, which a
-   * killed process left behind (an upload names no writer, so only age tells).
+   * Aborts multipart uploads under our prefix that a killed process left behind:
+   * those older than `olderThanMs` and than LIVE_UPLOAD_MS (an upload names no
+   * writer, so only age tells; a backup that runs for hours has an upload as old,
+   * and aborting it would fail the backup).
    */
   async #sweepPartial(olderThanMs: number): Promise<number> {
     let aborted = 0;
+    const limit = Math.max(olderThanMs, LIVE_UPLOAD_MS);
     try {
-      for (const u of await this.#uploads()) {
-        if (
-          u.Initiated && Date.now() - u.Initiated.getTime() > olderThanMs && u.Key && u.UploadId
-        ) {
+      for (const u of await this.#unfinishedUploads()) {
+        if (u.initiated_at !== null && Date.now() - u.initiated_at > limit) {
           await this.#client.send(
             new AbortMultipartUploadCommand({
               Bucket: this.#bucket,
-              Key: u.Key,
-              UploadId: u.UploadId,
+              Key: this.#prefix + u.key,
+              UploadId: u.upload_id,
             }),
           );
           aborted++;

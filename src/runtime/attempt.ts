@@ -1,5 +1,5 @@
 import type { Progress } from "../jobs/types.ts";
-import { CairnError, describeError, isCairnError, toError } from "../errors.ts";
+import { CairnError, describeError, FailureWithResult, isCairnError, toError } from "../errors.ts";
 import { retryDelayMs } from "../jobs/backoff.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
@@ -41,6 +41,8 @@ const PERMANENT = new Set([
   "TOOL_MISSING",
   "TOOL_INCOMPATIBLE",
   "IDENTITY_MISSING",
+  // The repository holds what it holds: checking again finds the same problems.
+  "CHECK_FOUND_PROBLEMS",
 ]);
 
 /** How long a stalled attempt gets to stop after its abort before it is abandoned. */
@@ -304,7 +306,11 @@ async function recordFailure(
   // A stall is worth another attempt (a lock released, an endpoint back), whatever it threw.
   const permanent = !stalled && isPermanent(error);
   const delay = retryDelayMs(job.attempts, { baseMs: config.backup.retry_backoff_ms });
-  const out = await store.fail(job.id, token, message, { retryDelayMs: delay, permanent });
+  const out = await store.fail(job.id, token, message, {
+    retryDelayMs: delay,
+    permanent,
+    ...(error instanceof FailureWithResult ? { result: error.result } : {}),
+  });
   if (out.status === "failed") {
     logger.error("Job failed", {
       job_id: job.id,

@@ -1,4 +1,4 @@
-import { CairnError } from "../errors.ts";
+import { CairnError, FailureWithResult } from "../errors.ts";
 import type { EngineContext, ProgressUpdate } from "../engines/engine.ts";
 import { engineFor } from "../engines/registry.ts";
 import type { Job } from "../jobs/types.ts";
@@ -32,6 +32,7 @@ import { VERSION } from "../version.ts";
 import { KeyTakenError, LeaseLostError } from "../store/store.ts";
 import { prune } from "./prune.ts";
 import { checkRepository } from "../repository/check.ts";
+import { checkFailureMessage } from "../repository/check_outcome.ts";
 import { keyState, removeOrphan, resultFromManifest } from "./recover.ts";
 import { requireClient, type Services } from "./services.ts";
 import { forgetTarget, unsealTarget } from "./target_secrets.ts";
@@ -65,12 +66,32 @@ export function executeJob(
     case "prune":
       return prune(services, job, hooks.signal);
     case "check":
-      return checkRepository(services.repository, {
-        readData: job.params.read_data ?? false,
-        signal: hooks.signal,
-        onProgress: (bytes, phase) => hooks.progress({ bytes_done: bytes, phase }),
-      }) as unknown as Promise<Record<string, unknown>>;
+      return runCheck(services, job, hooks);
   }
+}
+
+/**
+ * A check job: its result is the report when the repository is clean. Problems fail
+ * the job (CHECK_FOUND_PROBLEMS, not retried: the repository holds what it holds),
+ * so the dead-letter queue, job_failed notifications and metrics see them; the failed
+ * job's result is still the whole report, with `error_code`.
+ */
+async function runCheck(
+  services: Services,
+  job: Job,
+  hooks: RunHooks,
+): Promise<Record<string, unknown>> {
+  const report = await checkRepository(services.repository, {
+    readData: job.params.read_data ?? false,
+    signal: hooks.signal,
+    onProgress: (bytes, phase) => hooks.progress({ bytes_done: bytes, phase }),
+  });
+  if (report.clean) return { ...report };
+  throw new FailureWithResult(
+    "CHECK_FOUND_PROBLEMS",
+    checkFailureMessage(report, services.repository.location),
+    { ...report, error_code: "CHECK_FOUND_PROBLEMS" },
+  );
 }
 
 function engineContext(

@@ -236,7 +236,7 @@ export abstract class BaseStore implements JobStore {
     id: number,
     token: string,
     error: string,
-    options: { retryDelayMs: number; permanent?: boolean },
+    options: { retryDelayMs: number; permanent?: boolean; result?: Record<string, unknown> },
   ): Promise<Job> {
     return this.#transition(id, token, (job, now) => state.fail(job, now, error, options));
   }

@@ -453,7 +453,7 @@ export class PostgresStore implements JobStore {
     id: number,
     token: string,
     error: string,
-    options: { retryDelayMs: number; permanent?: boolean },
+    options: { retryDelayMs: number; permanent?: boolean; result?: Record<string, unknown> },
   ): Promise<Job> {
     return this.#owned(id, token, (job, now) => state.fail(job, now, error, options));
   }

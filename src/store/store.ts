@@ -112,7 +112,7 @@ export interface JobStore {
     id: number,
     token: string,
     error: string,
-    options: { retryDelayMs: number; permanent?: boolean },
+    options: { retryDelayMs: number; permanent?: boolean; result?: Record<string, unknown> },
   ): Promise<Job>;
   markCancelled(id: number, token: string): Promise<Job>;
   /**

@@ -1,6 +1,8 @@
 /** Starts a real S3 server (s3rver) for a test; default credentials S3RVER / S3RVER. */
 export interface S3Server {
   endpoint: string;
+  /** s3rver's directory (its store: see s3_uploads.ts for unfinished uploads). */
+  dir: string;
   accessKeyId: string;
   secretAccessKey: string;
   stop(): Promise<void>;
@@ -9,14 +11,29 @@ export interface S3Server {
 const SERVER = new URL("./s3_server.ts", import.meta.url).pathname;
 const TEST_LOCK = new URL("../../deno.test.lock", import.meta.url).pathname;
 
-export async function startS3(buckets: string[]): Promise<S3Server> {
+/**
+ * `direct`: s3rver as it is, without the front (which URL-encodes listings asked for
+ * so, and answers ListMultipartUploads / AbortMultipartUpload: see s3_server.ts).
+ */
+export async function startS3(
+  buckets: string[],
+  options: { direct?: boolean } = {},
+): Promise<S3Server> {
   if (Deno.env.get("CAIRN_TEST_SKIP_SERVICES") === "1") {
     throw new Error("CAIRN_TEST_SKIP_SERVICES=1");
   }
   const dir = await Deno.makeTempDir({ prefix: "cairn-s3-" });
   const child = new Deno.Command(Deno.execPath(), {
     // The test-only lock: s3rver never enters the daemon's deno.lock.
-    args: ["run", "--allow-all", `--lock=${TEST_LOCK}`, SERVER, dir, buckets.join(",")],
+    args: [
+      "run",
+      "--allow-all",
+      `--lock=${TEST_LOCK}`,
+      SERVER,
+      dir,
+      buckets.join(","),
+      ...(options.direct ? ["direct"] : []),
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -39,6 +56,7 @@ export async function startS3(buckets: string[]): Promise<S3Server> {
   const { port } = JSON.parse(text.trim());
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    dir,
     accessKeyId: "S3RVER",
     secretAccessKey: "S3RVER",
     async stop() {

@@ -17,6 +17,7 @@ import http from "node:http";
 // deno-lint-ignore no-import-prefix -- test/build-only: kept out of deno.json and deno.lock
 import S3rver from "npm:s3rver@3.7.1";
 import { reencodeListing } from "./s3_listing.ts";
+import { abortUpload, listUploadsXml } from "./s3_uploads.ts";
 
 const [dir, buckets, mode] = Deno.args;
 const server = new S3rver({
@@ -33,6 +34,7 @@ const { port: upstreamPort } = await server.run();
 
 const front = http.createServer((req, res) => {
   const url = new URL(req.url ?? "/", "http://x");
+  if (answerUploads(req, res, url)) return;
   const encode = req.method === "GET" && url.searchParams.get("encoding-type") === "url";
   const upstream = http.request({
     host: "127.0.0.1",
@@ -67,6 +69,52 @@ const front = http.createServer((req, res) => {
   });
   req.pipe(upstream);
 });
+/**
+ * s3rver 3.7.1 answers ListMultipartUploads (GET /bucket?uploads) and
+ * AbortMultipartUpload (DELETE /bucket/key?uploadId=) with NotImplemented /
+ * MethodNotAllowed, though it keeps every unfinished upload on disk. The front
+ * answers both from s3rver's own store (s3_uploads.ts), so a test sees what S3
+ * and MinIO would say about uploads that s3rver really holds.
+ */
+function answerUploads(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  url: URL,
+): boolean {
+  const parts = url.pathname.split("/").filter(Boolean);
+  if (req.method === "GET" && parts.length === 1 && url.searchParams.has("uploads")) {
+    const xml = listUploadsXml(
+      dir,
+      decodeURIComponent(parts[0]),
+      url.searchParams.get("prefix") ?? "",
+    );
+    res.writeHead(200, { "content-type": "application/xml" });
+    res.end(xml);
+    return true;
+  }
+  if (req.method === "DELETE" && parts.length >= 2 && url.searchParams.has("uploadId")) {
+    const key = parts.slice(1).map(decodeURIComponent).join("/");
+    const found = abortUpload(
+      dir,
+      decodeURIComponent(parts[0]),
+      key,
+      url.searchParams.get("uploadId")!,
+    );
+    if (found) {
+      res.writeHead(204);
+      res.end();
+    } else {
+      res.writeHead(404, { "content-type": "application/xml" });
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist</Message></Error>',
+      );
+    }
+    req.resume();
+    return true;
+  }
+  return false;
+}
+
 if (mode === "direct") {
   console.log(JSON.stringify({ port: upstreamPort }));
 } else {

@@ -121,3 +121,27 @@ Deno.test("backoff doubles from the base, with bounded jitter, capped", () => {
   assert.equal(retryDelayMs(40, { baseMs: 5000, maxMs: 60000, random: () => 1 }), 60000);
   assert.equal(retryDelayMs(1, { baseMs: 0 }), 0);
 });
+
+Deno.test("a failure that ends the job keeps its result (a check's report); a retry does not carry it", () => {
+  const report = { clean: false, problems: [{ kind: "temp_leftover" }] };
+  const last = state.fail(job({ status: "running", attempts: 3 }), T0, "found", {
+    retryDelayMs: 5,
+    result: report,
+  });
+  assert.deepEqual([last.status, last.error, last.result], ["failed", "found", report]);
+  const permanent = state.fail(job({ status: "running", attempts: 1 }), T0, "found", {
+    retryDelayMs: 5,
+    permanent: true,
+    result: report,
+  });
+  assert.deepEqual(permanent.result, report);
+  const retry = state.fail(job({ status: "running", attempts: 1 }), T0, "found", {
+    retryDelayMs: 5,
+    result: report,
+  });
+  assert.deepEqual([retry.status, retry.result], ["pending", null]);
+  const plain = state.fail(job({ status: "running", attempts: 3 }), T0, "boom", {
+    retryDelayMs: 5,
+  });
+  assert.equal(plain.result, null);
+});

@@ -101,9 +101,15 @@ Deno.test("check: clean, then every kind of damage listed with exit 1; --read-da
       const claimed =
         (await services.store.claim({ owner: "t", leaseMs: 60_000 }, { id: job_id }))!;
       const done = await runAttempt(services, claimed, { controller: new AbortController() });
-      assert.equal(done.status, "completed", done.error ?? "");
+      // Problems fail the job; its result is still the whole report.
+      assert.equal(done.status, "failed");
       assert.equal(done.kind, "check");
+      assert.match(
+        done.error!,
+        /^The repository check of .* found 5 problems \(1 artifact_missing, 1 artifact_without_manifest, 1 checksum_mismatch, 1 size_mismatch, 1 temp_leftover\): /,
+      );
       assert.equal((done.result as { problems: unknown[] }).problems.length, 5);
+      assert.equal(done.result!.error_code, "CHECK_FOUND_PROBLEMS");
       const bad = await app.request("/admin/repository/check", {
         method: "POST",
         body: JSON.stringify({ read_data: "yes" }),

@@ -18,7 +18,7 @@ const exact = <T extends true>(_: T) => {};
 exact<Equal<keyof Repository, "kind" | "location" | "capabilities" | VerbName>>(true);
 exact<Equal<keyof RepositoryCapabilities, "move" | "batch" | "partialWrites">>(true);
 exact<Equal<keyof BatchedDurability, "put" | "move" | "sync">>(true);
-exact<Equal<keyof PartialWrites, "list" | "sweep">>(true);
+exact<Equal<keyof PartialWrites, "list" | "sweep" | "unfinishedUploads">>(true);
 
 type VerbName = "put" | "get" | "stat" | "list" | "remove";
 const VERBS: VerbName[] = ["put", "get", "stat", "list", "remove"];

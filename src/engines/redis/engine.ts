@@ -16,25 +16,17 @@ import { replay } from "./replay.ts";
 import { parseInfo, RedisConnection } from "./resp.ts";
 import { takeSnapshot } from "./replication.ts";
 import { describe, parseRedisUrl } from "./url.ts";
+import { digestFacts, type DigestReading, readDigest } from "./digest.ts";
+import { planRehearsal, type RehearsalPlan, rehearse } from "./rehearsal.ts";
+import { rdbVersionFor } from "./rdb_version.ts";
+
+export { rdbVersionFor };
 
 /** Reads of a local artifact during a restore: large for keys, small for element batches. */
 const READ_FAST = 1024 * 1024;
 const READ_ELEMENTS = 64 * 1024;
 
 type RedisClient = Extract<ClientConfig, { kind: "redis" }>;
-
-/** The newest RDB version a server of this version reads (and so accepts in RESTORE). */
-export function rdbVersionFor(redisVersion: string): number {
-  const [major, minor] = redisVersion.split(".").map(Number);
-  const v = major * 100 + (minor || 0);
-  if (v >= 704) return 12;
-  if (v >= 702) return 11;
-  if (v >= 700) return 10;
-  if (v >= 500) return 9;
-  if (v >= 400) return 8;
-  if (v >= 302) return 7;
-  return 6;
-}
 
 function rdbFailure(error: unknown, key: string): unknown {
   return error instanceof RdbError
@@ -52,13 +44,21 @@ export const redisEngine: Engine<RedisClient> = {
 
   async backup(ctx: EngineContext<RedisClient>) {
     const target = parseRedisUrl(ctx.client.url, `url of client ${ctx.clientName}`);
+    // The source's digest before the snapshot and after it was stored (digestFacts).
+    const maxKeys = ctx.client.record_digest_max_keys;
+    const before: DigestReading = await readDigest(target, maxKeys);
     ctx.progress({ bytes_done: 0, phase: "waiting for the snapshot" });
     const snapshot = await takeSnapshot(target, ctx.signal);
     // bytes_total: the RDB's length when the server gave it (`$<len>`); diskless, unknown.
     if (snapshot.length !== null) ctx.progress({ bytes_total: snapshot.length, phase: "storing" });
     const inspect = withSideConsumer((side) => inspectRdb(side, ctx.signal));
-    const facts = inspect.result.then((rdb): BackupFacts => {
+    const facts = inspect.result.then(async (rdb): Promise<BackupFacts> => {
       const keys = Object.values(rdb.keys).reduce((a, b) => a + b, 0);
+      // After the snapshot the key count no longer decides: the same data is hashed again.
+      const digest = digestFacts(
+        before,
+        "digest" in before ? await readDigest(target, Infinity).catch(() => null) : before,
+      );
       return {
         tool_versions: { cairn: VERSION, redis: snapshot.redisVersion },
         facts: {
@@ -70,8 +70,9 @@ export const redisEngine: Engine<RedisClient> = {
           functions: rdb.functions,
           checksum: rdb.checksum,
           aux: rdb.aux,
+          ...digest,
         },
-        counters: { keys },
+        counters: { keys, ...digest },
       };
     }, (error) => Promise.reject(rdbFailure(error, "the snapshot from " + describe(target))));
     facts.catch(() => {});
@@ -175,33 +176,57 @@ export const redisEngine: Engine<RedisClient> = {
   },
 
   async verify(ctx: EngineContext<RedisClient>, request: VerifyRequest) {
-    let rdb;
+    // With a scratch server to load it into, the parse reads the same checked plain
+    // copy that the server loads (one decode of the artifact instead of two).
+    const plan = await planRehearsal(ctx.tools, request.manifest);
+    const plain = "skipped" in plan ? null : await request.file();
     try {
-      rdb = await inspectRdb(await request.open(), ctx.signal);
-    } catch (error) {
-      throw rdbFailure(error, request.manifest.key);
+      return await verifyRdb(ctx, request, plan, plain?.path ?? null);
+    } finally {
+      await plain?.release();
     }
-    const expected = (request.manifest.facts.keys_per_db ?? {}) as Record<string, number>;
-    const problems: string[] = [];
-    for (const db of new Set([...Object.keys(expected), ...Object.keys(rdb.keys)])) {
-      if (expected[db] !== rdb.keys[db]) {
-        problems.push(
-          `${db}: ${rdb.keys[db] ?? 0} keys in the RDB, ${expected[db] ?? 0} in the manifest`,
-        );
-      }
-    }
-    if (rdb.checksum !== "ok") problems.push("the RDB carries no CRC-64 checksum");
-    if (problems.length) {
-      throw new CairnError(
-        "VERIFY_FAILED",
-        `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
-      );
-    }
-    return {
-      rdb_version: rdb.rdb_version,
-      checksum: rdb.checksum,
-      keys_per_db: rdb.keys,
-      functions: rdb.functions,
-    };
   },
 };
+
+/** The parse and key counts, then the rehearsal (rehearsal.ts) of `plan`. */
+async function verifyRdb(
+  ctx: EngineContext<RedisClient>,
+  request: VerifyRequest,
+  plan: RehearsalPlan,
+  plainPath: string | null,
+): Promise<Record<string, unknown>> {
+  let rdb;
+  const file = plainPath === null ? null : await Deno.open(plainPath, { read: true });
+  try {
+    rdb = await inspectRdb(file?.readable ?? await request.open(), ctx.signal);
+  } catch (error) {
+    throw rdbFailure(error, request.manifest.key);
+  } finally {
+    try {
+      file?.close(); // a parse that failed part way left it open
+    } catch { /* closed at the stream's end */ }
+  }
+  const expected = (request.manifest.facts.keys_per_db ?? {}) as Record<string, number>;
+  const problems: string[] = [];
+  for (const db of new Set([...Object.keys(expected), ...Object.keys(rdb.keys)])) {
+    if (expected[db] !== rdb.keys[db]) {
+      problems.push(
+        `${db}: ${rdb.keys[db] ?? 0} keys in the RDB, ${expected[db] ?? 0} in the manifest`,
+      );
+    }
+  }
+  if (rdb.checksum !== "ok") problems.push("the RDB carries no CRC-64 checksum");
+  if (problems.length) {
+    throw new CairnError(
+      "VERIFY_FAILED",
+      `Backup ${request.manifest.key} does not match its manifest: ${problems.join("; ")}`,
+    );
+  }
+  return {
+    rdb_version: rdb.rdb_version,
+    checksum: rdb.checksum,
+    keys_per_db: rdb.keys,
+    functions: rdb.functions,
+    ...await rehearse(ctx, request.manifest, plan, plainPath, rdb),
+  };
+}
