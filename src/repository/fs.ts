@@ -385,7 +385,9 @@ export class FsRepository implements Repository {
         await Deno.link(source, pin);
       } catch (error) {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
-        // Either `from` is gone, or the tmp directory was removed since it was made.
+        // Either `from` is absent (the usual case: the caller tries names that may
+        // hold the bytes), or the tmp directory was removed since it was made.
+        if (!(await Deno.lstat(source).then(() => true, () => false))) return false;
         this.#knownDirs.clear();
         await this.#ensureDir(tmpDir);
         await Deno.link(source, pin);

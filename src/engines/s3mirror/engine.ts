@@ -617,7 +617,10 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       const next = (linkQueue.get(content) ?? Promise.resolve()).then(() =>
         dedupeOnce(content, sha256, fresh)
       );
-      linkQueue.set(content, next.catch(() => {}));
+      const tail = next.catch(() => {});
+      linkQueue.set(content, tail);
+      // Forgotten once settled, unless another copy of the content queued behind it.
+      tail.then(() => linkQueue.get(content) === tail && linkQueue.delete(content));
       return next;
     };
     const dedupeOnce = async (
