@@ -231,6 +231,14 @@ async function dedupCases(dir: string, s3: S3Server, encrypted: boolean) {
       bytes: stored(40_000),
     }]);
     assert.equal(await diskUsage(mirrored), total - stored(40_000));
+    // How the encrypted versions are stored is noted for a later link; the collected
+    // one's note went with it. Plain versions need none (their name is their bytes' sha256).
+    const hints = join(dir, "repo", "state", "mirror-versions", "assets.json");
+    if (encrypted) {
+      const noted = JSON.parse(await Deno.readTextFile(hints)).versions;
+      assert.deepEqual(Object.keys(noted).sort(), [sha(same), sha(x)].sort());
+      assert.equal(noted[sha(x)].stored_size, ageSize(50_000));
+    } else assert.equal(await Deno.stat(hints).catch(() => null), null);
     await restoresEqual(svc, String(run1.result!.key), join(dir, "after1"), snap1);
     await restoresEqual(svc, String(run3.result!.key), join(dir, "after3"), snap3);
 

@@ -126,6 +126,21 @@ export async function writeVersionHints(
 }
 
 /**
+ * Drops the hints of versions that are gone (collected), so the hints do not grow
+ * with every version ever kept. Changes nothing when none of them is hinted.
+ */
+export async function forgetVersionHints(
+  repo: Repository,
+  client: string,
+  shas: ReadonlySet<string>,
+): Promise<void> {
+  const hints = await readVersionHints(repo, client);
+  const before = hints.size;
+  for (const sha of shas) hints.delete(sha);
+  if (hints.size !== before) await writeVersionHints(repo, client, hints);
+}
+
+/**
  * Whether `body` is exactly the stored file `want` (its size and sha256): read to the
  * end, or stopped as soon as it is longer.
  */
