@@ -42,6 +42,13 @@ Deno.test("fs link: the target becomes the source's file, replacing what it held
     assert.equal(await repo.stat("b/two"), null);
     assert.equal(await text(repo, "v/kept"), "shared bytes");
     assert.equal(await text(repo, "c/d/three"), "shared bytes");
+    // A move onto a key that shares its file with another replaces only that name.
+    await repo.put("e/five", bytes("bytes of five"));
+    assert.equal(await repo.capabilities.link!("c/d/three", "e/four"), true);
+    await repo.capabilities.move!("e/five", "e/four");
+    assert.equal(await text(repo, "e/four"), "bytes of five");
+    assert.equal(await text(repo, "c/d/three"), "shared bytes");
+    assert.equal(await text(repo, "v/kept"), "shared bytes");
     // A remove of one key removes only that name.
     await repo.remove("v/kept");
     assert.equal(await text(repo, "c/d/three"), "shared bytes");
