@@ -4,7 +4,7 @@
  * generic fallback made of the verbs. A caller never asks which backend it has.
  */
 import { CairnError } from "../errors.ts";
-import type { PartialWrites, PutOptions, PutResult, Repository } from "./repository.ts";
+import type { LinkCheck, PartialWrites, PutOptions, PutResult, Repository } from "./repository.ts";
 
 /**
  * Gives the object at `from` the key `to`, replacing what `to` held. Through the
@@ -62,4 +62,24 @@ const NO_PARTIAL_WRITES: PartialWrites = {
  */
 export function partialWrites(repo: Repository): PartialWrites {
   return repo.capabilities.partialWrites ?? NO_PARTIAL_WRITES;
+}
+
+/** Whether linkBatched() can ever link in this repository (the link capability). */
+export function canLink(repo: Repository): boolean {
+  return repo.capabilities.link !== undefined;
+}
+
+/**
+ * The link capability as one of a batch (durable only once syncBatch() has returned),
+ * or plain where the backend has no batch. Resolves false where the repository has
+ * no links at all: there is no generic fallback, the caller keeps its own copy.
+ */
+export function linkBatched(
+  repo: Repository,
+  from: string,
+  to: string,
+  check?: LinkCheck,
+): Promise<boolean> {
+  const link = repo.capabilities.batch?.link ?? repo.capabilities.link;
+  return link ? link(from, to, check) : Promise.resolve(false);
 }

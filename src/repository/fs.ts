@@ -9,6 +9,7 @@ import { ownerTag } from "../io/process_id.ts";
 import { runCommand } from "../engines/process.ts";
 import type {
   ByteRange,
+  LinkCheck,
   ObjectInfo,
   PutOptions,
   PutResult,
@@ -28,6 +29,13 @@ const RANGE_CHUNK = 256 * 1024;
 const SPARE_BUFFERS = 16;
 /** fsyncs at once when a batch sync has to sync file by file. */
 const SYNC_LANES = 8;
+/**
+ * A hard link this filesystem cannot make, which is no failure of the repository:
+ * EPERM (no hard links, e.g. some FUSE or SMB mounts), EXDEV (another filesystem
+ * mounted inside the repository), EMLINK (the file at its link limit: 65,000 on
+ * ext4), EOPNOTSUPP (Linux errno 1, 18, 31, 95).
+ */
+const CANNOT_LINK = /os error (1|18|31|95)\b|EPERM|EXDEV|EMLINK|EOPNOTSUPP|ENOTSUP/;
 
 /**
  * Makes everything written to the filesystem holding `path` durable (syncfs(2));
@@ -100,9 +108,11 @@ function repositoryError(error: unknown, action: string, root: string): Error {
 /**
  * A repository in a local directory. A put writes `.tmp/<writer>-<random>.part`,
  * fsyncs it, renames it into place and fsyncs the directory, so a key is either
- * absent or whole. Capabilities: `move` (a rename), `batch` (a mirror's puts and
- * moves rename without syncing; its sync() makes them durable with one syncfs), and
- * `partialWrites` (the `.tmp/` files of killed writers).
+ * absent or whole; nothing ever writes into a stored file in place. Capabilities:
+ * `move` (a rename), `link` (a hard link made under `.tmp/`, checked there, then
+ * renamed over the key), `batch` (a mirror's puts, moves and links rename without
+ * syncing; its sync() makes them durable with one syncfs), and `partialWrites` (the
+ * `.tmp/` files of killed writers).
  */
 export class FsRepository implements Repository {
   readonly kind = "fs" as const;
@@ -118,9 +128,11 @@ export class FsRepository implements Repository {
   readonly #syncFilesystem: FilesystemSync;
   readonly capabilities: RepositoryCapabilities = {
     move: (from, to) => this.#move(from, to, false),
+    link: (from, to, check) => this.#link(from, to, check, false),
     batch: {
       put: (key, body, options) => this.#put(key, body, options, true),
       move: (from, to) => this.#move(from, to, true),
+      link: (from, to, check) => this.#link(from, to, check, true),
       sync: () => this.#syncDeferred(),
     },
     partialWrites: {
@@ -348,6 +360,70 @@ export class FsRepository implements Repository {
       syncDirSync(dirname(source));
     }
     await this.#pruneEmptyDirs(dirname(source));
+  }
+
+  /**
+   * A hard link of `from`'s file, made as a new name under `.tmp/` first: that pins
+   * the file, so `check` reads exactly the bytes `to` gets even if `from` is replaced
+   * meanwhile, and the rename over `to` is atomic (`to` is never absent). With
+   * `deferred`, the new name is synced by the next #syncDeferred().
+   */
+  async #link(
+    from: string,
+    to: string,
+    check: LinkCheck | undefined,
+    deferred: boolean,
+  ): Promise<boolean> {
+    const source = this.#path(from);
+    const target = this.#path(to);
+    const tmpDir = join(this.root, TMP_DIR);
+    const pin = join(tmpDir, `${ownerTag()}-${crypto.randomUUID()}.part`);
+    let linked = false;
+    try {
+      await this.#ensureDir(tmpDir);
+      try {
+        await Deno.link(source, pin);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        // Either `from` is absent (the usual case: the caller tries names that may
+        // hold the bytes), or the tmp directory was removed since it was made.
+        if (!(await Deno.lstat(source).then(() => true, () => false))) return false;
+        this.#knownDirs.clear();
+        await this.#ensureDir(tmpDir);
+        await Deno.link(source, pin);
+      }
+      if (check) {
+        const file = await Deno.open(pin, { read: true });
+        try {
+          if (!(await check(file.readable))) return false;
+        } finally {
+          try {
+            file.close();
+          } catch { /* closed by its stream's end */ }
+        }
+      }
+      await this.#ensureDir(dirname(target));
+      await Deno.rename(pin, target).catch(async (error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        this.#knownDirs.clear();
+        await this.#ensureDir(dirname(target));
+        await Deno.rename(pin, target);
+      });
+      linked = true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      const e = error as Error & { code?: string };
+      if (CANNOT_LINK.test(`${e?.message ?? ""} ${e?.code ?? ""}`)) return false;
+      throw repositoryError(error, `linking ${to} to ${from}`, this.root);
+    } finally {
+      if (!linked) await Deno.remove(pin).catch(() => {});
+    }
+    if (deferred) {
+      // The file may itself be a put of this batch: synced through this name too.
+      this.#unsyncedFiles.push(target);
+      this.#unsyncedDirs.add(dirname(target));
+    } else syncDirSync(dirname(target));
+    return true;
   }
 
   /**

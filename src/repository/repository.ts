@@ -52,6 +52,8 @@ export interface BatchedDurability {
   put(key: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult>;
   /** As the move capability, durable only after sync(). */
   move(from: string, to: string): Promise<void>;
+  /** As the link capability, durable only after sync(); present where that one is. */
+  readonly link?: LinkObject;
   /**
    * Makes every earlier put and move of the batch durable: there is one batch per
    * repository, so this also covers other callers' writes. Calls queue behind each
@@ -90,6 +92,26 @@ export interface PartialWrites {
   unfinishedUploads?(): Promise<UnfinishedUpload[]>;
 }
 
+/**
+ * Whether a link may go on, given the very bytes `to` would get (the object being
+ * linked, pinned: whatever happens to `from` meanwhile, these are the bytes `to` gets).
+ * Resolves false to leave `to` as it was. It may read the stream to its end or not.
+ */
+export type LinkCheck = (pinned: ReadableStream<Uint8Array>) => Promise<boolean>;
+
+/**
+ * Gives `to` the object `from` holds without storing its bytes again (a hard link),
+ * atomically replacing what `to` held: from then on the two keys share the stored
+ * bytes until either is replaced or removed, which only ever affects that key (a
+ * backend that offers this never writes into a stored object in place: a put writes
+ * a new one and renames it over the key). `check`, when given, sees the bytes first.
+ * Resolves true once linked; false, leaving `to` as it was, when `from` is absent,
+ * `check` said no, or this object cannot take another link here (a filesystem
+ * without hard links, or the object at its link limit): the caller then keeps its
+ * own copy.
+ */
+export type LinkObject = (from: string, to: string, check?: LinkCheck) => Promise<boolean>;
+
 /** What a repository can do besides the verbs (restic's Properties); absent means "use the fallback". */
 export interface RepositoryCapabilities {
   /**
@@ -103,6 +125,11 @@ export interface RepositoryCapabilities {
   readonly batch?: BatchedDurability;
   /** Leftovers of interrupted writes; fallback: none can exist. */
   readonly partialWrites?: PartialWrites;
+  /**
+   * One stored object under two keys (dedup); fallback: none, each key stores its
+   * own bytes (S3 has no links: a server-side copy stores the bytes again).
+   */
+  readonly link?: LinkObject;
 }
 
 export interface Repository {

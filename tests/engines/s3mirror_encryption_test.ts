@@ -380,7 +380,9 @@ Deno.test({
           await Deno.remove(join(repo, `${keys[0]}.manifest.json`));
           await Deno.remove(join(repo, keys[0]));
           const found = await run(writer, { kind: "check" });
-          assert.equal(found.status, "completed", found.error ?? "");
+          // A check that finds problems fails (issue 22), its report kept as the result.
+          assert.equal(found.status, "failed");
+          assert.equal(found.result!.error_code, "CHECK_FOUND_PROBLEMS");
           const orphans = (found.result!.problems as Array<{ kind: string; key: string }>)
             .filter((p) => p.kind === "orphaned_version").map((p) => p.key);
           const xOne = sha("x one");
@@ -512,7 +514,9 @@ Deno.test({
           );
           assert.equal(run3.result!.objects_copied, 2);
           assert.equal(run3.result!.versions_kept, 0);
-          assert.equal(run3.result!.bytes_deduplicated, ageSize(3) + ageSize(4));
+          // ... and the plain copies linked to the plain versions of run 1 (fs: hard links).
+          assert.equal(run3.result!.bytes_deduplicated, ageSize(3) + ageSize(4) + 3 + 4);
+          assert.equal(run3.result!.bytes_stored_new, 0);
           assert.equal(await Deno.readTextFile(join(mirrored, "p%2F/1")), "one");
           for (const [svc, key, out] of [[full, run2, "o3"], [plainHost, run1, "o4"]] as const) {
             mustComplete(await restoreTo(svc, key.result!.key, out));

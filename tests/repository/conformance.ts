@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { CairnError } from "../../src/errors.ts";
 import {
+  canLink,
+  linkBatched,
   moveBatched,
   moveObject,
   partialWrites,
@@ -85,7 +87,7 @@ export function verbsOnly(repo: Repository): Repository {
 export function repositoryConformance(
   name: string,
   make: () => Promise<{ repo: Repository; cleanup: () => Promise<void> }>,
-  capabilities: ReadonlyArray<"move" | "batch" | "partialWrites">,
+  capabilities: ReadonlyArray<"move" | "batch" | "partialWrites" | "link">,
 ): void {
   const test = (title: string, fn: (repo: Repository) => Promise<void>) =>
     Deno.test(`${name} repository: ${title}`, async () => {
@@ -283,6 +285,26 @@ export function repositoryConformance(
     await moveObject(repo, "mirrors/c/new%2F/a.bin", "mirrors/c/new%2F/a.bin");
     assert.deepEqual(await read(await repo.get("mirrors/c/new%2F/a.bin")), data);
   });
+
+  both(
+    "link shares an object under a second key where the backend links; elsewhere nothing changes",
+    async (repo) => {
+      const data = bytes(4000, 3);
+      await repo.put("mirrors/l/a", chunked(data));
+      await repo.put("mirrors/l/b", chunked(bytes(10, 1)));
+      const linked = await linkBatched(repo, "mirrors/l/a", "mirrors/l/b");
+      assert.equal(linked, canLink(repo));
+      await syncBatch(repo);
+      assert.deepEqual(await read(await repo.get("mirrors/l/b")), linked ? data : bytes(10, 1));
+      // Either way each key then changes alone.
+      await repo.put("mirrors/l/a", chunked(bytes(7, 2)));
+      assert.deepEqual(await read(await repo.get("mirrors/l/b")), linked ? data : bytes(10, 1));
+      await repo.remove("mirrors/l/a");
+      assert.equal((await repo.stat("mirrors/l/b"))?.size, linked ? 4000 : 10);
+      assert.equal(await linkBatched(repo, "mirrors/l/missing", "mirrors/l/b"), false);
+      assert.equal((await repo.stat("mirrors/l/b"))?.size, linked ? 4000 : 10);
+    },
+  );
 
   test("remove leaves no directory that would keep a name from a file", async (repo) => {
     await repo.put("p/photos/1.jpg", chunked(bytes(5)));

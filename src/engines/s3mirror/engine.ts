@@ -22,7 +22,23 @@ import { checkMassDelete } from "./guard.ts";
 import { planLocal } from "./local_names.ts";
 import { versionKey, writeRefs } from "./versions.ts";
 import { copyTransforms, encodeCopy, openCopy } from "./stored_copy.ts";
-import { moveBatched, moveObject, putBatched, syncBatch } from "../../repository/capabilities.ts";
+import {
+  canLink,
+  linkBatched,
+  moveBatched,
+  moveObject,
+  putBatched,
+  syncBatch,
+} from "../../repository/capabilities.ts";
+import {
+  ContentIndex,
+  contentKey,
+  holdsFile,
+  readVersionHints,
+  type StoredFile,
+  type VersionHint,
+  writeVersionHints,
+} from "./dedup.ts";
 
 /** The source client loads with the first mirror run, not with every cairn start. */
 async function openSource(client: S3ClientConfig): Promise<S3Source> {
@@ -40,6 +56,11 @@ export interface FailedObject {
 
 /** Renames at once when objects move to their current names (each waits on the disk). */
 const MOVE_CONCURRENCY = 8;
+
+/** The stored file a state entry names: its key, and the stored bytes' size and sha256. */
+function storedFileOf(e: MirrorEntry): StoredFile {
+  return { key: e.stored_key, size: e.stored_size ?? e.size, sha256: e.stored_sha256 ?? e.sha256 };
+}
 
 /** At most this many failed objects are named in the job result (all are in the listing). */
 const FAILED_IN_RESULT = 100;
@@ -396,6 +417,12 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
     // Every copy this run makes is stored this way (stored_copy.ts).
     const transforms = copyTransforms(ctx.keys?.recipients ?? []);
     const encrypting = isEncrypted(transforms);
+    // Where the repository links (fs), content already stored the same way is linked
+    // to, not stored again (dedup.ts).
+    const linking = canLink(repository);
+    const contents = new ContentIndex();
+    let hints = new Map<string, VersionHint>();
+    let hintsChanged = false;
     ctx.progress({ bytes_done: 0, phase: "listing" });
     // The index is read while the first listing page is on its way: that page checks
     // the bucket and the credentials as well as a HEAD would.
@@ -411,13 +438,20 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       objects_moved: 0,
       bytes_copied: 0,
       /**
-       * Bytes this run wrote into the repository: its copies as stored (an encrypted
-       * copy is larger than the object). Moving a displaced copy into the version
-       * store writes nothing new. Never negative.
+       * Bytes this run's copies newly occupy in the repository, as stored (an
+       * encrypted copy is larger than the object). A copy linked to a stored file
+       * holding its bytes adds none, nor does moving a displaced copy into the version
+       * store. Never negative.
        */
       bytes_stored_new: 0,
-      /** Displaced copies (as stored) whose bytes the version store already held: not stored twice. */
+      /**
+       * Bytes not stored twice (as stored): copies linked to a stored file that held
+       * their bytes the same way (fs repositories), and displaced copies whose bytes
+       * the version store already held.
+       */
       bytes_deduplicated: 0,
+      /** Copies linked to a stored file holding their bytes instead of stored again. */
+      objects_deduplicated: 0,
       /** Displaced copies moved into the version store. */
       versions_kept: 0,
       /** Objects the previous run saw that this run's listing no longer holds. */
@@ -445,6 +479,19 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
         // Saved at once: the index names where the objects are now.
         await syncBatch(repository);
         await writeState(repository, clientName, loaded);
+      }
+      if (linking) {
+        hints = await readVersionHints(repository, clientName);
+        for (const [sha, h] of hints) {
+          contents.add(contentKey(sha, h.transforms), {
+            key: versionKey(repository.kind, clientName, sha),
+            size: h.stored_size,
+            sha256: h.stored_sha256,
+          });
+        }
+        for (const e of loaded.values()) {
+          contents.add(contentKey(e.sha256, e.transforms ?? []), storedFileOf(e));
+        }
       }
       return loaded;
     };
@@ -478,6 +525,13 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       // Once a sync failed, which copies are durable is unknown (a failed fsync is
       // not reported twice): the run fails and its state is never written.
       if (saveFailure !== null) throw saveFailure;
+      if (force && hintsChanged) {
+        hintsChanged = false;
+        // Only hints (checked before any link): a run that cannot write them goes on.
+        await writeVersionHints(repository, clientName, hints).catch((e) =>
+          logger.warn("Could not save the mirror's version hints", { error: String(e) })
+        );
+      }
       if (!dirty && sinceSave === 0) return; // an unchanged run rewrites nothing
       if (force || sinceSave >= STATE_EVERY_COPIES || Date.now() - lastSave > STATE_EVERY_MS) {
         sinceSave = 0;
@@ -523,11 +577,77 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
       try {
         await moveObject(repository, entry.stored_key, version);
         counters.versions_kept++;
+        if (linking) noteVersion(entry, version);
       } catch (error) {
         // Displaced by a run that died before its copy replaced it: nothing left to keep.
         if (!isCairnError(error, "BACKUP_NOT_FOUND")) throw error;
       }
       return false;
+    };
+
+    /**
+     * Notes how the version just kept of `entry` is stored, for a copy of the same
+     * content later in this run or a later one (X, then Y, then X again). Its file says
+     * so itself when plain; an age file does not name its recipients, hence the hints.
+     */
+    const noteVersion = (entry: MirrorEntry, version: string) => {
+      const file = { ...storedFileOf(entry), key: version };
+      contents.add(contentKey(entry.sha256, entry.transforms ?? []), file);
+      if (entry.transforms?.length) {
+        hints.set(entry.sha256, {
+          transforms: entry.transforms,
+          stored_size: file.size,
+          stored_sha256: file.sha256,
+        });
+        hintsChanged = true;
+      } else if (hints.delete(entry.sha256)) hintsChanged = true;
+    };
+
+    /**
+     * Replaces the fresh copy at `stored` by a link to a stored file holding the same
+     * content the same way, when there is one whose bytes check out (a file noted
+     * earlier may have been replaced since; the link pins the file it checks). One at
+     * a time per content: ten keys of the same bytes copied at once link to the first.
+     * Returns the file now at `stored` when linked, else null (the fresh copy stays
+     * and is noted for the next).
+     */
+    const linkQueue = new Map<string, Promise<unknown>>();
+    const dedupe = (sha256: string, fresh: StoredFile): Promise<StoredFile | null> => {
+      const content = contentKey(sha256, transforms);
+      const next = (linkQueue.get(content) ?? Promise.resolve()).then(() =>
+        dedupeOnce(content, sha256, fresh)
+      );
+      const tail = next.catch(() => {});
+      linkQueue.set(content, tail);
+      // Forgotten once settled, unless another copy of the content queued behind it.
+      tail.then(() => linkQueue.get(content) === tail && linkQueue.delete(content));
+      return next;
+    };
+    const dedupeOnce = async (
+      content: string,
+      sha256: string,
+      fresh: StoredFile,
+    ): Promise<StoredFile | null> => {
+      const candidates = contents.candidates(content, fresh.key);
+      if (!transforms.length) {
+        // A plain kept version is its own record: its name is the sha256 of its bytes.
+        const version = versionKey(repository.kind, clientName, sha256);
+        if (!candidates.some((c) => c.key === version)) {
+          candidates.push({ key: version, size: fresh.size, sha256 });
+        }
+      }
+      for (const c of candidates) {
+        if (!transforms.length && c.size !== fresh.size) continue;
+        if (await linkBatched(repository, c.key, fresh.key, (body) => holdsFile(body, c))) {
+          const linked = { ...c, key: fresh.key };
+          contents.add(content, linked);
+          contents.add(content, c);
+          return linked;
+        }
+        contents.drop(content, c.key);
+      }
+      contents.add(content, fresh);
+      return null;
     };
 
     /**
@@ -582,6 +702,10 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
             `${listed.key} kept changing while it was copied (${COPY_ATTEMPTS} attempts)`,
           );
         }
+        // An empty object saves nothing by a link (and would spend one of the file's).
+        const fresh = { key: stored, size: put.size, sha256: put.sha256 };
+        const linked = linking && plain.size > 0 ? await dedupe(plain.sha256, fresh) : null;
+        const file = linked ?? fresh;
         state.set(listed.key, {
           key: listed.key,
           stored_key: stored,
@@ -590,12 +714,15 @@ export const s3MirrorEngine: Engine<S3ClientConfig> = {
           sha256: plain.sha256,
           last_modified: listed.last_modified,
           ...(transforms.length
-            ? { transforms, stored_size: put.size, stored_sha256: put.sha256 }
+            ? { transforms, stored_size: file.size, stored_sha256: file.sha256 }
             : {}),
         });
         counters.objects_copied++;
         counters.bytes_copied += plain.size;
-        counters.bytes_stored_new += put.size;
+        if (linked) {
+          counters.objects_deduplicated++;
+          counters.bytes_deduplicated += put.size;
+        } else counters.bytes_stored_new += put.size;
         sinceSave++;
         ctx.progress({
           bytes_done: counters.bytes_copied,

@@ -5,6 +5,7 @@ import { readArtifact } from "../../pipeline/read.ts";
 import { isMirrorListingKey, mirrorRefsKey } from "../../repository/keys.ts";
 import type { Repository } from "../../repository/repository.ts";
 import { parseListing, readState } from "./listing.ts";
+import { forgetVersionHints } from "./dedup.ts";
 
 /**
  * The version store of a mirror: every copy a run displaced (an object that changed,
@@ -168,6 +169,8 @@ export async function planVersionGc(
  * after (so a version displaced meanwhile is no candidate, and one a run made before
  * is referenced by its state or a listing), and each removal is of one unreferenced
  * object. A kill leaves some unreferenced versions, which the next collection frees.
+ * The removed versions' hints (dedup.ts) go after them: a hint left behind is only
+ * a few bytes, checked before any use.
  */
 export async function collectVersions(
   repo: Repository,
@@ -182,15 +185,20 @@ export async function collectVersions(
   if (!candidates.length) return { versions: 0, bytes: 0 };
   const { shas } = await referencedVersions(repo, client);
   let versions = 0, bytes = 0;
+  const removed: string[] = [];
   for (const c of candidates) {
     if (shas.has(c.sha)) continue;
     signal?.throwIfAborted();
     await repo.remove(c.key);
+    removed.push(c.sha);
     versions++;
     bytes += c.size;
   }
   if (versions) {
     logger.info("Collected mirror versions no run refers to", { client, versions, bytes });
+    await forgetVersionHints(repo, client, new Set(removed)).catch((e) =>
+      logger.warn("Could not drop the collected versions' hints", { client, error: String(e) })
+    );
   }
   return { versions, bytes };
 }
