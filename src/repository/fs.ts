@@ -6,6 +6,7 @@ import { gather, openReader } from "./gather.ts";
 import { contentHasher } from "../io/hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { ownerTag } from "../io/process_id.ts";
+import { objectExists } from "./capabilities.ts";
 import { runCommand } from "../engines/process.ts";
 import type {
   ByteRange,
@@ -101,8 +102,9 @@ function repositoryError(error: unknown, action: string, root: string): Error {
  * A repository in a local directory. A put writes `.tmp/<writer>-<random>.part`,
  * fsyncs it, renames it into place and fsyncs the directory, so a key is either
  * absent or whole. Capabilities: `move` (a rename), `batch` (a mirror's puts and
- * moves rename without syncing; its sync() makes them durable with one syncfs), and
- * `partialWrites` (the `.tmp/` files of killed writers).
+ * moves rename without syncing; its sync() makes them durable with one syncfs),
+ * `partialWrites` (the `.tmp/` files of killed writers), and `putIfAbsent` (the part
+ * published by link(2), which never replaces an existing key).
  */
 export class FsRepository implements Repository {
   readonly kind = "fs" as const;
@@ -127,6 +129,7 @@ export class FsRepository implements Repository {
       list: () => this.#partialNames(),
       sweep: (olderThanMs, writerIsDead) => this.#sweepPartial(olderThanMs, writerIsDead),
     },
+    putIfAbsent: (key, body, options) => this.#put(key, body, options, false, true),
   };
 
   constructor(root: string, options: { syncFilesystem?: FilesystemSync } = {}) {
@@ -152,12 +155,18 @@ export class FsRepository implements Repository {
     return this.#put(key, body, options, false);
   }
 
-  /** With `deferred`, the file and its new name are synced by the next #syncDeferred(). */
+  /**
+   * With `deferred`, the file and its new name are synced by the next #syncDeferred().
+   * With `exclusive`, the part is published by link(2) instead of rename(2): link
+   * fails with EEXIST when the key exists, atomically (rename would replace it), so
+   * the existing object stays as it was (OBJECT_EXISTS); the part is then unlinked.
+   */
   async #put(
     key: string,
     body: ReadableStream<Uint8Array>,
     options: PutOptions = {},
     deferred: boolean,
+    exclusive = false,
   ): Promise<PutResult> {
     const final = this.#path(key);
     const tmpDir = join(this.root, TMP_DIR);
@@ -197,14 +206,20 @@ export class FsRepository implements Repository {
       if (!deferred) await file.sync();
       file.close();
       file = null;
+      const publish = exclusive ? () => Deno.link(tmp, final) : () => Deno.rename(tmp, final);
       await this.#ensureDir(dirname(final));
-      await Deno.rename(tmp, final).catch(async (error) => {
+      await publish().catch(async (error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
         // Someone removed the directory since it was made: make it again, once.
         this.#knownDirs.clear();
         await this.#ensureDir(dirname(final));
-        await Deno.rename(tmp, final);
+        await publish();
+      }).catch((error) => {
+        throw error instanceof Deno.errors.AlreadyExists ? objectExists(key) : error;
       });
+      // The key holds the bytes now; the part's own name goes (the sweep removes it
+      // should this process die first: a second name for the same file).
+      if (exclusive) await Deno.remove(tmp);
       if (deferred) {
         this.#unsyncedFiles.push(final);
         this.#unsyncedDirs.add(dirname(final));

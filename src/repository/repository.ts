@@ -87,6 +87,20 @@ export interface RepositoryCapabilities {
   readonly batch?: BatchedDurability;
   /** Leftovers of interrupted writes; fallback: none can exist. */
   readonly partialWrites?: PartialWrites;
+  /**
+   * A put that never replaces an object, atomically: OBJECT_EXISTS (a CairnError)
+   * when `key` exists or appears while the body is stored; the existing object is
+   * left as it was and this put's own temp file or multipart parts are removed. Only
+   * a backend that can guarantee it claims it (a disk: link(2) fails with EEXIST;
+   * S3: `If-None-Match: *` where the server honours it). Fallback: putIfAbsent() in
+   * capabilities.ts, a stat before a plain put, which a writer racing between the
+   * two can still lose to.
+   */
+  readonly putIfAbsent?: (
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    options?: PutOptions,
+  ) => Promise<PutResult>;
 }
 
 export interface Repository {

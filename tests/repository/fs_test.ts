@@ -11,7 +11,7 @@ import { repositoryConformance } from "./conformance.ts";
 repositoryConformance("fs", async () => {
   const dir = await tempDir();
   return { repo: new FsRepository(dir), cleanup: () => Deno.remove(dir, { recursive: true }) };
-}, ["move", "batch", "partialWrites"]);
+}, ["move", "batch", "partialWrites", "putIfAbsent"]);
 
 Deno.test("fs repository: deferred puts are made durable by one filesystem sync per batch", async () => {
   await withTempDir(async (dir) => {

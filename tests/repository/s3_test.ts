@@ -5,6 +5,7 @@ import { listBackups, writeManifest } from "../../src/repository/manifest.ts";
 import { S3Repository } from "../../src/repository/s3.ts";
 import { checkWritable } from "../../src/repository/preflight.ts";
 import { startS3 } from "../helpers/s3.ts";
+import { startS3Proxy } from "../helpers/s3_proxy.ts";
 import { repositoryConformance } from "./conformance.ts";
 
 function repoFor(
@@ -26,8 +27,17 @@ function repoFor(
 
 repositoryConformance("s3", async () => {
   const s3 = await startS3(["repo-bucket"]);
-  return { repo: repoFor(s3, "repo-bucket", "cairn/"), cleanup: () => s3.stop() };
-}, ["move", "partialWrites"]);
+  // A pass-through proxy, to see which requests a put sent (an aborted upload).
+  const proxy = await startS3Proxy(s3.endpoint, () => null);
+  return {
+    repo: repoFor({ ...s3, endpoint: proxy.endpoint }, "repo-bucket", "cairn/"),
+    requests: () => proxy.seen,
+    cleanup: async () => {
+      await proxy.stop();
+      await s3.stop();
+    },
+  };
+}, ["move", "partialWrites", "putIfAbsent"]);
 
 Deno.test("s3 repository: listing pages past 1,000 keys and the catalog sees every backup", async () => {
   const s3 = await startS3(["many"]);
