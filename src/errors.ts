@@ -33,6 +33,7 @@ export type ErrorCode =
   | "METHOD_NOT_ALLOWED"
   | "CANCELLED"
   | "IDENTITY_MISSING"
+  // A no-overwrite publish found its key taken (repository putIfAbsent): a job's error.
   | "OBJECT_EXISTS"
   | "INTERNAL";
 
@@ -54,8 +55,6 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   // The request is sound; this host lacks the age identity to open the backup.
   IDENTITY_MISSING: 409,
   PAYLOAD_TOO_LARGE: 413,
-  // A no-overwrite publish found its key taken (repository putIfAbsent).
-  OBJECT_EXISTS: 409,
 };
 
 /** An error a user can act on: a stable code, a sentence, optional structured details. */

@@ -64,7 +64,7 @@ export function isConditionRefused(error: unknown): boolean {
  * batch capability: every put is already durable. Capabilities: `move` (a
  * server-side copy then a delete), `partialWrites` (incomplete multipart uploads),
  * and `putIfAbsent` (`If-None-Match: *`). Servers that ignore If-None-Match on writes
- * exist (older MinIO and Ceph releases; s3rver), and would replace the object
+ * exist (s3rver is one), and would replace the object
  * silently: the first putIfAbsent of a process finds out with a probe, and where the
  * header is ignored it falls back to putIfAbsentByStat() and says so in the log.
  */
