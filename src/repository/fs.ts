@@ -7,6 +7,7 @@ import { contentHasher } from "../io/hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { ownerTag } from "../io/process_id.ts";
 import { objectExists } from "./capabilities.ts";
+import { logger } from "../log.ts";
 import { runCommand } from "../engines/process.ts";
 import type {
   ByteRange,
@@ -117,6 +118,8 @@ export class FsRepository implements Repository {
   #syncQueue: Promise<void> = Promise.resolve();
   #syncFailure: Error | null = null;
   #knownDirs = new Set<string>();
+  /** Set once link(2) answered that this filesystem has no hard links. */
+  #linksUnsupported = false;
   readonly #syncFilesystem: FilesystemSync;
   readonly capabilities: RepositoryCapabilities = {
     move: (from, to) => this.#move(from, to, false),
@@ -206,7 +209,9 @@ export class FsRepository implements Repository {
       if (!deferred) await file.sync();
       file.close();
       file = null;
-      const publish = exclusive ? () => Deno.link(tmp, final) : () => Deno.rename(tmp, final);
+      const publish = exclusive
+        ? () => this.#linkOrLook(tmp, final, key)
+        : () => Deno.rename(tmp, final);
       await this.#ensureDir(dirname(final));
       await publish().catch(async (error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -219,7 +224,11 @@ export class FsRepository implements Repository {
       });
       // The key holds the bytes now; the part's own name goes (the sweep removes it
       // should this process die first: a second name for the same file).
-      if (exclusive) await Deno.remove(tmp);
+      if (exclusive) {
+        await Deno.remove(tmp).catch((error) => {
+          if (!(error instanceof Deno.errors.NotFound)) throw error; // renamed: see #linkOrLook
+        });
+      }
       if (deferred) {
         this.#unsyncedFiles.push(final);
         this.#unsyncedDirs.add(dirname(final));
@@ -241,6 +250,38 @@ export class FsRepository implements Repository {
         this.#spareBuffers.push(buffer);
       }
     }
+  }
+
+  /**
+   * Publishes `tmp` at `final` with link(2), which fails with EEXIST when the key
+   * exists. A filesystem without hard links (vfat, some network and FUSE ones)
+   * answers EPERM or EOPNOTSUPP (link(2)): there the key is looked at, then the part
+   * renamed, with a warning once per process, since a writer that publishes between
+   * the two is replaced (the race the capability exists to close).
+   */
+  async #linkOrLook(tmp: string, final: string, key: string): Promise<void> {
+    if (!this.#linksUnsupported) {
+      try {
+        return await Deno.link(tmp, final);
+      } catch (error) {
+        const text = `${(error as Error)?.message ?? ""} ${
+          (error as { code?: string })?.code ?? ""
+        }`;
+        const unsupported = error instanceof Deno.errors.NotSupported ||
+          /EPERM|EOPNOTSUPP|ENOTSUP|os error 1\b|os error 95\b/.test(text);
+        if (!unsupported) throw error;
+        this.#linksUnsupported = true;
+        logger.warn(
+          "This repository's filesystem has no hard links: a backup is published by looking " +
+            "first, then renaming, and a worker that lost its lease could still replace a re-run's",
+          { repository: this.root },
+        );
+      }
+    }
+    if ((await Deno.lstat(final).catch(() => null)) !== null) {
+      throw new Deno.errors.AlreadyExists(`${final} exists`);
+    }
+    await Deno.rename(tmp, final);
   }
 
   /**
