@@ -210,7 +210,7 @@ export class FsRepository implements Repository {
       file.close();
       file = null;
       const publish = exclusive
-        ? () => this.#linkOrLook(tmp, final, key)
+        ? () => this.#linkOrLook(tmp, final)
         : () => Deno.rename(tmp, final);
       await this.#ensureDir(dirname(final));
       await publish().catch(async (error) => {
@@ -259,7 +259,7 @@ export class FsRepository implements Repository {
    * renamed, with a warning once per process, since a writer that publishes between
    * the two is replaced (the race the capability exists to close).
    */
-  async #linkOrLook(tmp: string, final: string, key: string): Promise<void> {
+  async #linkOrLook(tmp: string, final: string): Promise<void> {
     if (!this.#linksUnsupported) {
       try {
         return await Deno.link(tmp, final);
