@@ -20,6 +20,9 @@ import { FsRepository } from "../../src/repository/fs.ts";
 import { partialWrites } from "../../src/repository/capabilities.ts";
 import { slowTar } from "../helpers/cluster.ts";
 import { withTempDir } from "../helpers/tmp.ts";
+import { startS3 } from "../helpers/s3.ts";
+import { run, testServices } from "../helpers/services.ts";
+import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const OTHER = new TextEncoder().encode("the other attempt's artifact\n");
@@ -218,4 +221,52 @@ Deno.test("publish: a mirror reference list is never replaced; an identical one 
     const refs = JSON.parse(await new Response(await repo.get(mirrorRefsKey(listing))).text());
     assert.deepEqual(refs.sha256, [a, b]);
   });
+});
+
+Deno.test({
+  name:
+    "publish: a mirror run that finds a reference list without a listing under its job's key (a stopped attempt's) removes it and publishes its own",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const s3 = await startS3(["src"]);
+      try {
+        const c = new S3Client({
+          endpoint: s3.endpoint,
+          region: "us-east-1",
+          forcePathStyle: true,
+          credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+        });
+        await c.send(new PutObjectCommand({ Bucket: "src", Key: "a.txt", Body: "alpha" }));
+        const svc = await testServices(dir, {
+          assets: {
+            kind: "s3",
+            endpoint: s3.endpoint,
+            bucket: "src",
+            access_key_id: s3.accessKeyId,
+            secret_access_key: s3.secretAccessKey,
+          },
+        });
+        try {
+          // The key an earlier attempt fixed on the job, and the reference list it wrote
+          // before it stopped (it never listed its run).
+          const key = "backups/assets/20260101T000000000Z-manual.mirror.json.zst";
+          const stale = "f".repeat(64);
+          await writeRefs(svc.repository, key, [stale]);
+          const job = await run(svc, { kind: "backup", client_name: "assets", key });
+          assert.equal(job.status, "completed", job.error ?? "");
+          assert.equal(job.key, key);
+          const refs = JSON.parse(
+            await new Response(await svc.repository.get(mirrorRefsKey(key))).text(),
+          );
+          assert.deepEqual(refs.sha256, [sha(new TextEncoder().encode("alpha"))]);
+          assert.equal((await readManifest(svc.repository, key)).job_id, job.id);
+        } finally {
+          await svc.store.close();
+        }
+      } finally {
+        await s3.stop();
+      }
+    }),
 });
