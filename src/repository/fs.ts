@@ -220,7 +220,7 @@ export class FsRepository implements Repository {
         await this.#ensureDir(dirname(final));
         await publish();
       }).catch((error) => {
-        throw error instanceof Deno.errors.AlreadyExists ? objectExists(key) : error;
+        throw exclusive && error instanceof Deno.errors.AlreadyExists ? objectExists(key) : error;
       });
       // The key holds the bytes now; the part's own name goes (the sweep removes it
       // should this process die first: a second name for the same file).
