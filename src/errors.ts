@@ -34,6 +34,8 @@ export type ErrorCode =
   | "METHOD_NOT_ALLOWED"
   | "CANCELLED"
   | "IDENTITY_MISSING"
+  // A no-overwrite publish found its key taken (repository putIfAbsent): a job's error.
+  | "OBJECT_EXISTS"
   | "INTERNAL";
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {

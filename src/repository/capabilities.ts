@@ -83,3 +83,52 @@ export function linkBatched(
   const link = repo.capabilities.batch?.link ?? repo.capabilities.link;
   return link ? link(from, to, check) : Promise.resolve(false);
 }
+
+/** The error of a no-overwrite put whose key was taken; the caller looks at what holds it. */
+export function objectExists(key: string): CairnError {
+  return new CairnError(
+    "OBJECT_EXISTS",
+    `Not written: ${key} already exists in the repository, and this write never replaces an object`,
+  );
+}
+
+/** Whether `error` is a no-overwrite put refused because its key exists. */
+export function isObjectExists(error: unknown): boolean {
+  return error instanceof CairnError && error.code === "OBJECT_EXISTS";
+}
+
+/**
+ * Stores `body` under `key` only if nothing is there: OBJECT_EXISTS otherwise, with
+ * the existing object untouched (what a publish by a worker that may have lost its
+ * lease needs: README, Guarantees). Through the backend's atomic `putIfAbsent` where
+ * it claims one. The fallback looks first, then puts: a writer that publishes the
+ * same key between the stat and the end of the put is replaced (the race the
+ * capability closes), so only a backend without any conditional write gets it.
+ */
+export async function putIfAbsent(
+  repo: Repository,
+  key: string,
+  body: ReadableStream<Uint8Array>,
+  options?: PutOptions,
+): Promise<PutResult> {
+  if (repo.capabilities.putIfAbsent) return await repo.capabilities.putIfAbsent(key, body, options);
+  return await putIfAbsentByStat(repo, key, body, options);
+}
+
+/**
+ * putIfAbsent()'s fallback, for a backend that cannot refuse an existing key itself:
+ * a stat, then a plain put. Not atomic: a writer that publishes `key` after the stat
+ * and before this put ends is replaced.
+ */
+export async function putIfAbsentByStat(
+  repo: Repository,
+  key: string,
+  body: ReadableStream<Uint8Array>,
+  options?: PutOptions,
+): Promise<PutResult> {
+  if (await repo.stat(key)) {
+    body.cancel().catch(() => {});
+    throw objectExists(key);
+  }
+  return await repo.put(key, body, options);
+}

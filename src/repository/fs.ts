@@ -6,6 +6,8 @@ import { gather, openReader } from "./gather.ts";
 import { contentHasher } from "../io/hashing.ts";
 import { assertSafeKey } from "./paths.ts";
 import { ownerTag } from "../io/process_id.ts";
+import { objectExists } from "./capabilities.ts";
+import { logger } from "../log.ts";
 import { runCommand } from "../engines/process.ts";
 import type {
   ByteRange,
@@ -111,8 +113,9 @@ function repositoryError(error: unknown, action: string, root: string): Error {
  * absent or whole; nothing ever writes into a stored file in place. Capabilities:
  * `move` (a rename), `link` (a hard link made under `.tmp/`, checked there, then
  * renamed over the key), `batch` (a mirror's puts, moves and links rename without
- * syncing; its sync() makes them durable with one syncfs), and `partialWrites` (the
- * `.tmp/` files of killed writers).
+ * syncing; its sync() makes them durable with one syncfs), `partialWrites` (the
+ * `.tmp/` files of killed writers), and `putIfAbsent` (the part published by
+ * link(2), which never replaces an existing key).
  */
 export class FsRepository implements Repository {
   readonly kind = "fs" as const;
@@ -125,6 +128,8 @@ export class FsRepository implements Repository {
   #syncQueue: Promise<void> = Promise.resolve();
   #syncFailure: Error | null = null;
   #knownDirs = new Set<string>();
+  /** Set once link(2) answered that this filesystem has no hard links. */
+  #linksUnsupported = false;
   readonly #syncFilesystem: FilesystemSync;
   readonly capabilities: RepositoryCapabilities = {
     move: (from, to) => this.#move(from, to, false),
@@ -139,6 +144,7 @@ export class FsRepository implements Repository {
       list: () => this.#partialNames(),
       sweep: (olderThanMs, writerIsDead) => this.#sweepPartial(olderThanMs, writerIsDead),
     },
+    putIfAbsent: (key, body, options) => this.#put(key, body, options, false, true),
   };
 
   constructor(root: string, options: { syncFilesystem?: FilesystemSync } = {}) {
@@ -164,12 +170,18 @@ export class FsRepository implements Repository {
     return this.#put(key, body, options, false);
   }
 
-  /** With `deferred`, the file and its new name are synced by the next #syncDeferred(). */
+  /**
+   * With `deferred`, the file and its new name are synced by the next #syncDeferred().
+   * With `exclusive`, the part is published by link(2) instead of rename(2): link
+   * fails with EEXIST when the key exists, atomically (rename would replace it), so
+   * the existing object stays as it was (OBJECT_EXISTS); the part is then unlinked.
+   */
   async #put(
     key: string,
     body: ReadableStream<Uint8Array>,
     options: PutOptions = {},
     deferred: boolean,
+    exclusive = false,
   ): Promise<PutResult> {
     const final = this.#path(key);
     const tmpDir = join(this.root, TMP_DIR);
@@ -209,14 +221,26 @@ export class FsRepository implements Repository {
       if (!deferred) await file.sync();
       file.close();
       file = null;
+      const publish = exclusive
+        ? () => this.#linkOrLook(tmp, final)
+        : () => Deno.rename(tmp, final);
       await this.#ensureDir(dirname(final));
-      await Deno.rename(tmp, final).catch(async (error) => {
+      await publish().catch(async (error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
         // Someone removed the directory since it was made: make it again, once.
         this.#knownDirs.clear();
         await this.#ensureDir(dirname(final));
-        await Deno.rename(tmp, final);
+        await publish();
+      }).catch((error) => {
+        throw exclusive && error instanceof Deno.errors.AlreadyExists ? objectExists(key) : error;
       });
+      // The key holds the bytes now; the part's own name goes (the sweep removes it
+      // should this process die first: a second name for the same file).
+      if (exclusive) {
+        await Deno.remove(tmp).catch((error) => {
+          if (!(error instanceof Deno.errors.NotFound)) throw error; // renamed: see #linkOrLook
+        });
+      }
       if (deferred) {
         this.#unsyncedFiles.push(final);
         this.#unsyncedDirs.add(dirname(final));
@@ -238,6 +262,38 @@ export class FsRepository implements Repository {
         this.#spareBuffers.push(buffer);
       }
     }
+  }
+
+  /**
+   * Publishes `tmp` at `final` with link(2), which fails with EEXIST when the key
+   * exists. A filesystem without hard links (vfat, some network and FUSE ones)
+   * answers EPERM or EOPNOTSUPP (link(2)): there the key is looked at, then the part
+   * renamed, with a warning once per process, since a writer that publishes between
+   * the two is replaced (the race the capability exists to close).
+   */
+  async #linkOrLook(tmp: string, final: string): Promise<void> {
+    if (!this.#linksUnsupported) {
+      try {
+        return await Deno.link(tmp, final);
+      } catch (error) {
+        const text = `${(error as Error)?.message ?? ""} ${
+          (error as { code?: string })?.code ?? ""
+        }`;
+        const unsupported = error instanceof Deno.errors.NotSupported ||
+          /EPERM|EOPNOTSUPP|ENOTSUP|os error 1\b|os error 95\b/.test(text);
+        if (!unsupported) throw error;
+        this.#linksUnsupported = true;
+        logger.warn(
+          "This repository's filesystem has no hard links: a backup is published by looking " +
+            "first, then renaming, and a worker that lost its lease could still replace a re-run's",
+          { repository: this.root },
+        );
+      }
+    }
+    if ((await Deno.lstat(final).catch(() => null)) !== null) {
+      throw new Deno.errors.AlreadyExists(`${final} exists`);
+    }
+    await Deno.rename(tmp, final);
   }
 
   /**

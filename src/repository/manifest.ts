@@ -10,6 +10,7 @@ import {
   parseKey,
 } from "./keys.ts";
 import type { Repository } from "./repository.ts";
+import { putIfAbsent } from "./capabilities.ts";
 import { TransformSchema } from "../pipeline/transforms.ts";
 
 /**
@@ -59,9 +60,19 @@ export function manifestSummary(m: Manifest) {
 }
 export type ManifestSummary = ReturnType<typeof manifestSummary>;
 
-export async function writeManifest(repo: Repository, manifest: Manifest): Promise<void> {
+/**
+ * Lists a backup. With `ifAbsent`, never replaces a manifest that is there
+ * (OBJECT_EXISTS): how a backup job publishes (runtime/publish.ts).
+ */
+export async function writeManifest(
+  repo: Repository,
+  manifest: Manifest,
+  options: { ifAbsent?: boolean } = {},
+): Promise<void> {
   const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
-  await repo.put(manifestKey(manifest.key), ReadableStream.from([bytes]));
+  const body = ReadableStream.from([bytes]);
+  if (options.ifAbsent) await putIfAbsent(repo, manifestKey(manifest.key), body);
+  else await repo.put(manifestKey(manifest.key), body);
 }
 
 export async function readManifest(repo: Repository, key: string): Promise<Manifest> {

@@ -130,6 +130,22 @@ export interface RepositoryCapabilities {
    * own bytes (S3 has no links: a server-side copy stores the bytes again).
    */
   readonly link?: LinkObject;
+  /**
+   * A put that never replaces an object, atomically: OBJECT_EXISTS (a CairnError)
+   * when `key` exists or appears while the body is stored; the existing object is
+   * left as it was and this put's own temp file or multipart parts are removed.
+   * Claimed only by a backend whose protocol keeps it (a disk: link(2) fails with
+   * EEXIST; S3: `If-None-Match: *`). Where a backend finds at run time that its
+   * storage does not (a filesystem without hard links, an S3 server that ignores the
+   * header), it logs a warning once and does what the fallback does. Fallback:
+   * putIfAbsent() in capabilities.ts, a stat before a plain put, which a writer
+   * racing between the two can still lose to.
+   */
+  readonly putIfAbsent?: (
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    options?: PutOptions,
+  ) => Promise<PutResult>;
 }
 
 export interface Repository {

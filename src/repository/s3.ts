@@ -6,6 +6,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsCommand,
+  PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
 import type { RepositoryConfig } from "../config/schema.ts";
@@ -15,6 +16,8 @@ import { assertSafeKey } from "./paths.ts";
 import { s3CairnError } from "../s3/errors.ts";
 import { sdkClient } from "../s3/sdk.ts";
 import { uploadStream } from "./s3_upload.ts";
+import { objectExists, putIfAbsentByStat } from "./capabilities.ts";
+import { logger } from "../log.ts";
 import type {
   ByteRange,
   ObjectInfo,
@@ -54,10 +57,26 @@ export function s3Error(error: unknown, action: string, where: string): Error {
 }
 
 /**
+ * S3's refusal of a conditional write: 412 PreconditionFailed when the key exists,
+ * 409 ConditionalRequestConflict when another write to it was under way (AWS S3 User
+ * Guide, "Conditional writes"). Both leave the object that is there as it was.
+ */
+export function isConditionRefused(error: unknown): boolean {
+  const e = error as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.$metadata?.httpStatusCode === 412 || e?.name === "PreconditionFailed" ||
+    e?.Code === "PreconditionFailed" || e?.name === "ConditionalRequestConflict" ||
+    e?.Code === "ConditionalRequestConflict";
+}
+
+/**
  * A repository in an S3-compatible bucket (AWS, MinIO, ...), under an optional key
  * prefix. An object exists whole or not at all once its PUT returns, so there is no
  * batch capability: every put is already durable. Capabilities: `move` (a
- * server-side copy then a delete) and `partialWrites` (incomplete multipart uploads).
+ * server-side copy then a delete), `partialWrites` (incomplete multipart uploads),
+ * and `putIfAbsent` (`If-None-Match: *`). Servers that ignore If-None-Match on writes
+ * exist (s3rver is one), and would replace the object
+ * silently: the first putIfAbsent of a process finds out with a probe, and where the
+ * header is ignored it falls back to putIfAbsentByStat() and says so in the log.
  */
 export class S3Repository implements Repository {
   readonly kind = "s3" as const;
@@ -68,7 +87,10 @@ export class S3Repository implements Repository {
       sweep: (olderThanMs) => this.#sweepPartial(olderThanMs),
       unfinishedUploads: () => this.#unfinishedUploads(),
     },
+    putIfAbsent: (key, body, options) => this.#putIfAbsent(key, body, options),
   };
+  /** Whether the server refuses a write with `If-None-Match: *` to an existing key. */
+  #conditionalWrites: Promise<boolean> | null = null;
   readonly #client: S3Client;
   readonly #bucket: string;
   readonly #prefix: string;
@@ -87,10 +109,67 @@ export class S3Repository implements Repository {
     return this.#prefix + key;
   }
 
-  async put(
+  put(key: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult> {
+    return this.#put(key, body, options, false);
+  }
+
+  async #putIfAbsent(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<PutResult> {
+    if (await this.#honoursConditionalWrites()) return await this.#put(key, body, options, true);
+    return await putIfAbsentByStat(this, key, body, options);
+  }
+
+  /**
+   * Probed once per process (and again after a probe that failed): a small object is
+   * put, then put again with `If-None-Match: *`, which a server that honours the
+   * header refuses with 412. A server that accepts it would replace objects that a
+   * no-overwrite publish must leave alone.
+   */
+  #honoursConditionalWrites(): Promise<boolean> {
+    this.#conditionalWrites ??= this.#probeConditionalWrites().catch((error) => {
+      this.#conditionalWrites = null;
+      throw error;
+    });
+    return this.#conditionalWrites;
+  }
+
+  async #probeConditionalWrites(): Promise<boolean> {
+    const key = this.#key(`.cairn-probe-${crypto.randomUUID()}`);
+    const put = (condition: { IfNoneMatch?: string }) =>
+      this.#client.send(
+        new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: "probe", ...condition }),
+      );
+    try {
+      await put({});
+      try {
+        await put({ IfNoneMatch: "*" });
+      } catch (error) {
+        if (isConditionRefused(error)) return true;
+        throw error;
+      }
+      logger.warn(
+        "This S3 server ignores If-None-Match on writes: a worker that lost its lease could " +
+          "replace a re-run's backup; a look before each publish narrows the window, it does " +
+          "not close it",
+        { repository: this.location },
+      );
+      return false;
+    } catch (error) {
+      throw s3Error(error, "probing conditional writes", this.location);
+    } finally {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }))
+        .catch(() => {});
+    }
+  }
+
+  async #put(
     key: string,
     body: ReadableStream<Uint8Array>,
     options: PutOptions = {},
+    ifAbsent: boolean,
   ): Promise<PutResult> {
     const hasher = contentHasher(options.onProgress);
     // Remember why the source failed: the SDK may report a later error (from
@@ -120,13 +199,19 @@ export class S3Repository implements Repository {
       await uploadStream(
         { client: this.#client, bucket: this.#bucket, key: this.#key(key) },
         source,
-        { partSize: PART_SIZE, queueSize: QUEUE_SIZE, signal: options.signal },
+        {
+          partSize: PART_SIZE,
+          queueSize: QUEUE_SIZE,
+          signal: options.signal,
+          ifNoneMatch: ifAbsent,
+        },
       );
       return hasher.result();
     } catch (error) {
       reader.cancel().catch(() => {});
       if (options.signal?.aborted) throw options.signal.reason ?? error;
       if (sourceError) throw sourceError;
+      if (ifAbsent && isConditionRefused(error)) throw objectExists(key);
       throw s3Error(error, `writing ${key}`, this.location);
     }
   }

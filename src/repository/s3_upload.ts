@@ -26,6 +26,13 @@ export interface UploadOptions {
   /** Parts in flight at once. */
   queueSize: number;
   signal?: AbortSignal;
+  /**
+   * Sends `If-None-Match: *` with the PutObject or the CompleteMultipartUpload, so S3
+   * refuses (412 PreconditionFailed) to replace an object that exists by then (AWS
+   * S3 User Guide, "Conditional writes", since August 2024). A refused completion
+   * fails like any other here: the upload is aborted, its parts freed.
+   */
+  ifNoneMatch?: boolean;
 }
 
 /**
@@ -64,6 +71,7 @@ export async function uploadStream(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   const send = { abortSignal: stop.signal };
+  const condition = options.ifNoneMatch ? { IfNoneMatch: "*" } : {};
 
   const free: Uint8Array<ArrayBuffer>[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -155,6 +163,7 @@ export async function uploadStream(
           Key: key,
           Body: current.subarray(0, filled),
           ContentLength: filled,
+          ...condition,
         }),
         send,
       );
@@ -170,6 +179,7 @@ export async function uploadStream(
         Key: key,
         UploadId: uploadId,
         MultipartUpload: { Parts: parts },
+        ...condition,
       }),
       send,
     );

@@ -26,8 +26,9 @@ import {
   type Manifest,
   MANIFEST_FORMAT,
   readManifest,
-  writeManifest,
 } from "../repository/manifest.ts";
+import { isObjectExists } from "../repository/capabilities.ts";
+import { artifactRefused, publishManifest } from "./publish.ts";
 import { VERSION } from "../version.ts";
 import { KeyTakenError, LeaseLostError } from "../store/store.ts";
 import { prune } from "./prune.ts";
@@ -165,6 +166,11 @@ async function runBackup(
       await removeOrphan(services.repository, key, `job ${job.id} runs again`);
     }
     if (found.state === "foreign") key = null; // never ours to write: take a new one
+    if (found.state === "absent" && isMirrorListingKey(key!)) {
+      // A reference list without its listing: an earlier attempt's, which stopped (or
+      // lost its lease) before listing; this run writes its own, without overwrite.
+      await services.repository.remove(mirrorRefsKey(key!));
+    }
   }
   // The key's extension names the transforms, so a re-run keeps the ones it chose.
   const transforms = key !== null
@@ -189,10 +195,18 @@ async function runBackup(
   const output = await engine.backup(ctx);
   let stored = false;
   try {
+    // Published without overwrite: this attempt may have lost its lease by the time
+    // its bytes land (a frozen worker), and must never replace what the attempt that
+    // took the job over stored (runtime/publish.ts).
     const written = await writeArtifact(services.repository, key, output.body, transforms, {
       signal: hooks.signal,
       onProgress: (bytes) => hooks.progress({ bytes_done: bytes, phase: "storing" }),
+      ifAbsent: true,
+    }).catch(async (error) => {
+      if (!isObjectExists(error)) throw error;
+      return { refused: await artifactRefused(services.repository, key!, job) };
     });
+    if ("refused" in written) return written.refused;
     const put = written.stored;
     stored = true;
     const facts = await output.facts;
@@ -217,8 +231,10 @@ async function runBackup(
       ...(recipients.length > 0 ? { sealed_facts: await sealFacts(facts.facts, recipients) } : {}),
     };
     // The manifest is written last: until it exists, the backup does not.
-    await hooks.confirmLease?.();
-    await writeManifest(services.repository, manifest);
+    const confirmLease = hooks.confirmLease ?? (() => Promise.resolve());
+    await confirmLease();
+    const listed = await publishManifest(services.repository, manifest, job, confirmLease);
+    if (listed) return listed;
     return {
       key,
       size_bytes: put.size,
@@ -232,7 +248,10 @@ async function runBackup(
     // With the lease lost, another worker owns the job and may be writing this key.
     const leaseLost = error instanceof LeaseLostError ||
       (hooks.signal.reason as { reason?: string } | undefined)?.reason === "lease-lost";
-    if (stored && !leaseLost) {
+    // A publish refused because the key holds another attempt's (or job's) objects:
+    // none of them is this attempt's to remove.
+    const othersKey = isObjectExists(error);
+    if (stored && !leaseLost && !othersKey) {
       // A failed job leaves no backup: the manifest too, should its write have got
       // as far as the rename. What cannot be removed now, the sweep removes later.
       const k = key;
@@ -242,7 +261,7 @@ async function runBackup(
           logger.warn("Could not remove a partial artifact", { key: k, error: String(e) })
         );
     }
-    if (!leaseLost && isMirrorListingKey(key)) {
+    if (!leaseLost && !othersKey && isMirrorListingKey(key)) {
       // A mirror run writes its reference list before its listing (versions.ts).
       await services.repository.remove(mirrorRefsKey(key)).catch(() => {});
     }

@@ -349,8 +349,10 @@ Deno.test(
     const c = s3client(s3);
     try {
       const objects = Array.from({ length: 30 }, (_, i) => `briefs/${i}.bin`);
-      const payload = new Uint8Array(100 * 1024).fill(7);
-      for (const k of objects) await put(c, "mirror-src", k, payload);
+      // Each object its own content: identical ones would be stored once (hard links).
+      for (const [i, k] of objects.entries()) {
+        await put(c, "mirror-src", k, new Uint8Array(100 * 1024).fill(i + 1));
+      }
       await withTempDir(async (dir) => {
         const repo = join(dir, "small-repo");
         const unmount = await mountTmpfs(repo, { sizeBytes: 1536 * 1024 });

@@ -10,6 +10,12 @@
  * front answers as S3 does: a listing asked for with `encoding-type=url` has its
  * `<Key>` and `<Prefix>` values URL-encoded (reencodeListing). Everything else passes
  * through byte for byte, paths as sent (node:http: no dot-segment resolution).
+ *
+ * s3rver also ignores `If-None-Match: *` on PutObject and CompleteMultipartUpload
+ * (it reads the header on GET only) and would replace the object, where S3 answers
+ * 412 PreconditionFailed and leaves it (AWS S3 User Guide, "Conditional writes").
+ * The front answers as S3 does: writes to one key pass one at a time, and a
+ * conditional one whose key exists (a HEAD upstream) gets S3's 412 error.
  * `direct` serves s3rver itself (benchmarks, whose keys need no encoding: no hop).
  */
 import http from "node:http";
@@ -32,9 +38,60 @@ const server = new S3rver({
 });
 const { port: upstreamPort } = await server.run();
 
-const front = http.createServer((req, res) => {
+/** Writes to one key, one at a time: a conditional write's look and write are one step. */
+const writing = new Map<string, Promise<void>>();
+
+function isObjectWrite(req: http.IncomingMessage, url: URL): boolean {
+  const part = url.searchParams.has("partNumber") || url.searchParams.has("uploads");
+  if (req.method === "PUT") return !part;
+  if (req.method === "POST") return url.searchParams.has("uploadId");
+  return req.method === "DELETE" && !url.searchParams.has("uploadId");
+}
+
+function keyExists(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const head = http.request(
+      { host: "127.0.0.1", port: upstreamPort, method: "HEAD", path },
+      (answer) => {
+        answer.resume();
+        resolve(answer.statusCode === 200);
+      },
+    );
+    head.on("error", reject);
+    head.end();
+  });
+}
+
+const PRECONDITION_FAILED = '<?xml version="1.0" encoding="UTF-8"?>\n' +
+  "<Error><Code>PreconditionFailed</Code>" +
+  "<Message>At least one of the pre-conditions you specified did not hold</Message>" +
+  "<Condition>If-None-Match</Condition><RequestId>cairn-test-front</RequestId></Error>";
+
+const front = http.createServer(async (req, res) => {
   const url = new URL(req.url ?? "/", "http://x");
   if (answerUploads(req, res, url)) return;
+  if (isObjectWrite(req, url)) {
+    const path = url.pathname;
+    const before = writing.get(path) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => done = resolve);
+    const tail = before.then(() => mine);
+    writing.set(path, tail);
+    res.on("close", () => {
+      done();
+      if (writing.get(path) === tail) writing.delete(path);
+    });
+    await before;
+    if (req.headers["if-none-match"] === "*" && await keyExists(path).catch(() => false)) {
+      req.resume();
+      res.writeHead(412, {
+        "content-type": "application/xml",
+        "content-length": String(Buffer.byteLength(PRECONDITION_FAILED)),
+      });
+      res.end(PRECONDITION_FAILED);
+      return;
+    }
+  }
   const encode = req.method === "GET" && url.searchParams.get("encoding-type") === "url";
   const upstream = http.request({
     host: "127.0.0.1",

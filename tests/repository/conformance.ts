@@ -3,11 +3,13 @@ import { createHash } from "node:crypto";
 import { CairnError } from "../../src/errors.ts";
 import {
   canLink,
+  isObjectExists,
   linkBatched,
   moveBatched,
   moveObject,
   partialWrites,
   putBatched,
+  putIfAbsent,
   syncBatch,
 } from "../../src/repository/capabilities.ts";
 import { checkWritable } from "../../src/repository/preflight.ts";
@@ -86,16 +88,23 @@ export function verbsOnly(repo: Repository): Repository {
  */
 export function repositoryConformance(
   name: string,
-  make: () => Promise<{ repo: Repository; cleanup: () => Promise<void> }>,
-  capabilities: ReadonlyArray<"move" | "batch" | "partialWrites" | "link">,
+  make: () => Promise<{
+    repo: Repository;
+    cleanup: () => Promise<void>;
+    /** The requests the backend sent so far ("METHOD /path?query"), where a proxy sees them. */
+    requests?: () => string[];
+  }>,
+  capabilities: ReadonlyArray<"move" | "batch" | "partialWrites" | "link" | "putIfAbsent">,
 ): void {
+  let requests: (() => string[]) | undefined;
   const test = (title: string, fn: (repo: Repository) => Promise<void>) =>
     Deno.test(`${name} repository: ${title}`, async () => {
-      const { repo, cleanup } = await make();
+      const made = await make();
+      requests = made.requests;
       try {
-        await fn(repo);
+        await fn(made.repo);
       } finally {
-        await cleanup();
+        await made.cleanup();
       }
     });
 
@@ -305,6 +314,73 @@ export function repositoryConformance(
       assert.equal((await repo.stat("mirrors/l/b"))?.size, linked ? 4000 : 10);
     },
   );
+
+  both(
+    "putIfAbsent refuses an existing key, leaves its bytes and removes its own part",
+    async (repo) => {
+      const kept = bytes(2_500_000, 3);
+      await repo.put("backups/c/k.bin", chunked(kept, 300_001));
+      const before = requests?.().length ?? 0;
+      // One small body (a single PutObject in S3) and one of two parts (a multipart
+      // upload, refused at its completion).
+      for (const size of [40_000, 11 * 1024 * 1024]) {
+        await assert.rejects(
+          putIfAbsent(repo, "backups/c/k.bin", chunked(bytes(size, 4), 1024 * 1024)),
+          (e) => isObjectExists(e) && /backups\/c\/k\.bin already exists/.test(String(e)),
+          `${size} bytes`,
+        );
+        assert.deepEqual(await read(await repo.get("backups/c/k.bin")), kept, `${size} bytes`);
+        assert.deepEqual(await partialWrites(repo).list(), [], "no part left behind");
+      }
+      const sent = requests?.().slice(before) ?? [];
+      if (repo.capabilities.putIfAbsent && repo.kind === "s3") {
+        // The refused completion's upload was aborted: its parts are not left in the bucket.
+        const complete = sent.findIndex((r) => /^POST .*k\.bin\?uploadId=/.test(r));
+        assert.ok(complete >= 0, sent.join("\n"));
+        assert.ok(
+          sent.slice(complete + 1).some((r) => /^DELETE .*k\.bin\?uploadId=/.test(r)),
+          sent.join("\n"),
+        );
+      }
+      // An absent key is written, and reads back.
+      const fresh = bytes(11 * 1024 * 1024, 6);
+      const put = await putIfAbsent(repo, "backups/c/new.bin", chunked(fresh, 1024 * 1024));
+      assert.deepEqual(put, { size: fresh.length, sha256: sha(fresh) });
+      assert.deepEqual(await read(await repo.get("backups/c/new.bin")), fresh);
+      assert.deepEqual(await partialWrites(repo).list(), []);
+      // Nothing else appeared (an S3 probe object is removed after the probe).
+      assert.deepEqual((await Array.fromAsync(repo.list(""))).map((o) => o.key), [
+        "backups/c/k.bin",
+        "backups/c/new.bin",
+      ]);
+    },
+  );
+
+  if (capabilities.includes("putIfAbsent")) {
+    // Only the capability is atomic: the fallback's stat-then-put loses this race.
+    test("putIfAbsent: of two racing writes of one key exactly one lands, whole", async (repo) => {
+      const slow = (seed: number) => {
+        let sent = 0;
+        return new ReadableStream<Uint8Array>({
+          async pull(c) {
+            if (sent >= 6) return c.close();
+            await new Promise((r) => setTimeout(r, 30));
+            c.enqueue(bytes(100_000, seed + sent++));
+          },
+        });
+      };
+      const results = await Promise.allSettled(
+        [1, 50].map((seed) => putIfAbsent(repo, "backups/c/race.bin", slow(seed))),
+      );
+      const won = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+      const lost = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+      assert.equal(won.length, 1, JSON.stringify(results));
+      assert.ok(isObjectExists(lost[0]), String(lost[0]));
+      const stored = await read(await repo.get("backups/c/race.bin"));
+      assert.equal(sha(stored), won[0].sha256);
+      assert.deepEqual(await partialWrites(repo).list(), []);
+    });
+  }
 
   test("remove leaves no directory that would keep a name from a file", async (repo) => {
     await repo.put("p/photos/1.jpg", chunked(bytes(5)));

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { createHash } from "node:crypto";
 import { CairnError } from "../../src/errors.ts";
 import { FsRepository, syncFilesystem } from "../../src/repository/fs.ts";
 import { checkWritable } from "../../src/repository/preflight.ts";
@@ -11,7 +12,7 @@ import { repositoryConformance } from "./conformance.ts";
 repositoryConformance("fs", async () => {
   const dir = await tempDir();
   return { repo: new FsRepository(dir), cleanup: () => Deno.remove(dir, { recursive: true }) };
-}, ["move", "batch", "partialWrites", "link"]);
+}, ["move", "batch", "partialWrites", "link", "putIfAbsent"]);
 
 Deno.test("fs repository: deferred puts are made durable by one filesystem sync per batch", async () => {
   await withTempDir(async (dir) => {
@@ -275,4 +276,66 @@ Deno.test("fs repository: partial writes are listed, and swept at once for a dea
     assert.deepEqual(await partial.list(), [".tmp/live-new.part"]);
     assert.deepEqual(await Array.fromAsync(repo.list("")), [], "never listed as objects");
   });
+});
+
+const CC = await new Deno.Command("sh", { args: ["-c", "command -v cc"], stdout: "piped" })
+  .output().then((o) => o.success).catch(() => false);
+
+Deno.test({
+  name:
+    "fs repository: on a filesystem without hard links (link(2) answers EPERM), putIfAbsent warns and looks before it renames",
+  // link(2) is refused for the whole child process by an LD_PRELOAD shim, as vfat and
+  // some network filesystems refuse it: no such filesystem can be mounted here.
+  ignore: !CC,
+  fn: () =>
+    withTempDir(async (dir) => {
+      await Deno.writeTextFile(
+        join(dir, "nolink.c"),
+        "#include <errno.h>\nint linkat(int a, const char *b, int c, const char *d, int e)" +
+          " { errno = EPERM; return -1; }\nint link(const char *a, const char *b)" +
+          " { errno = EPERM; return -1; }\n",
+      );
+      const cc = await new Deno.Command("cc", {
+        args: ["-shared", "-fPIC", "-o", join(dir, "nolink.so"), join(dir, "nolink.c")],
+      }).output();
+      assert.ok(cc.success, new TextDecoder().decode(cc.stderr));
+      const script = join(dir, "child.ts");
+      const src = (p: string) => new URL(`../../src/${p}`, import.meta.url).href;
+      await Deno.writeTextFile(
+        script,
+        `import { FsRepository } from "${src("repository/fs.ts")}";
+import { isObjectExists, partialWrites, putIfAbsent } from "${src("repository/capabilities.ts")}";
+const repo = new FsRepository(Deno.args[0]);
+const body = (t: string) => ReadableStream.from([new TextEncoder().encode(t)]);
+const out: unknown[] = [];
+out.push(await putIfAbsent(repo, "backups/c/k.bin", body("first")));
+out.push(await putIfAbsent(repo, "backups/c/k.bin", body("second")).catch((e) => isObjectExists(e)));
+out.push(new TextDecoder().decode(await new Response(await repo.get("backups/c/k.bin")).arrayBuffer()));
+out.push(await partialWrites(repo).list());
+console.error(JSON.stringify(out));
+`,
+      );
+      const child = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          `--lock=${new URL("../../deno.test.lock", import.meta.url).pathname}`,
+          script,
+          join(dir, "repo"),
+        ],
+        env: { LD_PRELOAD: join(dir, "nolink.so") },
+      }).output();
+      const stdout = new TextDecoder().decode(child.stdout);
+      const stderr = new TextDecoder().decode(child.stderr);
+      assert.ok(child.success, stderr);
+      const result = JSON.parse(stderr.trim().split("\n").at(-1)!);
+      assert.deepEqual(result, [
+        { size: 5, sha256: createHash("sha256").update("first").digest("hex") },
+        true,
+        "first",
+        [],
+      ]);
+      const warnings = stdout.split("\n").filter((l) => l.includes("has no hard links"));
+      assert.equal(warnings.length, 1, stdout);
+    }),
 });

@@ -16,7 +16,9 @@ const exact = <T extends true>(_: T) => {};
 // Issue 20 §5: the repository holds the storage verbs and a statement of capabilities,
 // nothing else. A method added to the interface fails this file's type check.
 exact<Equal<keyof Repository, "kind" | "location" | "capabilities" | VerbName>>(true);
-exact<Equal<keyof RepositoryCapabilities, "move" | "batch" | "partialWrites" | "link">>(true);
+exact<
+  Equal<keyof RepositoryCapabilities, "move" | "batch" | "partialWrites" | "link" | "putIfAbsent">
+>(true);
 exact<Equal<keyof BatchedDurability, "put" | "move" | "sync" | "link">>(true);
 exact<Equal<keyof PartialWrites, "list" | "sweep" | "unfinishedUploads">>(true);
 
@@ -51,7 +53,13 @@ Deno.test("repository interface: each implementation has exactly the five storag
     assert.deepEqual(own, ["capabilities", "kind"], repo.kind);
     assert.equal(typeof repo.location, "string");
   }
-  assert.deepEqual(Object.keys(fs.capabilities).sort(), ["batch", "link", "move", "partialWrites"]);
+  assert.deepEqual(Object.keys(fs.capabilities).sort(), [
+    "batch",
+    "link",
+    "move",
+    "partialWrites",
+    "putIfAbsent",
+  ]);
   assert.deepEqual(Object.keys(fs.capabilities.batch!).sort(), ["link", "move", "put", "sync"]);
-  assert.deepEqual(Object.keys(s3.capabilities).sort(), ["move", "partialWrites"]);
+  assert.deepEqual(Object.keys(s3.capabilities).sort(), ["move", "partialWrites", "putIfAbsent"]);
 });

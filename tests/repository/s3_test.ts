@@ -5,6 +5,9 @@ import { listBackups, writeManifest } from "../../src/repository/manifest.ts";
 import { S3Repository } from "../../src/repository/s3.ts";
 import { checkWritable } from "../../src/repository/preflight.ts";
 import { startS3 } from "../helpers/s3.ts";
+import { startS3Proxy } from "../helpers/s3_proxy.ts";
+import { configureLog } from "../../src/log.ts";
+import { isObjectExists, putIfAbsent } from "../../src/repository/capabilities.ts";
 import { repositoryConformance } from "./conformance.ts";
 
 function repoFor(
@@ -26,8 +29,17 @@ function repoFor(
 
 repositoryConformance("s3", async () => {
   const s3 = await startS3(["repo-bucket"]);
-  return { repo: repoFor(s3, "repo-bucket", "cairn/"), cleanup: () => s3.stop() };
-}, ["move", "partialWrites"]);
+  // A pass-through proxy, to see which requests a put sent (an aborted upload).
+  const proxy = await startS3Proxy(s3.endpoint, () => null);
+  return {
+    repo: repoFor({ ...s3, endpoint: proxy.endpoint }, "repo-bucket", "cairn/"),
+    requests: () => proxy.seen,
+    cleanup: async () => {
+      await proxy.stop();
+      await s3.stop();
+    },
+  };
+}, ["move", "partialWrites", "putIfAbsent"]);
 
 Deno.test("s3 repository: listing pages past 1,000 keys and the catalog sees every backup", async () => {
   const s3 = await startS3(["many"]);
@@ -207,6 +219,55 @@ Deno.test("cli: config check --probe proves an S3 repository writable, or says w
       assert.match(denied.stdout, /^FAIL {2}repository \(s3\): .*refused/m);
     });
   } finally {
+    await s3.stop();
+  }
+});
+
+Deno.test("s3 repository: on a server that ignores If-None-Match on writes, putIfAbsent says so and looks before it puts", async () => {
+  const s3 = await startS3(["plain"]);
+  // What an S3 server without conditional writes sees: the header never arrives.
+  const proxy = await startS3Proxy(s3.endpoint, async (request, url) => {
+    const headers = new Headers(request.headers);
+    headers.delete("if-none-match");
+    const answer = await fetch(new URL(url.pathname + url.search, s3.endpoint), {
+      method: request.method,
+      headers,
+      body: request.body,
+    });
+    const out = new Headers(answer.headers);
+    out.delete("transfer-encoding");
+    return new Response(answer.body, { status: answer.status, headers: out });
+  });
+  const lines: string[] = [];
+  configureLog({ to: (line) => lines.push(line) });
+  try {
+    const repo = repoFor({ ...s3, endpoint: proxy.endpoint }, "plain");
+    const kept = new TextEncoder().encode("kept");
+    await repo.put("backups/c/k.bin", ReadableStream.from([kept]));
+    await assert.rejects(
+      putIfAbsent(repo, "backups/c/k.bin", ReadableStream.from([new Uint8Array(10)])),
+      (e) => isObjectExists(e),
+    );
+    const back = new Uint8Array(
+      await new Response(await repo.get("backups/c/k.bin")).arrayBuffer(),
+    );
+    assert.deepEqual(back, kept);
+    const warned = lines.filter((l) => l.includes("ignores If-None-Match on writes"));
+    assert.equal(warned.length, 1, lines.join("\n"));
+    // Probed once per process: a second publish does not probe again.
+    await putIfAbsent(repo, "backups/c/other.bin", ReadableStream.from([kept]));
+    assert.equal(
+      proxy.seen.filter((r) => r.includes(".cairn-probe-")).length,
+      3,
+      "put, put, delete",
+    );
+    assert.deepEqual((await Array.fromAsync(repo.list(""))).map((o) => o.key), [
+      "backups/c/k.bin",
+      "backups/c/other.bin",
+    ]);
+  } finally {
+    configureLog({ to: "stdout" });
+    await proxy.stop();
     await s3.stop();
   }
 });

@@ -4,6 +4,7 @@ import { logger } from "../../log.ts";
 import { readArtifact } from "../../pipeline/read.ts";
 import { isMirrorListingKey, mirrorRefsKey } from "../../repository/keys.ts";
 import type { Repository } from "../../repository/repository.ts";
+import { isObjectExists, putIfAbsent } from "../../repository/capabilities.ts";
 import { parseListing, readState } from "./listing.ts";
 import { forgetVersionHints } from "./dedup.ts";
 
@@ -63,18 +64,31 @@ const RefsSchema = z.object({
   sha256: z.array(z.string().regex(SHA256)),
 });
 
-/** Writes the reference list of the run whose listing will be stored at `listingKey`. */
+/**
+ * Writes the reference list of the run whose listing will be stored at `listingKey`,
+ * without overwrite: a run that lost its lease must not replace the list of the
+ * attempt that took its job over (README, Guarantees). OBJECT_EXISTS when another
+ * list is there (an identical one is accepted); the job's next attempt removes an
+ * unlisted one at its start.
+ */
 export async function writeRefs(
   repo: Repository,
   listingKey: string,
   shas: Iterable<string>,
 ): Promise<void> {
-  const body = JSON.stringify({
-    format_version: 1,
-    listing: listingKey,
-    sha256: [...new Set(shas)].sort(),
-  });
-  await repo.put(mirrorRefsKey(listingKey), ReadableStream.from([new TextEncoder().encode(body)]));
+  const sha256 = [...new Set(shas)].sort();
+  const body = JSON.stringify({ format_version: 1, listing: listingKey, sha256 });
+  try {
+    await putIfAbsent(
+      repo,
+      mirrorRefsKey(listingKey),
+      ReadableStream.from([new TextEncoder().encode(body)]),
+    );
+  } catch (error) {
+    if (!isObjectExists(error)) throw error;
+    const there = await readRefs(repo, listingKey).catch(() => null);
+    if (there?.join(",") !== sha256.join(",")) throw error;
+  }
 }
 
 /** The run's reference list, or null when it has none (listings before cairn wrote them). */
