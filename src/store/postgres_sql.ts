@@ -270,7 +270,7 @@ export const SQL = {
       lease_owner = $2::text, lease_token = gen_random_uuid()::text,
       lease_expires_at = $1::bigint + $3::bigint
     FROM picked WHERE cairn_jobs.id = picked.id
-    RETURNING cairn_jobs.*`,
+    RETURNING cairn_jobs.xmin::text AS row_version, cairn_jobs.*`,
   /**
    * Running jobs with an expired lease that cannot be claimed again (no attempt left,
    * or cancel requested); a backup with a fixed key waits for recover.ts. $1 now.
@@ -283,7 +283,7 @@ export const SQL = {
   renew: `UPDATE cairn_jobs SET lease_expires_at = $3::bigint + $4::bigint, updated_at = $3::bigint,
       progress = coalesce($5::text::jsonb, progress)
     WHERE id = $1::bigint AND status = 'running' AND lease_token = $2::text
-    RETURNING *`,
+    RETURNING xmin::text AS row_version, *`,
   /** $1 key, $2 id: another backup job holding this key. */
   keyHolder:
     `SELECT id FROM cairn_jobs WHERE key = $1::text AND kind = 'backup' AND id <> $2::bigint

@@ -214,3 +214,40 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name:
+    "postgres store: a finish starts from the row as it is now, not as the claim returned it (a cancel requested on another node meanwhile)",
+  sanitizeResources: false,
+  fn: () =>
+    withDatabase(async (name) => {
+      const a = await PostgresStore.open(pgUrl(name), { max: 2 });
+      const b = await PostgresStore.open(pgUrl(name), { max: 2 });
+      try {
+        await b.enqueue({ kind: "backup", client_name: "db1", max_attempts: 3 });
+        const claimed = (await a.claim({ owner: "a", leaseMs: 60_000 }))!;
+        await b.requestCancel(claimed.id);
+        const done = await a.complete(claimed.id, claimed.lease_token!, { ok: 1 });
+        assert.equal(done.status, "completed");
+        // The flag set after the claim survives the finish: the claim's copy of the row was not written back.
+        assert.equal(done.cancel_requested, true);
+        assert.equal((await b.get(claimed.id))!.cancel_requested, true);
+        assert.deepEqual((await b.get(claimed.id))!.result, { ok: 1 });
+
+        // A lease taken over by another node: the first holder's finish is refused.
+        const second = await b.enqueue({ kind: "backup", client_name: "db1", max_attempts: 3 });
+        const first = (await a.claim({ owner: "a", leaseMs: 1 }, { id: second.id }))!;
+        await new Promise((r) => setTimeout(r, 20));
+        const taken = (await b.claim({ owner: "b", leaseMs: 60_000 }, { id: second.id }))!;
+        assert.notEqual(taken.lease_token, first.lease_token);
+        await assert.rejects(
+          a.complete(first.id, first.lease_token!, {}),
+          (e: Error) => e.name === "LeaseLostError",
+        );
+        assert.equal((await b.complete(taken.id, taken.lease_token!, {})).status, "completed");
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }),
+});
