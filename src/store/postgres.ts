@@ -45,6 +45,7 @@ import {
   type ScheduleFiring,
   type StoreStats,
 } from "./store.ts";
+import type { StoreUseLock, StoreUser } from "./use_lock.ts";
 
 type Sql = postgres.Sql;
 
@@ -796,6 +797,47 @@ export class PostgresStore implements JobStore {
       });
     }
     return () => void this.#wakeups.delete(fn);
+  }
+
+  /**
+   * Takes the store's use lock (store/use_lock.ts) for `user`, shared or exclusive, on a
+   * connection of its own kept until release (a session-level advisory lock lasts as long
+   * as its session). When it is held the other way: the holders, as they described
+   * themselves, and nothing is kept.
+   */
+  async holdUse(
+    user: StoreUser,
+    exclusive: boolean,
+  ): Promise<StoreUseLock | { holders: StoreUser[] }> {
+    const conn = await this.#sql.reserve();
+    try {
+      const [{ ok }] = await conn.unsafe(exclusive ? SQL.tryUseExclusive : SQL.tryUseShared);
+      if (!ok) {
+        const rows = await this.#q(this.#sql, SQL.storeUsers);
+        conn.release();
+        return { holders: rows.map((r) => r.holder as StoreUser) };
+      }
+      await conn.unsafe(SQL.putStoreUser, [JSON.stringify(user)]);
+    } catch (error) {
+      conn.release();
+      throw error;
+    }
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          await conn.unsafe(exclusive ? SQL.unlockUseExclusive : SQL.unlockUseShared);
+        } catch (error) {
+          logger.debug?.("Could not unlock the store's use lock", {
+            error: toError(error).message,
+          });
+        } finally {
+          conn.release();
+        }
+      },
+    };
   }
 
   /** Records (or refreshes) a node: its name, lease owner, clients and heartbeat. */

@@ -15,6 +15,12 @@ export const MIGRATION_LOCK_KEY = 0x636169726e;
 /** The first half of the two-int advisory lock on a backup key (the second is its hash). */
 export const KEY_LOCK_CLASS = 0x6361;
 
+/**
+ * The key of the store's use lock (store/use_lock.ts): held shared by every daemon and
+ * CLI job command, exclusively by `cairn store copy` ("cairu" in ASCII).
+ */
+export const STORE_USE_LOCK_KEY = 0x6361697275;
+
 /** The channel an enqueue (or any job becoming pending) notifies; the payload is its client. */
 export const JOBS_CHANNEL = "cairn_jobs";
 
@@ -109,6 +115,12 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE cairn_schedules ADD COLUMN auto_prune boolean NOT NULL DEFAULT true;
    -- Status and metrics ask for a client's newest job of a kind and status.
    CREATE INDEX cairn_jobs_client_kind_status ON cairn_jobs (client_name, kind, status, id);`,
+  // Who holds the store's use lock (store/use_lock.ts), by server backend pid: a row
+  // counts only while that backend holds the lock (pg_locks), so stale rows are harmless.
+  `CREATE TABLE cairn_store_users (
+     backend_pid integer PRIMARY KEY,
+     holder jsonb NOT NULL
+   );`,
 ];
 
 export const JOB_COLUMNS = [
@@ -382,6 +394,22 @@ export const SQL = {
   /** $1 before (ms). */
   deleteDeliveriesBefore: `DELETE FROM cairn_deliveries
     WHERE status IN ('delivered', 'dead') AND updated_at < $1::bigint RETURNING id`,
+
+  // -- the store's use lock (store/use_lock.ts) -----------------------------------------
+  tryUseShared: `SELECT pg_try_advisory_lock_shared(${STORE_USE_LOCK_KEY}) AS ok`,
+  tryUseExclusive: `SELECT pg_try_advisory_lock(${STORE_USE_LOCK_KEY}) AS ok`,
+  unlockUseShared: `SELECT pg_advisory_unlock_shared(${STORE_USE_LOCK_KEY})`,
+  unlockUseExclusive: `SELECT pg_advisory_unlock(${STORE_USE_LOCK_KEY})`,
+  /** $1 the holder JSON: this session as a holder. */
+  putStoreUser: `INSERT INTO cairn_store_users (backend_pid, holder)
+    VALUES (pg_backend_pid(), $1::text::jsonb)
+    ON CONFLICT (backend_pid) DO UPDATE SET holder = EXCLUDED.holder`,
+  /** The holders of the use lock in this database, as they described themselves. */
+  storeUsers: `SELECT u.holder FROM pg_locks l JOIN cairn_store_users u ON u.backend_pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid::bigint * 4294967296 + l.objid::bigint = ${STORE_USE_LOCK_KEY}
+    ORDER BY l.pid`,
 
   // -- nodes ---------------------------------------------------------------------------
   /** $1 name, $2 owner, $3 clients JSON, $4 now. */

@@ -1,0 +1,224 @@
+import { dirname } from "node:path";
+import type { Config } from "../config/schema.ts";
+import { CairnError } from "../errors.ts";
+import { currentProcess, type ProcessId, processStates } from "../io/process_id.ts";
+import type { JobStore } from "./store.ts";
+
+/**
+ * Who works on a job store, so that `cairn store copy` never reads (or writes) a store
+ * something else is changing: every daemon and every one-off CLI job command (backup,
+ * restore, verify, prune) holds the store's use lock shared for as long as it runs, and
+ * the copy holds it exclusively for the whole copy, on its source and its target. So a
+ * copy refuses while any of them runs, and one that starts during a copy refuses at once
+ * (it does not wait: a daemon blocked at start-up for an unknown time is worse than a
+ * clear error), naming who holds the store.
+ *
+ * - sqlite, jsonl: a file lock (flock, Deno.FsFile.lock) on `<path>.daemon.lock` (the name
+ *   earlier versions' daemons lock too). The file also lists its holders, one JSON line
+ *   each (see UseRecord), appended when taken and marked released when let go; holders
+ *   whose process is gone are ignored, and the copy, which holds it alone, starts the list
+ *   afresh.
+ * - postgres: a session-level advisory lock on STORE_USE_LOCK_KEY (postgres_sql.ts),
+ *   `pg_try_advisory_lock_shared` / `pg_try_advisory_lock`, on a connection kept for it;
+ *   the holders are the rows of cairn_store_users whose backend holds the lock
+ *   (PostgresStore.holdUse). The server releases it when the holder's session ends.
+ */
+export interface StoreUser {
+  role: "daemon" | "cli" | "copy";
+  /** The command: "daemon", "backup", "restore", "verify", "prune", "store copy". */
+  command: string;
+  pid: number;
+  /** The host name. */
+  host: string;
+  /** A daemon's node name (config `node.name`). */
+  node?: string;
+  /** When it took the lock (epoch ms). */
+  since: number;
+}
+
+export interface StoreUseLock {
+  release(): Promise<void>;
+}
+
+/** A holder as the lock file lists it: who, its process identity (to tell it is gone), a nonce. */
+interface UseRecord extends StoreUser {
+  proc: ProcessId;
+  nonce: string;
+}
+
+/** This process as a user of a store. */
+export function storeUser(
+  role: StoreUser["role"],
+  command: string,
+  node?: string,
+): StoreUser {
+  let host = "unknown";
+  try {
+    host = Deno.hostname();
+  } catch { /* no --allow-sys */ }
+  return { role, command, pid: Deno.pid, host, ...(node ? { node } : {}), since: Date.now() };
+}
+
+/** "a cairn daemon (node web-1, pid 41 on host web-1)", "a one-off `cairn backup` (pid 7 on host h)". */
+export function describeUser(u: StoreUser): string {
+  const where = `pid ${u.pid} on host ${u.host}`;
+  const since = `since ${new Date(u.since).toISOString().replace(/\.\d+Z$/, "Z")}`;
+  switch (u.role) {
+    case "daemon":
+      return `a cairn daemon (${u.node ? `node ${u.node}, ` : ""}${where}, ${since})`;
+    case "cli":
+      return `a one-off \`cairn ${u.command}\` (${where}, ${since})`;
+    case "copy":
+      return `\`cairn store copy\` (${where}, ${since})`;
+  }
+}
+
+/** The holders a lock file lists (JSON lines) that were not marked released; bad lines are skipped. */
+export function parseUseRecords(text: string): UseRecord[] {
+  const held = new Map<string, UseRecord>();
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line);
+      if (typeof r?.released === "string") held.delete(r.released);
+      else if (typeof r?.nonce === "string" && typeof r?.role === "string") held.set(r.nonce, r);
+    } catch { /* a line cut short by a crash */ }
+  }
+  return [...held.values()];
+}
+
+/** The error a refused user gets: what holds the store, and what to do. */
+export function lockedError(
+  label: string,
+  wanted: StoreUser["role"],
+  holders: StoreUser[],
+): CairnError {
+  const copying = holders.filter((h) => h.role === "copy");
+  const who = holders.length ? holders.map(describeUser).join(", ") : null;
+  if (wanted !== "copy") {
+    const by = copying.length ? copying.map(describeUser).join(", ") : who ?? "another process";
+    return new CairnError(
+      "STORE_LOCKED",
+      `The job store ${label} is locked: store copy in progress (${by}); ${
+        wanted === "daemon" ? "start the daemon" : "run the command again"
+      } when the copy has finished`,
+    );
+  }
+  const users = who ?? "a process that has not said who it is yet";
+  return new CairnError(
+    "STORE_LOCKED",
+    `The job store ${label} is in use by ${users}: stop the daemon or let the job finish before copying the store`,
+  );
+}
+
+function lockPath(store: Config["store"]): string {
+  return `${store.path}.daemon.lock`;
+}
+
+async function liveRecords(text: string): Promise<UseRecord[]> {
+  const records = parseUseRecords(text);
+  const states = await processStates(records.map((r) => r.proc));
+  return records.filter((_, i) => states[i] !== "dead");
+}
+
+/** The file lock of a sqlite or jsonl store (see the interface's notes). */
+async function holdFile(
+  store: Config["store"],
+  label: string,
+  user: StoreUser,
+  exclusive: boolean,
+): Promise<StoreUseLock> {
+  const path = lockPath(store);
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const file = await Deno.open(path, { create: true, read: true, write: true });
+  let locked = false;
+  try {
+    locked = await file.tryLock(exclusive);
+  } catch { /* a file system without locks: treated as held by someone */ }
+  if (!locked) {
+    file.close();
+    const holders = await liveRecords(await Deno.readTextFile(path).catch(() => ""));
+    throw lockedError(label, user.role, holders);
+  }
+  const record: UseRecord = {
+    ...user,
+    proc: currentProcess(),
+    nonce: crypto.randomUUID(),
+  };
+  const line = (o: unknown) => new TextEncoder().encode(JSON.stringify(o) + "\n");
+  try {
+    // Alone on the store: every listed holder is gone, so the list starts afresh.
+    if (exclusive) await file.truncate(0);
+    const log = await Deno.open(path, { append: true });
+    try {
+      await log.write(line(record));
+    } finally {
+      log.close();
+    }
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  let released = false;
+  return {
+    release: async () => {
+      if (released) return;
+      released = true;
+      try {
+        const log = await Deno.open(path, { append: true });
+        try {
+          await log.write(line({ released: record.nonce }));
+        } finally {
+          log.close();
+        }
+      } catch { /* the lock goes with the close below all the same */ }
+      file.close();
+    },
+  };
+}
+
+/** The advisory lock of a postgres store (PostgresStore.holdUse). */
+async function holdPostgres(
+  store: JobStore,
+  label: string,
+  user: StoreUser,
+  exclusive: boolean,
+): Promise<StoreUseLock> {
+  const { PostgresStore } = await import("./postgres.ts");
+  if (!(store instanceof PostgresStore)) throw new Error("not a postgres store");
+  const held = await store.holdUse(user, exclusive);
+  if ("holders" in held) throw lockedError(label, user.role, held.holders);
+  return held;
+}
+
+/**
+ * Opens a store for `user` under its use lock: shared for a daemon or a CLI job
+ * command, exclusive for a copy. The file lock is taken before the store is opened,
+ * the advisory lock just after (it needs the connection). STORE_LOCKED naming the
+ * holders when refused; nothing is left open then.
+ */
+export async function openInUse<T>(
+  store: Config["store"],
+  label: string,
+  user: StoreUser,
+  open: () => Promise<T>,
+  parts: { store: (value: T) => JobStore; close: (value: T) => Promise<void> },
+): Promise<{ value: T; lock: StoreUseLock }> {
+  const exclusive = user.role === "copy";
+  if (store.kind !== "postgres") {
+    const lock = await holdFile(store, label, user, exclusive);
+    try {
+      return { value: await open(), lock };
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+  const value = await open();
+  try {
+    return { value, lock: await holdPostgres(parts.store(value), label, user, exclusive) };
+  } catch (error) {
+    await parts.close(value);
+    throw error;
+  }
+}
