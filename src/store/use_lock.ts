@@ -1,7 +1,7 @@
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { CairnError } from "../errors.ts";
-import { currentProcess, type ProcessId, processStates } from "../io/process_id.ts";
+import { initProcessId, type ProcessId, processStates } from "../io/process_id.ts";
 import type { JobStore } from "./store.ts";
 
 /**
@@ -14,10 +14,9 @@ import type { JobStore } from "./store.ts";
  * clear error), naming who holds the store.
  *
  * - sqlite, jsonl: a file lock (flock, Deno.FsFile.lock) on `<path>.daemon.lock` (the name
- *   earlier versions' daemons lock too). The file also lists its holders, one JSON line
- *   each (see UseRecord), appended when taken and marked released when let go; holders
- *   whose process is gone are ignored, and the copy, which holds it alone, starts the list
- *   afresh.
+ *   earlier versions' daemons lock too). Each holder also writes who it is to a file of its
+ *   own in `<path>.users/` (see UseRecord), removed when it lets go; the file of a holder
+ *   whose process is gone (killed) is ignored, and removed by the next one that reads it.
  * - postgres: a session-level advisory lock on STORE_USE_LOCK_KEY (postgres_sql.ts),
  *   `pg_try_advisory_lock_shared` / `pg_try_advisory_lock`, on a connection kept for it;
  *   the holders are the rows of cairn_store_users whose backend holds the lock
@@ -73,18 +72,17 @@ export function describeUser(u: StoreUser): string {
   }
 }
 
-/** The holders a lock file lists (JSON lines) that were not marked released; bad lines are skipped. */
-export function parseUseRecords(text: string): UseRecord[] {
-  const held = new Map<string, UseRecord>();
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      const r = JSON.parse(line);
-      if (typeof r?.released === "string") held.delete(r.released);
-      else if (typeof r?.nonce === "string" && typeof r?.role === "string") held.set(r.nonce, r);
-    } catch { /* a line cut short by a crash */ }
+/** A holder's record as its file holds it (JSON), or null for anything else. */
+export function parseUseRecord(text: string): UseRecord | null {
+  try {
+    const r = JSON.parse(text);
+    return typeof r?.nonce === "string" && typeof r?.role === "string" &&
+        typeof r?.proc?.host === "string"
+      ? r
+      : null;
+  } catch {
+    return null; // cut short by a crash while it was written
   }
-  return [...held.values()];
 }
 
 /** The error a refused user gets: what holds the store, and what to do. */
@@ -115,10 +113,34 @@ function lockPath(store: Config["store"]): string {
   return `${store.path}.daemon.lock`;
 }
 
-async function liveRecords(text: string): Promise<UseRecord[]> {
-  const records = parseUseRecords(text);
-  const states = await processStates(records.map((r) => r.proc));
-  return records.filter((_, i) => states[i] !== "dead");
+function usersDir(store: Config["store"]): string {
+  return `${store.path}.users`;
+}
+
+/**
+ * The holders listed in `<path>.users/` whose process may still run, oldest first. The
+ * files of dead ones are removed (a torn file is left: its writer may still be at it).
+ */
+export async function fileStoreUsers(store: Config["store"]): Promise<StoreUser[]> {
+  const dir = usersDir(store);
+  const found: Array<{ path: string; record: UseRecord }> = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !entry.name.endsWith(".json")) continue;
+      const path = join(dir, entry.name);
+      const record = parseUseRecord(await Deno.readTextFile(path).catch(() => ""));
+      if (record) found.push({ path, record });
+    }
+  } catch {
+    return []; // no directory: no holder ever wrote one
+  }
+  const states = await processStates(found.map((f) => f.record.proc));
+  const live: UseRecord[] = [];
+  for (const [i, f] of found.entries()) {
+    if (states[i] === "dead") await Deno.remove(f.path).catch(() => {});
+    else live.push(f.record);
+  }
+  return live.sort((a, b) => a.since - b.since).map(({ proc: _p, nonce: _n, ...user }) => user);
 }
 
 /** The file lock of a sqlite or jsonl store (see the interface's notes). */
@@ -137,24 +159,15 @@ async function holdFile(
   } catch { /* a file system without locks: treated as held by someone */ }
   if (!locked) {
     file.close();
-    const holders = await liveRecords(await Deno.readTextFile(path).catch(() => ""));
-    throw lockedError(label, user.role, holders);
+    throw lockedError(label, user.role, await fileStoreUsers(store));
   }
-  const record: UseRecord = {
-    ...user,
-    proc: currentProcess(),
-    nonce: crypto.randomUUID(),
-  };
-  const line = (o: unknown) => new TextEncoder().encode(JSON.stringify(o) + "\n");
+  const record: UseRecord = { ...user, proc: await initProcessId(), nonce: crypto.randomUUID() };
+  const mine = join(usersDir(store), `${record.pid}-${record.nonce}.json`);
   try {
-    // Alone on the store: every listed holder is gone, so the list starts afresh.
-    if (exclusive) await file.truncate(0);
-    const log = await Deno.open(path, { append: true });
-    try {
-      await log.write(line(record));
-    } finally {
-      log.close();
-    }
+    // Alone on the store: whatever is listed was left by killed holders.
+    if (exclusive) await fileStoreUsers(store);
+    await Deno.mkdir(usersDir(store), { recursive: true });
+    await Deno.writeTextFile(mine, JSON.stringify(record));
   } catch (error) {
     file.close();
     throw error;
@@ -164,14 +177,7 @@ async function holdFile(
     release: async () => {
       if (released) return;
       released = true;
-      try {
-        const log = await Deno.open(path, { append: true });
-        try {
-          await log.write(line({ released: record.nonce }));
-        } finally {
-          log.close();
-        }
-      } catch { /* the lock goes with the close below all the same */ }
+      await Deno.remove(mine).catch(() => {});
       file.close();
     },
   };

@@ -17,7 +17,7 @@ import { PostgresStore } from "../../src/store/postgres.ts";
 import { SQL } from "../../src/store/postgres_sql.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import type { JobStore } from "../../src/store/store.ts";
-import { parseUseRecords, type StoreUser } from "../../src/store/use_lock.ts";
+import { fileStoreUsers, type StoreUser } from "../../src/store/use_lock.ts";
 import { storeUrl } from "../helpers/cluster.ts";
 import { spawnDaemon, waitFor } from "../helpers/daemon.ts";
 import { pg, withDatabase } from "../helpers/pg.ts";
@@ -80,13 +80,7 @@ async function setup(kind: Kind, dir: string, database: string): Promise<Setup> 
     openTarget: () =>
       kind === "sqlite" ? JsonlStore.open(targetPath) : SqliteStore.open(targetPath),
     holders: async () => {
-      if (kind !== "postgres") {
-        try {
-          return parseUseRecords(await Deno.readTextFile(`${path}.daemon.lock`));
-        } catch {
-          return [];
-        }
-      }
+      if (kind !== "postgres") return await fileStoreUsers({ kind, path });
       const sql = pg(database);
       try {
         return (await sql.unsafe(SQL.storeUsers)).map((r) => r.holder as StoreUser);

@@ -1,17 +1,65 @@
 import assert from "node:assert/strict";
-import { describeUser, lockedError, parseUseRecords } from "../../src/store/use_lock.ts";
+import { join } from "node:path";
+import { initProcessId, parseStatStart } from "../../src/io/process_id.ts";
+import {
+  describeUser,
+  fileStoreUsers,
+  lockedError,
+  parseUseRecord,
+} from "../../src/store/use_lock.ts";
+import { withTempDir } from "../helpers/tmp.ts";
 
 const at = Date.parse("2026-11-30T12:00:00.123Z");
-const proc = { host: "h/b/1", pid: 7, start: "99" };
 
-Deno.test("use lock: the lock file's holders are the records not marked released; torn lines are skipped", () => {
-  const a = { role: "daemon", command: "daemon", pid: 7, host: "h", since: at, proc, nonce: "a" };
-  const b = { ...a, role: "cli", command: "backup", nonce: "b" };
-  const c = { ...a, role: "cli", command: "prune", nonce: "c" };
-  const text = [a, b, { released: "a" }, c].map((r) => JSON.stringify(r)).join("\n") +
-    '\n{"role":"cli","nonce":"tor';
-  assert.deepEqual(parseUseRecords(text).map((r) => r.nonce), ["b", "c"]);
-  assert.deepEqual(parseUseRecords(""), []);
+Deno.test("use lock: a holder's record is JSON with a nonce, a role and a process; anything else is none", () => {
+  const r = {
+    role: "cli",
+    command: "backup",
+    pid: 7,
+    host: "h",
+    since: at,
+    proc: { host: "h/b/1", pid: 7, start: "99" },
+    nonce: "n",
+  };
+  assert.deepEqual(parseUseRecord(JSON.stringify(r)), r);
+  assert.equal(parseUseRecord(JSON.stringify(r).slice(0, 40)), null);
+  assert.equal(parseUseRecord(""), null);
+  assert.equal(parseUseRecord(JSON.stringify({ ...r, proc: undefined })), null);
+});
+
+Deno.test("use lock: a file store's holders are the records of live processes; a killed holder's record is removed", async () => {
+  await withTempDir(async (dir) => {
+    const store = { kind: "sqlite" as const, path: join(dir, "cairn.db") };
+    const here = await initProcessId();
+    const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    const start = parseStatStart(await Deno.readTextFile(`/proc/${sleeper.pid}/stat`))!;
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+    const users = join(dir, "cairn.db.users");
+    await Deno.mkdir(users);
+    const record = (pid: number, proc: unknown, since: number) =>
+      JSON.stringify({
+        role: "cli",
+        command: "backup",
+        pid,
+        host: "h",
+        since,
+        proc,
+        nonce: `${pid}`,
+      });
+    await Deno.writeTextFile(
+      join(users, "dead.json"),
+      record(sleeper.pid, { ...here, pid: sleeper.pid, start }, at),
+    );
+    await Deno.writeTextFile(join(users, "live.json"), record(Deno.pid, here, at + 1));
+    await Deno.writeTextFile(join(users, "torn.json"), '{"role":"cli","no');
+    assert.deepEqual(await fileStoreUsers(store), [
+      { role: "cli", command: "backup", pid: Deno.pid, host: "h", since: at + 1 },
+    ]);
+    const left = (await Array.fromAsync(Deno.readDir(users))).map((e) => e.name).sort();
+    assert.deepEqual(left, ["live.json", "torn.json"]);
+    assert.deepEqual(await fileStoreUsers({ kind: "jsonl", path: join(dir, "none.jsonl") }), []);
+  });
 });
 
 Deno.test("use lock: holders are named with their role, node, pid, host and since when", () => {
