@@ -6,7 +6,7 @@ import { redactUrl, registerSecret } from "../redact.ts";
 import { openStore } from "./open.ts";
 import { PostgresStore } from "./postgres.ts";
 import type { JobStore } from "./store.ts";
-import { openInUse, storeUser } from "./use_lock.ts";
+import { openInUse, type StoreUseLock, storeUser } from "./use_lock.ts";
 
 /** A node whose heartbeat is younger than this is taken to be running (nodes beat every ≤ 10 s). */
 export const LIVE_NODE_MS = 30_000;
@@ -93,6 +93,19 @@ async function refuseLiveNodes(store: JobStore, label: string): Promise<void> {
   }
 }
 
+/**
+ * STORE_LOCKED when the copy's lock on a postgres store was lost (its session ended):
+ * a daemon or job could have started on the store meanwhile, so what was read is not
+ * trusted and nothing is written.
+ */
+async function assertHeld(lock: StoreUseLock, label: string): Promise<void> {
+  if (!lock.held || await lock.held()) return;
+  throw new CairnError(
+    "STORE_LOCKED",
+    `The copy lost its lock on the job store ${label} (its connection to the server was cut), so a daemon or job may have used the store meanwhile: nothing was written; run the copy again`,
+  );
+}
+
 /** Opens a store for the copy under its use lock, held exclusively (store/use_lock.ts). */
 function openForCopy(store: Config["store"], label: string) {
   return openInUse(store, label, storeUser("copy", "store copy"), () => openStore(store), {
@@ -121,6 +134,7 @@ export async function copyStore(from: Config["store"], to: Config["store"]): Pro
     const jobs = await everyJob(source);
     const schedules: Schedule[] = await source.listSchedules();
     const deliveries = await everyDelivery(source);
+    await assertHeld(lock, fromLabel);
     const { value: target, lock: targetLock } = await openForCopy(to, toLabel);
     try {
       const [n, s] = [await target.count({}), (await target.listSchedules()).length];
@@ -133,6 +147,7 @@ export async function copyStore(from: Config["store"], to: Config["store"]): Pro
           }: copy into an empty store`,
         );
       }
+      await assertHeld(targetLock, toLabel);
       await target.importRecords({ jobs, schedules, deliveries });
     } finally {
       await targetLock.release();

@@ -174,9 +174,12 @@ export class PostgresStore implements JobStore {
    * again (see #owned). Only a hint: a stale entry fails the compare and is re-read.
    */
   readonly #held = new Map<number, { version: string; job: Job }>();
+  /** A client of one connection, for a session of its own (the use lock). */
+  readonly #connectOne: () => Sql;
 
-  private constructor(sql: Sql, options: PostgresOptions) {
+  private constructor(sql: Sql, options: PostgresOptions, connectOne: () => Sql) {
     this.#sql = sql;
+    this.#connectOne = connectOne;
     this.#now = options.now ?? (() => Date.now() + this.#offset);
   }
 
@@ -186,20 +189,22 @@ export class PostgresStore implements JobStore {
    * cannot be reached; the URL in the message has its password masked.
    */
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
-    const sql = postgres(url, {
-      max: options.max ?? 10,
-      onnotice: () => {},
-      connect_timeout: 10,
-      // The driver's own logging would print connection parameters.
-      debug: false,
-      connection: {
-        application_name: "cairn",
-        // Statements are prepared once per connection (see #q); a generic plan could
-        // not use the claim's parameters (the id, the clients) to pick its index.
-        plan_cache_mode: "force_custom_plan",
-      },
-    });
-    const store = new PostgresStore(sql, options);
+    const connect = (max: number) =>
+      postgres(url, {
+        max,
+        onnotice: () => {},
+        connect_timeout: 10,
+        // The driver's own logging would print connection parameters.
+        debug: false,
+        connection: {
+          application_name: "cairn",
+          // Statements are prepared once per connection (see #q); a generic plan could
+          // not use the claim's parameters (the id, the clients) to pick its index.
+          plan_cache_mode: "force_custom_plan",
+        },
+      });
+    const sql = connect(options.max ?? 10);
+    const store = new PostgresStore(sql, options, () => connect(1));
     try {
       await store.#migrate();
       await store.syncClock();
@@ -809,33 +814,43 @@ export class PostgresStore implements JobStore {
     user: StoreUser,
     exclusive: boolean,
   ): Promise<StoreUseLock | { holders: StoreUser[] }> {
-    const conn = await this.#sql.reserve();
+    // A client of its own rather than a reserved pool connection: when its session is
+    // cut, the next statement opens a new one (the driver's reserved connections fail
+    // on a closed socket instead), and that one simply does not hold the lock.
+    const conn = this.#connectOne();
     try {
       const [{ ok }] = await conn.unsafe(exclusive ? SQL.tryUseExclusive : SQL.tryUseShared);
       if (!ok) {
         const rows = await this.#q(this.#sql, SQL.storeUsers);
-        conn.release();
+        await conn.end({ timeout: 5 });
         return { holders: rows.map((r) => r.holder as StoreUser) };
       }
       await conn.unsafe(SQL.putStoreUser, [JSON.stringify(user)]);
     } catch (error) {
-      conn.release();
+      await conn.end({ timeout: 1 }).catch(() => {});
       throw error;
     }
     let released = false;
     return {
+      // A session-level lock ends only with an unlock or its session: held now (asked on
+      // the same session; a new one after a cut holds nothing) means held all along.
+      held: async () => {
+        try {
+          const [{ n }] = await conn.unsafe(SQL.useHeld);
+          return Number(n) > 0;
+        } catch {
+          return false;
+        }
+      },
       release: async () => {
         if (released) return;
         released = true;
-        try {
-          await conn.unsafe(exclusive ? SQL.unlockUseExclusive : SQL.unlockUseShared);
-        } catch (error) {
-          logger.debug?.("Could not unlock the store's use lock", {
+        // Ending the session releases its advisory locks.
+        await conn.end({ timeout: 5 }).catch((error) =>
+          logger.debug?.("Could not close the store's use lock session", {
             error: toError(error).message,
-          });
-        } finally {
-          conn.release();
-        }
+          })
+        );
       },
     };
   }

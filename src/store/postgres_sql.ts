@@ -398,12 +398,14 @@ export const SQL = {
   // -- the store's use lock (store/use_lock.ts) -----------------------------------------
   tryUseShared: `SELECT pg_try_advisory_lock_shared(${STORE_USE_LOCK_KEY}) AS ok`,
   tryUseExclusive: `SELECT pg_try_advisory_lock(${STORE_USE_LOCK_KEY}) AS ok`,
-  unlockUseShared: `SELECT pg_advisory_unlock_shared(${STORE_USE_LOCK_KEY})`,
-  unlockUseExclusive: `SELECT pg_advisory_unlock(${STORE_USE_LOCK_KEY})`,
   /** $1 the holder JSON: this session as a holder. */
   putStoreUser: `INSERT INTO cairn_store_users (backend_pid, holder)
     VALUES (pg_backend_pid(), $1::text::jsonb)
     ON CONFLICT (backend_pid) DO UPDATE SET holder = EXCLUDED.holder`,
+  /** Whether this session holds the use lock (shared or exclusive). */
+  useHeld: `SELECT count(*)::integer AS n FROM pg_locks
+    WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted AND objsubid = 1
+      AND classid::bigint * 4294967296 + objid::bigint = ${STORE_USE_LOCK_KEY}`,
   /** The holders of the use lock in this database, as they described themselves. */
   storeUsers: `SELECT u.holder FROM pg_locks l JOIN cairn_store_users u ON u.backend_pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1

@@ -36,6 +36,11 @@ export interface StoreUser {
 }
 
 export interface StoreUseLock {
+  /**
+   * Whether the lock is still held. A file lock always is until released; an advisory
+   * lock is lost with its session (a connection cut, the server restarted).
+   */
+  held?(): Promise<boolean>;
   release(): Promise<void>;
 }
 

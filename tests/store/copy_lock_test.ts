@@ -265,3 +265,58 @@ for (const kind of ["sqlite", "jsonl", "postgres"] as const) {
       })(kind),
   });
 }
+
+Deno.test({
+  name:
+    "store copy (postgres source): a copy whose lock's session is cut mid-copy writes nothing and says why",
+  ...slow,
+  fn: () =>
+    withStore(async (dir, database) => {
+      const s = await setup("postgres", dir, database);
+      const source = await s.openSource();
+      const now = Date.now();
+      await source.importRecords({
+        jobs: Array.from({ length: 20_000 }, (_, i) =>
+          state.newJob(i + 1, { kind: "backup", client_name: "files", max_attempts: 1 }, now + i)),
+        schedules: [],
+      });
+      await source.close();
+      const copy = spawnCairn(["store", "copy", "--from", s.from, "--to", s.to]);
+      const copied = finish(copy);
+      let frozen = false;
+      try {
+        await freezeHolder(s, "copy", copy.pid);
+        frozen = true;
+        // The server ends the session that holds the copy's lock (as a cut connection would).
+        const sql = pg(database);
+        try {
+          const cut = await sql`
+            SELECT pg_terminate_backend(u.backend_pid) AS ok FROM cairn_store_users u
+            JOIN pg_locks l ON l.pid = u.backend_pid AND l.locktype = 'advisory' AND l.granted
+            WHERE u.holder->>'role' = 'copy'`;
+          assert.deepEqual(
+            cut.map((r) =>
+              r.ok
+            ),
+            [true],
+          );
+        } finally {
+          await sql.end();
+        }
+      } finally {
+        if (frozen) Deno.kill(copy.pid, "SIGCONT");
+      }
+      const result = await copied;
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        /The copy lost its lock on the job store postgres:.* \(its connection to the server was cut\), so a daemon or job may have used the store meanwhile: nothing was written; run the copy again/,
+      );
+      const target = await s.openTarget();
+      try {
+        assert.equal(await target.count({}), 0);
+      } finally {
+        await target.close();
+      }
+    })("postgres"),
+});
