@@ -8,7 +8,7 @@ import { Notifier } from "../notify/notifier.ts";
 import { reconcileSchedules } from "./config_schedules.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { describeStore } from "../store/copy.ts";
-import { openInUse, storeUser } from "../store/use_lock.ts";
+import { keepStoreUse, openInUse, storeUser } from "../store/use_lock.ts";
 import { nodeName, NodePresence } from "./node.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { openServices, type Services } from "./services.ts";
@@ -139,7 +139,8 @@ export async function startDaemon(
     pollMs: config.backup.schedule_worker_poll_ms,
     onEnqueued: () => pool.wake(),
   });
-  const node = new NodePresence(services);
+  const storeLabel = describeStore(config.store);
+  const node = new NodePresence(services, () => keepStoreUse(useLock, storeLabel));
   if (config.backup.worker_enabled) {
     pool.start();
     scheduler.start();

@@ -815,9 +815,11 @@ export class PostgresStore implements JobStore {
     exclusive: boolean,
   ): Promise<StoreUseLock | { holders: StoreUser[] }> {
     // A client of its own rather than a reserved pool connection: when its session is
-    // cut, the next statement opens a new one (the driver's reserved connections fail
-    // on a closed socket instead), and that one simply does not hold the lock.
-    const conn = this.#connectOne();
+    // cut, a new client opens a new session, which simply does not hold the lock (the
+    // driver's reserved connections crash on a closed socket, and a client whose
+    // session was cut can hang on its second statement, so it is replaced, not reused).
+    let conn = this.#connectOne();
+    let broken = false;
     try {
       const [{ ok }] = await conn.unsafe(exclusive ? SQL.tryUseExclusive : SQL.tryUseShared);
       if (!ok) {
@@ -831,16 +833,32 @@ export class PostgresStore implements JobStore {
       throw error;
     }
     let released = false;
+    // A session-level lock ends only with an unlock or its session: held now (asked on
+    // the same session) means held all along.
+    const held = async () => {
+      if (broken) return false;
+      try {
+        const [{ n }] = await conn.unsafe(SQL.useHeld);
+        if (Number(n) > 0) return true;
+      } catch { /* the session is gone, and the lock with it */ }
+      broken = true;
+      return false;
+    };
     return {
-      // A session-level lock ends only with an unlock or its session: held now (asked on
-      // the same session; a new one after a cut holds nothing) means held all along.
-      held: async () => {
-        try {
-          const [{ n }] = await conn.unsafe(SQL.useHeld);
-          return Number(n) > 0;
-        } catch {
-          return false;
+      held,
+      keep: async () => {
+        if (await held()) return "held";
+        const old = conn;
+        conn = this.#connectOne();
+        broken = false;
+        void old.end({ timeout: 0 }).catch(() => {});
+        const [{ ok }] = await conn.unsafe(exclusive ? SQL.tryUseExclusive : SQL.tryUseShared);
+        if (!ok) {
+          broken = true;
+          return "refused";
         }
+        await conn.unsafe(SQL.putStoreUser, [JSON.stringify(user)]);
+        return "retaken";
       },
       release: async () => {
         if (released) return;

@@ -1,6 +1,7 @@
 import { dirname, join } from "node:path";
 import type { Config } from "../config/schema.ts";
-import { CairnError } from "../errors.ts";
+import { CairnError, toError } from "../errors.ts";
+import { logger } from "../log.ts";
 import { initProcessId, type ProcessId, processStates } from "../io/process_id.ts";
 import type { JobStore } from "./store.ts";
 
@@ -41,6 +42,12 @@ export interface StoreUseLock {
    * lock is lost with its session (a connection cut, the server restarted).
    */
   held?(): Promise<boolean>;
+  /**
+   * Takes a lost advisory lock again (a long-running holder calls it now and then):
+   * "held" (never lost), "retaken", or "refused" (a copy took the store meanwhile).
+   * Throws when the server cannot be reached.
+   */
+  keep?(): Promise<"held" | "retaken" | "refused">;
   release(): Promise<void>;
 }
 
@@ -231,5 +238,31 @@ export async function openInUse<T>(
   } catch (error) {
     await parts.close(value);
     throw error;
+  }
+}
+
+/**
+ * For a long-running holder (a daemon, on each node heartbeat): takes its store lock
+ * again if its session was cut, and says so in the log; never throws.
+ */
+export async function keepStoreUse(lock: StoreUseLock, label: string): Promise<void> {
+  if (!lock.keep) return;
+  try {
+    const state = await lock.keep();
+    if (state === "retaken") {
+      logger.warn("The job store's use lock went with a cut connection; it is held again", {
+        store: label,
+      });
+    } else if (state === "refused") {
+      logger.error(
+        "The job store's use lock went with a cut connection and a store copy holds the store now: stop this daemon until the copy has finished",
+        { store: label },
+      );
+    }
+  } catch (error) {
+    logger.warn("Could not check the job store's use lock", {
+      store: label,
+      error: toError(error).message,
+    });
   }
 }

@@ -320,3 +320,49 @@ Deno.test({
       }
     })("postgres"),
 });
+
+Deno.test({
+  name:
+    "store use lock (postgres): a daemon whose lock session is cut takes the lock again on its next heartbeat, and says so",
+  ...slow,
+  fn: () =>
+    withStore(async (dir, database) => {
+      const s = await setup("postgres", dir, database);
+      const config = JSON.parse(await Deno.readTextFile(s.config));
+      config.backup.worker_lease_ttl_minutes = 0.05; // a heartbeat a second
+      await Deno.writeTextFile(s.config, JSON.stringify(config));
+      const daemon = await spawnDaemon(s.config);
+      try {
+        await waitFor(
+          async () => (await s.holders()).some((h) => h.role === "daemon"),
+          "the daemon listed as a holder",
+        );
+        const sql = pg(database);
+        try {
+          const cut = await sql`
+            SELECT pg_terminate_backend(u.backend_pid) AS ok FROM cairn_store_users u
+            JOIN pg_locks l ON l.pid = u.backend_pid AND l.locktype = 'advisory' AND l.granted
+            WHERE u.holder->>'role' = 'daemon'`;
+          assert.deepEqual(cut.map((r) => r.ok), [true]);
+        } finally {
+          await sql.end();
+        }
+        await waitFor(
+          () =>
+            Promise.resolve(
+              daemon.logs.some((l) =>
+                l.includes("use lock went with a cut connection; it is held")
+              ),
+            ),
+          "the daemon's log of its lock taken again",
+        );
+        const holders = await s.holders();
+        assert.deepEqual(holders.map((h) => [h.role, h.pid]), [["daemon", daemon.pid]]);
+        const refused = await cairn(["store", "copy", "--from", s.from, "--to", s.to]);
+        assert.equal(refused.code, 2, refused.stderr);
+        assert.match(refused.stderr, /is in use by a cairn daemon \(node n1/);
+      } finally {
+        await daemon.stop();
+      }
+    })("postgres"),
+});

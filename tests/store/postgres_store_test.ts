@@ -256,3 +256,51 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name:
+    "postgres store: a use lock lost with its session is taken again on keep(), unless a copy took the store meanwhile",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withDatabase(async (name, sql) => {
+      const a = await PostgresStore.open(pgUrl(name), { max: 2 });
+      const b = await PostgresStore.open(pgUrl(name), { max: 2 });
+      const user = (role: "daemon" | "copy") => ({
+        role,
+        command: role === "daemon" ? "daemon" : "store copy",
+        pid: Deno.pid,
+        host: "h",
+        since: 0,
+      });
+      const cut = async (role: string) => {
+        const rows = await sql`
+          SELECT pg_terminate_backend(u.backend_pid) AS ok FROM cairn_store_users u
+          JOIN pg_locks l ON l.pid = u.backend_pid AND l.locktype = 'advisory' AND l.granted
+          WHERE u.holder->>'role' = ${role}`;
+        assert.deepEqual(rows.map((r) => r.ok), [true]);
+      };
+      try {
+        const daemon = await a.holdUse(user("daemon"), false);
+        assert.ok("release" in daemon);
+        assert.equal(await daemon.keep!(), "held");
+        await cut("daemon");
+        assert.equal(await daemon.held!(), false);
+        assert.equal(await daemon.keep!(), "retaken");
+        assert.equal(await daemon.held!(), true);
+        const refused = await b.holdUse(user("copy"), true);
+        assert.deepEqual(refused, { holders: [user("daemon")] });
+
+        await cut("daemon");
+        const copy = await b.holdUse(user("copy"), true);
+        assert.ok("release" in copy);
+        assert.equal(await daemon.keep!(), "refused");
+        await copy.release();
+        assert.equal(await daemon.keep!(), "retaken");
+        await daemon.release();
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }),
+});
