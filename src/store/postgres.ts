@@ -45,7 +45,7 @@ import {
   type ScheduleFiring,
   type StoreStats,
 } from "./store.ts";
-import type { StoreUseLock, StoreUser } from "./use_lock.ts";
+import { parseStoreUser, type StoreUseLock, type StoreUser } from "./use_lock.ts";
 
 type Sql = postgres.Sql;
 
@@ -825,7 +825,9 @@ export class PostgresStore implements JobStore {
       if (!ok) {
         const rows = await this.#q(this.#sql, SQL.storeUsers);
         await conn.end({ timeout: 5 });
-        return { holders: rows.map((r) => r.holder as StoreUser) };
+        return {
+          holders: rows.flatMap((r) => parseStoreUser(r.holder) ?? []),
+        };
       }
       await conn.unsafe(SQL.putStoreUser, [JSON.stringify(user)]);
     } catch (error) {

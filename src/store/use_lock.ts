@@ -1,8 +1,9 @@
 import { dirname, join } from "node:path";
+import { z } from "zod";
 import type { Config } from "../config/schema.ts";
 import { CairnError, toError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { initProcessId, type ProcessId, processStates } from "../io/process_id.ts";
+import { initProcessId, processStates } from "../io/process_id.ts";
 import type { JobStore } from "./store.ts";
 
 /**
@@ -23,17 +24,31 @@ import type { JobStore } from "./store.ts";
  *   the holders are the rows of cairn_store_users whose backend holds the lock
  *   (PostgresStore.holdUse). The server releases it when the holder's session ends.
  */
-export interface StoreUser {
-  role: "daemon" | "cli" | "copy";
+export const StoreUserSchema = z.object({
+  role: z.enum(["daemon", "cli", "copy"]),
   /** The command: "daemon", "backup", "restore", "verify", "prune", "store copy". */
-  command: string;
-  pid: number;
+  command: z.string(),
+  pid: z.number().int(),
   /** The host name. */
-  host: string;
+  host: z.string(),
   /** A daemon's node name (config `node.name`). */
-  node?: string;
+  node: z.string().optional(),
   /** When it took the lock (epoch ms). */
-  since: number;
+  since: z.number(),
+});
+export type StoreUser = z.infer<typeof StoreUserSchema>;
+
+/** A holder as its record file holds it: who, its process identity (to tell it is gone), a nonce. */
+const UseRecordSchema = StoreUserSchema.extend({
+  proc: z.object({ host: z.string(), pid: z.number().int(), start: z.string() }),
+  nonce: z.string(),
+});
+type UseRecord = z.infer<typeof UseRecordSchema>;
+
+/** A holder as another process (or the database) recorded it; null when it is not one. */
+export function parseStoreUser(value: unknown): StoreUser | null {
+  const parsed = StoreUserSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
 }
 
 export interface StoreUseLock {
@@ -49,12 +64,6 @@ export interface StoreUseLock {
    */
   keep?(): Promise<"held" | "retaken" | "refused">;
   release(): Promise<void>;
-}
-
-/** A holder as the lock file lists it: who, its process identity (to tell it is gone), a nonce. */
-interface UseRecord extends StoreUser {
-  proc: ProcessId;
-  nonce: string;
 }
 
 /** This process as a user of a store. */
@@ -87,11 +96,8 @@ export function describeUser(u: StoreUser): string {
 /** A holder's record as its file holds it (JSON), or null for anything else. */
 export function parseUseRecord(text: string): UseRecord | null {
   try {
-    const r = JSON.parse(text);
-    return typeof r?.nonce === "string" && typeof r?.role === "string" &&
-        typeof r?.proc?.host === "string"
-      ? r
-      : null;
+    const parsed = UseRecordSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : null;
   } catch {
     return null; // cut short by a crash while it was written
   }
