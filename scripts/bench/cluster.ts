@@ -9,6 +9,10 @@
  * timing each claim.
  *
  *   deno task bench:cluster [--jobs 2000 --concurrency 8 --claims 2000 --backlog 100000]
+ *     [--stores sqlite,postgres] [--nodes 1,3] [--no-latency]
+ *
+ * The last three narrow a run (to compare two builds on a busy machine in alternation,
+ * many short runs beat a few long ones).
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), as the tests do.
  */
@@ -28,6 +32,9 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "8" },
     claims: { type: "string", default: "2000" },
     backlog: { type: "string", default: "100000" },
+    stores: { type: "string", default: "sqlite,postgres" },
+    nodes: { type: "string", default: "1,3" },
+    "no-latency": { type: "boolean", default: false },
     // Internal: run as one node of a throughput measurement.
     node: { type: "string" },
   },
@@ -189,8 +196,11 @@ if (values.node) {
   console.log(
     `cluster throughput: ${N} no-op jobs enqueued first, then claim -> complete by nodes of worker_concurrency ${concurrency}`,
   );
-  for (const kind of ["sqlite", "postgres"] as const) {
-    for (const nodes of [1, 3]) {
+  const kinds = values.stores.split(",").filter((k): k is "sqlite" | "postgres" =>
+    k === "sqlite" || k === "postgres"
+  );
+  for (const kind of kinds) {
+    for (const nodes of values.nodes.split(",").map(Number)) {
       const rate = await throughput(kind, nodes);
       const target = kind === "postgres" && nodes === 3 ? "  (target >= 500/s)" : "";
       console.log(
@@ -200,11 +210,13 @@ if (values.node) {
       );
     }
   }
-  console.log(
-    `claim latency: ${values.backlog} pending jobs in the store, ${values.claims} claims one after another`,
-  );
-  for (const kind of ["sqlite", "postgres"] as const) {
-    const { p50, p99 } = await claimLatency(kind);
-    console.log(`  ${kind.padEnd(8)} p50 ${p50.toFixed(2)} ms  p99 ${p99.toFixed(2)} ms`);
+  if (!values["no-latency"]) {
+    console.log(
+      `claim latency: ${values.backlog} pending jobs in the store, ${values.claims} claims one after another`,
+    );
+    for (const kind of kinds) {
+      const { p50, p99 } = await claimLatency(kind);
+      console.log(`  ${kind.padEnd(8)} p50 ${p50.toFixed(2)} ms  p99 ${p99.toFixed(2)} ms`);
+    }
   }
 }

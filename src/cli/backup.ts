@@ -19,6 +19,7 @@ export function backupCommand(argv: string[]): Promise<number> {
     throw new UsageError(`Invalid --label ${JSON.stringify(label)}: use 1-40 of a-z, 0-9, _ and -`);
   }
   return runJobCommand(
+    "backup",
     { config: values.config as string | undefined, json: values.json as boolean | undefined },
     (services) => {
       requireClient(services.config, positionals[0]);

@@ -124,8 +124,10 @@ ${CONFIG_FLAG}`,
   store: `Usage: cairn store copy --from CONFIG|URL --to CONFIG|URL [--json]
 
 Copies every job (history included), schedule and notification delivery from one
-job store into an empty one, ids kept: from sqlite or jsonl into postgres, and back. Refuses while a daemon
-runs on the source store, and when the target holds anything.
+job store into an empty one, ids kept: from sqlite or jsonl into postgres, and back. Refuses (naming
+them) while a daemon or a one-off backup, restore, verify or prune works on either store, and when the
+target holds anything. Both stores stay locked for the whole copy: a daemon or job command started
+meanwhile refuses with "store copy in progress"; start it again when the copy has finished.
 
   --from, --to    a config file (its store:), or a store URL:
                   postgres://user:password@host:5432/db, sqlite:PATH, jsonl:PATH

@@ -13,6 +13,7 @@ export function pruneCommand(argv: string[]): Promise<number> {
   }, { min: 0, max: 0, names: [] });
   const dryRun = values["dry-run"] === true;
   return runJobCommand(
+    "prune",
     { config: values.config as string | undefined, json: values.json as boolean | undefined },
     (services) => {
       const client = values.client as string | undefined;

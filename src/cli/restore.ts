@@ -30,6 +30,7 @@ export function restoreCommand(argv: string[]): Promise<number> {
     }
   }
   return runJobCommand(
+    "restore",
     { config: values.config as string | undefined, json: values.json as boolean | undefined },
     async (services) => {
       const manifest = await readManifest(services.repository, key);

@@ -6,6 +6,8 @@ import { configureLog } from "../log.ts";
 import { runHere } from "../runtime/run_here.ts";
 import { reclaimFromDeadOwners, settleAbandonedBackups } from "../runtime/recover.ts";
 import { openServices, type Services } from "../runtime/services.ts";
+import { describeStore } from "../store/copy.ts";
+import { openInUse, storeUser } from "../store/use_lock.ts";
 import { err, out, ProgressLine } from "./output.ts";
 
 /**
@@ -30,16 +32,26 @@ function humanLogSink(line: string): void {
  * run the job here, print the record (--json) or a summary. Exit 0 or 1.
  */
 export async function runJobCommand(
+  command: "backup" | "restore" | "verify" | "prune",
   flags: { config?: string; json?: boolean },
   makeJob: (services: Services) => Promise<NewJob> | NewJob,
   summarize: (job: Job) => string,
 ): Promise<number> {
   configureLog({ to: humanLogSink, level: Deno.env.get("CAIRN_LOG_LEVEL") as never ?? "warn" });
   const config = await loadConfig(flags.config);
-  const services = await openServices(config);
+  // Held (shared) until the job is done: a store copy refuses meanwhile, and this
+  // refuses while one runs (store/use_lock.ts).
+  const { value: services, lock } = await openInUse(
+    config.store,
+    describeStore(config.store),
+    storeUser("cli", command),
+    () => openServices(config),
+    { store: (s) => s.store, close: (s) => s.store.close() },
+  );
   try {
     await services.scratch.prepare();
   } catch (error) {
+    await lock.release();
     await services.store.close();
     throw error;
   }
@@ -84,6 +96,7 @@ export async function runJobCommand(
     progress.clear();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    await lock.release();
     await services.store.close();
   }
 }

@@ -13,6 +13,7 @@ export function verifyCommand(argv: string[]): Promise<number> {
   const key = positionals[0];
   parseKey(key);
   return runJobCommand(
+    "verify",
     { config: values.config as string | undefined, json: values.json as boolean | undefined },
     async (services) => {
       const manifest = await readManifest(services.repository, key);

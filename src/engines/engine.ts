@@ -90,4 +90,10 @@ export interface Engine<C extends ClientConfig = ClientConfig> {
   backup(ctx: EngineContext<C>): Promise<BackupOutput>;
   restore(ctx: EngineContext<C>, request: RestoreRequest): Promise<Record<string, unknown>>;
   verify(ctx: EngineContext<C>, request: VerifyRequest): Promise<Record<string, unknown>>;
+  /**
+   * Removes what killed restores of this client left outside the repository (a postgres
+   * restore's fresh database), only where the process that made it is provably gone;
+   * returns the names removed. The periodic sweep calls it (runtime/recover.ts).
+   */
+  sweepLeftovers?(client: C): Promise<string[]>;
 }

@@ -7,8 +7,9 @@ import { VERSION } from "../version.ts";
 import { Notifier } from "../notify/notifier.ts";
 import { reconcileSchedules } from "./config_schedules.ts";
 import { Metrics } from "../metrics/metrics.ts";
-import { holdForDaemon } from "../store/daemon_lock.ts";
-import { NodePresence } from "./node.ts";
+import { describeStore } from "../store/copy.ts";
+import { keepStoreUse, openInUse, storeUser } from "../store/use_lock.ts";
+import { nodeName, NodePresence } from "./node.ts";
 import { ScheduleWorker } from "./scheduler.ts";
 import { checkWritable } from "../repository/preflight.ts";
 import { openServices, type Services } from "./services.ts";
@@ -91,15 +92,18 @@ export async function startDaemon(
   for (const sig of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(sig, () => onSignal(sig));
   }
-  // A store copy must not read a store a daemon is changing (store/daemon_lock.ts).
-  const useLock = await holdForDaemon(config.store);
-  const services = await openServices(config).catch((error) => {
-    useLock?.release();
-    throw error;
-  });
+  // A store copy must not read a store a daemon is changing (store/use_lock.ts).
+  const { value: services, lock: useLock } = await openInUse(
+    config.store,
+    describeStore(config.store),
+    storeUser("daemon", "daemon", nodeName(config)),
+    () => openServices(config),
+    { store: (s) => s.store, close: (s) => s.store.close() },
+  );
   try {
     await services.scratch.prepare();
   } catch (error) {
+    await useLock.release();
     await services.store.close();
     throw error;
   }
@@ -136,7 +140,8 @@ export async function startDaemon(
     pollMs: config.backup.schedule_worker_poll_ms,
     onEnqueued: () => pool.wake(),
   });
-  const node = new NodePresence(services);
+  const storeLabel = describeStore(config.store);
+  const node = new NodePresence(services, () => keepStoreUse(useLock, storeLabel));
   if (config.backup.worker_enabled) {
     pool.start();
     scheduler.start();
@@ -167,6 +172,7 @@ export async function startDaemon(
       onListen: (addr) => (address = { hostname: addr.hostname, port: addr.port }),
     }, app.fetch);
   } catch (error) {
+    await useLock.release();
     await services.store.close();
     // A taken or forbidden address is the operator's to fix (exit 2), not a crash.
     throw new CairnError(
@@ -190,8 +196,8 @@ export async function startDaemon(
       await node.stop();
       abort.abort();
       await server.finished.catch(() => {});
+      await useLock.release();
       await services.store.close();
-      useLock?.release();
       logger.info("Stopped");
       resolveFinished();
     })();

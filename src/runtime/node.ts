@@ -37,8 +37,12 @@ export class NodePresence {
   #timer: ReturnType<typeof setInterval> | null = null;
   #unsubscribe: (() => void) | null = null;
 
-  constructor(services: Services) {
+  readonly #keepUse: () => Promise<void>;
+
+  /** `keepUse`: run on each heartbeat, keeps the daemon's store use lock (use_lock.ts). */
+  constructor(services: Services, keepUse: () => Promise<void> = () => Promise.resolve()) {
     this.#services = services;
+    this.#keepUse = keepUse;
     this.#registration = {
       name: nodeName(services.config),
       owner: services.owner,
@@ -63,6 +67,7 @@ export class NodePresence {
       store.heartbeatNode(this.#registration).catch((error) =>
         logger.warn("Could not record the node heartbeat", { error: toError(error).message })
       );
+      void this.#keepUse();
     }, nodeHeartbeatMs(this.#services.config));
   }
 

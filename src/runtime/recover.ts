@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { recoverInterrupted } from "../engines/directory/interrupted.ts";
 import { sweepSiblingTemps } from "../engines/fs_util.ts";
+import { engineFor } from "../engines/registry.ts";
 import { CairnError, toError } from "../errors.ts";
 import { deadTags, parseOwner, processStates } from "../io/process_id.ts";
 import * as state from "../jobs/state.ts";
@@ -18,6 +19,7 @@ import { type Manifest, readManifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import { partialWrites } from "../repository/capabilities.ts";
 import { LeaseLostError } from "../store/store.ts";
+import { nodeClients } from "./node.ts";
 import { leaseMs, type Services } from "./services.ts";
 
 /**
@@ -201,6 +203,8 @@ export interface SweepReport {
   orphans: string[];
   scratch: string[];
   partial_writes: number;
+  /** Databases of killed restores dropped (each logged where it was dropped). */
+  restore_leftovers: string[];
 }
 
 /**
@@ -241,11 +245,39 @@ export async function sweep(services: Services): Promise<SweepReport> {
       })
     );
   }
+  const leftovers = await sweepRestoreLeftovers(services);
   return {
     reclaimed: reclaimed.length,
     settled: settled.length,
     orphans,
     scratch,
     partial_writes: partial,
+    restore_leftovers: leftovers,
   };
+}
+
+/**
+ * What killed restores left on the servers of the clients this node runs (a postgres
+ * restore's fresh `<db>_cairn_new_<id>` database, engines/postgres/leftovers.ts), where
+ * the restoring process is provably gone. Only postgres clients have such leftovers, so
+ * no other engine is loaded for it. One server's failure is logged; the others still go.
+ */
+export async function sweepRestoreLeftovers(services: Services): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of nodeClients(services.config)) {
+    const client = Object.hasOwn(services.config.clients, name)
+      ? services.config.clients[name]
+      : undefined;
+    if (client?.kind !== "postgres") continue;
+    try {
+      const engine = await engineFor(client, name);
+      removed.push(...(await engine.sweepLeftovers?.(client) ?? []));
+    } catch (error) {
+      logger.error("Could not sweep what killed restores left", {
+        client: name,
+        error: toError(error).message,
+      });
+    }
+  }
+  return removed;
 }

@@ -9,7 +9,7 @@ export async function runSweep(services: Services, when: string): Promise<SweepR
     const report = await sweep(services);
     if (
       report.reclaimed || report.settled || report.orphans.length || report.scratch.length ||
-      report.partial_writes
+      report.partial_writes || report.restore_leftovers.length
     ) {
       logger.info("Sweep removed what crashes left", {
         when,
@@ -18,6 +18,7 @@ export async function runSweep(services: Services, when: string): Promise<SweepR
         orphan_artifacts: report.orphans.length,
         scratch_dirs: report.scratch.length,
         partial_writes: report.partial_writes,
+        restore_leftovers: report.restore_leftovers,
       });
     }
     return report;

@@ -3,10 +3,10 @@ import { CairnError } from "../errors.ts";
 import type { Job, Schedule } from "../jobs/types.ts";
 import type { Delivery } from "../notify/delivery.ts";
 import { redactUrl, registerSecret } from "../redact.ts";
-import { holdForCopy } from "./daemon_lock.ts";
 import { openStore } from "./open.ts";
 import { PostgresStore } from "./postgres.ts";
 import type { JobStore } from "./store.ts";
+import { openInUse, type StoreUseLock, storeUser } from "./use_lock.ts";
 
 /** A node whose heartbeat is younger than this is taken to be running (nodes beat every ≤ 10 s). */
 export const LIVE_NODE_MS = 30_000;
@@ -94,45 +94,68 @@ async function refuseLiveNodes(store: JobStore, label: string): Promise<void> {
 }
 
 /**
+ * STORE_LOCKED when the copy's lock on a postgres store was lost (its session ended):
+ * a daemon or job could have started on the store meanwhile, so what was read is not
+ * trusted and nothing is written.
+ */
+async function assertHeld(lock: StoreUseLock, label: string): Promise<void> {
+  if (!lock.held || await lock.held()) return;
+  throw new CairnError(
+    "STORE_LOCKED",
+    `The copy lost its lock on the job store ${label} (its connection to the server was cut), so a daemon or job may have used the store meanwhile: nothing was written; run the copy again`,
+  );
+}
+
+/** Opens a store for the copy under its use lock, held exclusively (store/use_lock.ts). */
+function openForCopy(store: Config["store"], label: string) {
+  return openInUse(store, label, storeUser("copy", "store copy"), () => openStore(store), {
+    store: (s) => s,
+    close: (s) => s.close(),
+  });
+}
+
+/**
  * Copies every job (history included), schedule and notification delivery from one
- * store into an empty one, ids kept, so that an operator can move from sqlite or jsonl to postgres and
- * back. Refuses (STORE_LOCKED) while a daemon runs on the source, and
- * (STORE_NOT_EMPTY) when the target holds anything.
+ * store into an empty one, ids kept, so that an operator can move from sqlite or jsonl to
+ * postgres and back. Both stores' use locks are held exclusively for the whole copy
+ * (store/use_lock.ts): STORE_LOCKED, naming who holds it, while a daemon or a one-off CLI
+ * job command works on either, and any of them that starts meanwhile refuses to. Also
+ * STORE_LOCKED while a node of a postgres source beats (a daemon of a cairn that predates
+ * the lock), and STORE_NOT_EMPTY when the target holds anything.
  */
 export async function copyStore(from: Config["store"], to: Config["store"]): Promise<CopyReport> {
   const fromLabel = describeStore(from), toLabel = describeStore(to);
   if (fromLabel === toLabel) {
     throw new CairnError("VALIDATION_FAILED", `--from and --to are the same store (${fromLabel})`);
   }
-  const lock = await holdForCopy(from);
+  const { value: source, lock } = await openForCopy(from, fromLabel);
   try {
-    const source = await openStore(from);
+    await refuseLiveNodes(source, fromLabel);
+    const jobs = await everyJob(source);
+    const schedules: Schedule[] = await source.listSchedules();
+    const deliveries = await everyDelivery(source);
+    await assertHeld(lock, fromLabel);
+    const { value: target, lock: targetLock } = await openForCopy(to, toLabel);
     try {
-      await refuseLiveNodes(source, fromLabel);
-      const jobs = await everyJob(source);
-      const schedules: Schedule[] = await source.listSchedules();
-      const deliveries = await everyDelivery(source);
-      const target = await openStore(to);
-      try {
-        const [n, s] = [await target.count({}), (await target.listSchedules()).length];
-        const d = (await target.listDeliveries({}, 1)).length;
-        if (n > 0 || s > 0 || d > 0) {
-          throw new CairnError(
-            "STORE_NOT_EMPTY",
-            `The target store ${toLabel} already holds ${n} job(s)${
-              d > 0 ? `, ${s} schedule(s) and notification deliveries` : ` and ${s} schedule(s)`
-            }: copy into an empty store`,
-          );
-        }
-        await target.importRecords({ jobs, schedules, deliveries });
-      } finally {
-        await target.close();
+      const [n, s] = [await target.count({}), (await target.listSchedules()).length];
+      const d = (await target.listDeliveries({}, 1)).length;
+      if (n > 0 || s > 0 || d > 0) {
+        throw new CairnError(
+          "STORE_NOT_EMPTY",
+          `The target store ${toLabel} already holds ${n} job(s)${
+            d > 0 ? `, ${s} schedule(s) and notification deliveries` : ` and ${s} schedule(s)`
+          }: copy into an empty store`,
+        );
       }
-      return { jobs: jobs.length, schedules: schedules.length, deliveries: deliveries.length };
+      await assertHeld(targetLock, toLabel);
+      await target.importRecords({ jobs, schedules, deliveries });
     } finally {
-      await source.close();
+      await targetLock.release();
+      await target.close();
     }
+    return { jobs: jobs.length, schedules: schedules.length, deliveries: deliveries.length };
   } finally {
-    lock?.release();
+    await lock.release();
+    await source.close();
   }
 }

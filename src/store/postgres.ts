@@ -45,11 +45,14 @@ import {
   type ScheduleFiring,
   type StoreStats,
 } from "./store.ts";
+import { parseStoreUser, type StoreUseLock, type StoreUser } from "./use_lock.ts";
 
 type Sql = postgres.Sql;
 
 /** A busy queue settles abandoned jobs at most this often (ms); an idle one on every claim. */
 const SETTLE_EVERY_MS = 1000;
+/** At most this many held rows are remembered (#held); the oldest go first. */
+const HELD_MAX = 10_000;
 type Tx = postgres.TransactionSql;
 type Row = Record<string, unknown>;
 type Runner = Sql | Tx;
@@ -164,9 +167,19 @@ export class PostgresStore implements JobStore {
   #closed = false;
   /** When abandoned jobs were last settled (store clock, ms). */
   #settledAt = -Infinity;
+  /**
+   * The row (and its version, xmin) of each job this store last handed out under a
+   * lease, from the claim or a renewal: the finish of a held job tries its
+   * compare-and-set against it first, in one statement, instead of reading the row
+   * again (see #owned). Only a hint: a stale entry fails the compare and is re-read.
+   */
+  readonly #held = new Map<number, { version: string; job: Job }>();
+  /** A client of one connection, for a session of its own (the use lock). */
+  readonly #connectOne: () => Sql;
 
-  private constructor(sql: Sql, options: PostgresOptions) {
+  private constructor(sql: Sql, options: PostgresOptions, connectOne: () => Sql) {
     this.#sql = sql;
+    this.#connectOne = connectOne;
     this.#now = options.now ?? (() => Date.now() + this.#offset);
   }
 
@@ -176,15 +189,22 @@ export class PostgresStore implements JobStore {
    * cannot be reached; the URL in the message has its password masked.
    */
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
-    const sql = postgres(url, {
-      max: options.max ?? 10,
-      onnotice: () => {},
-      connect_timeout: 10,
-      // The driver's own logging would print connection parameters.
-      debug: false,
-      connection: { application_name: "cairn" },
-    });
-    const store = new PostgresStore(sql, options);
+    const connect = (max: number) =>
+      postgres(url, {
+        max,
+        onnotice: () => {},
+        connect_timeout: 10,
+        // The driver's own logging would print connection parameters.
+        debug: false,
+        connection: {
+          application_name: "cairn",
+          // Statements are prepared once per connection (see #q); a generic plan could
+          // not use the claim's parameters (the id, the clients) to pick its index.
+          plan_cache_mode: "force_custom_plan",
+        },
+      });
+    const sql = connect(options.max ?? 10);
+    const store = new PostgresStore(sql, options, () => connect(1));
     try {
       await store.#migrate();
       await store.syncClock();
@@ -233,10 +253,18 @@ export class PostgresStore implements JobStore {
 
   // -- plumbing ------------------------------------------------------------------------
 
+  /**
+   * Runs one statement. With parameters it is a named prepared statement, parsed once
+   * per connection: the driver's default for `unsafe` (unnamed, prepare: false) costs
+   * an extra round trip on every call (Parse/Describe, then wait for the parameter
+   * types, then Bind/Execute) and a parse each time. Every statement text here is one
+   * of a bounded set (the SQL table, and jobWhere's filter shapes).
+   */
   #q(runner: Runner, statement: string, args: unknown[] = []): Promise<Row[]> {
     return runner.unsafe(
       statement,
       args as postgres.ParameterOrJSON<never>[],
+      { prepare: args.length > 0 },
     ) as unknown as Promise<
       Row[]
     >;
@@ -273,21 +301,36 @@ export class PostgresStore implements JobStore {
    * end). A concurrent change (a renewal, a cancel request) makes it read again.
    */
   async #owned(id: number, token: string, fn: (job: Job, now: number) => Job): Promise<Job> {
+    let known = this.#held.get(id);
+    this.#held.delete(id);
     for (;;) {
-      const [row] = await this.#q(this.#sql, SQL.getJobVersioned, [id]);
-      const job = row ? jobFromRow(row) : null;
+      if (!known || known.job.lease_token !== token) {
+        const [row] = await this.#q(this.#sql, SQL.getJobVersioned, [id]);
+        known = row ? { version: row.row_version as string, job: jobFromRow(row) } : undefined;
+      }
+      const job = known?.job;
       if (!job || job.status !== "running" || job.lease_token !== token) {
         throw new LeaseLostError(id);
       }
       const next = fn(job, this.#now());
       const done = await this.#q(this.#sql, SQL.putJobIfUnchanged, [
         id,
-        row.row_version,
+        known!.version,
         token,
         ...jobArgs(next),
       ]);
       if (done.length > 0) return next;
+      known = undefined; // changed meanwhile (a cancel request, a renewal): read it again
     }
+  }
+
+  /** Remembers the row of a job handed out under a lease (see #held). */
+  #hold(row: Row): Job {
+    const job = jobFromRow(row);
+    // Bounded: an attempt that loses its lease without a finish leaves its entry behind.
+    if (this.#held.size >= HELD_MAX) this.#held.delete(this.#held.keys().next().value!);
+    this.#held.set(job.id, { version: row.row_version as string, job });
+    return job;
   }
 
   static #notFound(id: number): never {
@@ -398,7 +441,7 @@ export class PostgresStore implements JobStore {
       await this.#settleAbandoned(now);
       return [];
     }
-    return rows.map(jobFromRow).sort((a, b) => a.run_after - b.run_after || a.id - b.id);
+    return rows.map((r) => this.#hold(r)).sort((a, b) => a.run_after - b.run_after || a.id - b.id);
   }
 
   /** Jobs whose lease expired with nothing left to try become failed or cancelled. */
@@ -427,11 +470,15 @@ export class PostgresStore implements JobStore {
       leaseMs,
       patch.progress === undefined ? null : JSON.stringify(patch.progress),
     ]);
-    if (!row) throw new LeaseLostError(id);
-    return jobFromRow(row);
+    if (!row) {
+      this.#held.delete(id);
+      throw new LeaseLostError(id);
+    }
+    return this.#hold(row);
   }
 
   update(id: number, token: string, patch: { progress?: Progress; key?: string }): Promise<Job> {
+    this.#held.delete(id);
     return this.#mutate(id, async (job, now, tx) => {
       if (!job || job.status !== "running" || job.lease_token !== token) {
         throw new LeaseLostError(id);
@@ -755,6 +802,77 @@ export class PostgresStore implements JobStore {
       });
     }
     return () => void this.#wakeups.delete(fn);
+  }
+
+  /**
+   * Takes the store's use lock (store/use_lock.ts) for `user`, shared or exclusive, on a
+   * connection of its own kept until release (a session-level advisory lock lasts as long
+   * as its session). When it is held the other way: the holders, as they described
+   * themselves, and nothing is kept.
+   */
+  async holdUse(
+    user: StoreUser,
+    exclusive: boolean,
+  ): Promise<StoreUseLock | { holders: StoreUser[] }> {
+    // A client of its own rather than a reserved pool connection: when its session is
+    // cut, a new client opens a new session, which simply does not hold the lock (the
+    // driver's reserved connections crash on a closed socket, and a client whose
+    // session was cut can hang on its second statement, so it is replaced, not reused).
+    let conn = this.#connectOne();
+    let broken = false;
+    try {
+      const [{ ok }] = await conn.unsafe(exclusive ? SQL.tryUseExclusive : SQL.tryUseShared);
+      if (!ok) {
+        const rows = await this.#q(this.#sql, SQL.storeUsers);
+        await conn.end({ timeout: 5 });
+        return {
+          holders: rows.flatMap((r) => parseStoreUser(r.holder) ?? []),
+        };
+      }
+      await conn.unsafe(SQL.putStoreUser, [JSON.stringify(user)]);
+    } catch (error) {
+      await conn.end({ timeout: 1 }).catch(() => {});
+      throw error;
+    }
+    let released = false;
+    // A session-level lock ends only with an unlock or its session: held now (asked on
+    // the same session) means held all along.
+    const held = async () => {
+      if (broken) return false;
+      try {
+        const [{ n }] = await conn.unsafe(SQL.useHeld);
+        if (Number(n) > 0) return true;
+      } catch { /* the session is gone, and the lock with it */ }
+      broken = true;
+      return false;
+    };
+    return {
+      held,
+      keep: async () => {
+        if (await held()) return "held";
+        const old = conn;
+        conn = this.#connectOne();
+        broken = false;
+        void old.end({ timeout: 0 }).catch(() => {});
+        const [{ ok }] = await conn.unsafe(exclusive ? SQL.tryUseExclusive : SQL.tryUseShared);
+        if (!ok) {
+          broken = true;
+          return "refused";
+        }
+        await conn.unsafe(SQL.putStoreUser, [JSON.stringify(user)]);
+        return "retaken";
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        // Ending the session releases its advisory locks.
+        await conn.end({ timeout: 5 }).catch((error) =>
+          logger.debug?.("Could not close the store's use lock session", {
+            error: toError(error).message,
+          })
+        );
+      },
+    };
   }
 
   /** Records (or refreshes) a node: its name, lease owner, clients and heartbeat. */

@@ -15,6 +15,12 @@ export const MIGRATION_LOCK_KEY = 0x636169726e;
 /** The first half of the two-int advisory lock on a backup key (the second is its hash). */
 export const KEY_LOCK_CLASS = 0x6361;
 
+/**
+ * The key of the store's use lock (store/use_lock.ts): held shared by every daemon and
+ * CLI job command, exclusively by `cairn store copy` ("cairu" in ASCII).
+ */
+export const STORE_USE_LOCK_KEY = 0x6361697275;
+
 /** The channel an enqueue (or any job becoming pending) notifies; the payload is its client. */
 export const JOBS_CHANNEL = "cairn_jobs";
 
@@ -109,6 +115,12 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE cairn_schedules ADD COLUMN auto_prune boolean NOT NULL DEFAULT true;
    -- Status and metrics ask for a client's newest job of a kind and status.
    CREATE INDEX cairn_jobs_client_kind_status ON cairn_jobs (client_name, kind, status, id);`,
+  // Who holds the store's use lock (store/use_lock.ts), by server backend pid: a row
+  // counts only while that backend holds the lock (pg_locks), so stale rows are harmless.
+  `CREATE TABLE cairn_store_users (
+     backend_pid integer PRIMARY KEY,
+     holder jsonb NOT NULL
+   );`,
 ];
 
 export const JOB_COLUMNS = [
@@ -270,7 +282,7 @@ export const SQL = {
       lease_owner = $2::text, lease_token = gen_random_uuid()::text,
       lease_expires_at = $1::bigint + $3::bigint
     FROM picked WHERE cairn_jobs.id = picked.id
-    RETURNING cairn_jobs.*`,
+    RETURNING cairn_jobs.xmin::text AS row_version, cairn_jobs.*`,
   /**
    * Running jobs with an expired lease that cannot be claimed again (no attempt left,
    * or cancel requested); a backup with a fixed key waits for recover.ts. $1 now.
@@ -283,7 +295,7 @@ export const SQL = {
   renew: `UPDATE cairn_jobs SET lease_expires_at = $3::bigint + $4::bigint, updated_at = $3::bigint,
       progress = coalesce($5::text::jsonb, progress)
     WHERE id = $1::bigint AND status = 'running' AND lease_token = $2::text
-    RETURNING *`,
+    RETURNING xmin::text AS row_version, *`,
   /** $1 key, $2 id: another backup job holding this key. */
   keyHolder:
     `SELECT id FROM cairn_jobs WHERE key = $1::text AND kind = 'backup' AND id <> $2::bigint
@@ -382,6 +394,24 @@ export const SQL = {
   /** $1 before (ms). */
   deleteDeliveriesBefore: `DELETE FROM cairn_deliveries
     WHERE status IN ('delivered', 'dead') AND updated_at < $1::bigint RETURNING id`,
+
+  // -- the store's use lock (store/use_lock.ts) -----------------------------------------
+  tryUseShared: `SELECT pg_try_advisory_lock_shared(${STORE_USE_LOCK_KEY}) AS ok`,
+  tryUseExclusive: `SELECT pg_try_advisory_lock(${STORE_USE_LOCK_KEY}) AS ok`,
+  /** $1 the holder JSON: this session as a holder. */
+  putStoreUser: `INSERT INTO cairn_store_users (backend_pid, holder)
+    VALUES (pg_backend_pid(), $1::text::jsonb)
+    ON CONFLICT (backend_pid) DO UPDATE SET holder = EXCLUDED.holder`,
+  /** Whether this session holds the use lock (shared or exclusive). */
+  useHeld: `SELECT count(*)::integer AS n FROM pg_locks
+    WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted AND objsubid = 1
+      AND classid::bigint * 4294967296 + objid::bigint = ${STORE_USE_LOCK_KEY}`,
+  /** The holders of the use lock in this database, as they described themselves. */
+  storeUsers: `SELECT u.holder FROM pg_locks l JOIN cairn_store_users u ON u.backend_pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid::bigint * 4294967296 + l.objid::bigint = ${STORE_USE_LOCK_KEY}
+    ORDER BY l.pid`,
 
   // -- nodes ---------------------------------------------------------------------------
   /** $1 name, $2 owner, $3 clients JSON, $4 now. */

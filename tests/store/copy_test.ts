@@ -223,7 +223,7 @@ Deno.test({
           assert.equal(refused.code, 2);
           assert.match(
             refused.stderr,
-            /A cairn daemon is running on the job store .*cairn\.db .*stop it before copying the store/s,
+            /The job store sqlite:.*cairn\.db is in use by a cairn daemon \(node [^,]+, pid \d+ on host .*\): stop the daemon or let the job finish before copying the store/s,
           );
           await daemon.stop();
           stopped = true;

@@ -214,3 +214,93 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name:
+    "postgres store: a finish starts from the row as it is now, not as the claim returned it (a cancel requested on another node meanwhile)",
+  sanitizeResources: false,
+  fn: () =>
+    withDatabase(async (name) => {
+      const a = await PostgresStore.open(pgUrl(name), { max: 2 });
+      const b = await PostgresStore.open(pgUrl(name), { max: 2 });
+      try {
+        await b.enqueue({ kind: "backup", client_name: "db1", max_attempts: 3 });
+        const claimed = (await a.claim({ owner: "a", leaseMs: 60_000 }))!;
+        await b.requestCancel(claimed.id);
+        const done = await a.complete(claimed.id, claimed.lease_token!, { ok: 1 });
+        assert.equal(done.status, "completed");
+        // The flag set after the claim survives the finish: the claim's copy of the row was not written back.
+        assert.equal(done.cancel_requested, true);
+        assert.equal((await b.get(claimed.id))!.cancel_requested, true);
+        assert.deepEqual((await b.get(claimed.id))!.result, { ok: 1 });
+
+        // A lease taken over by another node: the first holder's finish is refused.
+        const second = await b.enqueue({ kind: "backup", client_name: "db1", max_attempts: 3 });
+        const first = (await a.claim({ owner: "a", leaseMs: 1 }, { id: second.id }))!;
+        // Each store follows the database clock from its own reading: retried until b sees it expired.
+        let taken = null;
+        for (let i = 0; i < 100 && !taken; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          taken = await b.claim({ owner: "b", leaseMs: 60_000 }, { id: second.id });
+        }
+        assert.ok(taken, "the expired lease was taken over");
+        assert.notEqual(taken.lease_token, first.lease_token);
+        await assert.rejects(
+          a.complete(first.id, first.lease_token!, {}),
+          (e: Error) => e.name === "LeaseLostError",
+        );
+        assert.equal((await b.complete(taken.id, taken.lease_token!, {})).status, "completed");
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "postgres store: a use lock lost with its session is taken again on keep(), unless a copy took the store meanwhile",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withDatabase(async (name, sql) => {
+      const a = await PostgresStore.open(pgUrl(name), { max: 2 });
+      const b = await PostgresStore.open(pgUrl(name), { max: 2 });
+      const user = (role: "daemon" | "copy") => ({
+        role,
+        command: role === "daemon" ? "daemon" : "store copy",
+        pid: Deno.pid,
+        host: "h",
+        since: 0,
+      });
+      const cut = async (role: string) => {
+        const rows = await sql`
+          SELECT pg_terminate_backend(u.backend_pid) AS ok FROM cairn_store_users u
+          JOIN pg_locks l ON l.pid = u.backend_pid AND l.locktype = 'advisory' AND l.granted
+          WHERE u.holder->>'role' = ${role}`;
+        assert.deepEqual(rows.map((r) => r.ok), [true]);
+      };
+      try {
+        const daemon = await a.holdUse(user("daemon"), false);
+        assert.ok("release" in daemon);
+        assert.equal(await daemon.keep!(), "held");
+        await cut("daemon");
+        assert.equal(await daemon.held!(), false);
+        assert.equal(await daemon.keep!(), "retaken");
+        assert.equal(await daemon.held!(), true);
+        const refused = await b.holdUse(user("copy"), true);
+        assert.deepEqual(refused, { holders: [user("daemon")] });
+
+        await cut("daemon");
+        const copy = await b.holdUse(user("copy"), true);
+        assert.ok("release" in copy);
+        assert.equal(await daemon.keep!(), "refused");
+        await copy.release();
+        assert.equal(await daemon.keep!(), "retaken");
+        await daemon.release();
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }),
+});

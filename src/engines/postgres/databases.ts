@@ -198,6 +198,9 @@ export async function swap(admin: Sql, target: string, fresh: string): Promise<s
         if ((error as { code?: string }).code !== "55006" || i >= 5) throw error;
       }
     }
+    // The fresh database's restore mark (leftovers.ts) goes in the same commit: it is no
+    // longer a leftover once it has the target's name.
+    await admin.unsafe(`COMMENT ON DATABASE ${f} IS NULL`);
     await admin.unsafe(`ALTER DATABASE ${f} RENAME TO ${t}`);
     await admin.unsafe("COMMIT");
   } catch (error) {

@@ -8,6 +8,7 @@ import { compareCounts, countRows, type Counts, manifestTables } from "./catalog
 import { parsePgUrl, pgError, restoreDestination, type Sql, toolEnv } from "./conn.ts";
 import { toolFailure } from "./pg_restore.ts";
 import { dropDatabase, open, openAdmin } from "./databases.ts";
+import { sweepFreshDatabases } from "./leftovers.ts";
 import { restoreTables, restoreWhole } from "./restore.ts";
 import { restoreInto } from "./pg_restore.ts";
 import { assertDumpCanRead, toolVersion } from "./tools.ts";
@@ -22,6 +23,11 @@ type PostgresClient = Extract<ClientConfig, { kind: "postgres" }>;
 export const postgresEngine: Engine<PostgresClient> = {
   kind: "postgres",
   extension: "dump",
+
+  /** Fresh databases of killed whole-database restores on the client's server (leftovers.ts). */
+  sweepLeftovers(client) {
+    return sweepFreshDatabases(parsePgUrl(client.url));
+  },
 
   async backup(ctx) {
     const target = parsePgUrl(ctx.client.url);

@@ -22,6 +22,7 @@ import {
   sideName,
   swap,
 } from "./databases.ts";
+import { markFresh } from "./leftovers.ts";
 import { archiveList, archiveScript, restoreInto } from "./pg_restore.ts";
 import {
   parseList,
@@ -124,6 +125,13 @@ export async function restoreWhole(
   let swapped = false;
   try {
     try {
+      // Who made it, so that a sweep can drop it if this process is killed (leftovers.ts).
+      await markFresh(admin, fresh).catch((e) =>
+        logger.warn("Could not mark the restore's fresh database; if killed, it stays", {
+          database: fresh,
+          error: String(e),
+        })
+      );
       if (existing) await copyDatabaseProperties(admin, existing, fresh, noOwner);
     } finally {
       await admin.end({ timeout: 5 });
@@ -161,7 +169,11 @@ export async function restoreWhole(
       if (existing) {
         kept = await swap(admin, database, fresh);
       } else {
-        await admin.unsafe(`ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(database)}`);
+        // The restore mark goes with the rename, or neither happens (a kill between them).
+        await admin.begin(async (tx) => {
+          await tx.unsafe(`COMMENT ON DATABASE ${quoteIdent(fresh)} IS NULL`);
+          await tx.unsafe(`ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(database)}`);
+        });
       }
       swapped = true;
     } finally {
