@@ -93,10 +93,10 @@ async function setup(kind: Kind, dir: string, database: string): Promise<Setup> 
   };
 }
 
-function spawnCairn(args: string[]): Deno.ChildProcess {
+function spawnCairn(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...CAIRN_PERMISSIONS, MAIN, ...args],
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -174,7 +174,17 @@ for (const kind of ["sqlite", "jsonl", "postgres"] as const) {
           if (running) await daemon.stop();
         }
 
-        const cli = spawnCairn(["backup", "files", "--config", s.config]);
+        // GNU tar behind a 3 s pause: the backup holds the lock long enough to be seen
+        // holding it, however fast the machine (a small tree is stored in milliseconds).
+        const slowTar = join(dir, "slow-tar");
+        await Deno.writeTextFile(
+          slowTar,
+          '#!/bin/sh\ncase "$1" in --version) exec tar "$@";; esac\nsleep 3\nexec tar "$@"\n',
+        );
+        await Deno.chmod(slowTar, 0o755);
+        const cli = spawnCairn(["backup", "files", "--config", s.config], {
+          CAIRN_TAR_PATH: slowTar,
+        });
         const done = finish(cli);
         let frozen = false;
         try {
