@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Repository } from "../repository/repository.ts";
 import { encodeAll } from "./codec.ts";
+import { codecPass, OFF_THREAD_MIN_BYTES } from "./offthread.ts";
 import type { Transform } from "./transforms.ts";
 
 export interface StoredArtifact {
@@ -13,7 +14,11 @@ export interface StoredArtifact {
 /**
  * Stores an engine's plain artifact under `key`: hashes the plain bytes, applies the
  * transforms in order, and has the repository hash and store the result. Bounded
- * memory: every stage is a stream with backpressure.
+ * memory: every stage is a stream with backpressure. An artifact that reaches
+ * OFF_THREAD_MIN_BYTES is encoded and its plain bytes hashed in a worker
+ * (offthread.ts), so compression overlaps with the engine's own work (an RDB parse,
+ * pg_dump's pipe) instead of adding to it; smaller ones, which would wait longer for
+ * a worker to start than for their encoding, stay on the main thread.
  */
 export async function writeArtifact(
   repo: Repository,
@@ -22,20 +27,49 @@ export async function writeArtifact(
   transforms: Transform[],
   options: { signal?: AbortSignal; onProgress?: (plainBytes: number) => void } = {},
 ): Promise<StoredArtifact> {
-  const hash = createHash("sha256");
   let size = 0;
-  const counted = body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        hash.update(chunk);
-        size += chunk.byteLength;
-        options.onProgress?.(size);
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  const stored = await repo.put(key, await encodeAll(counted, transforms), {
-    signal: options.signal,
-  });
-  return { stored, plain: { size, sha256: hash.digest("hex") } };
+  const reader = body.getReader();
+  // The head is kept until it is clear which side encodes (at most OFF_THREAD_MIN_BYTES).
+  const head: Uint8Array[] = [];
+  let ended = transforms.length === 0;
+  while (!ended && size < OFF_THREAD_MIN_BYTES) {
+    const next = await reader.read().catch((error) => {
+      reader.cancel(error).catch(() => {});
+      throw error;
+    });
+    if (next.done) ended = true;
+    else {
+      head.push(next.value);
+      size += next.value.byteLength;
+      options.onProgress?.(size);
+    }
+  }
+  const offThread = !ended;
+  const hash = offThread ? null : createHash("sha256");
+  for (const chunk of head) hash?.update(chunk);
+  const counted = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = head.shift();
+      if (chunk !== undefined) return controller.enqueue(chunk);
+      const next = await reader.read();
+      if (next.done) return controller.close();
+      hash?.update(next.value);
+      size += next.value.byteLength;
+      options.onProgress?.(size);
+      controller.enqueue(next.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  if (!offThread) {
+    const stored = await repo.put(key, await encodeAll(counted, transforms), {
+      signal: options.signal,
+    });
+    return { stored, plain: { size, sha256: hash!.digest("hex") } };
+  }
+  const pass = codecPass(counted, "encode", transforms);
+  const stored = await repo.put(key, pass.output, { signal: options.signal });
+  const result = await pass.result;
+  return { stored, plain: result.input };
 }
