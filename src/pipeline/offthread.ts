@@ -66,6 +66,8 @@ export interface CodecPass {
    * own failure (as it is), a cancel of the output, or a worker that could not run.
    */
   result: Promise<PassResult>;
+  /** Ends the pass at once (worker terminated, input cancelled), whoever reads the output. */
+  cancel: (reason: unknown) => void;
 }
 
 /**
@@ -228,5 +230,5 @@ export function codecPass(
       stop(reason ?? new CairnError("CANCELLED", "The pass was cancelled"));
     },
   }, { highWaterMark: 0 });
-  return { output, result };
+  return { output, result, cancel: stop };
 }

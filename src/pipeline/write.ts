@@ -69,7 +69,13 @@ export async function writeArtifact(
     return { stored, plain: { size, sha256: hash!.digest("hex") } };
   }
   const pass = codecPass(counted, "encode", transforms);
-  const stored = await repo.put(key, pass.output, { signal: options.signal });
+  let stored;
+  try {
+    stored = await repo.put(key, pass.output, { signal: options.signal });
+  } catch (error) {
+    pass.cancel(error); // a repository that failed without cancelling its body
+    throw error;
+  }
   const result = await pass.result;
   return { stored, plain: result.input };
 }
