@@ -3,6 +3,7 @@
  * - 1,000,000 mixed keys (about 1 GiB RDB, values incompressible) loaded with `redis-cli --pipe` from a command file
  * - cairn snapshot        vs  redis-cli --rdb FILE                (target <= 1.15)
  * - cairn restore         vs  the same data loaded with --pipe    (target <= 1.5)
+ * - cairn verify          vs  redis-check-rdb on the --rdb file   (no target: reported)
  * - cairn's peak RSS for both (target < 200 MB), then again with a 500 MB string and a
  *   hash of 5 million fields
  *
@@ -149,9 +150,24 @@ try {
   console.log(
     `  snapshot: redis-cli --rdb ${base.seconds.toFixed(1)} s, cairn ${
       snap.seconds.toFixed(1)
-    } s -> ratio ${(snap.seconds / base.seconds).toFixed(2)} (target <= 1.15); RDB ${
+    } s (CPU ${snap.cpuSeconds.toFixed(1)} s) -> ratio ${
+      (snap.seconds / base.seconds).toFixed(2)
+    } (target <= 1.15); stored ${
       (job.result.size_bytes / 2 ** 20).toFixed(0)
     } MiB; cairn peak RSS ${snap.rssMiB.toFixed(0)} MiB`,
+  );
+
+  // Both read the whole RDB and check it: cairn also decodes and proves both sha256s.
+  await settleDisk();
+  const check = await timed(["redis-check-rdb", join(dir, "baseline.rdb")]);
+  await settleDisk();
+  const verify = await timed([...CAIRN, "verify", job.key, "--config", cfg]);
+  console.log(
+    `  verify: redis-check-rdb ${check.seconds.toFixed(1)} s, cairn ${
+      verify.seconds.toFixed(1)
+    } s (CPU ${verify.cpuSeconds.toFixed(1)} s) -> ratio ${
+      (verify.seconds / check.seconds).toFixed(2)
+    }; cairn peak RSS ${verify.rssMiB.toFixed(0)} MiB`,
   );
 
   // Restore rounds alternate the baseline (--pipe into a flushed server) and cairn

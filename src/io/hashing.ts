@@ -72,6 +72,19 @@ function damaged(expected: Expected, actual: string, size: number): CairnError {
 type Expected = { sha256: string; size: number; key: string };
 
 /**
+ * The CHECKSUM_MISMATCH error (the same sentence as verifyingStream's) when the bytes
+ * hashed elsewhere (a worker) differ from what the manifest promised, else null.
+ */
+export function digestMismatch(
+  expected: Expected,
+  actual: { size: number; sha256: string },
+): CairnError | null {
+  return actual.size === expected.size && actual.sha256 === expected.sha256
+    ? null
+    : damaged(expected, actual.sha256, actual.size);
+}
+
+/**
  * Checks a local file against the manifest in one pass of MiB reads into one reused
  * buffer: no stream, no chunk objects (twice as fast as draining a verifying stream).
  */

@@ -3,7 +3,12 @@ import type { EngineContext, ProgressUpdate } from "../engines/engine.ts";
 import { engineFor } from "../engines/registry.ts";
 import type { Job } from "../jobs/types.ts";
 import { logger } from "../log.ts";
-import { artifactAccess, artifactTransforms, checkStored } from "../pipeline/read.ts";
+import {
+  artifactAccess,
+  artifactTransforms,
+  checkStored,
+  verifyingAccess,
+} from "../pipeline/read.ts";
 import { writeArtifact } from "../pipeline/write.ts";
 import { loadKeys, requireIdentityFor } from "../pipeline/identity.ts";
 import { sealFacts, unsealFacts } from "../pipeline/facts.ts";
@@ -445,17 +450,24 @@ async function runVerify(
     };
   }
   const manifest = await openManifest(loaded.manifest, keys);
-  // First the bytes against the manifest's sha256, then the content: a damaged
-  // artifact is reported as damaged, not as whatever its parser trips over.
-  const access = artifactAccess(services.repository, manifest, options);
-  await access.check();
-  // Then the decoded bytes against the plain sha256: an engine's check may read only
-  // part of the artifact (pg_restore --list reads the head).
-  await drainStream(await access.open(), hooks.signal);
-  const checks = await engine.verify({ ...engineContext(services, job, hooks, clientName), keys }, {
-    manifest,
-    ...access,
-  });
+  // One read of the artifact: the kind's check reads the plain bytes as they are
+  // decoded, and settle() reads what it left and proves the stored and the plain
+  // sha256. A damaged artifact is reported as damaged, not as whatever the kind's
+  // parser tripped over; an engine's check may read only part of the artifact
+  // (pg_restore --list reads the head).
+  const { access, settle } = verifyingAccess(services.repository, manifest, options);
+  let checks: Record<string, unknown> | undefined;
+  let failure: unknown = null;
+  try {
+    checks = await engine.verify({ ...engineContext(services, job, hooks, clientName), keys }, {
+      manifest,
+      ...access,
+    });
+  } catch (error) {
+    failure = error;
+  }
+  await settle();
+  if (failure !== null) throw failure;
   return {
     key,
     sha256: manifest.sha256,
@@ -465,18 +477,4 @@ async function runVerify(
     duration_ms: Date.now() - started,
     checks,
   };
-}
-
-/** Reads a stream to its end (a verifying stream fails there if the bytes are wrong). */
-async function drainStream(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      signal.throwIfAborted();
-      if ((await reader.read()).done) return;
-    }
-  } catch (error) {
-    reader.cancel(error).catch(() => {});
-    throw error;
-  }
 }

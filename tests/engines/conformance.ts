@@ -120,30 +120,59 @@ export function engineConformance(a: KindAdapter): void {
         }),
     });
   }
+  // Large: about 40 MiB stored, decoded in a worker in one read (src/pipeline/offthread.ts);
+  // small: decoded on the main thread after the stored-bytes check.
+  for (const large of [false, true]) {
+    Deno.test({
+      ...opts,
+      name: `conformance ${a.kind}${
+        large ? " (large, decoded in a worker)" : ""
+      }: one flipped stored byte fails verify and restore before anything is written`,
+      fn: () =>
+        withKind(a, { compression: "zstd", encrypted: true, large }, async ({ dir, services }) => {
+          const key = await backup(services);
+          const path = join(dir, "repo", key);
+          const bytes = await Deno.readFile(path);
+          bytes[Math.floor(bytes.length / 2)] ^= 0x04;
+          await Deno.writeFile(path, bytes);
+          const v = await run(services, { kind: "verify", client_name: "c", key });
+          assert.equal(v.status, "failed");
+          assert.match(v.error!, /is damaged: sha256/);
+          const t = await a.target(dir, 2);
+          try {
+            const r = await restore(services, key, t.target);
+            assert.equal(r.status, "failed");
+            assert.match(r.error!, /is damaged: sha256/);
+            assert.ok(await a.isEmpty(dir, t.target), "nothing was written to the target");
+          } finally {
+            await t.close();
+          }
+        }),
+    });
+  }
   Deno.test({
     ...opts,
     name:
-      `conformance ${a.kind}: one flipped stored byte fails verify and restore before anything is written`,
+      `conformance ${a.kind} (large, zstd, decoded in a worker): backup -> verify -> restore gives back equal data`,
     fn: () =>
-      withKind(a, { compression: "zstd", encrypted: true }, async ({ dir, services }) => {
-        const key = await backup(services);
-        const path = join(dir, "repo", key);
-        const bytes = await Deno.readFile(path);
-        bytes[Math.floor(bytes.length / 2)] ^= 0x04;
-        await Deno.writeFile(path, bytes);
-        const v = await run(services, { kind: "verify", client_name: "c", key });
-        assert.equal(v.status, "failed");
-        assert.match(v.error!, /is damaged: sha256/);
-        const t = await a.target(dir, 2);
-        try {
-          const r = await restore(services, key, t.target);
-          assert.equal(r.status, "failed");
-          assert.match(r.error!, /is damaged: sha256/);
-          assert.ok(await a.isEmpty(dir, t.target), "nothing was written to the target");
-        } finally {
-          await t.close();
-        }
-      }),
+      withKind(
+        a,
+        { compression: "zstd", encrypted: false, large: true },
+        async ({ dir, services }) => {
+          const key = await backup(services);
+          const v = await run(services, { kind: "verify", client_name: "c", key });
+          assert.equal(v.status, "completed", v.error ?? "");
+          assert.equal(v.result!.plain_sha256_ok, true);
+          const t = await a.target(dir, 4);
+          try {
+            const r = await restore(services, key, t.target);
+            assert.equal(r.status, "completed", r.error ?? "");
+            assert.equal(await a.digest(dir, t.target), await a.digest(dir, null));
+          } finally {
+            await t.close();
+          }
+        },
+      ),
   });
   Deno.test({
     ...opts,
