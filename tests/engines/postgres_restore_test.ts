@@ -637,23 +637,33 @@ Deno.test({
           key,
           params: { replace: true },
         }, controller.signal);
-        // The restore's own pg_restore (other test files run theirs at the same time).
+        // The restore's own pg_restore: the pids of this process's children that restore
+        // into a database (other test files run theirs in other processes).
         const restoring = async () =>
           new TextDecoder().decode(
             (await new Deno.Command("pgrep", {
               args: ["-a", "-P", String(Deno.pid), "pg_restore"],
               stdout: "piped",
             }).output()).stdout,
-          ).includes("--dbname");
-        let seen = false;
-        for (let i = 0; i < 2000 && !(seen = await restoring()); i++) {
+          ).split("\n").filter((line) => line.includes("--dbname")).map((line) =>
+            Number(line.split(" ")[0])
+          );
+        // Alive, and not a zombie waiting to be reaped (proc(5): state after the comm).
+        const alive = async (pid: number) => {
+          const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => null);
+          return stat !== null && !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+        };
+        let seen: number[] = [];
+        for (let i = 0; i < 2000 && (seen = await restoring()).length === 0; i++) {
           await new Promise((r) => setTimeout(r, 5));
         }
-        assert.ok(seen, "pg_restore started");
+        assert.ok(seen.length > 0, "pg_restore started");
         controller.abort();
         const job = await running;
         assert.equal(job.status, "cancelled");
-        assert.equal(await restoring(), false, "no pg_restore left running");
+        for (const pid of seen) {
+          assert.equal(await alive(pid), false, `the restore's pg_restore (pid ${pid}) has exited`);
+        }
         const [{ n }] = await sql`SELECT count(*)::int AS n FROM big`;
         assert.equal(n, 1000, "the live database is as it was");
         assert.deepEqual(await databasesLike(`${db}_`), [], "the fresh database was dropped");
