@@ -72,6 +72,18 @@ export class ScratchUnsupported extends Error {}
 
 const LOG_KEEP = 16 * 1024;
 
+/** What a scratch load needs: the server binary and version, where, and what to load. */
+export interface LoadOptions {
+  bin: string;
+  version: string;
+  dir: string;
+  dbfilename: string;
+  /** The highest database number in the RDB (from the parse). */
+  maxDb: number;
+  signal: AbortSignal;
+  phase: (phase: string) => void;
+}
+
 /**
  * Loads the RDB `dir/dbfilename` into a private scratch redis-server and reads its
  * DEBUG DIGEST and INFO keyspace, then shuts it down (also on failure or abort).
@@ -88,16 +100,7 @@ const LOG_KEEP = 16 * 1024;
  * Throws ScratchUnsupported when the server refuses data it cannot know (module
  * types), VERIFY_FAILED with the server's log when it cannot load the file.
  */
-export async function loadInScratchServer(options: {
-  bin: string;
-  version: string;
-  dir: string;
-  dbfilename: string;
-  /** The highest database number in the RDB (from the parse). */
-  maxDb: number;
-  signal: AbortSignal;
-  phase: (phase: string) => void;
-}): Promise<ScratchLoad> {
+export async function loadInScratchServer(options: LoadOptions): Promise<ScratchLoad> {
   for (let attempt = 1;; attempt++) {
     try {
       return await loadOnce(options);
@@ -118,15 +121,7 @@ function freeLoopbackPort(): number {
   return port;
 }
 
-async function loadOnce(options: {
-  bin: string;
-  version: string;
-  dir: string;
-  dbfilename: string;
-  maxDb: number;
-  signal: AbortSignal;
-  phase: (phase: string) => void;
-}): Promise<ScratchLoad> {
+async function loadOnce(options: LoadOptions): Promise<ScratchLoad> {
   options.signal.throwIfAborted();
   const password = crypto.randomUUID().replaceAll("-", "");
   const port = freeLoopbackPort();
