@@ -508,8 +508,10 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
 
   /**
    * The jobs page's poll: jobs newer than `after` (ids only grow) that match the filters,
-   * as rows behind a new poller; 204 while there are none, so htmx swaps nothing. At most
-   * the newest 100 in one poll, as the first page shows.
+   * and on a page filtered by status also older jobs updated since `since` that it does
+   * not show yet (`seen`): a job reaches a status after later jobs may have. Rows behind
+   * a new poller; 204 while there are none, so htmx swaps nothing. At most the newest 100
+   * in one poll, as the first page shows.
    */
   app.get("/ui/jobs/rows", async (c) => {
     const q = c.req.query();
@@ -517,16 +519,30 @@ export function uiRoutes(options: UiOptions): Hono<UiEnv> {
     if (!Number.isSafeInteger(after) || after < 0) {
       throw new CairnError("VALIDATION_FAILED", "after must be a job id (0 or more)");
     }
+    const since = q.since === undefined ? undefined : Number(q.since);
+    if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) {
+      throw new CairnError("VALIDATION_FAILED", "since must be a time in epoch milliseconds");
+    }
+    const seenList = (q.seen ?? "").split(",").filter((v) => v !== "").map(Number);
+    if (seenList.some((id) => !Number.isSafeInteger(id) || id < 1)) {
+      throw new CairnError("VALIDATION_FAILED", "seen must be job ids separated by commas");
+    }
+    const seen = new Set(seenList);
     const filters = jobFilters(q);
     const result = await c.get("deps").services.store.list(storeFilter(filters), { limit: 100 });
-    const newer = result.jobs.filter((j) => j.id > after);
-    if (newer.length === 0) return c.body(null, 204);
+    const fresh = result.jobs.filter((j) =>
+      j.id > after ||
+      (filters.status !== undefined && since !== undefined && j.updated_at >= since &&
+        !seen.has(j.id))
+    );
+    if (fresh.length === 0) return c.body(null, 204);
     const html = await (
       <NewJobRows
-        jobs={newer.map(shown)}
+        jobs={fresh.map(shown)}
         filters={filters}
         csrf={c.get("session").csrf}
         now={now()}
+        previous={{ after, since, seen: seenList }}
       />
     ).toString();
     return c.html(html);

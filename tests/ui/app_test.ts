@@ -586,3 +586,36 @@ Deno.test("ui jobs: the first page polls for newer jobs matching its filters; ol
     assert.match(older, new RegExp(`id="job-${a}"`));
   });
 });
+
+Deno.test("ui jobs: a page filtered by status adds an older job that reaches the status later, once", async () => {
+  await withApp(KEY, async (app, services) => {
+    const cookie = cookieOf(await signIn(app));
+    const get = (path: string) => app.request(`${ORIGIN}${path}`, { headers: { cookie } });
+    const enqueue = async () =>
+      (await services.store.enqueue({ kind: "backup", client_name: "files", max_attempts: 1 }))
+        .id;
+    const older = await enqueue();
+    const newer = await enqueue();
+    const html = await (await get("/ui/jobs?status=cancelled")).text();
+    const src = (text: string) =>
+      /<tr id="jobs-poll" hidden="" hx-get="([^"]*)"/.exec(text)![1].replaceAll("&amp;", "&");
+    let poll = src(html);
+    assert.match(poll, /^\/ui\/jobs\/rows\?status=cancelled&after=0&since=\d+$/);
+    assert.equal((await get(poll)).status, 204, "nothing is cancelled yet");
+    // The newer job is cancelled first: it is added.
+    await services.store.requestCancel(newer);
+    let body = await (await get(poll)).text();
+    assert.deepEqual([...body.matchAll(/<tr id="job-(\d+)"/g)].map((m) => Number(m[1])), [newer]);
+    poll = src(body);
+    assert.match(poll, new RegExp(`after=${newer}&since=\\d+&seen=${newer}$`));
+    assert.equal((await get(poll)).status, 204, "a shown job is not added again");
+    // Then the older one: its id is below `after`, and it is added all the same.
+    await services.store.requestCancel(older);
+    body = await (await get(poll)).text();
+    assert.deepEqual([...body.matchAll(/<tr id="job-(\d+)"/g)].map((m) => Number(m[1])), [older]);
+    poll = src(body);
+    assert.match(poll, new RegExp(`seen=${newer}%2C${older}$`));
+    assert.equal((await get(poll)).status, 204);
+    assert.equal((await get(`${poll.replace(/seen=[^&]*/, "seen=1,x")}`)).status, 400);
+  });
+});

@@ -73,16 +73,37 @@ export function filterQuery(f: JobFilters, extra: Record<string, string> = {}): 
 }
 
 /**
- * The hidden first row of the first page: it polls for jobs newer than `after` that match
- * the filters, and is replaced by a poller for the newest of them followed by their rows,
- * so new jobs appear at the top without a reload (204, nothing swapped, while none).
+ * Where the jobs page's poll stands: the newest job id shown, and, on a page filtered by
+ * status, since when (epoch ms, server clock) and which jobs it shows, so that an older
+ * job that reaches that status later is added too (its id is below `after`).
  */
-export function NewJobsPoller(props: { after: number; filters: JobFilters }) {
+export interface PollState {
+  after: number;
+  since?: number;
+  /** The ids shown (the newest SEEN_MAX), so a job is never added twice. */
+  seen?: number[];
+}
+
+/** How many shown ids a status-filtered poll carries (a page shows at most 100 rows). */
+export const SEEN_MAX = 200;
+
+/**
+ * The hidden first row of the first page: it polls for jobs that match the filters and
+ * are not shown yet, and is replaced by a poller for what is then shown followed by the
+ * new rows, so new jobs appear at the top without a reload (204, nothing swapped, while
+ * none).
+ */
+export function NewJobsPoller(props: { state: PollState; filters: JobFilters }) {
+  const extra: Record<string, string> = { after: String(props.state.after) };
+  if (props.filters.status && props.state.since !== undefined) {
+    extra.since = String(props.state.since);
+    extra.seen = (props.state.seen ?? []).join(",");
+  }
   return (
     <tr
       id="jobs-poll"
       hidden
-      hx-get={`/ui/jobs/rows?${filterQuery(props.filters, { after: String(props.after) })}`}
+      hx-get={`/ui/jobs/rows?${filterQuery(props.filters, extra)}`}
       hx-trigger="every 2s"
       hx-swap="outerHTML"
     >
@@ -92,11 +113,25 @@ export function NewJobsPoller(props: { after: number; filters: JobFilters }) {
 
 /** The rows a poll adds: the next poller first, then the new jobs, newest first. */
 export function NewJobRows(
-  props: { jobs: JobRecord[]; filters: JobFilters; csrf: string; now: number },
+  props: {
+    jobs: JobRecord[];
+    filters: JobFilters;
+    csrf: string;
+    now: number;
+    previous: PollState;
+  },
 ) {
+  const ids = props.jobs.map((j) => j.id);
+  // A second of overlap: a job updated while this poll read the store is looked at
+  // again next time, and `seen` keeps it from being added twice.
+  const state: PollState = {
+    after: Math.max(props.previous.after, ...ids),
+    since: props.now - 1000,
+    seen: [...(props.previous.seen ?? []), ...ids].slice(-SEEN_MAX),
+  };
   return (
     <>
-      <NewJobsPoller after={Math.max(...props.jobs.map((j) => j.id))} filters={props.filters} />
+      <NewJobsPoller state={state} filters={props.filters} />
       {props.jobs.map((job) => <JobRow key={job.id} job={job} csrf={props.csrf} now={props.now} />)}
     </>
   );
@@ -129,7 +164,11 @@ export function JobTable(
         <tbody>
           {props.live && (
             <NewJobsPoller
-              after={props.jobs.reduce((a, j) => Math.max(a, j.id), 0)}
+              state={{
+                after: props.jobs.reduce((a, j) => Math.max(a, j.id), 0),
+                since: props.now,
+                seen: props.jobs.map((j) => j.id).slice(0, SEEN_MAX),
+              }}
               filters={props.live.filters}
             />
           )}
