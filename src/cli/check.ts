@@ -1,6 +1,7 @@
 import { loadConfig } from "../config/load.ts";
 import { checkRepository } from "../repository/check.ts";
 import { openRepository } from "../repository/open.ts";
+import { loadKeys } from "../pipeline/identity.ts";
 import { parseFlags } from "./args.ts";
 import { formatBytes, formatDuration, out } from "./output.ts";
 
@@ -15,7 +16,10 @@ export async function checkCommand(argv: string[]): Promise<number> {
   }, { min: 0, max: 0, names: [] });
   const config = await loadConfig(values.config as string | undefined);
   const repository = await openRepository(config.repository);
-  const report = await checkRepository(repository, { readData: !!values["read-data"] });
+  const report = await checkRepository(repository, {
+    readData: !!values["read-data"],
+    identities: async () => (await loadKeys(config.repository.encryption)).identities,
+  });
   if (values.json) {
     out(JSON.stringify(report));
   } else {

@@ -1,6 +1,6 @@
 import { toError } from "../errors.ts";
 import { contentHasher } from "../io/hashing.ts";
-import { orphanedVersions } from "../engines/s3mirror/versions.ts";
+import { type IdentitySource, orphanedVersions } from "../engines/s3mirror/versions.ts";
 import {
   artifactKeyOf,
   isManifestKey,
@@ -73,6 +73,8 @@ export async function checkRepository(
     readData?: boolean;
     signal?: AbortSignal;
     onProgress?: (bytes: number, phase: string) => void;
+    /** This host's identities, for a mirror run without a reference list. */
+    identities?: IdentitySource;
   } = {},
 ): Promise<CheckReport> {
   const started = Date.now();
@@ -163,7 +165,7 @@ export async function checkRepository(
   for (const client of await mirrorClients(repo, objects.keys())) {
     options.signal?.throwIfAborted();
     try {
-      for (const v of await orphanedVersions(repo, client)) {
+      for (const v of await orphanedVersions(repo, client, options.identities)) {
         problems.push({
           kind: "orphaned_version",
           key: v.key,

@@ -91,6 +91,7 @@ async function runCheck(
     readData: job.params.read_data ?? false,
     signal: hooks.signal,
     onProgress: (bytes, phase) => hooks.progress({ bytes_done: bytes, phase }),
+    identities: async () => (await loadKeys(services.config.repository.encryption)).identities,
   });
   if (report.clean) return { ...report };
   throw new FailureWithResult(

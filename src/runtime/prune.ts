@@ -5,7 +5,18 @@ import { parseKey } from "../repository/keys.ts";
 import { deleteBackup, listBackupKeys, readManifest } from "../repository/manifest.ts";
 import { applyPolicy, type Decision, hasAnyRule } from "../retention/policy.ts";
 import type { Services } from "./services.ts";
-import { collectVersions, isListingKey, planVersionGc } from "../engines/s3mirror/versions.ts";
+import {
+  collectVersions,
+  type IdentitySource,
+  isListingKey,
+  planVersionGc,
+} from "../engines/s3mirror/versions.ts";
+import { loadKeys } from "../pipeline/identity.ts";
+
+/** This host's identities, read when a run without a reference list needs them. */
+function hostIdentities(services: Services): IdentitySource {
+  return async () => (await loadKeys(services.config.repository.encryption)).identities;
+}
 
 /**
  * For an s3 mirror client: the runs retention removes, and the kept versions
@@ -36,7 +47,12 @@ export async function planMirrorGc(
   for (const client of mirrorClients(services, scope)) {
     const runs = plans.filter((p) => p.client_name === client)
       .flatMap((p) => p.remove.map((d) => d.key)).filter(isListingKey);
-    const gc = await planVersionGc(services.repository, client, new Set(runs));
+    const gc = await planVersionGc(
+      services.repository,
+      client,
+      new Set(runs),
+      hostIdentities(services),
+    );
     out.push({ client_name: client, runs, ...gc });
   }
   return out;
@@ -150,7 +166,12 @@ export async function prune(
       const runs = plans.filter((p) => p.client_name === client)
         .flatMap((p) => p.remove.map((d) => d.key)).filter(isListingKey);
       try {
-        const gc = await collectVersions(services.repository, client, signal);
+        const gc = await collectVersions(
+          services.repository,
+          client,
+          signal,
+          hostIdentities(services),
+        );
         mirrors.push({ client_name: client, runs, ...gc });
       } catch (error) {
         if (signal.aborted) throw error;

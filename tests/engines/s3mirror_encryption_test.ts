@@ -620,3 +620,67 @@ Deno.test("a mirror run's reference list goes with an orphan listing the sweep r
     await assert.rejects(() => readRefs(repo, listing), /is malformed; remove it/);
   });
 });
+
+Deno.test({
+  name:
+    "an encrypted mirror run whose reference list was removed (as its malformed-list error advises) is read through its listing with this host's identity: prune and check work",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const identity = await generateIdentity();
+        const recipient = await identityToRecipient(identity);
+        await Deno.writeTextFile(join(dir, "key.txt"), identity + "\n");
+        const svc = await testServices(dir, mirrorClient(s3), {}, {
+          kind: "fs",
+          path: join(dir, "repo"),
+          encryption: { recipients: [recipient], identity_file: join(dir, "key.txt") },
+        });
+        try {
+          await put(c, "a.txt", "one");
+          const run1 = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          await put(c, "a.txt", "two"); // "one" is now a kept version only run 1 names
+          mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          const key1 = String(run1.result!.key);
+          const refs = join(
+            dir,
+            "repo",
+            "state",
+            "mirror-refs",
+            "assets",
+            `${key1.split("/")[2].split(".")[0]}.json`,
+          );
+          await Deno.remove(refs);
+          const dry = mustComplete(
+            await run(svc, { kind: "prune", client_name: "assets", params: { dry_run: true } }),
+          );
+          assert.deepEqual(
+            (dry.result!.mirrors as Array<{ versions: number }>).map((m) => m.versions),
+            [0],
+          );
+          const pruned = mustComplete(await run(svc, { kind: "prune", client_name: "assets" }));
+          assert.deepEqual(pruned.result!.failures ?? [], []);
+          const checked = mustComplete(await run(svc, { kind: "check" }));
+          assert.deepEqual(checked.result!.problems, []);
+          // The kept version run 1 needs is still there: run 1 restores.
+          const back = mustComplete(
+            await run(svc, {
+              kind: "restore",
+              key: key1,
+              params: { target: join(dir, "out") },
+            }),
+          );
+          assert.equal(back.status, "completed");
+          assert.equal(await Deno.readTextFile(join(dir, "out", "a.txt")), "one");
+        } finally {
+          await svc.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});

@@ -111,13 +111,32 @@ export async function readRefs(repo: Repository, listingKey: string): Promise<st
   return parsed.data.sha256;
 }
 
-/** The sha256s a run's listing names: from its reference list, else its listing. */
-async function runReferences(repo: Repository, listingKey: string): Promise<string[]> {
+/**
+ * This host's age identities, loaded only when a listing must be read (a run without a
+ * reference list): a write-only host, or one whose identity file cannot be read, still
+ * collects every run that has one.
+ */
+export type IdentitySource = () => Promise<string[]>;
+
+const NO_IDENTITIES: IdentitySource = () => Promise.resolve([]);
+
+/**
+ * The sha256s a run's listing names: from its reference list, else its listing (a run
+ * from before reference lists, or one whose list was removed), decrypted with this
+ * host's identities when it is encrypted.
+ */
+async function runReferences(
+  repo: Repository,
+  listingKey: string,
+  identities: IdentitySource,
+): Promise<string[]> {
   const refs = await readRefs(repo, listingKey);
   if (refs) return refs;
-  // Only listings written before reference lists: plain, no identity needed.
   const listing = await parseListing(
-    await readArtifact(repo, listingKey, { identities: [], signal: new AbortController().signal }),
+    await readArtifact(repo, listingKey, {
+      identities: await identities(),
+      signal: new AbortController().signal,
+    }),
     listingKey,
   );
   return listing.objects.map((o) => o.sha256);
@@ -129,20 +148,21 @@ async function runReferences(repo: Repository, listingKey: string): Promise<stri
  * one whose delete stopped half way, counts), minus the runs in `without`, plus the
  * running state's (an object whose copy failed after its old copy was displaced is
  * listed by the next run with its old sha256). Each run's come from its reference
- * list, so no identity is needed; an older run without one has a plain listing, read
- * through the pipeline. A run that cannot be read fails the whole call: nothing may
+ * list, so no identity is needed; a run without one (an older run, or one whose list
+ * was removed) has its listing read through the pipeline with `identities`. A run that cannot be read fails the whole call: nothing may
  * be collected on a partial view.
  */
 export async function referencedVersions(
   repo: Repository,
   client: string,
   without: ReadonlySet<string> = new Set(),
+  identities: IdentitySource = NO_IDENTITIES,
 ): Promise<{ shas: Set<string>; runs: number }> {
   const shas = new Set<string>();
   let runs = 0;
   for await (const obj of repo.list(`backups/${client}/`)) {
     if (!isListingKey(obj.key) || without.has(obj.key)) continue;
-    for (const sha of await runReferences(repo, obj.key)) shas.add(sha);
+    for (const sha of await runReferences(repo, obj.key, identities)) shas.add(sha);
     runs++;
   }
   for (const entry of (await readState(repo, client)).values()) shas.add(entry.sha256);
@@ -163,8 +183,9 @@ export async function planVersionGc(
   repo: Repository,
   client: string,
   without: ReadonlySet<string>,
+  identities: IdentitySource = NO_IDENTITIES,
 ): Promise<VersionGc> {
-  const { shas } = await referencedVersions(repo, client, without);
+  const { shas } = await referencedVersions(repo, client, without, identities);
   let versions = 0, bytes = 0;
   for await (const obj of repo.list(versionPrefix(repo.kind, client))) {
     const sha = versionSha(repo.kind, client, obj.key);
@@ -190,6 +211,7 @@ export async function collectVersions(
   repo: Repository,
   client: string,
   signal?: AbortSignal,
+  identities: IdentitySource = NO_IDENTITIES,
 ): Promise<VersionGc> {
   const candidates: Array<{ key: string; sha: string; size: number }> = [];
   for await (const obj of repo.list(versionPrefix(repo.kind, client))) {
@@ -197,7 +219,7 @@ export async function collectVersions(
     if (sha) candidates.push({ key: obj.key, sha, size: obj.size });
   }
   if (!candidates.length) return { versions: 0, bytes: 0 };
-  const { shas } = await referencedVersions(repo, client);
+  const { shas } = await referencedVersions(repo, client, new Set(), identities);
   let versions = 0, bytes = 0;
   const removed: string[] = [];
   for (const c of candidates) {
@@ -219,12 +241,13 @@ export async function collectVersions(
 
 /**
  * The kept versions of `client` that no run (nor the running state) refers to, for
- * the repository check: what the next prune's collection would free. Reads no
- * listing that needs an identity (see referencedVersions).
+ * the repository check: what the next prune's collection would free. Reads a
+ * listing (with `identities`) only for a run without a reference list.
  */
 export async function orphanedVersions(
   repo: Repository,
   client: string,
+  identities: IdentitySource = NO_IDENTITIES,
 ): Promise<Array<{ key: string; size: number }>> {
   const versions: Array<{ key: string; sha: string; size: number }> = [];
   for await (const obj of repo.list(versionPrefix(repo.kind, client))) {
@@ -232,6 +255,6 @@ export async function orphanedVersions(
     if (sha) versions.push({ key: obj.key, sha, size: obj.size });
   }
   if (!versions.length) return [];
-  const { shas } = await referencedVersions(repo, client);
+  const { shas } = await referencedVersions(repo, client, new Set(), identities);
   return versions.filter((v) => !shas.has(v.sha)).map(({ key, size }) => ({ key, size }));
 }
