@@ -19,7 +19,7 @@ import { forEachConcurrently } from "../../src/io/pool.ts";
 import { filesUnder } from "../helpers/crash.ts";
 import { s3Repository, type S3Server, startS3 } from "../helpers/s3.ts";
 import { run, testServices } from "../helpers/services.ts";
-import { cairn, withTempDir, writeConfig } from "../helpers/tmp.ts";
+import { cairn, randomBytes, withTempDir, writeConfig } from "../helpers/tmp.ts";
 import { createApp } from "../../src/api/app.ts";
 
 const TIMEOUT_MS = 120_000;
@@ -576,6 +576,56 @@ Deno.test({
             assert.equal(res.status, 202, await res.clone().text());
             const id = (await res.json()).data.job_id;
             assert.deepEqual((await svc.store.get(id))!.params, params);
+          }
+        } finally {
+          await svc.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "s3 mirror restore into a local directory: keys named like another key's temporary file (q and q.cairn-part-<job>) each get their own bytes",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const svc = await services(dir, s3);
+        try {
+          // q is large so that it is still being written while the small ones finish.
+          const big = randomBytes(24 * 1024 * 1024);
+          await c.send(new PutObjectCommand({ Bucket: "src", Key: "q", Body: big }));
+          // Job ids in a fresh store: the backup is 1, the restore 2.
+          for (let n = 1; n <= 4; n++) await put(c, "src", `q.cairn-part-${n}`, `part ${n}`);
+          const backup = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          const out = join(dir, "out");
+          const restored = mustComplete(
+            await run(svc, {
+              kind: "restore",
+              client_name: "assets",
+              key: String(backup.result!.key),
+              params: { target: out },
+            }),
+          );
+          assert.equal(restored.result!.objects_restored, 5);
+          assert.deepEqual(await filesUnder(out), [
+            "q",
+            "q.cairn-part-1",
+            "q.cairn-part-2",
+            "q.cairn-part-3",
+            "q.cairn-part-4",
+          ]);
+          const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+          assert.equal(digest(await Deno.readFile(join(out, "q"))), digest(big));
+          for (let n = 1; n <= 4; n++) {
+            assert.equal(await Deno.readTextFile(join(out, `q.cairn-part-${n}`)), `part ${n}`);
           }
         } finally {
           await svc.store.close();

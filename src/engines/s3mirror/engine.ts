@@ -371,9 +371,12 @@ async function restoreToDirectory(
           } leads outside it (a symbolic link); remove it or restore into an empty directory`,
         );
       }
-      const part = `${path}.cairn-part-${ctx.jobId}`;
+      // Any name can be a key of the run (q beside q.cairn-part-7), so the temporary name
+      // is unpredictable and made exclusively: never another object's file, nor renamed
+      // over by one.
+      const part = `${path}.cairn-part-${ctx.jobId}-${crypto.randomUUID()}`;
       try {
-        const file = await Deno.open(part, { write: true, create: true, truncate: true });
+        const file = await Deno.open(part, { write: true, createNew: true });
         await checked.pipeTo(file.writable);
         await Deno.rename(part, path);
       } catch (error) {
