@@ -70,10 +70,26 @@ const LEVEL_MESSAGE = {
   path: ["compression_level"],
 };
 
+/**
+ * An age X25519 recipient: "age1" and 58 bech32 characters (age-encryption.org/v1).
+ * A secret key pasted here by mistake is named as such and never repeated: a config
+ * problem is printed, logged and stored in job records.
+ */
+export const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+const AgeRecipient = z.string().superRefine((v, ctx) => {
+  if (AGE_RECIPIENT.test(v)) return;
+  ctx.addIssue({
+    code: "custom",
+    message: /^AGE-SECRET-KEY-/i.test(v.trim())
+      ? "an age identity (secret key), not a recipient: list its public key (age-keygen -y) and keep the secret key out of this file"
+      : "not an age X25519 recipient (age1 then 58 characters)",
+  });
+});
+
 /** age encryption of every stored artifact (age-encryption.org/v1, X25519 recipients). */
 const Encryption = z.strictObject({
   /** Public keys (`age1…`) new backups are encrypted for. */
-  recipients: z.array(nonEmpty).default([]),
+  recipients: z.array(AgeRecipient).default([]),
   /** A file of recipients, one a line (`#` comments), as `age -R` reads. */
   recipients_file: nonEmpty.optional(),
   /** The private key file (`AGE-SECRET-KEY-1…`): only on hosts that restore or rehearse. */

@@ -52,6 +52,15 @@ export async function loadKeys(settings: EncryptionSettings | undefined): Promis
     recipients.push(...keyLines(await readKeyFile(settings.recipients_file, "recipients")));
   }
   for (const r of recipients) {
+    if (/^AGE-SECRET-KEY-/i.test(r)) {
+      // Never repeated: this message reaches logs, job records and notifications.
+      throw new CairnError(
+        "CONFIG_INVALID",
+        `An age identity (secret key) is listed as a recipient${
+          settings.recipients_file ? ` (repository.encryption or ${settings.recipients_file})` : ""
+        }: list its public key (age-keygen -y) instead`,
+      );
+    }
     if (!RECIPIENT.test(r)) {
       throw new CairnError(
         "CONFIG_INVALID",

@@ -93,3 +93,36 @@ Deno.test("config: compression per repository and client; gzip levels stop at 9;
   }));
   assert.equal((c.clients.a as { compression?: string }).compression, "none");
 });
+
+Deno.test("an age identity (secret key) listed as a recipient is refused without being repeated: in the config (config check fails) and in a recipients_file", async () => {
+  const id = await generateIdentity();
+  const r = await identityToRecipient(id);
+  let problems: string[] = [];
+  try {
+    parseConfig(
+      `repository: {kind: fs, path: /r, encryption: {recipients: ["${id}", "age1notakey"]}}\n`,
+    );
+  } catch (error) {
+    problems = [(error as Error).message];
+  }
+  const text = problems.join("\n");
+  assert.match(
+    text,
+    /repository\.encryption\.recipients\.0: an age identity \(secret key\), not a recipient: list its public key \(age-keygen -y\)/,
+  );
+  assert.match(
+    text,
+    /repository\.encryption\.recipients\.1: not an age X25519 recipient \(age1 then 58 characters\)/,
+  );
+  assert.ok(!text.includes(id.slice(16)), text);
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "r.txt"), `${r}\n${id}\n`);
+    await assert.rejects(
+      loadKeys({ recipients_file: join(dir, "r.txt") }),
+      (e) =>
+        e instanceof CairnError && e.code === "CONFIG_INVALID" &&
+        /an age identity \(secret key\) is listed as a recipient/i.test(e.message) &&
+        !e.message.includes(id.slice(16)),
+    );
+  });
+});
