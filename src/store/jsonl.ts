@@ -21,7 +21,10 @@ type Entry =
   | { t: "sched"; v: Schedule }
   | { t: "sched-"; id: number }
   | { t: "dlv"; v: Delivery }
-  | { t: "dlv-"; id: number };
+  | { t: "dlv-"; id: number }
+  // A transaction of several changes is one line, so a kill mid-write loses all of it
+  // (a torn last line is dropped) and never applies part of it (a store copy's import).
+  | { t: "tx"; e: Entry[] };
 
 const encoder = new TextEncoder();
 
@@ -100,7 +103,7 @@ export class JsonlStore extends BaseStore {
           );
         }
         this.#apply(entry);
-        this.#lines++;
+        this.#lines += entry.t === "tx" ? entry.e.length : 1;
       }
       offset = next;
       goodEnd = Math.min(next, text.length);
@@ -144,6 +147,9 @@ export class JsonlStore extends BaseStore {
         break;
       case "dlv-":
         this.#deliveries.delete(entry.id);
+        break;
+      case "tx":
+        for (const e of entry.e) this.#apply(e);
         break;
     }
   }
@@ -336,7 +342,8 @@ export class JsonlStore extends BaseStore {
   }
 
   #append(entries: Entry[]): void {
-    const text = entries.map((e) => JSON.stringify(e)).join("\n") + "\n";
+    const line = entries.length === 1 ? entries[0] : { t: "tx", e: entries };
+    const text = JSON.stringify(line) + "\n";
     const bytes = encoder.encode(text);
     let written = 0;
     while (written < bytes.length) written += this.#file.writeSync(bytes.subarray(written));

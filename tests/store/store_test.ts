@@ -4,6 +4,7 @@ import { CairnError } from "../../src/errors.ts";
 import { configureLog } from "../../src/log.ts";
 import { JsonlStore } from "../../src/store/jsonl.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
+import * as state from "../../src/jobs/state.ts";
 import { tempDir, withTempDir } from "../helpers/tmp.ts";
 import { storeConformance } from "./conformance.ts";
 
@@ -35,6 +36,52 @@ Deno.test("jsonl store: a torn last line is dropped with a warning, and appends 
       configureLog({ to: "stdout" });
     }
     assert.ok(warnings.some((w) => w.includes("torn last line")), warnings.join("\n"));
+  });
+});
+
+Deno.test("jsonl store: a transaction cut anywhere by a kill is lost whole, never applied in part (a store copy's import)", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "jobs.jsonl");
+    const store = await JsonlStore.open(path);
+    await store.enqueue(job);
+    await store.close();
+    const before = (await Deno.readFile(path)).length;
+    const target = await JsonlStore.open(path);
+    const now = Date.now();
+    await target.importRecords({
+      jobs: Array.from({ length: 300 }, (_, i) => state.newJob(i + 2, job, now + i)),
+      schedules: [],
+    });
+    await target.close();
+    const whole = await Deno.readFile(path);
+    assert.equal(
+      await JsonlStore.open(path).then(async (s) => {
+        const n = await s.count({});
+        await s.close();
+        return n;
+      }),
+      301,
+    );
+    // A kill (or a power loss) may cut the write at any byte: what is read back holds
+    // either none of the import or all of it.
+    for (
+      const cut of [
+        before + 1,
+        before + 1000,
+        Math.floor((before + whole.length) / 2),
+        whole.length - 1,
+      ]
+    ) {
+      await Deno.writeFile(path, whole.subarray(0, cut));
+      configureLog({ to: () => {} });
+      try {
+        const again = await JsonlStore.open(path);
+        assert.equal(await again.count({}), 1, `cut at byte ${cut} of ${whole.length}`);
+        await again.close();
+      } finally {
+        configureLog({ to: "stdout" });
+      }
+    }
   });
 });
 
