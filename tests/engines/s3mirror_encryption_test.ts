@@ -684,3 +684,85 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "s3 mirror after a key rotation: a host holding only the new key is refused a restore of a run with old-key copies before anything is written",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s3 = await startS3(["src"]);
+    const c = s3client(s3);
+    try {
+      await withTempDir(async (dir) => {
+        const [oldId, newId] = [await generateIdentity(), await generateIdentity()];
+        const [oldR, newR] = [await identityToRecipient(oldId), await identityToRecipient(newId)];
+        await Deno.writeTextFile(join(dir, "both.txt"), `${oldId}\n${newId}\n`);
+        await Deno.writeTextFile(join(dir, "new.txt"), `${newId}\n`);
+        const host = (recipient: string, identityFile: string) =>
+          testServices(dir, mirrorClient(s3), {}, {
+            kind: "fs",
+            path: join(dir, "repo"),
+            encryption: { recipients: [recipient], identity_file: join(dir, identityFile) },
+          });
+        await put(c, "a.txt", "alpha");
+        await put(c, "b.txt", "bravo");
+        let svc = await host(oldR, "both.txt");
+        try {
+          mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+        } finally {
+          await svc.store.close();
+        }
+        // Rotated: a new object is stored for the new key; the unchanged ones keep their
+        // copies for the old key (changing recipients copies nothing again).
+        await put(c, "c.txt", "charlie");
+        svc = await host(newR, "both.txt");
+        let key: string;
+        try {
+          const run2 = mustComplete(await run(svc, { kind: "backup", client_name: "assets" }));
+          key = String(run2.result!.key);
+          assert.equal(run2.result!.objects_copied, 1);
+        } finally {
+          await svc.store.close();
+        }
+        svc = await host(newR, "new.txt");
+        try {
+          const target = join(dir, "out");
+          const r = await run(svc, {
+            kind: "restore",
+            client_name: "assets",
+            key,
+            params: { target },
+          });
+          assert.equal(r.status, "failed");
+          assert.match(
+            r.error!,
+            new RegExp(
+              `This backup is encrypted for ${oldR}; no identity in the identity file .*new\\.txt matches`,
+            ),
+          );
+          assert.equal(r.attempts, 1, "no retry: another attempt cannot find a key");
+          await assert.rejects(Deno.stat(target), "nothing was written");
+        } finally {
+          await svc.store.close();
+        }
+        // The host holding both keys restores the run, every object equal.
+        svc = await host(newR, "both.txt");
+        try {
+          const target = join(dir, "out-both");
+          mustComplete(
+            await run(svc, { kind: "restore", client_name: "assets", key, params: { target } }),
+          );
+          assert.deepEqual(
+            await tree(target),
+            new Map([["a.txt", sha("alpha")], ["b.txt", sha("bravo")], ["c.txt", sha("charlie")]]),
+          );
+        } finally {
+          await svc.store.close();
+        }
+      });
+    } finally {
+      await s3.stop();
+    }
+  },
+});

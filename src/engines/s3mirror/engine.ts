@@ -241,17 +241,17 @@ async function requireIdentityForCopies(
   ctx: EngineContext<S3ClientConfig>,
   objects: MirrorEntry[],
 ): Promise<void> {
-  const recipients = new Set<string>();
+  // Each set of recipients on its own: copies made before a key rotation are for the
+  // old key, and an identity for the new one alone must not let a restore start that
+  // would stop at the first old copy, with part of the target already written.
+  const sets = new Map<string, string[]>();
   for (const o of objects) {
     for (const t of o.transforms ?? []) {
-      if (t.name === "age") t.recipients.forEach((r) => recipients.add(r));
+      if (t.name === "age") sets.set(JSON.stringify([...t.recipients].sort()), t.recipients);
     }
   }
-  if (!recipients.size) return;
-  await requireIdentityFor(
-    [...recipients],
-    ctx.keys ?? { recipients: [], identities: [], identityFile: null },
-  );
+  const keys = ctx.keys ?? { recipients: [], identities: [], identityFile: null };
+  for (const recorded of sets.values()) await requireIdentityFor(recorded, keys);
 }
 
 /** VERIFY_FAILED naming the objects a restore did not write, and why. */
