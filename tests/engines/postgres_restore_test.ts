@@ -661,8 +661,21 @@ Deno.test({
         controller.abort();
         const job = await running;
         assert.equal(job.status, "cancelled");
+        // Gone at once as a rule; twice in full-suite runs on 2 loaded cores it was still
+        // there when the job ended (not reproduced alone, nor under CPU load): allow it
+        // 10 s to be reaped, and say what it was if it stays.
         for (const pid of seen) {
-          assert.equal(await alive(pid), false, `the restore's pg_restore (pid ${pid}) has exited`);
+          const deadline = Date.now() + 10_000;
+          while (await alive(pid) && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          const ps = new TextDecoder().decode(
+            (await new Deno.Command("ps", {
+              args: ["-o", "pid,ppid,stat,etime,args", "-p", String(pid)],
+              stdout: "piped",
+            }).output()).stdout,
+          );
+          assert.equal(await alive(pid), false, `the restore's pg_restore has exited:\n${ps}`);
         }
         const [{ n }] = await sql`SELECT count(*)::int AS n FROM big`;
         assert.equal(n, 1000, "the live database is as it was");
