@@ -64,3 +64,8 @@ export function legacyTransforms(ext: string): Transform[] {
 export function isEncrypted(transforms: Transform[]): boolean {
   return transforms.some((t) => t.name === "age");
 }
+
+/** The age recipients (`age1…` public keys) recorded in `transforms`; none when unencrypted. */
+export function ageRecipients(transforms: Transform[]): string[] {
+  return transforms.flatMap((t) => t.name === "age" ? t.recipients : []);
+}

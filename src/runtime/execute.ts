@@ -13,6 +13,7 @@ import { writeArtifact } from "../pipeline/write.ts";
 import { loadKeys, requireIdentityFor } from "../pipeline/identity.ts";
 import { sealFacts, unsealFacts } from "../pipeline/facts.ts";
 import {
+  ageRecipients,
   chainedExtension,
   type CompressionName,
   isEncrypted,
@@ -192,10 +193,11 @@ async function runBackup(
     );
   }
   const keys = await loadKeys(services.config.repository.encryption);
+  // The recipients the key names (a re-run keeps its transforms), not only the config's.
+  const recipients = ageRecipients(transforms);
   const ctx = {
     ...engineContext(services, job, hooks, clientName),
-    // The recipients the key names (a re-run keeps its transforms), not only the config's.
-    keys: { ...keys, recipients: transforms.flatMap((t) => t.name === "age" ? t.recipients : []) },
+    keys: { ...keys, recipients },
     artifactKey: key,
   };
   const output = await engine.backup(ctx);
@@ -217,7 +219,6 @@ async function runBackup(
     stored = true;
     const facts = await output.facts;
     hooks.signal.throwIfAborted();
-    const recipients = transforms.flatMap((t) => t.name === "age" ? t.recipients : []);
     const manifest: Manifest = {
       format_version: MANIFEST_FORMAT,
       key,
@@ -343,7 +344,7 @@ function transformsOfKey(key: string, current: Transform[]): Transform[] {
     ...(parsed.encrypted ? ["age"] : []),
   ];
   if (current.map((t) => t.name).join(".") === wanted.join(".")) return current;
-  const recipients = current.flatMap((t) => t.name === "age" ? t.recipients : []);
+  const recipients = ageRecipients(current);
   if (parsed.encrypted && recipients.length === 0) {
     throw new CairnError(
       "VALIDATION_FAILED",
@@ -381,7 +382,7 @@ async function openManifest(
 ): Promise<Manifest> {
   const transforms = artifactTransforms(manifest);
   if (!isEncrypted(transforms)) return manifest;
-  const recorded = transforms.flatMap((t) => t.name === "age" ? t.recipients : []);
+  const recorded = ageRecipients(transforms);
   await requireIdentityFor(recorded, keys);
   if (manifest.sealed_facts === undefined) return manifest;
   return { ...manifest, facts: await unsealFacts(manifest.sealed_facts, keys.identities) };
@@ -431,10 +432,7 @@ async function runVerify(
     // A rehearsal promises the content restores: a write-only host cannot keep that
     // promise, and a pass that checked only the stored bytes would say it had.
     if (rehearsal) {
-      await requireIdentityFor(
-        artifactTransforms(loaded.manifest).flatMap((t) => t.name === "age" ? t.recipients : []),
-        keys,
-      );
+      await requireIdentityFor(ageRecipients(artifactTransforms(loaded.manifest)), keys);
     }
     // A write-only host proves what it can: every stored byte against the sha256.
     await checkStored(services.repository, loaded.manifest, options);

@@ -12,6 +12,7 @@ import { describe, parseRedisUrl } from "../engines/redis/url.ts";
 import { parseS3Target } from "../engines/s3mirror/keys.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import { type EncryptionSettings, loadKeys, requireIdentityFor } from "../pipeline/identity.ts";
+import { ageRecipients } from "../pipeline/transforms.ts";
 
 /** Where a request came from: messages name CLI flags there, and body fields on the API. */
 export type Surface = "cli" | "api";
@@ -200,7 +201,7 @@ export async function requireDecryptable(
   encryption: EncryptionSettings | undefined,
 ): Promise<void> {
   // Only format-2 manifests record transforms, and only they can be encrypted.
-  const recorded = (manifest.transforms ?? []).flatMap((t) => t.name === "age" ? t.recipients : []);
+  const recorded = ageRecipients(manifest.transforms ?? []);
   if (recorded.length === 0) return;
   await requireIdentityFor(recorded, await loadKeys(encryption));
 }

@@ -1,4 +1,4 @@
-import type { Transform } from "../pipeline/transforms.ts";
+import { ageRecipients, type Transform } from "../pipeline/transforms.ts";
 
 /**
  * What this host holds to open encrypted backups: the public keys (`age1…`) derived
@@ -58,7 +58,7 @@ export function identityWhere(host: Pick<HostIdentities, "identityFile">): strin
  * format 1) and the recipients this host's identities open. Pure.
  */
 export function decryptability(transforms: Transform[], host: HostIdentities): Decryptability {
-  const recipients = transforms.flatMap((t) => t.name === "age" ? t.recipients : []);
+  const recipients = ageRecipients(transforms);
   if (!transforms.some((t) => t.name === "age")) {
     return {
       state: "plain",
