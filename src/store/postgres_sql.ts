@@ -1,3 +1,5 @@
+import { JOB_FIELDS } from "./job_row.ts";
+
 /**
  * The PostgreSQL job store's schema and every statement it runs, by name, in one
  * place. A new store method adds its statement here and a short method in
@@ -123,29 +125,7 @@ export const MIGRATIONS: readonly string[] = [
    );`,
 ];
 
-export const JOB_COLUMNS = [
-  "kind",
-  "client_name",
-  "key",
-  "label",
-  "status",
-  "attempts",
-  "max_attempts",
-  "progress",
-  "error",
-  "schedule_id",
-  "params",
-  "result",
-  "created_at",
-  "started_at",
-  "finished_at",
-  "run_after",
-  "updated_at",
-  "lease_owner",
-  "lease_token",
-  "lease_expires_at",
-  "cancel_requested",
-] as const;
+export const JOB_COLUMNS = JOB_FIELDS;
 
 /** The SQL type each job column's parameter is cast to (JSON as text, see above). */
 const JOB_CASTS: Record<typeof JOB_COLUMNS[number], string> = {

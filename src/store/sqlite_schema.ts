@@ -1,3 +1,5 @@
+import { JOB_FIELDS } from "./job_row.ts";
+
 /** Numbered migrations; PRAGMA user_version records how many have run. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE jobs (
@@ -89,30 +91,7 @@ export const DELIVERY_COLUMNS = [
   "delivered_at",
 ] as const;
 
-export const JOB_COLUMNS = [
-  "id",
-  "kind",
-  "client_name",
-  "key",
-  "label",
-  "status",
-  "attempts",
-  "max_attempts",
-  "progress",
-  "error",
-  "schedule_id",
-  "params",
-  "result",
-  "created_at",
-  "started_at",
-  "finished_at",
-  "run_after",
-  "updated_at",
-  "lease_owner",
-  "lease_token",
-  "lease_expires_at",
-  "cancel_requested",
-] as const;
+export const JOB_COLUMNS = ["id", ...JOB_FIELDS] as const;
 
 export const SCHEDULE_COLUMNS = [
   "id",
